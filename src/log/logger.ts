@@ -1,0 +1,85 @@
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+
+/** The logger type every component receives: a pino child made for it by the composition root. */
+export type Logger = pino.Logger;
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+export type LogFormat = 'auto' | 'json' | 'journal';
+
+export interface LoggerOptions {
+  readonly level: LogLevel;
+  readonly format: LogFormat;
+  /** Where lines go; stdout by default (systemd reads stdout). */
+  readonly destination?: NodeJS.WritableStream;
+}
+
+/** syslog priorities as sd-daemon(3) expects them in a `<N>` line prefix. */
+const SYSLOG_PRIORITY: Record<number, number> = { 10: 7, 20: 7, 30: 6, 40: 4, 50: 3, 60: 2 };
+
+/**
+ * Under journald (JOURNAL_STREAM set, or `log.format: journal`) every line starts with its syslog
+ * priority so `journalctl -p warning` filters exactly; elsewhere lines stay JSON.
+ */
+export function wantsJournal(format: LogFormat, env: NodeJS.ProcessEnv = process.env): boolean {
+  return format === 'journal' || (format === 'auto' && typeof env['JOURNAL_STREAM'] === 'string');
+}
+
+/**
+ * Formats one pino JSON line for the journal: `<prio>message key=value ...` on a single line.
+ * Exported for its unit test.
+ */
+export function formatJournalLine(json: string): string {
+  let record: Record<string, unknown>;
+  try {
+    record = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    return `<6>${json.replace(/\n/g, '\\n')}`;
+  }
+  const level = typeof record['level'] === 'number' ? record['level'] : 30;
+  const priority = SYSLOG_PRIORITY[level] ?? 6;
+  const { msg, level: _l, time: _t, pid: _p, hostname: _h, ...fields } = record;
+  const parts: string[] = [typeof msg === 'string' ? msg : ''];
+  for (const [key, value] of Object.entries(fields)) {
+    const text = typeof value === 'string' ? value : JSON.stringify(value);
+    parts.push(`${key}=${/[\s"]/.test(text ?? '') ? JSON.stringify(text) : text}`);
+  }
+  return `<${priority}>${parts.join(' ').replace(/\r?\n/g, '\\n')}`;
+}
+
+function journalStream(out: NodeJS.WritableStream): Writable {
+  return new Writable({
+    write(chunk: Buffer | string, _encoding, callback) {
+      const lines = chunk
+        .toString()
+        .split('\n')
+        .filter((l) => l.length > 0);
+      out.write(`${lines.map(formatJournalLine).join('\n')}\n`);
+      callback();
+    },
+  });
+}
+
+/** The one pino root of the process. Components get `root.child({ component: 'name' })`. */
+export function createRootLogger(options: LoggerOptions): Logger {
+  const out = options.destination ?? process.stdout;
+  const stream = wantsJournal(options.format) ? journalStream(out) : out;
+  return pino(
+    {
+      level: options.level,
+      base: { pid: process.pid },
+      timestamp: pino.stdTimeFunctions.isoTime,
+      // The Influx token must never reach a log line, whatever object a caller passes.
+      redact: {
+        paths: ['token', '*.token', '*.*.token', 'config.storage.influx.token'],
+        censor: '[redacted]',
+      },
+    },
+    stream,
+  );
+}
+
+/** A logger that discards everything: for tests and one-shot commands that print their own output. */
+export function createSilentLogger(): Logger {
+  return pino({ level: 'silent' });
+}
