@@ -9,4 +9,6 @@ export interface ChannelInfo {
   readonly model: string;
   /** The strip's deviceId for an outlet; null for a single plug. */
   readonly parentId: string | null;
+  /** The strip's own alias for an outlet (so `--device "Desk strip"` finds its outlets); null for a plug. */
+  readonly parentAlias: string | null;
 }

@@ -6,3 +6,48 @@ import cron from 'node-cron';
 export function isValidCronExpression(expression: string): boolean {
   return cron.validate(expression);
 }
+
+export interface CronHandlers {
+  /** A scheduled slot is due; `scheduledMs` is the slot's time (UTC ms). */
+  readonly onTick: (scheduledMs: number) => void;
+  /** node-cron reports a slot it could not run in time (it never catches up). */
+  readonly onMissed: (scheduledMs: number) => void;
+  /** node-cron's own warnings and errors. */
+  readonly onLog?: (level: 'warn' | 'error', message: string) => void;
+}
+
+export interface CronJob {
+  stop(): void;
+}
+
+/**
+ * Runs `onTick` on every slot of `expression` (six fields allow seconds). `onTick` must return at once:
+ * the poller does its own per-device overlap control, so node-cron's `noOverlap` is off.
+ */
+export function scheduleCron(expression: string, handlers: CronHandlers, timezone?: string): CronJob {
+  const log = handlers.onLog ?? (() => {});
+  const task = cron.schedule(
+    expression,
+    (context) => {
+      handlers.onTick(context.date.getTime());
+    },
+    {
+      noOverlap: false,
+      ...(timezone === undefined ? {} : { timezone }),
+      logger: {
+        info: () => {},
+        debug: () => {},
+        warn: (message) => log('warn', message),
+        error: (message) => log('error', String(message)),
+      },
+    },
+  );
+  task.on('execution:missed', (context) => {
+    handlers.onMissed(context.date.getTime());
+  });
+  return {
+    stop: () => {
+      void task.destroy();
+    },
+  };
+}

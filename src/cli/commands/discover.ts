@@ -1,0 +1,89 @@
+import { discoverOnce } from '../../discovery/discovery.js';
+import { boolFlag, type Command, stringFlag, stringListFlag } from '../command.js';
+import { EXIT_OK, UsageError } from '../exit-codes.js';
+import { loadForCommand } from '../load-config.js';
+
+function positiveSeconds(text: string, flag: string): number {
+  const value = Number(text);
+  if (!Number.isFinite(value) || value <= 0)
+    throw new UsageError(`${flag} expects seconds > 0, got '${text}'`);
+  return Math.round(value * 1000);
+}
+
+function table(rows: readonly (readonly string[])[]): string {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
+  return rows
+    .map((r) =>
+      r
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+export const discoverCommand: Command = {
+  name: 'discover',
+  summary: 'list the plugs that answer on the network, once',
+  usage: `[-c FILE] [--timeout S] [--broadcast ADDR]... [--port N] [--json]
+
+Sends one discovery round (to the configured broadcast addresses and static hosts, or to --broadcast)
+and lists every plug that answered: id, alias, model, address, energy meter yes/no, outlets.
+
+  -c, --config FILE     take broadcast addresses, port and static hosts from this config
+      --timeout S       seconds to wait for answers (default: discovery.timeout, 2 s)
+      --broadcast ADDR  where to send the discovery packet (repeatable); 127.255.255.255 for simulated plugs
+      --port N          the plugs' port (default 9999)
+      --json            print JSON instead of a table
+`,
+  options: {
+    config: { type: 'string', short: 'c' },
+    timeout: { type: 'string' },
+    broadcast: { type: 'string', multiple: true },
+    port: { type: 'string' },
+    json: { type: 'boolean' },
+  },
+  async run(context) {
+    const overrides: Record<string, unknown> = {};
+    const broadcast = stringListFlag(context, 'broadcast');
+    if (broadcast.length > 0) overrides['discovery.broadcast'] = broadcast;
+    const port = stringFlag(context, 'port');
+    if (port !== undefined) overrides['discovery.port'] = port;
+    const { config } = loadForCommand(context, overrides);
+    const timeout = stringFlag(context, 'timeout');
+    const d = config.discovery;
+    const devices = await discoverOnce({
+      broadcast: d.broadcast,
+      port: d.port,
+      timeoutMs: timeout === undefined ? d.timeout : positiveSeconds(timeout, '--timeout'),
+      hosts: d.hosts.map((h) => (h.host.includes(':') ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`)),
+      receiveBufferBytes: d.receive_buffer,
+    });
+    if (boolFlag(context, 'json')) {
+      context.stdout.write(`${JSON.stringify(devices, null, 2)}\n`);
+      return EXIT_OK;
+    }
+    if (devices.length === 0) {
+      context.stderr.write(
+        `no plug answered within ${timeout ?? d.timeout / 1000}s on ${d.broadcast.join(', ')}:${d.port}.\n` +
+          'Check that the plugs are on this subnet (broadcast does not cross routers or VLANs), or list them\n' +
+          'under discovery.hosts; `kasa-monitor demo` tries everything with simulated plugs.\n',
+      );
+      return EXIT_OK;
+    }
+    const rows = [['ID', 'ALIAS', 'MODEL', 'ADDRESS', 'METER', 'OUTLETS']];
+    for (const dev of devices) {
+      rows.push([
+        dev.id,
+        dev.alias,
+        dev.model,
+        `${dev.host}:${dev.port}`,
+        dev.hasEmeter ? 'yes' : 'no',
+        String(dev.outlets.length || '-'),
+      ]);
+      for (const outlet of dev.outlets) rows.push([`  ${outlet.id}`, `  ${outlet.alias}`, '', '', '', '']);
+    }
+    context.stdout.write(`${table(rows)}\n`);
+    return EXIT_OK;
+  },
+};

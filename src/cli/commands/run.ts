@@ -1,0 +1,153 @@
+import { type Config, ConfigError, formatProblem, loadConfig } from '../../config/index.js';
+import { createRootLogger, type Logger } from '../../log/logger.js';
+import { Daemon } from '../../main.js';
+import { type Command, type CommandContext, stringFlag, stringListFlag } from '../command.js';
+import { EXIT_FAILURE, EXIT_OK } from '../exit-codes.js';
+import { loadForCommand, parseSetFlags } from '../load-config.js';
+
+/** Extra time past shutdown.timeout before the fuse ends the process no matter what. */
+const HARD_EXIT_GRACE_MS = 5_000;
+
+export const runOptions = {
+  config: { type: 'string', short: 'c' },
+  set: { type: 'string', multiple: true },
+  'log-level': { type: 'string' },
+  database: { type: 'string' },
+  broadcast: { type: 'string', multiple: true },
+} as const;
+
+/** Flags of `run` (and `demo`) as config overrides: flags beat the environment and the file. */
+export function runOverrides(context: CommandContext): Record<string, unknown> {
+  const overrides = parseSetFlags(stringListFlag(context, 'set'));
+  const level = stringFlag(context, 'log-level');
+  if (level !== undefined) overrides['log.level'] = level;
+  const database = stringFlag(context, 'database');
+  if (database !== undefined) overrides['storage.sqlite.path'] = database;
+  const broadcast = stringListFlag(context, 'broadcast');
+  if (broadcast.length > 0) overrides['discovery.broadcast'] = broadcast;
+  return overrides;
+}
+
+export interface RunHooks {
+  /** Called once the daemon is up (the demo starts printing then). */
+  readonly onStarted?: (daemon: Daemon, logger: Logger) => void;
+  /** Called after the daemon stopped, before the exit code is returned. */
+  readonly onStopped?: () => Promise<void>;
+}
+
+/**
+ * Runs the daemon until SIGTERM/SIGINT. The first signal drains the queue into SQLite and closes
+ * cleanly (exit 0); a second signal, or the fuse at shutdown.timeout + 5 s, exits at once (exit 1).
+ * SIGHUP re-reads the configuration: a bad file is rejected and the running configuration stays.
+ * An uncaught error takes the same graceful path and then exits 1, so systemd restarts us.
+ */
+export async function runDaemon(
+  context: CommandContext,
+  config: Config,
+  hooks: RunHooks = {},
+): Promise<number> {
+  const logger = createRootLogger({ level: config.log.level, format: config.log.format });
+  const daemon = new Daemon(config, logger);
+  let exitCode = EXIT_OK;
+  let resolveStopped: () => void = () => {};
+  const stopped = new Promise<void>((resolve) => {
+    resolveStopped = resolve;
+  });
+  let shuttingDown = false;
+
+  const shutdown = (reason: string, code: number) => {
+    if (shuttingDown) {
+      logger.warn({ reason }, 'second stop request: exiting now without waiting for the queue');
+      process.exit(EXIT_FAILURE);
+    }
+    shuttingDown = true;
+    exitCode = code;
+    logger.info({ reason }, 'stopping: draining the queue into the database');
+    const budget = daemon.config.shutdown.timeout;
+    const fuse = setTimeout(() => {
+      logger.error({ timeoutMs: budget }, 'shutdown took too long: exiting without a clean close');
+      process.exit(EXIT_FAILURE);
+    }, budget + HARD_EXIT_GRACE_MS);
+    fuse.unref();
+    daemon
+      .stop(budget)
+      .catch((error: unknown) => {
+        logger.error({ err: error }, 'error while stopping');
+        exitCode = EXIT_FAILURE;
+      })
+      .finally(() => resolveStopped());
+  };
+
+  const reload = () => {
+    const file = stringFlag(context, 'config');
+    try {
+      const loaded = loadConfig({
+        ...(file === undefined ? {} : { file }),
+        env: context.env,
+        overrides: runOverrides(context),
+      });
+      daemon.reload(loaded.config);
+    } catch (error) {
+      if (error instanceof ConfigError) {
+        for (const problem of error.problems)
+          logger.error({ key: problem.path }, `config rejected: ${formatProblem(problem)}`);
+        logger.error('reload rejected: keeping the running configuration');
+      } else {
+        logger.error({ err: error }, 'reload failed: keeping the running configuration');
+      }
+    }
+  };
+
+  const onSigterm = () => shutdown('SIGTERM', EXIT_OK);
+  const onSigint = () => shutdown('SIGINT', EXIT_OK);
+  const onFatal = (error: unknown) => {
+    logger.fatal({ err: error }, 'unexpected error: shutting down');
+    shutdown('fatal error', EXIT_FAILURE);
+  };
+  process.on('SIGTERM', onSigterm);
+  process.on('SIGINT', onSigint);
+  process.on('SIGHUP', reload);
+  process.on('uncaughtException', onFatal);
+  process.on('unhandledRejection', onFatal);
+  try {
+    try {
+      await daemon.start();
+    } catch (error) {
+      logger.fatal({ err: error }, 'could not start');
+      await daemon.stop(0).catch(() => undefined);
+      return EXIT_FAILURE;
+    }
+    hooks.onStarted?.(daemon, logger);
+    await stopped;
+    await hooks.onStopped?.();
+    return exitCode;
+  } finally {
+    process.off('SIGTERM', onSigterm);
+    process.off('SIGINT', onSigint);
+    process.off('SIGHUP', reload);
+    process.off('uncaughtException', onFatal);
+    process.off('unhandledRejection', onFatal);
+  }
+}
+
+export const runCommand: Command = {
+  name: 'run',
+  summary: 'run the daemon (what the systemd unit starts)',
+  usage: `[-c FILE] [--set KEY=VALUE]... [--log-level LEVEL] [--database PATH] [--broadcast ADDR]...
+
+Discovers plugs, polls their energy meters and records every reading in SQLite until SIGTERM or
+SIGINT; SIGHUP reloads the configuration.
+
+  -c, --config FILE      config file (default: KASA_MONITOR_CONFIG, else /etc/kasa-monitor/config.yaml
+                         if present, else built-in defaults)
+      --set KEY=VALUE    override any config key, e.g. --set polling.interval=5s (repeatable)
+      --log-level LEVEL  fatal, error, warn, info, debug or trace
+      --database PATH    the SQLite file (storage.sqlite.path)
+      --broadcast ADDR   discovery broadcast address (repeatable); 127.255.255.255 for simulated plugs
+`,
+  options: runOptions,
+  async run(context) {
+    const { config } = loadForCommand(context, runOverrides(context));
+    return runDaemon(context, config);
+  },
+};

@@ -1,0 +1,130 @@
+import { readFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import type { Command, CommandContext } from './command.js';
+import { commands } from './commands/index.js';
+import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './exit-codes.js';
+import { ConfigExit } from './load-config.js';
+
+export interface CliIo {
+  readonly stdout: NodeJS.WritableStream;
+  readonly stderr: NodeJS.WritableStream;
+  readonly env: NodeJS.ProcessEnv;
+}
+
+export function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+function mainHelp(): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  const lines = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
+  return [
+    'Usage: kasa-monitor <command> [options]',
+    '',
+    'Records what TP-Link Kasa smart plugs measure.',
+    '',
+    'Commands:',
+    ...lines,
+    '',
+    'Run `kasa-monitor <command> --help` for a command’s options.',
+    'Exit codes: 0 success, 64 bad usage, 78 bad configuration, 1 anything else.',
+    '',
+  ].join('\n');
+}
+
+function commandHelp(command: Command): string {
+  return `Usage: kasa-monitor ${command.name} ${command.usage.trimEnd()}\n`;
+}
+
+/** Parses argv (without node and script) and runs the chosen command; resolves to the exit code. */
+export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
+    io.stdout.write(mainHelp());
+    return name === undefined ? EXIT_USAGE : EXIT_OK;
+  }
+  if (name === '--version' || name === '-V') {
+    io.stdout.write(`${packageVersion()}\n`);
+    return EXIT_OK;
+  }
+  const command = commands.find((c) => c.name === name);
+  if (command === undefined) {
+    io.stderr.write(`kasa-monitor: unknown command '${name}'\n\n${mainHelp()}`);
+    return EXIT_USAGE;
+  }
+  try {
+    const parsed = parseArgs({
+      args: joinNegativeValues(rest, command),
+      options: {
+        ...command.options,
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'V' },
+      },
+      allowPositionals: true,
+      strict: true,
+    });
+    if ((parsed.values as Record<string, unknown>)['help'] === true) {
+      io.stdout.write(commandHelp(command));
+      return EXIT_OK;
+    }
+    if ((parsed.values as Record<string, unknown>)['version'] === true) {
+      io.stdout.write(`${packageVersion()}\n`);
+      return EXIT_OK;
+    }
+    const limits = command.positionals ?? { min: 0, max: 0 };
+    if (parsed.positionals.length < limits.min || parsed.positionals.length > limits.max) {
+      throw new UsageError(
+        limits.max === 0
+          ? `unexpected argument '${parsed.positionals[0] ?? ''}'`
+          : `expected ${limits.min === limits.max ? limits.min : `${limits.min} to ${limits.max}`} argument(s)`,
+      );
+    }
+    const context: CommandContext = {
+      values: parsed.values as Record<string, unknown>,
+      positionals: parsed.positionals,
+      stdout: io.stdout,
+      stderr: io.stderr,
+      env: io.env,
+    };
+    return await command.run(context);
+  } catch (error) {
+    if (error instanceof ConfigExit) return error.exitCode;
+    if (error instanceof UsageError || isParseArgsError(error)) {
+      io.stderr.write(`kasa-monitor ${name}: ${(error as Error).message}\n\n${commandHelp(command)}`);
+      return EXIT_USAGE;
+    }
+    io.stderr.write(`kasa-monitor ${name}: ${error instanceof Error ? error.message : String(error)}\n`);
+    return EXIT_FAILURE;
+  }
+}
+
+function isParseArgsError(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS');
+}
+
+/**
+ * parseArgs reads `--from -24h` as two options; relative times are negative numbers, so a value
+ * that looks like one is joined to its option (`--from=-24h`) before parsing.
+ */
+function joinNegativeValues(args: readonly string[], command: Command): string[] {
+  const takesValue = new Set<string>();
+  for (const [name, spec] of Object.entries(command.options)) {
+    if (spec.type !== 'string') continue;
+    takesValue.add(`--${name}`);
+    if (spec.short !== undefined) takesValue.add(`-${spec.short}`);
+  }
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i] as string;
+    const next = args[i + 1];
+    if (takesValue.has(arg) && next !== undefined && /^-\d/.test(next)) {
+      out.push(arg.startsWith('--') ? `${arg}=${next}` : `${arg}${next}`);
+      i++;
+    } else out.push(arg);
+  }
+  return out;
+}

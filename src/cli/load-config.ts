@@ -1,0 +1,44 @@
+import { ConfigError, formatProblem, type LoadedConfig, loadConfig } from '../config/index.js';
+import { type CommandContext, stringFlag } from './command.js';
+import { EXIT_CONFIG, UsageError } from './exit-codes.js';
+
+/** Thrown after the problems were printed; the CLI turns it into exit code 78. */
+export class ConfigExit extends Error {
+  readonly exitCode = EXIT_CONFIG;
+}
+
+/**
+ * Loads the configuration for a command: `-c FILE`, else KASA_MONITOR_CONFIG, else
+ * /etc/kasa-monitor/config.yaml if present, else defaults; then environment, then `overrides`
+ * (dotted key paths from flags). Every problem is printed with its key path.
+ */
+export function loadForCommand(
+  context: CommandContext,
+  overrides: Record<string, unknown> = {},
+): LoadedConfig {
+  const file = stringFlag(context, 'config');
+  try {
+    const loaded = loadConfig({ ...(file === undefined ? {} : { file }), env: context.env, overrides });
+    for (const warning of loaded.warnings) context.stderr.write(`warning: ${formatProblem(warning)}\n`);
+    return loaded;
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      const where = error.source ?? 'configuration';
+      context.stderr.write(`${where}: ${error.problems.length} problem(s):\n`);
+      for (const problem of error.problems) context.stderr.write(`  ${formatProblem(problem)}\n`);
+      throw new ConfigExit(error.message);
+    }
+    throw error;
+  }
+}
+
+/** Turns `--set key.path=value` flags into overrides. */
+export function parseSetFlags(values: readonly string[]): Record<string, unknown> {
+  const overrides: Record<string, unknown> = {};
+  for (const item of values) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw new UsageError(`--set expects key.path=value, got '${item}'`);
+    overrides[item.slice(0, eq).trim()] = item.slice(eq + 1);
+  }
+  return overrides;
+}

@@ -1,0 +1,31 @@
+import { CONFIG_KEYS, valueAt } from './keys.js';
+import type { Config } from './schema.js';
+
+export interface ConfigDiff {
+  /** Every leaf key path whose value differs, in schema order. */
+  readonly changed: string[];
+  /** The changed keys a SIGHUP reload applies. */
+  readonly hot: string[];
+  /** The changed keys that need a restart to apply. */
+  readonly restart: string[];
+}
+
+/** JSON with object keys sorted, so maps compare by content rather than key order. */
+function canonical(value: unknown): string {
+  return JSON.stringify(value, (_key, inner: unknown) =>
+    typeof inner === 'object' && inner !== null && !Array.isArray(inner)
+      ? Object.fromEntries(Object.entries(inner).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : inner,
+  );
+}
+
+/** Lists the leaf keys that differ between two parsed configurations, split by their reload tag. */
+export function diffConfig(old: Config, next: Config): ConfigDiff {
+  const diff: ConfigDiff = { changed: [], hot: [], restart: [] };
+  for (const key of CONFIG_KEYS) {
+    if (canonical(valueAt(old, key.segments)) === canonical(valueAt(next, key.segments))) continue;
+    diff.changed.push(key.path);
+    (key.reload === 'hot' ? diff.hot : diff.restart).push(key.path);
+  }
+  return diff;
+}

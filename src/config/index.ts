@@ -1,0 +1,37 @@
+export { type HostPort, parseAddress } from './address.js';
+export { type ConfigDiff, diffConfig } from './diff.js';
+export { DURATION_FORMS, formatDuration, parseDuration } from './duration.js';
+export { ConfigError, type ConfigProblem, formatProblem } from './errors.js';
+export { configJsonSchema, configJsonSchemaText } from './json-schema.js';
+export { CONFIG_KEYS, type ConfigKey, configKey, type KeyKind } from './keys.js';
+export {
+  CONFIG_FILE_ENV,
+  DEFAULT_CONFIG_FILE,
+  INFLUX_TOKEN_CREDENTIAL,
+  type LoadedConfig,
+  type LoadOptions,
+  loadConfig,
+  sqlitePathFromUrl,
+} from './load.js';
+export { REDACTED, redactConfig } from './redact.js';
+export {
+  type Config,
+  type ConfigInput,
+  type ConfigSchema,
+  createConfigSchema,
+  type DiscoveryConfig,
+  defaultConfig,
+  defaultDatabasePath,
+  type HttpConfig,
+  type InfluxConfig,
+  type LogConfig,
+  type PollingConfig,
+  type PoolConfig,
+  type QueueConfig,
+  type Reload,
+  type RetryConfig,
+  type ShutdownConfig,
+  type SqliteConfig,
+  type StorageConfig,
+  type WriterConfig,
+} from './schema.js';

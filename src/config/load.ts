@@ -1,0 +1,453 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { type Document, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
+import { safeParse } from 'zod';
+import { ConfigError, type ConfigProblem } from './errors.js';
+import { describeIssue } from './issues.js';
+import { CONFIG_KEYS, type ConfigKey, closest, configKey, keyContaining, valueAt } from './keys.js';
+import { type Config, CROSS_CHECKS, createConfigSchema } from './schema.js';
+
+export const DEFAULT_CONFIG_FILE = '/etc/kasa-monitor/config.yaml';
+/** Names the configuration file; not a key. */
+export const CONFIG_FILE_ENV = 'KASA_MONITOR_CONFIG';
+/** systemd credential read for the Influx token when neither token nor token_file is set. */
+export const INFLUX_TOKEN_CREDENTIAL = 'influx-token';
+
+export interface LoadOptions {
+  /** Explicit configuration file (`-c FILE`); it must exist. */
+  readonly file?: string | undefined;
+  /** The environment to read; process.env by default. */
+  readonly env?: NodeJS.ProcessEnv | undefined;
+  /** Dotted key path → value, from command-line flags. Strings are converted like environment values; undefined is skipped. */
+  readonly overrides?: Readonly<Record<string, unknown>> | undefined;
+  /** The file used when neither `file` nor KASA_MONITOR_CONFIG names one, if it exists. Tests point it elsewhere. */
+  readonly defaultFile?: string | undefined;
+}
+
+export interface LoadedConfig {
+  readonly config: Config;
+  /** The configuration file used, or null when running on defaults (plus environment and flags). */
+  readonly source: string | null;
+  /** Not fatal: unknown KASA_MONITOR_* environment variables (probably misspelt). */
+  readonly warnings: readonly ConfigProblem[];
+}
+
+/** The environment names of the original system, applied before KASA_MONITOR_* (which win). */
+const LEGACY_ENV: readonly (readonly [name: string, path: string])[] = [
+  ['DATABASE_PATH', 'storage.sqlite.path'],
+  ['DATABASE_URL', 'storage.sqlite.path'],
+  ['POOL_SIZE', 'storage.pool.size'],
+  ['POOL_MAX_OVERFLOW', 'storage.pool.max_overflow'],
+  ['POOL_TIMEOUT', 'storage.pool.timeout'],
+  ['POOL_RECYCLE', 'storage.pool.recycle'],
+  ['RETRY_MAX_ATTEMPTS', 'retry.max_attempts'],
+  ['RETRY_BASE_DELAY', 'retry.base_delay'],
+  ['RETRY_MAX_DELAY', 'retry.max_delay'],
+];
+
+type Origin = { readonly kind: 'env'; readonly name: string } | { readonly kind: 'flag' };
+
+type Converted = { ok: true; value: unknown } | { ok: false; message: string } | { ok: 'skip' };
+
+const DATABASE_URL_FORMS = 'sqlite:///relative/path.db or sqlite:////absolute/path.db';
+
+/**
+ * DATABASE_URL with SQLAlchemy semantics: `sqlite:///data/x.db` is relative to the working directory,
+ * `sqlite:////var/lib/x.db` absolute. A driver suffix (`sqlite+pysqlite://`) and query options are
+ * accepted and ignored. Messages never repeat the URL (other schemes may carry a password).
+ */
+export function sqlitePathFromUrl(url: string): { ok: true; path: string } | { ok: false; message: string } {
+  const match = /^([A-Za-z][A-Za-z0-9+.-]*):(.*)$/s.exec(url.trim());
+  if (!match) return { ok: false, message: `must be a URL such as ${DATABASE_URL_FORMS}` };
+  const scheme = (match[1] ?? '').toLowerCase();
+  if (scheme !== 'sqlite' && !scheme.startsWith('sqlite+')) {
+    return {
+      ok: false,
+      message: `only sqlite URLs are supported (${DATABASE_URL_FORMS}), got a '${scheme}' URL`,
+    };
+  }
+  const rest = (match[2] ?? '').replace(/\?.*$/s, '');
+  if (rest === '' || rest === '//' || rest === '///' || rest === '///:memory:') {
+    return {
+      ok: false,
+      message: `an in-memory database cannot keep readings; name a file: ${DATABASE_URL_FORMS}`,
+    };
+  }
+  if (!rest.startsWith('///'))
+    return { ok: false, message: `must be ${DATABASE_URL_FORMS} (three slashes, four for an absolute path)` };
+  return { ok: true, path: rest.slice(3) };
+}
+
+function convert(key: ConfigKey, value: unknown): Converted {
+  if (value === undefined) return { ok: 'skip' };
+  if (typeof value !== 'string') return { ok: true, value };
+  const text = value.trim();
+  switch (key.kind) {
+    case 'boolean':
+      if (text === '') return { ok: 'skip' };
+      if (/^(true|yes|on|1)$/i.test(text)) return { ok: true, value: true };
+      if (/^(false|no|off|0)$/i.test(text)) return { ok: true, value: false };
+      return { ok: false, message: `must be true or false (or yes/no, on/off, 1/0), got '${text}'` };
+    case 'number':
+      if (text === '') return { ok: 'skip' };
+      if (/^[+-]?\d+(\.\d+)?$/.test(text)) return { ok: true, value: Number(text) };
+      return { ok: false, message: `must be a number, got '${text}'` };
+    case 'duration':
+      return text === '' ? { ok: 'skip' } : { ok: true, value: text };
+    case 'list':
+      return {
+        ok: true,
+        value: text
+          .split(',')
+          .map((entry) => entry.trim())
+          .filter((entry) => entry !== ''),
+      };
+    case 'map': {
+      const map: Record<string, string> = {};
+      for (const entry of text.split(',')) {
+        if (entry.trim() === '') continue;
+        const at = entry.indexOf('=');
+        if (at < 1)
+          return {
+            ok: false,
+            message: 'must be name=value pairs separated by commas, such as site=home,floor=1',
+          };
+        map[entry.slice(0, at).trim()] = entry.slice(at + 1).trim();
+      }
+      return { ok: true, value: map };
+    }
+    default:
+      // Strings keep surrounding whitespace out; secrets are never echoed, so no message here.
+      return { ok: true, value: key.secret ? value.trim() : text };
+  }
+}
+
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** YAML `key:` with nothing after it means "not set": drop null mapping values everywhere. */
+function dropNulls(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(dropNulls);
+  if (!isPlainObject(value)) return value;
+  const out: Record<string, unknown> = {};
+  for (const [name, child] of Object.entries(value)) {
+    if (child !== null && child !== undefined) out[name] = dropNulls(child);
+  }
+  return out;
+}
+
+/** Sets a leaf in the raw input, creating sections; leaves a non-mapping section alone (its own error shows). */
+function setLeaf(root: Record<string, unknown>, segments: readonly string[], value: unknown): void {
+  let current = root;
+  for (const segment of segments.slice(0, -1)) {
+    const next = current[segment];
+    if (next === undefined) {
+      const created: Record<string, unknown> = {};
+      current[segment] = created;
+      current = created;
+    } else if (isPlainObject(next)) {
+      current = next;
+    } else {
+      return;
+    }
+  }
+  const last = segments[segments.length - 1];
+  if (last !== undefined) current[last] = value;
+}
+
+/** Line and column (1-based) of the value (or, failing that, the key) at `segments` in the YAML file. */
+function locate(
+  doc: Document,
+  lines: LineCounter,
+  segments: readonly (string | number)[],
+): { line: number; column: number } | undefined {
+  let node: unknown = doc.contents;
+  let offset: number | undefined;
+  for (const segment of segments) {
+    if (isMap(node)) {
+      const pair = node.items.find(
+        (item) => isPair(item) && String(isScalar(item.key) ? item.key.value : item.key) === String(segment),
+      );
+      if (!pair) break;
+      offset = isScalar(pair.key) ? pair.key.range?.[0] : offset;
+      node = pair.value;
+    } else if (isSeq(node) && typeof segment === 'number') {
+      node = node.items[segment];
+    } else {
+      node = undefined;
+      break;
+    }
+    const range = (node as { range?: [number, number, number] } | null | undefined)?.range;
+    if (range) offset = range[0];
+  }
+  if (offset === undefined) return undefined;
+  const position = lines.linePos(offset);
+  return { line: position.line, column: position.col };
+}
+
+interface FileContents {
+  readonly data: Record<string, unknown>;
+  readonly doc?: Document;
+  readonly lines?: LineCounter;
+}
+
+function readConfigFile(file: string, namedBy: string | null): FileContents {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const what =
+      code === 'ENOENT'
+        ? 'file not found'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'EISDIR'
+            ? 'is a directory, not a file'
+            : `cannot read the file (${code ?? String(error)})`;
+    throw new ConfigError([{ path: file, message: namedBy ? `${what} (named by ${namedBy})` : what }], file);
+  }
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      doc.errors.map((error) => {
+        const position = lines.linePos(error.pos[0]);
+        // Only the first line: later lines quote the source, which may hold a secret.
+        const message = `YAML syntax error: ${error.message.split('\n')[0] ?? error.code}`;
+        return { path: file, message, line: position.line, column: position.col };
+      }),
+      file,
+    );
+  }
+  let data: unknown;
+  try {
+    data = dropNulls(doc.toJS({ maxAliasCount: 1000 }));
+  } catch (error) {
+    throw new ConfigError(
+      [{ path: file, message: `cannot read the YAML: ${(error as Error).message}` }],
+      file,
+    );
+  }
+  if (data === undefined || data === null) return { data: {}, doc, lines };
+  if (!isPlainObject(data)) {
+    throw new ConfigError(
+      [
+        {
+          path: file,
+          message: `must be a mapping of sections (discovery:, polling:, storage:, ...), got ${Array.isArray(data) ? 'a list' : 'a single value'}`,
+        },
+      ],
+      file,
+    );
+  }
+  return { data, doc, lines };
+}
+
+/** Replaces every known secret in a message; the last line of defence behind never echoing secrets. */
+function scrub(problems: readonly ConfigProblem[], secrets: readonly string[]): ConfigProblem[] {
+  const long = secrets.filter((secret) => secret.length >= 4);
+  return problems.map((problem) => {
+    let message = problem.message;
+    for (const secret of long) message = message.split(secret).join('[redacted]');
+    return { ...problem, message };
+  });
+}
+
+/**
+ * Loads the configuration: defaults < file < environment < overrides (command-line flags).
+ * File: `options.file`, else $KASA_MONITOR_CONFIG, else /etc/kasa-monitor/config.yaml if it exists.
+ * Throws ConfigError listing every problem, each with its key path (or the environment variable).
+ */
+export function loadConfig(options: LoadOptions = {}): LoadedConfig {
+  const env = options.env ?? process.env;
+  const problems: ConfigProblem[] = [];
+  const warnings: ConfigProblem[] = [];
+  const secrets: string[] = [];
+
+  // Which file.
+  let source: string | null = null;
+  let namedBy: string | null = null;
+  if (options.file !== undefined && options.file !== '') {
+    source = options.file;
+    namedBy = 'the command line';
+  } else if (env[CONFIG_FILE_ENV]) {
+    source = env[CONFIG_FILE_ENV];
+    namedBy = CONFIG_FILE_ENV;
+  } else {
+    const fallback = options.defaultFile ?? DEFAULT_CONFIG_FILE;
+    if (existsSync(fallback)) source = fallback;
+  }
+  const file: FileContents = source === null ? { data: {} } : readConfigFile(source, namedBy);
+  const raw = file.data;
+  const fileToken = valueAt(raw, ['storage', 'influx', 'token']);
+  if (typeof fileToken === 'string') secrets.push(fileToken);
+
+  // Environment, then flags, each setting whole leaves.
+  const origins = new Map<string, Origin>();
+  const apply = (key: ConfigKey, value: unknown, origin: Origin, label: string): void => {
+    const converted = convert(key, value);
+    if (converted.ok === 'skip') return;
+    if (converted.ok === false) {
+      const message = key.secret ? 'is not valid' : converted.message;
+      problems.push(
+        origin.kind === 'env'
+          ? { path: label, message: `${message} (sets ${key.path})` }
+          : { path: key.path, message: `${message} (from the command line)` },
+      );
+      return;
+    }
+    if (key.secret && typeof converted.value === 'string') secrets.push(converted.value);
+    setLeaf(raw, key.segments, converted.value);
+    origins.set(key.path, origin);
+  };
+
+  for (const [name, path] of LEGACY_ENV) {
+    const value = env[name];
+    const key = configKey(path);
+    if (value === undefined || value.trim() === '' || !key) continue;
+    if (name === 'DATABASE_URL') {
+      const parsed = sqlitePathFromUrl(value);
+      if (!parsed.ok) {
+        problems.push({ path: name, message: `${parsed.message} (sets ${path})` });
+        continue;
+      }
+      apply(key, parsed.path, { kind: 'env', name }, name);
+    } else {
+      apply(key, value, { kind: 'env', name }, name);
+    }
+  }
+  const envNames = new Set(CONFIG_KEYS.map((key) => key.envName));
+  for (const key of CONFIG_KEYS) {
+    const value = env[key.envName];
+    if (value !== undefined) apply(key, value, { kind: 'env', name: key.envName }, key.envName);
+  }
+  for (const name of Object.keys(env)) {
+    if (name.startsWith('KASA_MONITOR_') && name !== CONFIG_FILE_ENV && !envNames.has(name)) {
+      const suggestion = closest(name, [...envNames, CONFIG_FILE_ENV]);
+      warnings.push({
+        path: name,
+        message: `not a kasa-monitor setting, ignored${suggestion ? ` (did you mean ${suggestion}?)` : ''}`,
+      });
+    }
+  }
+  for (const [path, value] of Object.entries(options.overrides ?? {})) {
+    const key = configKey(path);
+    if (!key) {
+      if (value === undefined) continue;
+      const suggestion = closest(
+        path,
+        CONFIG_KEYS.map((entry) => entry.path),
+      );
+      problems.push({
+        path,
+        message: `not a configuration key (from the command line)${suggestion ? `; did you mean ${suggestion}?` : ''}`,
+      });
+      continue;
+    }
+    apply(key, value, { kind: 'flag' }, path);
+  }
+
+  // Validate everything at once.
+  const result = createConfigSchema(env).safeParse(raw, { reportInput: true });
+  let config: Config | undefined;
+  if (result.success) {
+    config = result.data;
+  } else {
+    const report = (
+      segments: readonly (string | number)[],
+      message: string,
+      key: ConfigKey | undefined,
+    ): void => {
+      const dotted = segments.join('.');
+      const origin = key ? origins.get(key.path) : undefined;
+      if (origin?.kind === 'env') {
+        problems.push({ path: origin.name, message: `${message} (sets ${dotted})` });
+      } else if (origin?.kind === 'flag') {
+        problems.push({ path: dotted, message: `${message} (from the command line)` });
+      } else {
+        const position = file.doc && file.lines ? locate(file.doc, file.lines, segments) : undefined;
+        problems.push(
+          position
+            ? { path: dotted || '(top level)', message, line: position.line, column: position.column }
+            : { path: dotted || '(top level)', message },
+        );
+      }
+    };
+    for (const issue of result.error.issues) {
+      const issueKey = keyContaining(issue.path.map(String));
+      const echo = issueKey !== undefined && !issueKey.secret && issueKey.path !== 'storage.influx.url';
+      for (const text of describeIssue(issue, echo)) report(text.segments, text.message, issueKey);
+    }
+    // zod skips a section's cross-key rule once any key in it failed; check those rules on their own keys.
+    const reported = new Set(problems.map((problem) => problem.message));
+    for (const rule of CROSS_CHECKS) {
+      const values: unknown[] = [];
+      for (const path of rule.keys) {
+        const key = configKey(path);
+        const parsed = key ? safeParse(key.schema, valueAt(raw, key.segments)) : undefined;
+        if (parsed?.success) values.push(parsed.data);
+      }
+      const message = values.length === rule.keys.length ? rule.problem(values) : undefined;
+      const key = configKey(rule.path);
+      if (message && key && ![...reported].some((text) => text.startsWith(message))) {
+        report(key.segments, message, key);
+      }
+    }
+  }
+
+  // The Influx token: inline, from token_file, or from a systemd credential.
+  if (config) {
+    const influx = config.storage.influx;
+    const fileOrigin = origins.get('storage.influx.token_file');
+    const fileLabel = fileOrigin?.kind === 'env' ? fileOrigin.name : 'storage.influx.token_file';
+    if (influx.token_file !== null && influx.token !== null) {
+      problems.push({
+        path: fileLabel,
+        message: 'set either storage.influx.token or storage.influx.token_file, not both',
+      });
+    } else if (influx.token_file !== null) {
+      const read = readSecretFile(influx.token_file);
+      if (read.ok) {
+        secrets.push(read.value);
+        influx.token = read.value;
+      } else {
+        problems.push({ path: fileLabel, message: read.message });
+      }
+    } else if (influx.token === null && env['CREDENTIALS_DIRECTORY']) {
+      const credential = join(env['CREDENTIALS_DIRECTORY'], INFLUX_TOKEN_CREDENTIAL);
+      if (existsSync(credential)) {
+        const read = readSecretFile(credential);
+        if (read.ok) {
+          secrets.push(read.value);
+          influx.token = read.value;
+        } else {
+          problems.push({ path: 'CREDENTIALS_DIRECTORY', message: read.message });
+        }
+      }
+    }
+  }
+
+  if (problems.length > 0 || !config) {
+    // Problems without a position (environment, flags, defaults) first, then the file's in reading order.
+    const located = problems
+      .filter((problem) => problem.line !== undefined)
+      .sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.column ?? 0) - (b.column ?? 0));
+    const unlocated = problems.filter((problem) => problem.line === undefined);
+    throw new ConfigError(scrub([...unlocated, ...located], secrets), source);
+  }
+  return { config, source, warnings };
+}
+
+function readSecretFile(path: string): { ok: true; value: string } | { ok: false; message: string } {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    return { ok: false, message: `cannot read the token file ${path} (${code})` };
+  }
+  const value = text.trim();
+  return value === '' ? { ok: false, message: `the token file ${path} is empty` } : { ok: true, value };
+}

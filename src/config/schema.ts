@@ -1,0 +1,506 @@
+import { resolve } from 'node:path';
+import * as z from 'zod';
+import type { LogFormat, LogLevel } from '../log/logger.js';
+import { isValidCronExpression } from '../poller/cron.js';
+import type { OverflowPolicy } from '../queue/bounded-queue.js';
+import { type HostPort, parseAddress } from './address.js';
+import {
+  DURATION_FORMS,
+  DURATION_PATTERN,
+  formatDuration,
+  MAX_DURATION_MS,
+  parseDuration,
+} from './duration.js';
+
+/**
+ * The configuration schema: the single source of truth for key names, types, defaults, descriptions
+ * (shown in the JSON Schema) and reload behaviour. Keys keep their YAML snake_case names in the parsed
+ * object too, so a problem's key path is exactly what the user typed. Durations parse to milliseconds.
+ */
+
+/** `hot`: a SIGHUP reload applies the key. `restart`: the daemon must restart for a change to apply. */
+export type Reload = 'hot' | 'restart';
+
+export interface KeyInfo {
+  readonly reload: Reload;
+  /** Never logged, never echoed in errors; `redactConfig` replaces it. */
+  readonly secret?: boolean;
+}
+
+/** Reload tags (and secrecy) of every leaf key, attached to the schema instance of that key. */
+export const keyRegistry = z.registry<KeyInfo>();
+
+function key<T extends z.ZodType>(schema: T, description: string, info: KeyInfo): T {
+  const described = schema.meta({ description });
+  keyRegistry.add(described, info);
+  return described;
+}
+
+const HOT: KeyInfo = { reload: 'hot' };
+const RESTART: KeyInfo = { reload: 'restart' };
+
+function int(min: number, max: number = Number.MAX_SAFE_INTEGER) {
+  return z.number().int().min(min).max(max);
+}
+
+function duration(defaultValue: string, options: { allowZero?: boolean } = {}) {
+  return z
+    .union(
+      [
+        z.string().regex(DURATION_PATTERN, { message: `must be ${DURATION_FORMS}` }),
+        z.number().nonnegative({ message: `must be ${DURATION_FORMS}` }),
+      ],
+      { error: `must be ${DURATION_FORMS}` },
+    )
+    .transform((value, ctx) => {
+      const ms = parseDuration(value);
+      if (ms === undefined) {
+        ctx.issues.push({ code: 'custom', input: value, message: `must be ${DURATION_FORMS}` });
+        return z.NEVER;
+      }
+      if (ms === 0 && options.allowZero !== true) {
+        ctx.issues.push({ code: 'custom', input: value, message: 'must be longer than 0' });
+        return z.NEVER;
+      }
+      if (ms > MAX_DURATION_MS) {
+        ctx.issues.push({
+          code: 'custom',
+          input: value,
+          message: `must be at most ${formatDuration(MAX_DURATION_MS)}`,
+        });
+        return z.NEVER;
+      }
+      return ms;
+    })
+    .prefault(defaultValue);
+}
+
+/**
+ * Runs a section's cross-key rule only when the keys it compares parsed cleanly (zod would otherwise
+ * run it on the raw text of a key whose check failed without aborting).
+ */
+function whenParsed(...fields: string[]) {
+  return {
+    when: (payload: z.core.ParsePayload): boolean =>
+      !payload.issues.some((issue) => fields.includes(String(issue.path?.[0] ?? ''))),
+  };
+}
+
+function pollingTimeoutProblem(
+  interval: number,
+  timeout: number,
+  schedule: string | null,
+): string | undefined {
+  if (schedule !== null || timeout < interval) return undefined;
+  return `must be shorter than polling.interval (${formatDuration(interval)}), got ${formatDuration(timeout)}`;
+}
+
+function retryDelayProblem(baseDelay: number, maxDelay: number): string | undefined {
+  if (baseDelay <= maxDelay) return undefined;
+  return `must not be longer than retry.max_delay (${formatDuration(maxDelay)}), got ${formatDuration(baseDelay)}`;
+}
+
+/** A rule between keys: `problem` gets the parsed values of `keys` (in order) and reports at `path`. */
+export interface CrossCheck {
+  readonly path: string;
+  readonly keys: readonly string[];
+  readonly problem: (values: readonly unknown[]) => string | undefined;
+}
+
+/**
+ * The rules between keys, also enforced inside the schema. zod skips a section's rule once any key
+ * of it fails to parse; the loader runs these on their own keys then, so one run reports everything.
+ */
+export const CROSS_CHECKS: readonly CrossCheck[] = [
+  {
+    path: 'polling.timeout',
+    keys: ['polling.interval', 'polling.timeout', 'polling.schedule'],
+    problem: ([interval, timeout, schedule]) =>
+      pollingTimeoutProblem(interval as number, timeout as number, schedule as string | null),
+  },
+  {
+    path: 'retry.base_delay',
+    keys: ['retry.base_delay', 'retry.max_delay'],
+    problem: ([baseDelay, maxDelay]) => retryDelayProblem(baseDelay as number, maxDelay as number),
+  },
+];
+
+/** An optional setting: absent, null or (for strings where that makes sense) empty means "not set". */
+function nullWhenUnset<T>(value: T | null | undefined | ''): T | null {
+  return value === undefined || value === '' ? null : value;
+}
+
+const IPV4_MESSAGE = 'must be an IPv4 address such as 255.255.255.255 or 192.168.1.255';
+const ipv4 = () => z.ipv4({ error: IPV4_MESSAGE });
+
+const hostEntry = z.string().transform((text, ctx): { host: string; port: number | null } => {
+  const parsed = parseAddress(text, { portRequired: false, minPort: 1 });
+  if (!parsed.ok) {
+    ctx.issues.push({ code: 'custom', input: text, message: parsed.message });
+    return z.NEVER;
+  }
+  return { host: parsed.host, port: parsed.port };
+});
+
+const listenAddress = z.string().transform((text, ctx): HostPort => {
+  const parsed = parseAddress(text, { portRequired: true, minPort: 0 });
+  if (!parsed.ok || parsed.port === null) {
+    ctx.issues.push({
+      code: 'custom',
+      input: text,
+      message: parsed.ok ? 'the port is missing' : parsed.message,
+    });
+    return z.NEVER;
+  }
+  return { host: parsed.host, port: parsed.port };
+});
+
+/** Tags the forwarder sets on every point itself; a global tag must not shadow them. */
+export const RESERVED_TAGS: readonly string[] = ['device_id', 'alias', 'model', 'parent_id'];
+
+function isHttpUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
+/** `$STATE_DIRECTORY/kasa-monitor.db` (the first entry when systemd passes a list), else `./data/kasa-monitor.db`. */
+export function defaultDatabasePath(env: NodeJS.ProcessEnv = process.env): string {
+  const stateDirectory = env['STATE_DIRECTORY']?.split(':').find((entry) => entry !== '');
+  return resolve(stateDirectory ?? 'data', 'kasa-monitor.db');
+}
+
+export const JOURNAL_MODES = ['WAL', 'DELETE', 'TRUNCATE', 'PERSIST', 'MEMORY', 'OFF'] as const;
+export const SYNCHRONOUS_MODES = ['OFF', 'NORMAL', 'FULL', 'EXTRA'] as const;
+export const TEMP_STORES = ['DEFAULT', 'FILE', 'MEMORY'] as const;
+export const LOG_LEVELS = [
+  'fatal',
+  'error',
+  'warn',
+  'info',
+  'debug',
+  'trace',
+  'silent',
+] as const satisfies readonly LogLevel[];
+export const LOG_FORMATS = ['auto', 'json', 'journal'] as const satisfies readonly LogFormat[];
+export const OVERFLOW_POLICIES = ['drop-oldest', 'drop-newest'] as const satisfies readonly OverflowPolicy[];
+export const TRANSPORTS = ['udp', 'tcp'] as const;
+
+/**
+ * Builds the schema. The only environment-dependent part is the default SQLite path (from
+ * STATE_DIRECTORY); relative paths resolve against the current directory.
+ */
+export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
+  const databaseDefault = defaultDatabasePath(env);
+
+  const discovery = z
+    .strictObject({
+      enabled: key(
+        z.boolean().prefault(true),
+        'Find plugs by UDP broadcast. When false only `hosts` are polled.',
+        HOT,
+      ),
+      broadcast: key(
+        z
+          .union([ipv4(), z.array(ipv4()).min(1)], {
+            error: `must be an IPv4 address or a list of them, such as 255.255.255.255 or [192.168.1.255]`,
+          })
+          .transform((value) => (typeof value === 'string' ? [value] : [...value]))
+          .prefault(['255.255.255.255']),
+        'Where discovery packets go: one IPv4 broadcast address or a list. 255.255.255.255 reaches the whole local network.',
+        HOT,
+      ),
+      port: key(
+        int(1, 65535).prefault(9999),
+        'The UDP/TCP port the plugs listen on (9999 for Kasa; tests use others).',
+        RESTART,
+      ),
+      interval: key(
+        duration('60s'),
+        'How often discovery runs again to find new plugs and moved addresses.',
+        HOT,
+      ),
+      timeout: key(duration('2s'), 'How long one discovery round listens for replies.', HOT),
+      hosts: key(
+        z.array(hostEntry).prefault([]),
+        "Static plug addresses ('host' or 'host:port'), polled even when broadcast cannot reach them.",
+        HOT,
+      ),
+      offline_tolerance: key(
+        int(1, 1000).prefault(3),
+        'Consecutive missed discoveries or polls before a plug counts as offline.',
+        HOT,
+      ),
+      receive_buffer: key(
+        int(1024, 2_147_483_647).prefault(4_194_304),
+        'UDP receive buffer for discovery replies, in bytes.',
+        RESTART,
+      ),
+    })
+    .transform((section) => ({
+      ...section,
+      hosts: section.hosts.map((entry): HostPort => ({ host: entry.host, port: entry.port ?? section.port })),
+    }))
+    .prefault({})
+    .meta({ description: 'Finding plugs on the network.' });
+
+  const polling = z
+    .strictObject({
+      interval: key(duration('10s'), 'Time between two polls of a plug (unless `schedule` is set).', HOT),
+      schedule: key(
+        z
+          .string()
+          .refine((expression) => isValidCronExpression(expression), {
+            message:
+              "must be a node-cron expression: 5 fields, or 6 with seconds first (for example '*/10 * * * * *')",
+          })
+          .nullable()
+          .optional()
+          .transform(nullWhenUnset),
+        'A node-cron expression (a seconds field is allowed). When set it replaces `interval`.',
+        HOT,
+      ),
+      timeout: key(
+        duration('3s'),
+        'How long one poll may take before it counts as missed. Must be shorter than `interval`.',
+        HOT,
+      ),
+      concurrency: key(int(1, 10_000).prefault(64), 'Polls in flight at most.', HOT),
+      transport: key(z.enum(TRANSPORTS).prefault('udp'), 'How polls reach a plug: udp or tcp.', RESTART),
+    })
+    .superRefine(
+      (section, ctx) => {
+        const message = pollingTimeoutProblem(section.interval, section.timeout, section.schedule);
+        if (message) ctx.addIssue({ code: 'custom', path: ['timeout'], message });
+      },
+      whenParsed('interval', 'timeout', 'schedule'),
+    )
+    .prefault({})
+    .meta({ description: 'Reading the energy meters.' });
+
+  const queue = z
+    .strictObject({
+      capacity: key(
+        int(1, 100_000_000).prefault(100_000),
+        'Readings held in memory while storage catches up.',
+        HOT,
+      ),
+      overflow: key(
+        z.enum(OVERFLOW_POLICIES).prefault('drop-oldest'),
+        'Which reading is lost when the queue is full.',
+        HOT,
+      ),
+    })
+    .prefault({})
+    .meta({ description: 'The bounded queue between the poller and the writer.' });
+
+  const writer = z
+    .strictObject({
+      batch_size: key(
+        int(1, 1_000_000).prefault(1000),
+        'Readings written per SQLite transaction at most.',
+        HOT,
+      ),
+      flush_interval: key(duration('1s'), 'Longest time a reading waits in the queue before a write.', HOT),
+    })
+    .prefault({})
+    .meta({ description: 'Batching readings into SQLite.' });
+
+  const sqlite = z
+    .strictObject({
+      path: key(
+        z
+          .string()
+          .min(1)
+          .nullable()
+          .optional()
+          .transform((path) => resolve(path ?? databaseDefault)),
+        'The database file. Default: $STATE_DIRECTORY/kasa-monitor.db under systemd, else ./data/kasa-monitor.db. Relative paths resolve against the working directory.',
+        RESTART,
+      ),
+      journal_mode: key(z.enum(JOURNAL_MODES).prefault('WAL'), 'SQLite journal_mode pragma.', RESTART),
+      synchronous: key(
+        z.enum(SYNCHRONOUS_MODES).prefault('FULL'),
+        'SQLite synchronous pragma. FULL makes every committed reading survive a power cut.',
+        RESTART,
+      ),
+      cache_size: key(
+        z.number().int().prefault(10_000),
+        'SQLite cache_size pragma: pages when positive, KiB when negative.',
+        RESTART,
+      ),
+      temp_store: key(z.enum(TEMP_STORES).prefault('MEMORY'), 'SQLite temp_store pragma.', RESTART),
+      busy_timeout: key(
+        duration('5s', { allowZero: true }),
+        'How long a connection waits for a lock held by another one.',
+        RESTART,
+      ),
+    })
+    .prefault({})
+    .meta({ description: 'The SQLite database, the source of truth.' });
+
+  const pool = z
+    .strictObject({
+      size: key(int(1, 1000).prefault(5), 'Reader connections kept open.', RESTART),
+      max_overflow: key(int(0, 1000).prefault(10), 'Extra reader connections allowed under load.', RESTART),
+      timeout: key(duration('30s'), 'How long a request waits for a free reader connection.', RESTART),
+      recycle: key(duration('3600s'), 'Reader connections older than this are reopened.', RESTART),
+    })
+    .prefault({})
+    .meta({ description: 'Reader connections (used by a later version; validated now).' });
+
+  const influx = z
+    .strictObject({
+      url: key(
+        z
+          .string()
+          .refine((text) => text === '' || isHttpUrl(text), {
+            message:
+              'must be an http:// or https:// URL such as http://127.0.0.1:8086, or empty for no InfluxDB',
+          })
+          .nullable()
+          .optional()
+          .transform(nullWhenUnset),
+        'InfluxDB v2 write API base URL. Absent or empty: no InfluxDB.',
+        RESTART,
+      ),
+      token: key(
+        z.string().nullable().optional().transform(nullWhenUnset),
+        'InfluxDB API token (secret). Prefer `token_file` or the environment.',
+        { reload: 'restart', secret: true },
+      ),
+      token_file: key(
+        z
+          .string()
+          .min(1)
+          .nullable()
+          .optional()
+          .transform((path) => (path ? resolve(path) : null)),
+        'A file holding the InfluxDB token, read at load time (surrounding whitespace trimmed).',
+        RESTART,
+      ),
+      org: key(z.string().min(1).prefault('home'), 'InfluxDB organisation.', RESTART),
+      bucket: key(z.string().min(1).prefault('kasa'), 'InfluxDB bucket.', RESTART),
+      tags: key(
+        z
+          .record(
+            z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, {
+              message: 'tag names must be letters, digits and underscores, not starting with a digit',
+            }),
+            z.string().min(1),
+          )
+          .superRefine(
+            (tags, ctx) => {
+              if (typeof tags !== 'object' || tags === null || Array.isArray(tags)) return;
+              for (const name of Object.keys(tags)) {
+                if (RESERVED_TAGS.includes(name)) {
+                  ctx.addIssue({
+                    code: 'custom',
+                    path: [name],
+                    message: `is set on every point already (reserved tags: ${RESERVED_TAGS.join(', ')})`,
+                  });
+                }
+              }
+            },
+            // Also when another tag is malformed: report every problem in one go.
+            { when: () => true },
+          )
+          .prefault({}),
+        'Global tags added to every point (name: value).',
+        RESTART,
+      ),
+    })
+    .prefault({})
+    .meta({ description: 'Optional InfluxDB v2 (or compatible) sink, fed from SQLite.' });
+
+  const storage = z
+    .strictObject({ sqlite, pool, influx })
+    .prefault({})
+    .meta({ description: 'Where readings are kept.' });
+
+  const retry = z
+    .strictObject({
+      max_attempts: key(
+        int(1, 1000).prefault(3),
+        'Attempts per write, the first one included (used by a later version).',
+        RESTART,
+      ),
+      base_delay: key(duration('1s'), 'Delay before the first retry; doubles with each attempt.', RESTART),
+      max_delay: key(duration('30s'), 'Longest delay between two attempts.', RESTART),
+    })
+    .superRefine(
+      (section, ctx) => {
+        const message = retryDelayProblem(section.base_delay, section.max_delay);
+        if (message) ctx.addIssue({ code: 'custom', path: ['base_delay'], message });
+      },
+      whenParsed('base_delay', 'max_delay'),
+    )
+    .prefault({})
+    .meta({ description: 'Retry policy for storage writes.' });
+
+  const http = z
+    .strictObject({
+      listen: key(
+        listenAddress.prefault('127.0.0.1:9469'),
+        "Address of /health, /metrics and /api: 'host:port' ('[::1]:9469' for IPv6; port 0 picks a free one).",
+        RESTART,
+      ),
+    })
+    .prefault({})
+    .meta({ description: 'The HTTP endpoint.' });
+
+  const log = z
+    .strictObject({
+      level: key(z.enum(LOG_LEVELS).prefault('info'), 'Least severe level logged.', HOT),
+      format: key(
+        z.enum(LOG_FORMATS).prefault('auto'),
+        'json: one JSON object a line; journal: syslog priority prefix for journald; auto: journal under systemd, else json.',
+        RESTART,
+      ),
+    })
+    .prefault({})
+    .meta({ description: 'Logging (to stdout).' });
+
+  const shutdown = z
+    .strictObject({
+      timeout: key(
+        duration('10s'),
+        'How long SIGTERM may take to drain the queue into storage before a hard exit.',
+        HOT,
+      ),
+    })
+    .prefault({})
+    .meta({ description: 'Stopping the daemon.' });
+
+  return z
+    .strictObject({ discovery, polling, queue, writer, storage, retry, http, log, shutdown })
+    .meta({ title: 'kasa-monitor configuration', description: 'The kasa-monitor YAML configuration file.' });
+}
+
+export type ConfigSchema = ReturnType<typeof createConfigSchema>;
+
+/** The parsed configuration: defaults applied, durations in milliseconds, addresses split into host and port. */
+export type Config = z.output<ConfigSchema>;
+/** The configuration as users write it (YAML file). */
+export type ConfigInput = z.input<ConfigSchema>;
+
+export type DiscoveryConfig = Config['discovery'];
+export type PollingConfig = Config['polling'];
+export type QueueConfig = Config['queue'];
+export type WriterConfig = Config['writer'];
+export type StorageConfig = Config['storage'];
+export type SqliteConfig = StorageConfig['sqlite'];
+export type PoolConfig = StorageConfig['pool'];
+export type InfluxConfig = StorageConfig['influx'];
+export type RetryConfig = Config['retry'];
+export type HttpConfig = Config['http'];
+export type LogConfig = Config['log'];
+export type ShutdownConfig = Config['shutdown'];
+
+/** The configuration with nothing set: every default (the SQLite path depends on `env`). */
+export function defaultConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  return createConfigSchema(env).parse({});
+}

@@ -1,0 +1,56 @@
+import type { Config } from './config/index.js';
+import type { DiscoveryOptions } from './discovery/discovery.js';
+import type { PollerOptions } from './poller/poller.js';
+import type { BoundedQueueOptions } from './queue/bounded-queue.js';
+import type { SqliteOptions } from './storage/sqlite/index.js';
+import type { WriterOptions } from './storage/writer.js';
+
+/**
+ * Maps the configuration to each part's own options, so no component reads the config object:
+ * a reload is then an explicit setOptions() call with the new slice.
+ */
+
+export function discoveryOptions(config: Config): DiscoveryOptions {
+  const d = config.discovery;
+  return {
+    // discovery.enabled: false keeps the static hosts and stops broadcasting.
+    broadcast: d.enabled ? d.broadcast : [],
+    port: d.port,
+    intervalMs: d.interval,
+    timeoutMs: d.timeout,
+    hosts: d.hosts.map((h) => (h.host.includes(':') ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`)),
+    offlineTolerance: d.offline_tolerance,
+    receiveBufferBytes: d.receive_buffer,
+  };
+}
+
+export function pollerOptions(config: Config): PollerOptions {
+  const p = config.polling;
+  return {
+    intervalMs: p.interval,
+    schedule: p.schedule ?? undefined,
+    timeoutMs: p.timeout,
+    concurrency: p.concurrency,
+    transport: p.transport,
+  };
+}
+
+export function queueOptions(config: Config): BoundedQueueOptions {
+  return { capacity: config.queue.capacity, overflow: config.queue.overflow };
+}
+
+export function writerOptions(config: Config): WriterOptions {
+  return { batchSize: config.writer.batch_size, flushIntervalMs: config.writer.flush_interval };
+}
+
+export function sqliteOptions(config: Config): SqliteOptions {
+  const s = config.storage.sqlite;
+  return {
+    path: s.path,
+    journalMode: s.journal_mode,
+    synchronous: s.synchronous,
+    cacheSize: s.cache_size,
+    tempStore: s.temp_store,
+    busyTimeoutMs: s.busy_timeout,
+  };
+}

@@ -1,0 +1,253 @@
+import type { Logger } from '../log/logger.js';
+import { type Endpoint, type OutletInfo, type ProbeResult, probe } from './kasa.js';
+import { DeviceRegistry } from './registry.js';
+
+export interface DiscoveryOptions {
+  /** Broadcast addresses (e.g. 255.255.255.255 on a LAN, 127.255.255.255 for simulated plugs). */
+  readonly broadcast: readonly string[];
+  /** Port the discovery packet is sent to (9999 on real plugs); default port of static hosts. */
+  readonly port: number;
+  /** Time from the start of one round to the start of the next. */
+  readonly intervalMs: number;
+  /** How long a round collects replies. */
+  readonly timeoutMs: number;
+  /** Static hosts, asked directly each round: 'host' or 'host:port'. */
+  readonly hosts: readonly string[];
+  /** Consecutive missed rounds (or failed polls) before a device is offline. */
+  readonly offlineTolerance: number;
+  /** SO_RCVBUF of the discovery socket: 500 plugs answering at once need about 1-2 MiB. */
+  readonly receiveBufferBytes: number;
+}
+
+/** 4 MiB: enough for thousands of sysinfo replies arriving at once. */
+export const DEFAULT_RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
+
+export interface DiscoveryStats {
+  readonly rounds: number;
+  readonly failedRounds: number;
+  readonly lastRoundAtMs: number | null;
+  readonly lastRoundDurationMs: number | null;
+  /** Devices that answered the last round. */
+  readonly lastRoundFound: number;
+  /** Undecodable replies, ever. */
+  readonly garbageReplies: number;
+  /** Receive buffer the kernel granted in the last round. */
+  readonly receiveBufferBytes: number | null;
+  readonly running: boolean;
+}
+
+/** Parses 'host' or 'host:port' (IPv4 or name). Throws RangeError on a bad port. */
+export function parseHostPort(spec: string, defaultPort: number): Endpoint {
+  const trimmed = spec.trim();
+  const match = /^(.+):(\d+)$/.exec(trimmed);
+  if (match === null) return { host: trimmed, port: defaultPort };
+  const port = Number(match[2]);
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new RangeError(`bad port in host "${spec}"`);
+  }
+  return { host: match[1] ?? trimmed, port };
+}
+
+/**
+ * Periodic discovery feeding a DeviceRegistry: one round at start, then one every `intervalMs`
+ * (measured start to start; never two at once). A failed round is logged and counted, never thrown,
+ * and does not count as a miss for the devices (we could not look, they did not go away).
+ */
+export class Discovery {
+  readonly registry: DeviceRegistry;
+  #options: DiscoveryOptions;
+  #hosts: Endpoint[];
+  #timer: NodeJS.Timeout | null = null;
+  #running = false;
+  #round: Promise<ProbeResult | null> | null = null;
+  #abort: AbortController | null = null;
+  #lastRoundStart = 0;
+  #rounds = 0;
+  #failedRounds = 0;
+  #lastRoundAtMs: number | null = null;
+  #lastRoundDurationMs: number | null = null;
+  #lastRoundFound = 0;
+  #garbage = 0;
+  #receiveBuffer: number | null = null;
+
+  constructor(
+    options: DiscoveryOptions,
+    private readonly logger: Logger,
+    registry?: DeviceRegistry,
+  ) {
+    this.#options = options;
+    this.#hosts = options.hosts.map((h) => parseHostPort(h, options.port));
+    this.registry = registry ?? new DeviceRegistry({ offlineTolerance: options.offlineTolerance }, logger);
+  }
+
+  get options(): DiscoveryOptions {
+    return this.#options;
+  }
+
+  start(): void {
+    if (this.#running) return;
+    this.#running = true;
+    this.#loop();
+  }
+
+  /** Stops the rounds (a round in progress ends now) and closes every device socket. */
+  async stop(): Promise<void> {
+    this.#running = false;
+    if (this.#timer !== null) clearTimeout(this.#timer);
+    this.#timer = null;
+    this.#abort?.abort();
+    await this.#round;
+    this.registry.close();
+  }
+
+  /** Applies reloaded options: the next round uses them; a changed interval reschedules. */
+  setOptions(options: DiscoveryOptions): void {
+    const hosts = options.hosts.map((h) => parseHostPort(h, options.port));
+    const intervalChanged = options.intervalMs !== this.#options.intervalMs;
+    this.#options = options;
+    this.#hosts = hosts;
+    this.registry.setOfflineTolerance(options.offlineTolerance);
+    if (this.#running && intervalChanged && this.#timer !== null) {
+      clearTimeout(this.#timer);
+      this.#timer = null;
+      this.#scheduleNext();
+    }
+  }
+
+  /**
+   * Runs one round now (or joins the one in progress) and feeds the registry.
+   * Resolves with the probe result, or null when the round failed.
+   */
+  runRound(): Promise<ProbeResult | null> {
+    if (this.#round !== null) return this.#round;
+    const round = this.#doRound().finally(() => {
+      this.#round = null;
+    });
+    this.#round = round;
+    return round;
+  }
+
+  stats(): DiscoveryStats {
+    return {
+      rounds: this.#rounds,
+      failedRounds: this.#failedRounds,
+      lastRoundAtMs: this.#lastRoundAtMs,
+      lastRoundDurationMs: this.#lastRoundDurationMs,
+      lastRoundFound: this.#lastRoundFound,
+      garbageReplies: this.#garbage,
+      receiveBufferBytes: this.#receiveBuffer,
+      running: this.#running,
+    };
+  }
+
+  #loop(): void {
+    if (!this.#running) return;
+    this.#lastRoundStart = Date.now();
+    void this.runRound().then(() => this.#scheduleNext());
+  }
+
+  #scheduleNext(): void {
+    if (!this.#running || this.#round !== null) return;
+    const delay = Math.max(0, this.#lastRoundStart + this.#options.intervalMs - Date.now());
+    this.#timer = setTimeout(() => {
+      this.#timer = null;
+      this.#loop();
+    }, delay);
+  }
+
+  async #doRound(): Promise<ProbeResult | null> {
+    const options = this.#options;
+    const abort = new AbortController();
+    this.#abort = abort;
+    const startedAt = Date.now();
+    try {
+      const result = await probe({
+        broadcast: options.broadcast,
+        hosts: this.#hosts,
+        port: options.port,
+        timeoutMs: options.timeoutMs,
+        receiveBufferBytes: options.receiveBufferBytes,
+        signal: abort.signal,
+      });
+      this.#rounds++;
+      this.#garbage += result.garbage;
+      this.#receiveBuffer = result.receiveBufferBytes;
+      this.#lastRoundAtMs = startedAt;
+      this.#lastRoundDurationMs = result.durationMs;
+      this.#lastRoundFound = result.replies.length;
+      if (abort.signal.aborted) return result; // stopped mid-round: do not count misses
+      const now = Date.now();
+      const seen = new Set<string>();
+      for (const reply of result.replies) {
+        seen.add(reply.sysinfo.deviceId);
+        this.registry.observe(reply, now);
+      }
+      this.registry.endRound(seen, now);
+      for (const e of result.sendErrors) {
+        this.logger.warn({ target: e.target, error: e.error }, 'discovery packet not sent');
+      }
+      this.logger.debug(
+        {
+          found: result.replies.length,
+          garbage: result.garbage,
+          durationMs: Math.round(result.durationMs),
+          receiveBufferBytes: result.receiveBufferBytes,
+        },
+        'discovery round done',
+      );
+      return result;
+    } catch (err) {
+      this.#rounds++;
+      this.#failedRounds++;
+      this.#lastRoundAtMs = startedAt;
+      this.logger.warn({ err }, 'discovery round failed');
+      return null;
+    } finally {
+      if (this.#abort === abort) this.#abort = null;
+    }
+  }
+}
+
+/** One plug as the `discover` command lists it. */
+export interface DiscoveredDevice {
+  readonly id: string;
+  readonly alias: string;
+  readonly model: string;
+  readonly host: string;
+  readonly port: number;
+  readonly hasEmeter: boolean;
+  readonly outlets: readonly OutletInfo[];
+}
+
+export interface DiscoverOnceOptions {
+  readonly broadcast: readonly string[];
+  readonly port: number;
+  readonly timeoutMs: number;
+  readonly hosts: readonly string[];
+  readonly receiveBufferBytes?: number;
+}
+
+/**
+ * One-shot discovery for the `discover` command: one round, sorted by alias then id.
+ * Throws when no discovery packet could be sent at all (e.g. a bad broadcast address).
+ */
+export async function discoverOnce(options: DiscoverOnceOptions): Promise<DiscoveredDevice[]> {
+  const result = await probe({
+    broadcast: options.broadcast,
+    hosts: options.hosts.map((h) => parseHostPort(h, options.port)),
+    port: options.port,
+    timeoutMs: options.timeoutMs,
+    receiveBufferBytes: options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER_BYTES,
+  });
+  return result.replies
+    .map((r) => ({
+      id: r.sysinfo.deviceId,
+      alias: r.sysinfo.alias,
+      model: r.sysinfo.model,
+      host: r.host,
+      port: r.port,
+      hasEmeter: r.sysinfo.hasEmeter,
+      outlets: r.sysinfo.outlets,
+    }))
+    .sort((a, b) => a.alias.localeCompare(b.alias) || a.id.localeCompare(b.id));
+}

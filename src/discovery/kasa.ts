@@ -1,0 +1,466 @@
+/**
+ * The only importer of tplink-smarthome-api and tplink-smarthome-crypto. Everything outside this
+ * module speaks the project's own types: `KasaSysinfo`, `ProbeReply`, `KasaConnection`, `RawResponse`.
+ *
+ * Discovery uses a UDP socket of our own rather than the library's `startDiscovery()`: the library's
+ * socket keeps the kernel's default receive buffer (about 208 KiB), and with a few hundred plugs
+ * answering one broadcast at once the replies overflow it and are silently lost (measured: 500
+ * simulated plugs took 3.5-19 s to be found instead of 81 ms with a 4 MiB buffer).
+ * Energy requests go through the library's device objects (shared UDP socket or one TCP connection
+ * per request), and come back as the decoded text for our own validation (src/poller/normalise.ts).
+ */
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { performance } from 'node:perf_hooks';
+import type { Logger as ApiLogger, Client, Plug, Sysinfo } from 'tplink-smarthome-api';
+import tplink from 'tplink-smarthome-api';
+import { decrypt, encrypt } from 'tplink-smarthome-crypto';
+import type { Logger } from '../log/logger.js';
+
+/** Where a device answers: an IPv4 address (or host name) and a UDP/TCP port (9999 on real plugs). */
+export interface Endpoint {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** One outlet of a power strip. `id` is the full child id: the strip's deviceId + 2-digit index. */
+export interface OutletInfo {
+  readonly id: string;
+  readonly alias: string;
+}
+
+/** What we keep of a `system.get_sysinfo` answer. */
+export interface KasaSysinfo {
+  readonly deviceId: string;
+  readonly alias: string;
+  readonly model: string;
+  /** `feature` contains `ENE` (HS110, HS300, KP115 ...); HS100/HS200 have no energy meter. */
+  readonly hasEmeter: boolean;
+  /** The library can address it as a plug (sysinfo type `IOT.SMARTPLUGSWITCH` and the fields it needs). */
+  readonly isPlug: boolean;
+  /** Strip outlets with their full child ids; empty for a single plug. */
+  readonly outlets: readonly OutletInfo[];
+  /** The sysinfo object as the device sent it (handed to the library to build its device object). */
+  readonly raw: Readonly<Record<string, unknown>>;
+}
+
+/** Normalises a child id as strips report it over UDP ("00".."05") to the full id (deviceId + 2 digits). */
+export function fullChildId(deviceId: string, childId: string): string {
+  if (/^\d{1,2}$/.test(childId)) return deviceId + childId.padStart(2, '0');
+  return childId;
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * Parses a decoded discovery reply (`{"system":{"get_sysinfo":{...}}}`). Returns null for anything
+ * that is not a usable sysinfo (garbage, an error code, a missing deviceId ...).
+ */
+export function parseSysinfoResponse(text: string): KasaSysinfo | null {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return null;
+  }
+  if (!isRecord(parsed)) return null;
+  const system = parsed['system'];
+  if (!isRecord(system)) return null;
+  const sysinfo = system['get_sysinfo'];
+  if (!isRecord(sysinfo)) return null;
+  return parseSysinfo(sysinfo);
+}
+
+/** Validates one sysinfo object (the content of `system.get_sysinfo`). */
+export function parseSysinfo(sysinfo: Record<string, unknown>): KasaSysinfo | null {
+  const errCode = sysinfo['err_code'];
+  if (errCode !== undefined && errCode !== 0) return null;
+  const deviceId = sysinfo['deviceId'];
+  const alias = sysinfo['alias'];
+  const model = sysinfo['model'];
+  if (typeof deviceId !== 'string' || deviceId.length === 0 || deviceId.length > 128) return null;
+  if (typeof alias !== 'string' || typeof model !== 'string') return null;
+  const feature = typeof sysinfo['feature'] === 'string' ? sysinfo['feature'] : '';
+  const hasEmeter = feature.split(':').includes('ENE');
+  const type =
+    typeof sysinfo['type'] === 'string'
+      ? sysinfo['type']
+      : typeof sysinfo['mic_type'] === 'string'
+        ? sysinfo['mic_type']
+        : '';
+  const children = sysinfo['children'];
+  const outlets: OutletInfo[] = [];
+  if (Array.isArray(children)) {
+    for (const child of children) {
+      if (!isRecord(child) || typeof child['id'] !== 'string') return null;
+      const childAlias = typeof child['alias'] === 'string' ? child['alias'] : '';
+      outlets.push({ id: fullChildId(deviceId, child['id']), alias: childAlias });
+    }
+  }
+  // Mirrors the library's isPlugSysinfo(), so getDeviceFromSysInfo() will not throw on it.
+  const isPlug =
+    /plug/i.test(type) &&
+    ('mac' in sysinfo || 'ethernet_mac' in sysinfo) &&
+    'sw_ver' in sysinfo &&
+    'hw_ver' in sysinfo &&
+    typeof sysinfo['feature'] === 'string' &&
+    ('relay_state' in sysinfo || 'children' in sysinfo);
+  return { deviceId, alias, model, hasEmeter, isPlug, outlets, raw: sysinfo };
+}
+
+export interface ProbeOptions {
+  /** Broadcast addresses the discovery packet goes to (e.g. 255.255.255.255, or 127.255.255.255). */
+  readonly broadcast: readonly string[];
+  /** Static hosts, each asked directly (unicast). */
+  readonly hosts: readonly Endpoint[];
+  /** Port for the broadcast addresses. */
+  readonly port: number;
+  /** How long replies are collected. */
+  readonly timeoutMs: number;
+  /** SO_RCVBUF asked for (the kernel caps it at net.core.rmem_max). */
+  readonly receiveBufferBytes: number;
+  /** Ends the round early (replies so far are returned). */
+  readonly signal?: AbortSignal;
+}
+
+export interface ProbeReply extends Endpoint {
+  readonly sysinfo: KasaSysinfo;
+  /** Milliseconds from the first packet sent to this reply. */
+  readonly elapsedMs: number;
+}
+
+export interface ProbeResult {
+  /** One reply per deviceId (the first one received). */
+  readonly replies: readonly ProbeReply[];
+  /** Replies that did not decode to a usable sysinfo. */
+  readonly garbage: number;
+  /** Further replies from a deviceId already seen this round. */
+  readonly duplicates: number;
+  /** Destinations the packet could not be sent to. */
+  readonly sendErrors: readonly { readonly target: string; readonly error: string }[];
+  /** The receive buffer the kernel actually granted (Linux reports twice the value asked for). */
+  readonly receiveBufferBytes: number;
+  readonly durationMs: number;
+}
+
+const SYSINFO_REQUEST = '{"system":{"get_sysinfo":{}}}';
+
+function bindSocket(socket: Socket): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const onError = (err: Error) => reject(err);
+    socket.once('error', onError);
+    socket.bind(0, () => {
+      socket.off('error', onError);
+      resolve();
+    });
+  });
+}
+
+function sendTo(socket: Socket, packet: Buffer, target: Endpoint): Promise<string | null> {
+  return new Promise((resolve) => {
+    try {
+      socket.send(packet, target.port, target.host, (err) => resolve(err ? err.message : null));
+    } catch (err) {
+      resolve(err instanceof Error ? err.message : String(err));
+    }
+  });
+}
+
+/**
+ * One discovery round: sends the encrypted sysinfo request to every broadcast address and every
+ * static host, then collects and decodes replies until `timeoutMs` (or earlier when only static hosts
+ * were asked and each has answered). Throws only when no packet could be sent at all.
+ */
+export async function probe(options: ProbeOptions): Promise<ProbeResult> {
+  const started = performance.now();
+  const socket = createSocket({ type: 'udp4' });
+  const replies = new Map<string, ProbeReply>();
+  const sources = new Set<string>();
+  const staticOnly = options.broadcast.length === 0;
+  let garbage = 0;
+  let duplicates = 0;
+
+  let finish: () => void = () => {};
+  const done = new Promise<void>((resolve) => {
+    finish = resolve;
+  });
+  const timer = setTimeout(() => finish(), options.timeoutMs);
+  const onAbort = (): void => finish();
+  options.signal?.addEventListener('abort', onAbort, { once: true });
+  if (options.signal?.aborted) finish();
+
+  socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
+    let sysinfo: KasaSysinfo | null = null;
+    try {
+      sysinfo = parseSysinfoResponse(decrypt(msg).toString('utf8'));
+    } catch {
+      sysinfo = null;
+    }
+    if (sysinfo === null) {
+      garbage++;
+      return;
+    }
+    sources.add(`${rinfo.address}:${rinfo.port}`);
+    if (replies.has(sysinfo.deviceId)) {
+      duplicates++;
+    } else {
+      replies.set(sysinfo.deviceId, {
+        host: rinfo.address,
+        port: rinfo.port,
+        sysinfo,
+        elapsedMs: performance.now() - started,
+      });
+    }
+    if (staticOnly && sources.size >= options.hosts.length) finish();
+  });
+  // Errors on an unconnected UDP socket (e.g. ICMP noise) must neither end nor crash the round.
+  socket.on('error', () => {});
+
+  try {
+    await bindSocket(socket);
+    socket.setBroadcast(true);
+    try {
+      socket.setRecvBufferSize(options.receiveBufferBytes);
+    } catch {
+      // A kernel refusing the size keeps its default; replies may then be lost with many plugs.
+    }
+    const granted = socket.getRecvBufferSize();
+
+    const packet = encrypt(SYSINFO_REQUEST);
+    const targets: Endpoint[] = [
+      ...options.broadcast.map((host) => ({ host, port: options.port })),
+      ...options.hosts,
+    ];
+    if (targets.length === 0) finish();
+    const sendResults = await Promise.all(
+      targets.map(async (target) => ({ target, error: await sendTo(socket, packet, target) })),
+    );
+    const sendErrors = sendResults
+      .filter((r): r is { target: Endpoint; error: string } => r.error !== null)
+      .map((r) => ({ target: `${r.target.host}:${r.target.port}`, error: r.error }));
+    if (targets.length > 0 && sendErrors.length === targets.length) {
+      throw new Error(
+        `discovery packet could not be sent to any destination: ${sendErrors.map((e) => `${e.target} (${e.error})`).join(', ')}`,
+      );
+    }
+    await done;
+    return {
+      replies: [...replies.values()],
+      garbage,
+      duplicates,
+      sendErrors,
+      receiveBufferBytes: granted,
+      durationMs: performance.now() - started,
+    };
+  } finally {
+    clearTimeout(timer);
+    options.signal?.removeEventListener('abort', onAbort);
+    socket.close();
+  }
+}
+
+/** Why a request produced no response text. */
+export type RequestFailure = 'timeout' | 'refused' | 'network';
+
+export type RawResponse =
+  | { readonly ok: true; readonly text: string }
+  | { readonly ok: false; readonly failure: RequestFailure; readonly detail: string };
+
+export type Transport = 'udp' | 'tcp';
+
+export interface RequestOptions {
+  readonly transport: Transport;
+  readonly timeoutMs: number;
+}
+
+/** A library logger that forwards to ours at debug: the library logs every timeout as an error. */
+function apiLogger(logger: Logger): ApiLogger {
+  const forward = (...msg: unknown[]): void => {
+    if (!logger.isLevelEnabled('debug')) return;
+    const [first, ...rest] = msg;
+    logger.debug({ lib: 'tplink-smarthome-api' }, String(first), ...rest);
+  };
+  return { debug: forward, info: forward, warn: forward, error: forward };
+}
+
+function classify(err: unknown): { failure: RequestFailure; detail: string } {
+  const message = err instanceof Error ? err.message : String(err);
+  const detail = message.split('\n', 1)[0] ?? message;
+  const code = isRecord(err) ? err['code'] : undefined;
+  if (/timeout/i.test(detail)) return { failure: 'timeout', detail };
+  if (code === 'ECONNREFUSED') return { failure: 'refused', detail };
+  return { failure: 'network', detail: typeof code === 'string' ? `${code}: ${detail}` : detail };
+}
+
+const REALTIME_REQUEST = '{"emeter":{"get_realtime":{}}}';
+
+/** The `get_realtime` payload for a plug, or for one outlet of a strip. */
+export function realtimePayload(childId: string | null): string {
+  return childId === null
+    ? REALTIME_REQUEST
+    : `{"context":{"child_ids":[${JSON.stringify(childId)}]},"emeter":{"get_realtime":{}}}`;
+}
+
+/**
+ * Beyond the library's own per-request timer, a request is abandoned after this much extra time:
+ * a poll is bounded by its timeout whatever the library does.
+ */
+const GUARD_MS = 250;
+
+/**
+ * The connection to one device, through the library's device object. Re-targeted (sockets closed,
+ * device object rebuilt) when the device is found at another address.
+ */
+export class KasaConnection {
+  #device: Plug | null = null;
+  #endpoint: Endpoint;
+  readonly #payloads = new Map<string | null, string>();
+
+  constructor(
+    private readonly client: Client,
+    /** The sysinfo the device answered discovery with. */
+    readonly sysinfo: KasaSysinfo,
+    endpoint: Endpoint,
+    private readonly sharedSocketTimeoutMs: number,
+  ) {
+    this.#endpoint = endpoint;
+  }
+
+  get endpoint(): Endpoint {
+    return this.#endpoint;
+  }
+
+  /** Points the connection at a new address; open sockets to the old one are closed. */
+  retarget(endpoint: Endpoint): void {
+    if (endpoint.host === this.#endpoint.host && endpoint.port === this.#endpoint.port) return;
+    this.close();
+    this.#endpoint = endpoint;
+  }
+
+  /**
+   * Sends `emeter.get_realtime` (for `childId`'s outlet when given) and resolves with the decoded
+   * response text, or with the reason there is none. Never rejects.
+   */
+  async getRealtime(childId: string | null, options: RequestOptions): Promise<RawResponse> {
+    let payload = this.#payloads.get(childId);
+    if (payload === undefined) {
+      payload = realtimePayload(childId);
+      this.#payloads.set(childId, payload);
+    }
+    return this.send(payload, options);
+  }
+
+  /** Sends any payload; resolves with the decoded text or a failure. Never rejects. */
+  async send(payload: string, options: RequestOptions): Promise<RawResponse> {
+    let device: Plug;
+    try {
+      device = this.#deviceObject();
+    } catch (err) {
+      return { ok: false, failure: 'network', detail: err instanceof Error ? err.message : String(err) };
+    }
+    let guard: NodeJS.Timeout | undefined;
+    const guardFired = new Promise<RawResponse>((resolve) => {
+      guard = setTimeout(() => {
+        // The library did not settle in time: drop its sockets so the next poll starts clean.
+        device.closeConnection();
+        resolve({ ok: false, failure: 'timeout', detail: `no answer within ${options.timeoutMs} ms` });
+      }, options.timeoutMs + GUARD_MS);
+    });
+    const request = device
+      .send(payload, {
+        transport: options.transport,
+        timeout: options.timeoutMs,
+        useSharedSocket: true,
+        sharedSocketTimeout: this.sharedSocketTimeoutMs,
+      })
+      .then(
+        (text): RawResponse => ({ ok: true, text: typeof text === 'string' ? text : String(text) }),
+        (err: unknown): RawResponse => ({ ok: false, ...classify(err) }),
+      );
+    try {
+      return await Promise.race([request, guardFired]);
+    } finally {
+      clearTimeout(guard);
+    }
+  }
+
+  /** Closes the device's sockets (a later request opens new ones). */
+  close(): void {
+    const device = this.#device;
+    this.#device = null;
+    if (device !== null) device.closeConnection();
+  }
+
+  #deviceObject(): Plug {
+    if (this.#device === null) {
+      // structuredClone: the library normalises children ids in place.
+      const sysInfo = structuredClone(this.sysinfo.raw) as unknown as Sysinfo;
+      const device = this.client.getDeviceFromSysInfo(sysInfo, {
+        client: this.client,
+        host: this.#endpoint.host,
+        port: this.#endpoint.port,
+      });
+      if (!(device instanceof tplink.Plug)) throw new Error(`${this.sysinfo.model} is not a plug`);
+      this.#device = device;
+    }
+    return this.#device;
+  }
+}
+
+export interface KasaClientOptions {
+  /** How long an idle shared UDP socket stays open (the library's `sharedSocketTimeout`). */
+  readonly sharedSocketTimeoutMs?: number;
+}
+
+/** Factory of device connections around one library `Client`. */
+export class KasaClient {
+  readonly #client: Client;
+  readonly #sharedSocketTimeoutMs: number;
+
+  constructor(logger: Logger, options: KasaClientOptions = {}) {
+    this.#client = new tplink.Client({ logger: apiLogger(logger) });
+    this.#sharedSocketTimeoutMs = options.sharedSocketTimeoutMs ?? 60_000;
+  }
+
+  connect(sysinfo: KasaSysinfo, endpoint: Endpoint): KasaConnection {
+    return new KasaConnection(this.#client, sysinfo, endpoint, this.#sharedSocketTimeoutMs);
+  }
+}
+
+/** The library's own device object for a plug or a strip outlet (see `BareLibrary`). */
+export interface BareLibraryPlug {
+  getRealtime(options: RequestOptions): Promise<unknown>;
+  close(): void;
+}
+
+/**
+ * The bare library, used the way its README shows (`plug.emeter.getRealtime()`), for benchmarks
+ * that compare our poller with it. Not used by the daemon.
+ */
+export class BareLibrary {
+  readonly #client: Client;
+
+  constructor(logger: Logger) {
+    this.#client = new tplink.Client({ logger: apiLogger(logger) });
+  }
+
+  plug(sysinfo: KasaSysinfo, endpoint: Endpoint, childId: string | null): BareLibraryPlug {
+    const plug = this.#client.getPlug({
+      host: endpoint.host,
+      port: endpoint.port,
+      sysInfo: structuredClone(sysinfo.raw) as never,
+      ...(childId === null ? {} : { childId }),
+    });
+    return {
+      getRealtime: (options) =>
+        plug.emeter.getRealtime({
+          transport: options.transport,
+          timeout: options.timeoutMs,
+          useSharedSocket: true,
+          sharedSocketTimeout: 60_000,
+        }),
+      close: () => plug.closeConnection(),
+    };
+  }
+}

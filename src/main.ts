@@ -1,0 +1,217 @@
+import { type Config, diffConfig, redactConfig } from './config/index.js';
+import {
+  discoveryOptions,
+  pollerOptions,
+  queueOptions,
+  sqliteOptions,
+  writerOptions,
+} from './daemon-options.js';
+import { Discovery } from './discovery/discovery.js';
+import type { DeviceRegistry } from './discovery/registry.js';
+import type { Logger } from './log/logger.js';
+import { Poller } from './poller/poller.js';
+import type { Reading } from './poller/reading.js';
+import { BoundedQueue } from './queue/bounded-queue.js';
+import { SqliteStore } from './storage/sqlite/index.js';
+import { Writer } from './storage/writer.js';
+
+/** A point-in-time view of every part, for logs, `status` and (later) /health. */
+export interface DaemonStatus {
+  readonly devices: ReturnType<DeviceRegistry['counts']>;
+  readonly discovery: ReturnType<Discovery['stats']>;
+  readonly poller: ReturnType<Poller['stats']>;
+  readonly queue: ReturnType<BoundedQueue<Reading>['stats']>;
+  readonly writer: ReturnType<Writer['stats']>;
+}
+
+export interface ReloadResult {
+  /** Keys whose new value is now in effect. */
+  readonly applied: readonly string[];
+  /** Keys that changed in the file but take effect only after a restart. */
+  readonly needRestart: readonly string[];
+}
+
+interface Parts {
+  readonly store: SqliteStore;
+  readonly queue: BoundedQueue<Reading>;
+  readonly writer: Writer;
+  readonly discovery: Discovery;
+  readonly poller: Poller;
+}
+
+/** How often a one-line summary goes to the log, so `journalctl` shows the daemon is alive. */
+const SUMMARY_INTERVAL_MS = 5 * 60_000;
+
+/**
+ * The composition root: the only place that creates and wires concrete parts. Constructors only
+ * assign; start() brings the parts up in dependency order (storage first, so nothing is polled that
+ * could not be stored) and stop() takes them down in reverse, each step guarded so a failing stop
+ * never prevents the others (above all, the queue still drains into SQLite).
+ */
+export class Daemon {
+  #config: Config;
+  #parts: Parts | null = null;
+  #summaryTimer: NodeJS.Timeout | null = null;
+  #stopping: Promise<DaemonStatus | null> | null = null;
+
+  constructor(
+    config: Config,
+    private readonly logger: Logger,
+  ) {
+    this.#config = config;
+  }
+
+  get config(): Config {
+    return this.#config;
+  }
+
+  async start(): Promise<void> {
+    if (this.#parts !== null) return;
+    const config = this.#config;
+    const log = this.logger;
+    log.info({ config: redactConfig(config) }, 'starting');
+
+    const store = new SqliteStore(sqliteOptions(config), log.child({ component: 'sqlite' }));
+    await store.start();
+    const queue = new BoundedQueue<Reading>(queueOptions(config), log.child({ component: 'queue' }));
+    const writer = new Writer(queue, store, writerOptions(config), log.child({ component: 'writer' }));
+    const discovery = new Discovery(discoveryOptions(config), log.child({ component: 'discovery' }));
+    const poller = new Poller(
+      discovery.registry,
+      queue,
+      pollerOptions(config),
+      log.child({ component: 'poller' }),
+    );
+    this.#parts = { store, queue, writer, discovery, poller };
+
+    const registry = discovery.registry;
+    // Identity and names go to storage as soon as they are known; a reading that overtakes its
+    // channel row is still stored (the store creates a minimal row), so this is never awaited.
+    registry.on('channels', (channels) => {
+      store.upsertChannels(channels).catch((error: unknown) => {
+        log.error({ err: error }, 'could not store device names; readings are still recorded');
+      });
+    });
+    registry.on('added', (d) =>
+      log.info({ deviceId: d.id, alias: d.alias, model: d.model, host: d.host }, 'plug found'),
+    );
+    registry.on('moved', (m) =>
+      log.info(
+        { deviceId: m.device.id, alias: m.device.alias, from: m.from, to: m.to },
+        'plug moved to a new address',
+      ),
+    );
+    registry.on('offline', (d) => log.warn({ deviceId: d.id, alias: d.alias, host: d.host }, 'plug offline'));
+    registry.on('online', (d) =>
+      log.info({ deviceId: d.id, alias: d.alias, host: d.host }, 'plug back online'),
+    );
+
+    writer.start();
+    poller.start();
+    discovery.start();
+    this.#summaryTimer = setInterval(() => this.#logSummary('running'), SUMMARY_INTERVAL_MS);
+    this.#summaryTimer.unref();
+    log.info(
+      { database: config.storage.sqlite.path, broadcast: discoveryOptions(config).broadcast },
+      'started: discovering plugs and polling',
+    );
+  }
+
+  status(): DaemonStatus | null {
+    const p = this.#parts;
+    if (p === null) return null;
+    return {
+      devices: p.discovery.registry.counts(),
+      discovery: p.discovery.stats(),
+      poller: p.poller.stats(),
+      queue: p.queue.stats(),
+      writer: p.writer.stats(),
+    };
+  }
+
+  /**
+   * Applies a new, already validated configuration. Keys tagged `hot` take effect now; the others
+   * are named so the user knows a restart is needed. Queued readings are kept.
+   */
+  reload(next: Config): ReloadResult {
+    const diff = diffConfig(this.#config, next);
+    const p = this.#parts;
+    if (p !== null) {
+      const touched = (section: string) => diff.hot.some((k) => k.startsWith(`${section}.`));
+      if (touched('discovery')) p.discovery.setOptions(discoveryOptions(next));
+      if (touched('polling')) p.poller.setOptions(pollerOptions(next));
+      if (touched('queue')) p.queue.resize(next.queue.capacity, next.queue.overflow);
+      if (touched('writer')) p.writer.setOptions(writerOptions(next));
+    }
+    if (diff.hot.includes('log.level')) this.logger.level = next.log.level;
+    // Restart-only keys keep their running values, so the daemon's view stays truthful.
+    this.#config = diff.restart.length === 0 ? next : { ...next, ...pickRestartSections(this.#config, diff) };
+    this.logger.info({ applied: diff.hot, needRestart: diff.restart }, 'configuration reloaded');
+    if (diff.restart.length > 0) {
+      this.logger.warn({ keys: diff.restart }, 'some changed keys take effect only after a restart');
+    }
+    return { applied: diff.hot, needRestart: diff.restart };
+  }
+
+  /**
+   * Stops polling first (no new readings), then discovery, then drains the queue into SQLite within
+   * `deadlineMs`, then closes the database. Idempotent: a second call returns the same promise.
+   */
+  stop(deadlineMs: number = this.#config.shutdown.timeout): Promise<DaemonStatus | null> {
+    this.#stopping ??= this.#stop(deadlineMs);
+    return this.#stopping;
+  }
+
+  async #stop(deadlineMs: number): Promise<DaemonStatus | null> {
+    const p = this.#parts;
+    if (this.#summaryTimer !== null) clearInterval(this.#summaryTimer);
+    if (p === null) return null;
+    const started = Date.now();
+    const step = async (name: string, fn: () => Promise<unknown> | unknown) => {
+      try {
+        await fn();
+      } catch (error) {
+        this.logger.error({ err: error, part: name }, 'error while stopping; continuing with the rest');
+      }
+    };
+    await step('poller', () => p.poller.stop());
+    await step('discovery', () => p.discovery.stop());
+    await step('writer', () => p.writer.stop(Math.max(0, deadlineMs - (Date.now() - started))));
+    const status = this.status();
+    await step('sqlite', () => p.store.stop());
+    this.#logSummary('stopped', status);
+    return status;
+  }
+
+  #logSummary(what: 'running' | 'stopped', status: DaemonStatus | null = this.status()): void {
+    if (status === null) return;
+    const { devices, queue, writer, poller } = status;
+    this.logger.info(
+      {
+        plugsOnline: devices.online,
+        plugsOffline: devices.offline,
+        channels: devices.channels,
+        pollsOk: poller.pollsOk,
+        pollFailures: poller.rejected,
+        queued: queue.size,
+        readingsQueued: queue.offered,
+        written: writer.written,
+        duplicates: writer.duplicates,
+        droppedOverflow: queue.dropped,
+        droppedAtShutdown: writer.droppedAtShutdown,
+      },
+      what,
+    );
+  }
+}
+
+/** The sections of `current` that hold a restart-only key that changed. */
+function pickRestartSections(current: Config, diff: { restart: readonly string[] }): Partial<Config> {
+  const out: Record<string, unknown> = {};
+  const cur = current as unknown as Record<string, unknown>;
+  for (const key of diff.restart) {
+    const section = key.split('.')[0] ?? '';
+    out[section] = cur[section];
+  }
+  return out as Partial<Config>;
+}

@@ -1,0 +1,339 @@
+import { performance } from 'node:perf_hooks';
+import type { RequestFailure, Transport } from '../discovery/kasa.js';
+import type { PollTarget } from '../discovery/registry.js';
+import type { Logger } from '../log/logger.js';
+import { DurationHistogram, type DurationSummary } from './histogram.js';
+import { normaliseRealtime, type RejectReason } from './normalise.js';
+import type { Reading } from './reading.js';
+import { startTicks, type TickSource } from './scheduler.js';
+
+export interface PollerOptions {
+  /** Poll period when no `schedule` is set; ticks fall on multiples of it (UTC). */
+  readonly intervalMs: number;
+  /** node-cron expression (six fields allow seconds); wins over `intervalMs`. */
+  readonly schedule?: string | undefined;
+  /** Per request: a plug that has not answered by then is counted as a timeout. */
+  readonly timeoutMs: number;
+  /** Devices polled at once, across the whole fleet. */
+  readonly concurrency: number;
+  readonly transport: Transport;
+}
+
+/** Why a request gave no reading: no answer (transport) or an answer rejected by normalise. */
+export type PollFailure = RequestFailure | RejectReason;
+
+export const POLL_FAILURES: readonly PollFailure[] = [
+  'timeout',
+  'refused',
+  'network',
+  'malformed',
+  'error-code',
+  'implausible',
+];
+
+/** What the poller needs from the registry (DeviceRegistry implements it). */
+export interface PollSource {
+  pollTargets(): readonly PollTarget[];
+  recordPoll(deviceId: string, ok: boolean, nowMs?: number): void;
+}
+
+/** Where readings go: the bounded queue. `offer` must never block. */
+export interface ReadingSink {
+  offer(reading: Reading): unknown;
+}
+
+export interface PollerStats {
+  readonly ticks: number;
+  /** Slots that passed without a tick (event loop blocked); never caught up. */
+  readonly missedTicks: number;
+  /** Ticks that ran more than LATE_TICK_MS after their slot. */
+  readonly lateTicks: number;
+  /** Device polls not started because the device's previous poll was still running. */
+  readonly skippedOverlap: number;
+  /** Readings produced (and offered to the queue). */
+  readonly pollsOk: number;
+  /** Requests that produced no reading, by reason. */
+  readonly rejected: Readonly<Record<PollFailure, number>>;
+  /** Device jobs queued or running now. */
+  readonly inFlight: number;
+  /** Requests sent, ever. */
+  readonly requests: number;
+  /** When the last tick ran (UTC ms), and how late after its slot. */
+  readonly lastTickMs: number | null;
+  readonly lastTickLateMs: number | null;
+  /** The latest any tick ran after its slot, ever. */
+  readonly maxTickLateMs: number;
+  /** Duration of single requests (send to answer or timeout). */
+  readonly pollDuration: DurationSummary;
+}
+
+/** A tick that runs this long after its slot is counted late. */
+export const LATE_TICK_MS = 250;
+
+interface Episode {
+  failures: number;
+  reason: PollFailure;
+}
+
+function emptyFailures(): Record<PollFailure, number> {
+  return { timeout: 0, refused: 0, network: 0, malformed: 0, 'error-code': 0, implausible: 0 };
+}
+
+/**
+ * Polls the energy meter of every online, meter-bearing device on each tick.
+ *
+ * - No overlap per device: a device whose previous job is still queued or running is skipped (counted).
+ * - A global bound (`concurrency`) on devices polled at once; a strip's outlets are polled one after
+ *   another inside the strip's job, so a strip never has more than one request in flight.
+ * - Every request has its own timeout, so a slow plug holds one slot for at most that long and delays
+ *   no other plug beyond it. After a timeout/refusal the rest of a strip's outlets wait for next tick.
+ * - A reading's tsMs is taken when its request is sent. Readings are offered to the queue, never awaited.
+ * - Failures never throw: they are counted by reason, logged once per device episode at warn (then at
+ *   debug), and reported to the registry, which takes the device offline after the tolerance.
+ */
+export class Poller {
+  #options: PollerOptions;
+  #ticks: TickSource | null = null;
+  #stopping = false;
+  readonly #busy = new Set<string>();
+  readonly #jobs = new Set<Promise<void>>();
+  #active = 0;
+  readonly #waiting: (() => void)[] = [];
+  readonly #episodes = new Map<string, Episode>();
+  readonly #durations = new DurationHistogram();
+  #tickCount = 0;
+  #missedTicks = 0;
+  #lateTicks = 0;
+  #skippedOverlap = 0;
+  #pollsOk = 0;
+  #requests = 0;
+  readonly #rejected = emptyFailures();
+  #lastTickMs: number | null = null;
+  #lastTickLateMs: number | null = null;
+  #maxTickLateMs = 0;
+
+  constructor(
+    private readonly registry: PollSource,
+    private readonly queue: ReadingSink,
+    options: PollerOptions,
+    private readonly logger: Logger,
+  ) {
+    Poller.#validate(options);
+    this.#options = options;
+  }
+
+  get options(): PollerOptions {
+    return this.#options;
+  }
+
+  /** Starts ticking (on `schedule`, or on multiples of `intervalMs`). */
+  start(): void {
+    if (this.#ticks !== null) return;
+    this.#stopping = false;
+    this.#ticks = startTicks(
+      this.#options,
+      {
+        onTick: (scheduledMs, lateMs) => {
+          void this.#tick(scheduledMs, lateMs);
+        },
+        onMissed: (count, firstScheduledMs) => {
+          this.#missedTicks += count;
+          this.logger.warn(
+            { missed: count, slot: new Date(firstScheduledMs).toISOString() },
+            'poll ticks missed: the event loop was blocked',
+          );
+        },
+      },
+      this.logger,
+    );
+  }
+
+  /**
+   * Stops ticking; jobs waiting for a slot are dropped, strips stop between outlets, and the requests
+   * in flight are awaited (each bounded by its timeout).
+   */
+  async stop(): Promise<void> {
+    this.#stopping = true;
+    this.#ticks?.stop();
+    this.#ticks = null;
+    for (const wake of this.#waiting.splice(0)) wake();
+    await Promise.allSettled([...this.#jobs]);
+  }
+
+  /** Applies reloaded options: a changed interval or schedule reschedules at once. */
+  setOptions(options: PollerOptions): void {
+    Poller.#validate(options);
+    const previous = this.#options;
+    this.#options = options;
+    const reschedule = previous.intervalMs !== options.intervalMs || previous.schedule !== options.schedule;
+    if (reschedule && this.#ticks !== null) {
+      this.#ticks.stop();
+      this.#ticks = null;
+      this.start();
+    }
+    this.#drain();
+  }
+
+  /** Runs one tick now; resolves when every job it started has finished (for tests and benchmarks). */
+  tick(): Promise<void> {
+    this.#stopping = false;
+    return this.#tick(Date.now(), 0);
+  }
+
+  stats(): PollerStats {
+    return {
+      ticks: this.#tickCount,
+      missedTicks: this.#missedTicks,
+      lateTicks: this.#lateTicks,
+      skippedOverlap: this.#skippedOverlap,
+      pollsOk: this.#pollsOk,
+      rejected: { ...this.#rejected },
+      inFlight: this.#busy.size,
+      requests: this.#requests,
+      lastTickMs: this.#lastTickMs,
+      lastTickLateMs: this.#lastTickLateMs,
+      maxTickLateMs: this.#maxTickLateMs,
+      pollDuration: this.#durations.summary(),
+    };
+  }
+
+  static #validate(options: PollerOptions): void {
+    if (!Number.isInteger(options.concurrency) || options.concurrency < 1) {
+      throw new RangeError(`poll concurrency must be a positive integer, got ${options.concurrency}`);
+    }
+    if (!Number.isFinite(options.timeoutMs) || options.timeoutMs <= 0) {
+      throw new RangeError(`poll timeout must be positive, got ${options.timeoutMs}`);
+    }
+  }
+
+  #tick(scheduledMs: number, lateMs: number): Promise<void> {
+    this.#tickCount++;
+    this.#lastTickMs = scheduledMs + lateMs;
+    this.#lastTickLateMs = lateMs;
+    if (lateMs > this.#maxTickLateMs) this.#maxTickLateMs = lateMs;
+    if (lateMs > LATE_TICK_MS) this.#lateTicks++;
+    let targets: readonly PollTarget[];
+    try {
+      targets = this.registry.pollTargets();
+    } catch (err) {
+      this.logger.error({ err }, 'poll tick failed: no targets');
+      return Promise.resolve();
+    }
+    const started: Promise<void>[] = [];
+    for (const target of targets) {
+      if (this.#busy.has(target.deviceId)) {
+        this.#skippedOverlap++;
+        this.logger.debug({ deviceId: target.deviceId }, 'previous poll still running: skipped');
+        continue;
+      }
+      this.#busy.add(target.deviceId);
+      const job = this.#job(target).finally(() => {
+        this.#busy.delete(target.deviceId);
+        this.#jobs.delete(job);
+      });
+      this.#jobs.add(job);
+      started.push(job);
+    }
+    return Promise.all(started).then(() => undefined);
+  }
+
+  async #job(target: PollTarget): Promise<void> {
+    await this.#acquire();
+    if (this.#stopping) {
+      this.#release();
+      return;
+    }
+    let ok = false;
+    let attempted = false;
+    try {
+      for (const { channel, childId } of target.channels) {
+        if (this.#stopping) break;
+        attempted = true;
+        const { transport, timeoutMs } = this.#options;
+        const tsMs = Date.now();
+        const t0 = performance.now();
+        this.#requests++;
+        const response = await target.connection.getRealtime(childId, { transport, timeoutMs });
+        this.#durations.record(performance.now() - t0);
+        if (!response.ok) {
+          this.#failed(target.deviceId, channel, response.failure, response.detail);
+          // The device is not answering: its other outlets would only time out one after another.
+          break;
+        }
+        const result = normaliseRealtime(response.text, channel, tsMs);
+        if (result.ok) {
+          ok = true;
+          this.#pollsOk++;
+          this.#offer(result.reading);
+        } else {
+          this.#failed(target.deviceId, channel, result.reason, result.detail);
+        }
+      }
+      if (attempted) {
+        if (ok) this.#recovered(target.deviceId);
+        this.registry.recordPoll(target.deviceId, ok);
+      }
+    } catch (err) {
+      // Not expected (connections never reject, the registry catches its listeners' errors):
+      // whatever happens, the poller and the other devices carry on.
+      this.logger.error({ err, deviceId: target.deviceId }, 'poll job failed');
+    } finally {
+      this.#release();
+    }
+  }
+
+  #offer(reading: Reading): void {
+    try {
+      this.queue.offer(reading);
+    } catch (err) {
+      // The queue never blocks; a throwing onOffer listener must not cost the other readings.
+      this.logger.error({ err, channel: reading.channel }, 'reading sink threw on offer');
+    }
+  }
+
+  #failed(deviceId: string, channel: string, reason: PollFailure, detail: string): void {
+    this.#rejected[reason]++;
+    const episode = this.#episodes.get(deviceId);
+    if (episode === undefined) {
+      this.#episodes.set(deviceId, { failures: 1, reason });
+      this.logger.warn(
+        { deviceId, channel, reason, detail },
+        'poll failed (further failures logged at debug)',
+      );
+    } else {
+      episode.failures++;
+      this.logger.debug({ deviceId, channel, reason, detail }, 'poll failed');
+    }
+  }
+
+  #recovered(deviceId: string): void {
+    const episode = this.#episodes.get(deviceId);
+    if (episode === undefined) return;
+    this.#episodes.delete(deviceId);
+    this.logger.info({ deviceId, failures: episode.failures }, 'device answering polls again');
+  }
+
+  #acquire(): Promise<void> {
+    if (this.#active < this.#options.concurrency && this.#waiting.length === 0) {
+      this.#active++;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      this.#waiting.push(() => {
+        this.#active++;
+        resolve();
+      });
+    });
+  }
+
+  #release(): void {
+    this.#active--;
+    this.#drain();
+  }
+
+  #drain(): void {
+    while (this.#active < this.#options.concurrency && this.#waiting.length > 0) {
+      this.#waiting.shift()?.();
+    }
+  }
+}

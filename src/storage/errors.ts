@@ -1,0 +1,55 @@
+/**
+ * The typed error every storage sink throws. It says what went wrong (`code`) and whether trying the
+ * same operation again later can help (`transient`), so retry policies never parse messages.
+ *
+ * For SQLite, `code` is SQLite's extended result code (`SQLITE_BUSY`, `SQLITE_FULL`,
+ * `SQLITE_IOERR_WRITE`, ...). Conditions detected by kasa-monitor itself use `KASA_*` codes.
+ */
+
+const BRAND = Symbol.for('kasa-monitor.StorageError');
+
+export interface StorageErrorOptions {
+  readonly code: string;
+  readonly transient: boolean;
+  readonly cause?: unknown;
+}
+
+export class StorageError extends Error {
+  readonly [BRAND] = true;
+  override readonly name = 'StorageError';
+  readonly code: string;
+  readonly transient: boolean;
+
+  constructor(message: string, options: StorageErrorOptions) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.code = options.code;
+    this.transient = options.transient;
+  }
+}
+
+/** True for a StorageError, including one built by another copy of this module. */
+export function isStorageError(value: unknown): value is StorageError {
+  return typeof value === 'object' && value !== null && (value as { [BRAND]?: unknown })[BRAND] === true;
+}
+
+/** Codes raised by kasa-monitor rather than by a database driver. */
+export const KasaStorageCode = {
+  /** The writer worker died or exited; the store must be restarted. */
+  workerExited: 'KASA_WORKER_EXITED',
+  /** A call on a store that is not started, or already stopped. */
+  notOpen: 'KASA_NOT_OPEN',
+  /** The database file was written by a newer kasa-monitor. */
+  schemaTooNew: 'KASA_SCHEMA_TOO_NEW',
+  /** The file is a SQLite database but not a kasa-monitor one. */
+  notKasaDatabase: 'KASA_NOT_KASA_DATABASE',
+  /** The database file does not exist (reader). */
+  notFound: 'KASA_DB_NOT_FOUND',
+  /** `--device` names no known channel. */
+  unknownDevice: 'KASA_UNKNOWN_DEVICE',
+  /** `--device` is an alias shared by several channels. */
+  ambiguousDevice: 'KASA_AMBIGUOUS_DEVICE',
+  /** Invalid options (journal mode, cache size, ...). */
+  badOptions: 'KASA_BAD_OPTIONS',
+  /** An unexpected error without a driver code. */
+  internal: 'KASA_INTERNAL',
+} as const;

@@ -1,0 +1,101 @@
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { KasaStorageCode, StorageError } from '../errors.js';
+import { toStorageError } from './errors.js';
+import { migrate, SCHEMA_VERSION } from './schema.js';
+
+export type Db = BetterSqlite3.Database;
+
+export type JournalMode = 'WAL' | 'DELETE' | 'TRUNCATE' | 'PERSIST' | 'MEMORY' | 'OFF';
+export type SynchronousMode = 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA';
+export type TempStore = 'DEFAULT' | 'FILE' | 'MEMORY';
+
+export interface SqliteOptions {
+  readonly path: string;
+  readonly journalMode: JournalMode;
+  readonly synchronous: SynchronousMode;
+  /** SQLite `cache_size`: pages when positive, KiB when negative. */
+  readonly cacheSize: number;
+  readonly tempStore: TempStore;
+  /** How long a write waits for another connection's lock before SQLITE_BUSY. */
+  readonly busyTimeoutMs: number;
+}
+
+const JOURNAL_MODES: readonly string[] = ['WAL', 'DELETE', 'TRUNCATE', 'PERSIST', 'MEMORY', 'OFF'];
+const SYNCHRONOUS_MODES: readonly string[] = ['OFF', 'NORMAL', 'FULL', 'EXTRA'];
+const TEMP_STORES: readonly string[] = ['DEFAULT', 'FILE', 'MEMORY'];
+
+/** Values are interpolated into PRAGMA statements, so they are checked against fixed lists first. */
+export function validateSqliteOptions(options: SqliteOptions): void {
+  const problems: string[] = [];
+  if (typeof options.path !== 'string' || options.path.length === 0) problems.push('path must not be empty');
+  if (!JOURNAL_MODES.includes(options.journalMode))
+    problems.push(`journalMode ${String(options.journalMode)}`);
+  if (!SYNCHRONOUS_MODES.includes(options.synchronous)) {
+    problems.push(`synchronous ${String(options.synchronous)}`);
+  }
+  if (!TEMP_STORES.includes(options.tempStore)) problems.push(`tempStore ${String(options.tempStore)}`);
+  if (!Number.isSafeInteger(options.cacheSize)) problems.push(`cacheSize ${String(options.cacheSize)}`);
+  if (!Number.isSafeInteger(options.busyTimeoutMs) || options.busyTimeoutMs < 0) {
+    problems.push(`busyTimeoutMs ${String(options.busyTimeoutMs)}`);
+  }
+  if (problems.length > 0) {
+    throw new StorageError(`invalid SQLite options: ${problems.join(', ')}`, {
+      code: KasaStorageCode.badOptions,
+      transient: false,
+    });
+  }
+}
+
+export interface OpenInfo {
+  readonly sqliteVersion: string;
+  readonly schemaVersion: number;
+  readonly migrationsApplied: number;
+  /** The journal mode SQLite actually uses (an in-memory database cannot use WAL, for instance). */
+  readonly journalMode: string;
+}
+
+/**
+ * Opens the writing connection: creates the parent directory, applies the pragmas (synchronous is
+ * always set explicitly: better-sqlite3 would otherwise leave WAL databases at NORMAL), migrates,
+ * and runs `PRAGMA quick_check`. Every failure is a StorageError; the connection is closed on failure.
+ */
+export function openWritable(options: SqliteOptions): { db: Db; info: OpenInfo } {
+  validateSqliteOptions(options);
+  let db: Db | undefined;
+  try {
+    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
+    db = new BetterSqlite3(options.path, { timeout: options.busyTimeoutMs });
+    // The first statement reads the header: a non-database file fails here with SQLITE_NOTADB.
+    const journalMode = String(db.pragma(`journal_mode = ${options.journalMode}`, { simple: true }));
+    db.pragma(`synchronous = ${options.synchronous}`);
+    db.pragma(`cache_size = ${options.cacheSize}`);
+    db.pragma(`temp_store = ${options.tempStore}`);
+    db.pragma(`busy_timeout = ${options.busyTimeoutMs}`);
+    const migrationsApplied = migrate(db);
+    const problems = (db.pragma('quick_check(20)') as { quick_check: string }[])
+      .flatMap((row) => row.quick_check.split('\n'))
+      .filter((line) => line !== 'ok' && !line.startsWith('***'));
+    if (problems.length > 0) {
+      throw new StorageError(
+        `${options.path} is corrupt (PRAGMA quick_check): ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? '; ...' : ''}`,
+        { code: 'SQLITE_CORRUPT', transient: false },
+      );
+    }
+    const sqliteVersion = db.prepare('SELECT sqlite_version()').pluck().get() as string;
+    return { db, info: { sqliteVersion, schemaVersion: SCHEMA_VERSION, migrationsApplied, journalMode } };
+  } catch (error) {
+    try {
+      db?.close();
+    } catch {
+      // Already failing; the original error is the one worth reporting.
+    }
+    throw toStorageError(error, `cannot open ${options.path}`);
+  }
+}
+
+/** The readonly connection of the export reader (a separate process, concurrent with the daemon). */
+export function openReadonly(path: string, busyTimeoutMs: number): Db {
+  return new BetterSqlite3(path, { readonly: true, fileMustExist: true, timeout: busyTimeoutMs });
+}

@@ -1,0 +1,101 @@
+import type { ChannelInfo } from '../../discovery/types.js';
+import type { Reading } from '../../poller/reading.js';
+import type { OpenInfo, SqliteOptions } from './connection.js';
+import type { SerializedStorageError } from './errors.js';
+
+/**
+ * Messages between SqliteStore (main thread) and the writer worker. Readings travel columnar:
+ * the distinct channel ids once per batch as strings, and the numbers in one Float64Array whose
+ * buffer is transferred, not copied (integers up to 2^53 are exact in a double).
+ */
+export interface EncodedBatch {
+  /** Distinct channel ids of the batch. */
+  readonly channels: readonly string[];
+  /** For each reading, its index into `channels`. */
+  readonly channelIndex: Uint32Array<ArrayBuffer>;
+  /** Five columns of `count` values each: tsMs, powerMw, voltageMv, currentMa, totalWh. */
+  readonly values: Float64Array<ArrayBuffer>;
+  readonly count: number;
+}
+
+export const COLUMNS = 5;
+
+export type Request =
+  | { readonly id: number; readonly op: 'open'; readonly options: SqliteOptions }
+  | {
+      readonly id: number;
+      readonly op: 'upsertChannels';
+      readonly channels: readonly ChannelInfo[];
+      readonly nowMs: number;
+    }
+  | { readonly id: number; readonly op: 'writeBatch'; readonly batch: EncodedBatch }
+  | { readonly id: number; readonly op: 'close' }
+  /** Test hook: makes later writes fail with SQLITE_FULL (max_page_count is per connection). */
+  | { readonly id: number; readonly op: 'setMaxPageCount'; readonly pages: number | null }
+  /** Test hook: the worker throws outside any request, as a native crash would end it. */
+  | { readonly id: number; readonly op: 'crash' };
+
+export interface WriteResult {
+  readonly inserted: number;
+  readonly duplicates: number;
+}
+
+export type ResultOf = {
+  open: OpenInfo;
+  upsertChannels: undefined;
+  writeBatch: WriteResult;
+  close: undefined;
+  setMaxPageCount: number;
+  crash: undefined;
+};
+
+export type Response =
+  | { readonly id: number; readonly ok: true; readonly value: unknown }
+  | { readonly id: number; readonly ok: false; readonly error: SerializedStorageError };
+
+export interface Encoded {
+  readonly batch: EncodedBatch;
+  /** Readings left out because a field is not a finite number or the channel is empty. */
+  readonly invalid: number;
+}
+
+function isValidReading(r: Reading): boolean {
+  return (
+    typeof r.channel === 'string' &&
+    r.channel.length > 0 &&
+    Number.isFinite(r.tsMs) &&
+    Number.isFinite(r.powerMw) &&
+    Number.isFinite(r.voltageMv) &&
+    Number.isFinite(r.currentMa) &&
+    Number.isFinite(r.totalWh)
+  );
+}
+
+/** Packs readings for the worker. Values are rounded to integers (the canonical units are integers). */
+export function encodeBatch(readings: readonly Reading[]): Encoded {
+  const n = readings.length;
+  const channelIndex = new Uint32Array(n);
+  const values = new Float64Array(n * COLUMNS);
+  const index = new Map<string, number>();
+  const channels: string[] = [];
+  let count = 0;
+  for (let i = 0; i < n; i++) {
+    const r = readings[i] as Reading;
+    if (!isValidReading(r)) continue;
+    let c = index.get(r.channel);
+    if (c === undefined) {
+      c = channels.length;
+      channels.push(r.channel);
+      index.set(r.channel, c);
+    }
+    channelIndex[count] = c;
+    values[count] = Math.round(r.tsMs);
+    values[n + count] = Math.round(r.powerMw);
+    values[2 * n + count] = Math.round(r.voltageMv);
+    values[3 * n + count] = Math.round(r.currentMa);
+    values[4 * n + count] = Math.round(r.totalWh);
+    count++;
+  }
+  // Columns keep their stride n (= channelIndex.length) even when invalid readings left a tail unused.
+  return { batch: { channels, channelIndex, values, count }, invalid: n - count };
+}

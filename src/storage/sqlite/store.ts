@@ -1,0 +1,236 @@
+import { Worker } from 'node:worker_threads';
+import type { ChannelInfo } from '../../discovery/types.js';
+import type { Logger } from '../../log/logger.js';
+import type { Reading } from '../../poller/reading.js';
+import { KasaStorageCode, StorageError } from '../errors.js';
+import type { OpenInfo, SqliteOptions } from './connection.js';
+import { validateSqliteOptions } from './connection.js';
+import { deserializeStorageError } from './errors.js';
+import { encodeBatch, type Request, type Response, type ResultOf } from './protocol.js';
+
+/** What a batch did: new rows, readings already stored (a replay), readings rejected as malformed. */
+export interface BatchResult {
+  readonly inserted: number;
+  readonly duplicates: number;
+  /** Readings with a non-finite number or an empty channel id: logged and never stored. */
+  readonly invalid: number;
+}
+
+type Op = keyof ResultOf;
+type Payload<K extends Op> = Omit<Extract<Request, { op: K }>, 'id' | 'op'>;
+
+interface Pending {
+  readonly resolve: (value: unknown) => void;
+  readonly reject: (error: StorageError) => void;
+}
+
+type State =
+  | { readonly kind: 'new' }
+  | { readonly kind: 'starting'; readonly worker: Worker }
+  | { readonly kind: 'open'; readonly worker: Worker }
+  | { readonly kind: 'stopped' }
+  | { readonly kind: 'failed'; readonly error: StorageError };
+
+/**
+ * The daemon's SQLite sink. The connection lives in a worker thread (writer-worker.js) so that a
+ * held lock, a slow fsync or a long check never stalls polling, HTTP or the watchdog. Calls are
+ * serialised by the worker; every failure arrives as a StorageError with SQLite's extended code.
+ */
+export class SqliteStore {
+  #state: State = { kind: 'new' };
+  #nextId = 1;
+  readonly #pending = new Map<number, Pending>();
+  #stopping: Promise<void> | null = null;
+
+  constructor(
+    private readonly options: SqliteOptions,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Spawns the worker, opens the file, applies pragmas, migrates and runs `PRAGMA quick_check`. */
+  async start(): Promise<void> {
+    if (this.#state.kind !== 'new') {
+      throw new StorageError(`start() called on a store that is ${this.#state.kind}`, {
+        code: KasaStorageCode.internal,
+        transient: false,
+      });
+    }
+    validateSqliteOptions(this.options);
+    const worker = new Worker(new URL('./writer-worker.js', import.meta.url));
+    worker.unref();
+    worker.on('message', (response: Response) => this.#settle(response));
+    worker.on('error', (error) => this.#workerDied(worker, `writer worker crashed: ${error.message}`, error));
+    worker.on('exit', (code) =>
+      this.#workerDied(worker, `writer worker exited with code ${code}`, undefined),
+    );
+    this.#state = { kind: 'starting', worker };
+    let info: OpenInfo;
+    try {
+      info = await this.#call('open', { options: this.options });
+    } catch (error) {
+      this.#state = { kind: 'stopped' };
+      await worker.terminate();
+      throw error;
+    }
+    if (this.#state.kind !== 'starting') {
+      throw new StorageError('the store was stopped while starting', {
+        code: KasaStorageCode.notOpen,
+        transient: false,
+      });
+    }
+    this.#state = { kind: 'open', worker };
+    if (this.options.journalMode.toLowerCase() !== info.journalMode.toLowerCase()) {
+      this.logger.warn(
+        { requested: this.options.journalMode, actual: info.journalMode },
+        'SQLite journal mode differs',
+      );
+    }
+    this.logger.info(
+      {
+        path: this.options.path,
+        sqlite: info.sqliteVersion,
+        schema: info.schemaVersion,
+        migrated: info.migrationsApplied,
+      },
+      'SQLite store open',
+    );
+  }
+
+  /** Records channels as discovery reports them: new rows get an id; alias/model/parent changes update in place. */
+  async upsertChannels(channels: readonly ChannelInfo[]): Promise<void> {
+    if (channels.length === 0) return;
+    const plain = channels.map((c) => ({
+      id: c.id,
+      alias: c.alias,
+      model: c.model,
+      parentId: c.parentId,
+      parentAlias: c.parentAlias,
+    }));
+    await this.#call('upsertChannels', { channels: plain, nowMs: Date.now() });
+  }
+
+  /**
+   * Stores a batch in one transaction. A reading already stored (same channel and time) is counted
+   * as a duplicate, never stored twice; a reading for an unknown channel creates a minimal channel row.
+   */
+  async writeBatch(readings: readonly Reading[]): Promise<BatchResult> {
+    const { batch, invalid } = encodeBatch(readings);
+    if (invalid > 0) {
+      this.logger.warn({ invalid, batch: readings.length }, 'malformed readings left out of a batch');
+    }
+    if (batch.count === 0) {
+      this.#assertOpen();
+      return { inserted: 0, duplicates: 0, invalid };
+    }
+    const result = await this.#call('writeBatch', { batch }, [
+      batch.channelIndex.buffer,
+      batch.values.buffer,
+    ]);
+    return { ...result, invalid };
+  }
+
+  /** Closes the database and ends the worker. Idempotent; safe after a failed start or a crash. */
+  stop(): Promise<void> {
+    this.#stopping ??= this.#stop();
+    return this.#stopping;
+  }
+
+  /**
+   * Test hook: caps the file at `pages` pages (null lifts the cap), so writes fail with SQLITE_FULL.
+   * Returns the cap SQLite applied (never below the current size).
+   */
+  setMaxPageCountForTest(pages: number | null): Promise<number> {
+    return this.#call('setMaxPageCount', { pages });
+  }
+
+  /** Test hook: makes the worker die with an uncaught exception. */
+  crashWorkerForTest(): Promise<void> {
+    return this.#call('crash', {}).then(() => undefined);
+  }
+
+  async #stop(): Promise<void> {
+    const state = this.#state;
+    this.#state = { kind: 'stopped' };
+    if (state.kind !== 'open' && state.kind !== 'starting') return;
+    try {
+      await this.#send(state.worker, 'close', {});
+    } catch (error) {
+      this.logger.error({ err: error }, 'closing the SQLite database failed');
+    } finally {
+      await state.worker.terminate();
+    }
+  }
+
+  #assertOpen(): void {
+    const state = this.#state;
+    if (state.kind === 'failed') throw state.error;
+    if (state.kind !== 'open') {
+      throw new StorageError(`the SQLite store is ${state.kind}`, {
+        code: KasaStorageCode.notOpen,
+        transient: false,
+      });
+    }
+  }
+
+  #call<K extends Op>(op: K, payload: Payload<K>, transfer: ArrayBuffer[] = []): Promise<ResultOf[K]> {
+    const state = this.#state;
+    if (state.kind === 'failed') return Promise.reject(state.error);
+    if (state.kind !== 'open' && !(state.kind === 'starting' && op === 'open')) {
+      return Promise.reject(
+        new StorageError(`the SQLite store is ${state.kind}`, {
+          code: KasaStorageCode.notOpen,
+          transient: false,
+        }),
+      );
+    }
+    return this.#send(state.worker, op, payload, transfer);
+  }
+
+  #send<K extends Op>(
+    worker: Worker,
+    op: K,
+    payload: Payload<K>,
+    transfer: ArrayBuffer[] = [],
+  ): Promise<ResultOf[K]> {
+    const id = this.#nextId++;
+    return new Promise<ResultOf[K]>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      // Keep the process alive while a call is outstanding, and only then.
+      if (this.#pending.size === 1) worker.ref();
+      worker.postMessage({ id, op, ...payload }, transfer);
+    });
+  }
+
+  #settle(response: Response): void {
+    const pending = this.#pending.get(response.id);
+    if (pending === undefined) return;
+    this.#pending.delete(response.id);
+    this.#unrefWhenIdle();
+    if (response.ok) pending.resolve(response.value);
+    else pending.reject(deserializeStorageError(response.error));
+  }
+
+  #unrefWhenIdle(): void {
+    const state = this.#state;
+    if (this.#pending.size === 0 && (state.kind === 'open' || state.kind === 'starting'))
+      state.worker.unref();
+  }
+
+  #workerDied(worker: Worker, message: string, cause: Error | undefined): void {
+    const error = new StorageError(message, {
+      code: KasaStorageCode.workerExited,
+      transient: false,
+      ...(cause === undefined ? {} : { cause }),
+    });
+    const state = this.#state;
+    const expected = state.kind === 'stopped';
+    if (!expected && (state.kind === 'open' || state.kind === 'starting') && state.worker === worker) {
+      this.#state = { kind: 'failed', error };
+      this.logger.error({ err: error }, 'SQLite writer worker died');
+    }
+    for (const [id, pending] of this.#pending) {
+      this.#pending.delete(id);
+      pending.reject(error);
+    }
+  }
+}
