@@ -171,6 +171,14 @@ export class Discovery {
       });
       this.#rounds++;
       this.#garbage += result.garbage;
+      if (this.#receiveBuffer === null && result.receiveBufferBytes < options.receiveBufferBytes) {
+        // Once per start: the kernel caps SO_RCVBUF at net.core.rmem_max, and with hundreds of plugs
+        // answering at once the excess replies are lost until the limit is raised.
+        this.logger.warn(
+          { asked: options.receiveBufferBytes, granted: result.receiveBufferBytes },
+          'discovery receive buffer smaller than configured; with many plugs raise net.core.rmem_max',
+        );
+      }
       this.#receiveBuffer = result.receiveBufferBytes;
       this.#lastRoundAtMs = startedAt;
       this.#lastRoundDurationMs = result.durationMs;
