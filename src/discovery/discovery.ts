@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js';
-import { type Endpoint, type OutletInfo, type ProbeResult, probe } from './kasa.js';
-import { DeviceRegistry } from './registry.js';
+import { type Endpoint, type ProbeResult, probe } from './kasa.js';
+import { DeviceRegistry, type DeviceSnapshot } from './registry.js';
 
 export interface DiscoveryOptions {
   /** Broadcast addresses (e.g. 255.255.255.255 on a LAN, 127.255.255.255 for simulated plugs). */
@@ -217,15 +217,10 @@ export class Discovery {
 }
 
 /** One plug as the `discover` command lists it. */
-export interface DiscoveredDevice {
-  readonly id: string;
-  readonly alias: string;
-  readonly model: string;
-  readonly host: string;
-  readonly port: number;
-  readonly hasEmeter: boolean;
-  readonly outlets: readonly OutletInfo[];
-}
+export type DiscoveredDevice = Pick<
+  DeviceSnapshot,
+  'id' | 'alias' | 'model' | 'host' | 'port' | 'hasEmeter' | 'outlets'
+>;
 
 export interface DiscoverOnceOptions {
   readonly broadcast: readonly string[];
