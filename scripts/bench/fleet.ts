@@ -97,7 +97,7 @@ export interface FleetBenchResult {
   };
 }
 
-function median(values: readonly number[]): number {
+export function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
   if (sorted.length === 0) return Number.NaN;
@@ -106,24 +106,24 @@ function median(values: readonly number[]): number {
     : ((sorted[mid - 1] ?? 0) + (sorted[mid] ?? 0)) / 2;
 }
 
-function cpuSeconds(since: NodeJS.CpuUsage): number {
+export function cpuSeconds(since: NodeJS.CpuUsage): number {
   const d = process.cpuUsage(since);
   return (d.user + d.system) / 1e6;
 }
 
-function round(value: number, digits = 4): number {
+export function round(value: number, digits = 4): number {
   const f = 10 ** digits;
   return Math.round(value * f) / f;
 }
 
-interface ChildFleet {
+export interface ChildFleet {
   readonly child: ChildProcess;
   readonly devices: number;
   readonly channels: number;
   stop(): Promise<void>;
 }
 
-function startChildFleet(options: {
+export function startChildFleet(options: {
   port: number;
   count: number;
   stripEvery: number;
@@ -163,7 +163,11 @@ function startChildFleet(options: {
 }
 
 /** Runs `work` over `items` with at most `limit` at once. */
-async function pool<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>): Promise<void> {
+export async function pool<T>(
+  items: readonly T[],
+  limit: number,
+  work: (item: T) => Promise<void>,
+): Promise<void> {
   let next = 0;
   const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
     while (next < items.length) {

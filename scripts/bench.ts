@@ -1,0 +1,341 @@
+/**
+ * `npm run bench`: every benchmark, each figure next to a baseline measured in the same run.
+ *
+ *   node dist/scripts/bench.js [--quick] [--json] [--only NAME]...
+ *
+ * NAME: writer, bytes, e2e, discovery, rss. --quick runs shorter versions (a smoke run, figures less
+ * stable; the rows say what was shortened). --json prints one JSON object instead of the table.
+ * Progress goes to stderr. Everything runs on loopback: simulated plugs on 127.0.50.x-127.0.55.x,
+ * ports 23100 and 23200, broadcast 127.255.255.255.
+ */
+import { parseArgs } from 'node:util';
+import { benchDaemon, type DaemonBenchResult } from './bench/daemon.js';
+import { round } from './bench/fleet.js';
+import { benchSmallFleetRss, type DaemonRssResult, idleNodeRss, type ProcMemory } from './bench/rss.js';
+import { benchWriter, type WriterBenchResult } from './bench/writer.js';
+
+const NAMES = ['writer', 'bytes', 'e2e', 'discovery', 'rss'] as const;
+type Name = (typeof NAMES)[number];
+
+interface Row {
+  readonly figure: string;
+  readonly unit: string;
+  readonly measured: number | null;
+  /** The baseline measured in the same run, or null when the target is absolute. */
+  readonly baseline: number | null;
+  /** measured / baseline. */
+  readonly ratio: number | null;
+  readonly target: string;
+  /** null: not measured (error). */
+  readonly pass: boolean | null;
+  readonly note: string;
+}
+
+interface Plan {
+  readonly writer: { rows: number; channels: number };
+  readonly bytes: { rows: number; channels: number };
+  readonly daemon: { repeats: number; windowS: number; warmupS: number; discoveryRuns: number; rssS: number };
+  readonly smallRssS: number;
+}
+
+const FULL: Plan = {
+  writer: { rows: 1_000_000, channels: 1000 },
+  bytes: { rows: 1_000_000, channels: 100 },
+  daemon: { repeats: 3, windowS: 30, warmupS: 5, discoveryRuns: 5, rssS: 120 },
+  smallRssS: 300,
+};
+
+const QUICK: Plan = {
+  writer: { rows: 200_000, channels: 1000 },
+  bytes: { rows: 300_000, channels: 100 },
+  daemon: { repeats: 1, windowS: 10, warmupS: 2, discoveryRuns: 2, rssS: 30 },
+  smallRssS: 30,
+};
+
+const progress = (message: string) => process.stderr.write(`bench: ${message}\n`);
+
+function errorRow(figure: string, unit: string, target: string, error: unknown): Row {
+  const message = error instanceof Error ? error.message : String(error);
+  return {
+    figure,
+    unit,
+    measured: null,
+    baseline: null,
+    ratio: null,
+    target,
+    pass: null,
+    note: `error: ${message}`,
+  };
+}
+
+function ratioOf(measured: number, baseline: number, digits = 2): number {
+  return round(measured / baseline, digits);
+}
+
+function writerRow(r: WriterBenchResult, plan: Plan['writer']): Row {
+  return {
+    figure: '1. writer throughput into SQLite (daemon writer vs raw better-sqlite3)',
+    unit: 'rows/s',
+    measured: r.daemonRowsPerSec,
+    baseline: r.rawRowsPerSec,
+    ratio: r.ratio,
+    target: 'ratio >= 0.5',
+    pass: r.ratio >= 0.5,
+    note: `${plan.rows.toLocaleString('en')} readings over ${plan.channels} channels, batches of 1000, WAL + synchronous=FULL`,
+  };
+}
+
+function bytesRow(r: WriterBenchResult, plan: Plan['bytes']): Row {
+  const perChannel = Math.round(plan.rows / plan.channels);
+  return {
+    figure: '5. bytes per stored reading',
+    unit: 'B',
+    measured: r.bytesPerReading,
+    baseline: null,
+    ratio: null,
+    target: '<= 32',
+    pass: r.bytesPerReading <= 32,
+    note: `database file after the daemon's writer closed it, ${plan.channels} channels x ${perChannel.toLocaleString('en')} readings each`,
+  };
+}
+
+function daemonRows(r: DaemonBenchResult, plan: Plan['daemon'], quick: boolean): Row[] {
+  const rows: Row[] = [];
+  const e = r.e2e;
+  if (e !== null) {
+    rows.push({
+      figure: '2a. CPU per 1,000 readings end to end (Daemon vs bare library poll)',
+      unit: 'CPU-s',
+      measured: e.daemonMedian,
+      baseline: e.bareMedian,
+      ratio: e.ratio,
+      target: 'ratio <= 1.3',
+      pass: e.ratio <= 1.3,
+      note:
+        `${r.fleet.channels} channels (${r.fleet.devices} devices) at 1 Hz, ${e.transport}, ${e.concurrency} in flight; ` +
+        `median of ${plan.repeats} alternating ${plan.windowS} s windows; daemon ${e.daemon.join('/')}, bare ${e.bare.join('/')}; ` +
+        `in the windows the Daemon polled ${e.daemonReadings} readings and committed ${e.daemonCommitted}, the bare library ${e.bareReadings} (${e.bareFailures} failures)`,
+    });
+    const c = e.cycles;
+    const clean = c.missedTicks === 0 && c.skippedOverlap === 0 && c.readings === c.expectedReadings;
+    rows.push({
+      figure: `2b. missed cycles, ${r.fleet.channels} channels at 1 Hz`,
+      unit: 'cycles',
+      measured: c.missedTicks,
+      baseline: null,
+      ratio: null,
+      target: '0',
+      pass: clean,
+      note:
+        `${c.ticks} ticks over ${plan.repeats} daemon runs (startup included): ${c.lateTicks} late, max ${c.maxTickLateMs} ms late; ` +
+        `in-window ${c.readings}/${c.expectedReadings} readings, ${c.skippedOverlap} skipped for overlap, ` +
+        `${c.pollFailures} poll failures, ${c.droppedFromQueue} dropped`,
+    });
+    const p99 = e.commitLatency.p99Ms;
+    rows.push({
+      figure: '2c. p99 poll-to-commit latency',
+      unit: 'ms',
+      measured: p99,
+      baseline: null,
+      ratio: null,
+      target: '< 2000',
+      pass: p99 === null ? null : p99 < 2000,
+      note: `writer.stats().commitLatency, worst 8192-reading window sampled every 2 s; p50 ${e.commitLatency.p50Ms} ms, max ${e.commitLatency.maxMs} ms`,
+    });
+  }
+  const d = r.discovery;
+  if (d !== null) {
+    rows.push({
+      figure: `4. discovery of ${d.expected} plugs, one round`,
+      unit: 'ms',
+      measured: round(d.medianMsToAll, 1),
+      baseline: null,
+      ratio: null,
+      target: `< 1000, all ${d.expected} found`,
+      pass: d.targetMet,
+      note: `time to the last reply, median of ${d.found.length} rounds (${d.msToAll.join('/')} ms); found ${d.found.join('/')}; receive buffer ${d.receiveBufferBytes} B granted`,
+    });
+  }
+  if (typeof r.rss === 'string') {
+    rows.push(errorRow(`3b. daemon RSS, ${r.fleet.channels} channels at 1 Hz`, 'MiB', '<= 150', r.rss));
+  } else if (r.rss !== null) {
+    rows.push(
+      rssRow(
+        `3b. daemon RSS, ${r.fleet.channels} channels at 1 Hz after ${r.rss.durationS} s`,
+        r.rss,
+        150,
+        quick ? 'quick: shortened run' : '',
+      ),
+    );
+  }
+  return rows;
+}
+
+let idle: ProcMemory | null = null;
+
+function rssRow(figure: string, r: DaemonRssResult, limitMiB: number, extra: string): Row {
+  const baseline = idle?.rssMiB ?? null;
+  return {
+    figure,
+    unit: 'MiB',
+    measured: r.rssMiB,
+    baseline,
+    ratio: baseline === null ? null : ratioOf(r.rssMiB, baseline),
+    target: `<= ${limitMiB}`,
+    pass: r.rssMiB <= limitMiB,
+    note:
+      `${extra === '' ? '' : `${extra}; `}separate process (kasa-monitor run), VmRSS; peak ${r.hwmMiB} MiB; ` +
+      `stored ${r.readingsStored} readings from ${r.channelsStored} channels (${r.readingsPerChannelSecond}/channel/s); ` +
+      `baseline = idle node${idle === null ? '' : ` (${idle.rssMiB} MiB)`}`,
+  };
+}
+
+function formatNumber(value: number | null): string {
+  if (value === null) return '-';
+  if (Number.isInteger(value) && Math.abs(value) >= 10_000) return value.toLocaleString('en');
+  return String(value);
+}
+
+function printTable(rows: readonly Row[], quick: boolean): void {
+  const header = ['figure', 'unit', 'measured', 'baseline', 'ratio', 'target', 'result'];
+  const cells = rows.map((r) => [
+    r.figure,
+    r.unit,
+    formatNumber(r.measured),
+    formatNumber(r.baseline),
+    formatNumber(r.ratio),
+    r.target,
+    r.pass === null ? 'ERROR' : r.pass ? 'pass' : 'MISS',
+  ]);
+  const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] ?? '').length)));
+  const line = (c: readonly string[]) =>
+    c
+      .map((text, i) => (i >= 2 && i <= 4 ? text.padStart(widths[i] ?? 0) : text.padEnd(widths[i] ?? 0)))
+      .join('  ');
+  console.log(`kasa-monitor benchmarks${quick ? ' (--quick: shortened, a smoke run)' : ''}`);
+  console.log('baseline = measured in this run; ratio = measured / baseline\n');
+  console.log(line(header));
+  console.log(widths.map((w) => '-'.repeat(w)).join('  '));
+  for (const c of cells) console.log(line(c));
+  console.log('\nnotes:');
+  for (const r of rows) console.log(`  ${r.figure.split(' ')[0]} ${r.note}`);
+}
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      quick: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      only: { type: 'string', multiple: true },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(`usage: node dist/scripts/bench.js [--quick] [--json] [--only ${NAMES.join('|')}]...`);
+    return 0;
+  }
+  const only = (values.only ?? []).flatMap((v) => v.split(','));
+  for (const name of only) {
+    if (!(NAMES as readonly string[]).includes(name)) {
+      console.error(`unknown benchmark '${name}'; one of ${NAMES.join(', ')}`);
+      return 64;
+    }
+  }
+  const selected = new Set<Name>(only.length === 0 ? NAMES : (only as Name[]));
+  const quick = values.quick;
+  const plan = quick ? QUICK : FULL;
+  const started = Date.now();
+  const rows: Row[] = [];
+  const details: Record<string, unknown> = {};
+
+  // The small-fleet RSS run takes minutes but almost no CPU: it runs, in its own processes, while
+  // the other benchmarks do.
+  let smallRss: Promise<Row> | null = null;
+  if (selected.has('rss')) {
+    progress('idle node RSS');
+    idle = await idleNodeRss();
+    details['idleNode'] = idle;
+    progress(`daemon process with 20 plugs for ${plan.smallRssS} s (in the background)`);
+    const figure = `3a. daemon RSS, 20 plugs at 1 Hz after ${plan.smallRssS} s`;
+    smallRss = benchSmallFleetRss({ durationS: plan.smallRssS }).then(
+      (r) => {
+        details['rssSmallFleet'] = r;
+        return rssRow(figure, r, 70, quick ? 'quick: 30 s instead of 5 min' : '');
+      },
+      (error: unknown) => errorRow(figure, 'MiB', '<= 70', error),
+    );
+    // Let it start up (module loading, discovery) before anything is timed here.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+  }
+
+  if (selected.has('writer')) {
+    progress(`writer throughput, ${plan.writer.rows} readings`);
+    try {
+      const r = await benchWriter(plan.writer);
+      details['writer'] = r;
+      rows.push(writerRow(r, plan.writer));
+    } catch (error) {
+      rows.push(errorRow('1. writer throughput', 'rows/s', 'ratio >= 0.5', error));
+    }
+  }
+
+  const wantDaemon = selected.has('e2e') || selected.has('discovery') || selected.has('rss');
+  const daemonIndex = rows.length;
+  if (wantDaemon) {
+    const p = plan.daemon;
+    const options = {
+      repeats: selected.has('e2e') ? p.repeats : 0,
+      windowS: p.windowS,
+      warmupS: p.warmupS,
+      discoveryRuns: selected.has('discovery') ? p.discoveryRuns : 0,
+      rssS: selected.has('rss') ? p.rssS : 0,
+    };
+    progress(
+      `fleet of 500 plugs (1,000 channels): discovery ${options.discoveryRuns} rounds, ` +
+        `${options.repeats} x (${p.windowS} s Daemon + ${p.windowS} s bare library), daemon process ${options.rssS} s`,
+    );
+    try {
+      const r = await benchDaemon(options);
+      details['daemon'] = r;
+      rows.push(...daemonRows(r, p, quick));
+    } catch (error) {
+      rows.push(errorRow('2-4. fleet benchmarks', '-', '-', error));
+    }
+  }
+
+  if (selected.has('bytes')) {
+    progress(`bytes per reading, ${plan.bytes.channels} channels x ${plan.bytes.rows / plan.bytes.channels}`);
+    try {
+      const r = await benchWriter(plan.bytes);
+      details['bytes'] = r;
+      rows.push(bytesRow(r, plan.bytes));
+    } catch (error) {
+      rows.push(errorRow('5. bytes per stored reading', 'B', '<= 32', error));
+    }
+  }
+
+  if (smallRss !== null) {
+    progress('waiting for the 20-plug daemon process');
+    rows.splice(daemonIndex, 0, await smallRss);
+  }
+  rows.sort((a, b) => a.figure.localeCompare(b.figure, 'en', { numeric: true }));
+
+  const elapsedS = Math.round((Date.now() - started) / 1000);
+  if (values.json) {
+    console.log(JSON.stringify({ quick, elapsedS, rows, details }, null, 2));
+  } else {
+    printTable(rows, quick);
+    console.log(`\n${elapsedS} s in all`);
+  }
+  return 0;
+}
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error: unknown) => {
+    console.error(error);
+    process.exitCode = 1;
+  },
+);
