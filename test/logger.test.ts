@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { closeSync, fstatSync, mkdtempSync, openSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { createRootLogger, formatJournalLine, wantsJournal } from '../src/log/logger.js';
@@ -39,11 +42,34 @@ describe('journald log format', () => {
     assert.equal(line, '<4>plug offline device=A1 note="two\\nlines"');
   });
 
-  it('is chosen when stdout is connected to the journal, or when asked for', () => {
-    assert.equal(wantsJournal('auto', { JOURNAL_STREAM: '8:123' }), true);
-    assert.equal(wantsJournal('auto', {}), false);
-    assert.equal(wantsJournal('journal', {}), true);
-    assert.equal(wantsJournal('json', { JOURNAL_STREAM: '8:123' }), false);
+  it('is chosen when stdout is the stream JOURNAL_STREAM names, or when asked for', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kasa-journal-'));
+    const fd = openSync(join(dir, 'stream'), 'w');
+    try {
+      const stat = fstatSync(fd, { bigint: true });
+      const journal = { JOURNAL_STREAM: `${stat.dev}:${stat.ino}` };
+      assert.equal(wantsJournal('auto', journal, fd), true);
+      assert.equal(wantsJournal('auto', { JOURNAL_STREAM: `${stat.dev}:${stat.ino + 1n}` }, fd), false);
+      assert.equal(wantsJournal('auto', {}, fd), false);
+      assert.equal(wantsJournal('journal', {}, fd), true);
+      assert.equal(wantsJournal('json', journal, fd), false);
+    } finally {
+      closeSync(fd);
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('keeps JSON when JOURNAL_STREAM was inherited but stdout goes elsewhere', () => {
+    assert.equal(wantsJournal('auto', { JOURNAL_STREAM: '8:123' }), false);
+  });
+
+  it('never splits a record across lines, whatever its fields hold', () => {
+    const line = formatJournalLine(
+      JSON.stringify({ level: 50, msg: 'write\nfailed', err: { stack: 'Error: x\n    at y' }, path: 'a b' }),
+    );
+    assert.equal(line.includes('\n'), false);
+    assert.match(line, /^<3>write\\nfailed err=/);
+    assert.match(line, / path="a b"$/);
   });
 
   it('never writes an Influx token that a caller passes in a log object', () => {

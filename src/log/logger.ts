@@ -1,3 +1,4 @@
+import { fstatSync } from 'node:fs';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 
@@ -18,11 +19,26 @@ export interface LoggerOptions {
 const SYSLOG_PRIORITY: Record<number, number> = { 10: 7, 20: 7, 30: 6, 40: 4, 50: 3, 60: 2 };
 
 /**
- * Under journald (JOURNAL_STREAM set, or `log.format: journal`) every line starts with its syslog
- * priority so `journalctl -p warning` filters exactly; elsewhere lines stay JSON.
+ * True when file descriptor `fd` is the journal stream systemd connected: JOURNAL_STREAM holds its
+ * `device:inode`, and it must match (a child whose output was redirected inherits the variable too).
  */
-export function wantsJournal(format: LogFormat, env: NodeJS.ProcessEnv = process.env): boolean {
-  return format === 'journal' || (format === 'auto' && typeof env['JOURNAL_STREAM'] === 'string');
+export function isJournalStream(env: NodeJS.ProcessEnv = process.env, fd = 1): boolean {
+  const match = /^(\d+):(\d+)$/.exec(env['JOURNAL_STREAM'] ?? '');
+  if (match === null) return false;
+  try {
+    const stat = fstatSync(fd, { bigint: true });
+    return stat.dev === BigInt(match[1] ?? '') && stat.ino === BigInt(match[2] ?? '');
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Under journald (stdout is the stream JOURNAL_STREAM names, or `log.format: journal`) every line
+ * starts with its syslog priority so `journalctl -p warning` filters exactly; elsewhere lines stay JSON.
+ */
+export function wantsJournal(format: LogFormat, env: NodeJS.ProcessEnv = process.env, fd = 1): boolean {
+  return format === 'journal' || (format === 'auto' && isJournalStream(env, fd));
 }
 
 /**

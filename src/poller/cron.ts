@@ -18,6 +18,8 @@ export interface CronHandlers {
 
 export interface CronJob {
   stop(): void;
+  /** The next slot after now (UTC ms), as node-cron computes it; null once stopped. */
+  nextRunMs(): number | null;
 }
 
 /**
@@ -45,9 +47,12 @@ export function scheduleCron(expression: string, handlers: CronHandlers, timezon
   task.on('execution:missed', (context) => {
     handlers.onMissed(context.date.getTime());
   });
+  let stopped = false;
   return {
     stop: () => {
+      stopped = true;
       void task.destroy();
     },
+    nextRunMs: () => (stopped ? null : (task.getNextRun()?.getTime() ?? null)),
   };
 }

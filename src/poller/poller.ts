@@ -2,6 +2,12 @@ import { performance } from 'node:perf_hooks';
 import type { RequestFailure, Transport } from '../discovery/kasa.js';
 import type { PollTarget } from '../discovery/registry.js';
 import type { Logger } from '../log/logger.js';
+import {
+  DeviceBackoff,
+  type DeviceBackoffOptions,
+  type DeviceBackoffStats,
+  isTransientDeviceFailure,
+} from '../resilience/index.js';
 import { DurationHistogram, type DurationSummary } from './histogram.js';
 import { normaliseRealtime, type RejectReason } from './normalise.js';
 import type { Reading } from './reading.js';
@@ -17,6 +23,21 @@ export interface PollerOptions {
   /** Devices polled at once, across the whole fleet. */
   readonly concurrency: number;
   readonly transport: Transport;
+  /** Consecutive unanswered polls before a plug is backed off (default 3). */
+  readonly backoffAfter?: number | undefined;
+  /** Longest pause of a backed-off plug (default 5 min); the first pause is one interval. */
+  readonly backoffMaxMs?: number | undefined;
+}
+
+export const DEFAULT_BACKOFF_AFTER = 3;
+export const DEFAULT_BACKOFF_MAX_MS = 5 * 60_000;
+
+export function deviceBackoffOptions(options: PollerOptions): DeviceBackoffOptions {
+  return {
+    after: options.backoffAfter ?? DEFAULT_BACKOFF_AFTER,
+    baseMs: options.intervalMs,
+    maxMs: Math.max(options.intervalMs, options.backoffMaxMs ?? DEFAULT_BACKOFF_MAX_MS),
+  };
 }
 
 /** Why a request gave no reading: no answer (transport) or an answer rejected by normalise. */
@@ -61,10 +82,17 @@ export interface PollerStats {
   /** When the last tick ran (UTC ms), and how late after its slot. */
   readonly lastTickMs: number | null;
   readonly lastTickLateMs: number | null;
+  /**
+   * When the next tick is due (UTC ms) as the schedule sees it now; null while stopped. A due time
+   * that stays in the past means the scheduler stopped ticking (the systemd watchdog checks this).
+   */
+  readonly nextTickMs: number | null;
   /** The latest any tick ran after its slot, ever. */
   readonly maxTickLateMs: number;
   /** Duration of single requests (send to answer or timeout). */
   readonly pollDuration: DurationSummary;
+  /** Per-plug backoff: plugs paused, polls skipped because of it. */
+  readonly backoff: DeviceBackoffStats;
 }
 
 /** A tick that runs this long after its slot is counted late. */
@@ -112,14 +140,19 @@ export class Poller {
   #lastTickLateMs: number | null = null;
   #maxTickLateMs = 0;
 
+  readonly #backoff: DeviceBackoff;
+
   constructor(
     private readonly registry: PollSource,
     private readonly queue: ReadingSink,
     options: PollerOptions,
     private readonly logger: Logger,
+    /** Per-plug backoff; built from the options when not given (tests pass one with a fake clock). */
+    backoff?: DeviceBackoff,
   ) {
     Poller.#validate(options);
     this.#options = options;
+    this.#backoff = backoff ?? new DeviceBackoff(deviceBackoffOptions(options));
   }
 
   get options(): PollerOptions {
@@ -164,6 +197,7 @@ export class Poller {
   setOptions(options: PollerOptions): void {
     Poller.#validate(options);
     const previous = this.#options;
+    this.#backoff.setOptions(deviceBackoffOptions(options));
     this.#options = options;
     const reschedule = previous.intervalMs !== options.intervalMs || previous.schedule !== options.schedule;
     if (reschedule && this.#ticks !== null) {
@@ -192,9 +226,16 @@ export class Poller {
       requests: this.#requests,
       lastTickMs: this.#lastTickMs,
       lastTickLateMs: this.#lastTickLateMs,
+      nextTickMs: this.#ticks?.nextTickMs() ?? null,
       maxTickLateMs: this.#maxTickLateMs,
       pollDuration: this.#durations.summary(),
+      backoff: this.#backoff.stats(),
     };
+  }
+
+  /** Something else saw the plug (discovery): if it is backed off, its next poll is a trial. */
+  wake(deviceId: string): void {
+    this.#backoff.wake(deviceId);
   }
 
   static #validate(options: PollerOptions): void {
@@ -221,6 +262,8 @@ export class Poller {
     }
     const started: Promise<void>[] = [];
     for (const target of targets) {
+      // A plug that keeps failing is paused (counted in backoff.skippedPolls) until its next trial.
+      if (!this.#backoff.allow(target.deviceId)) continue;
       if (this.#busy.has(target.deviceId)) {
         this.#skippedOverlap++;
         this.logger.debug({ deviceId: target.deviceId }, 'previous poll still running: skipped');
@@ -245,6 +288,8 @@ export class Poller {
     }
     let ok = false;
     let attempted = false;
+    /** The plug did not answer at all (timeout, refused, network): counts towards its backoff. */
+    let unanswered = false;
     try {
       for (const { channel, childId } of target.channels) {
         if (this.#stopping) break;
@@ -256,6 +301,7 @@ export class Poller {
         const response = await target.connection.getRealtime(childId, { transport, timeoutMs });
         this.#durations.record(performance.now() - t0);
         if (!response.ok) {
+          unanswered = isTransientDeviceFailure(response.failure);
           this.#failed(target.deviceId, channel, response.failure, response.detail);
           // The device is not answering: its other outlets would only time out one after another.
           break;
@@ -271,6 +317,7 @@ export class Poller {
       }
       if (attempted) {
         if (ok) this.#recovered(target.deviceId);
+        this.#backoffOutcome(target.deviceId, ok || !unanswered);
         this.registry.recordPoll(target.deviceId, ok);
       }
     } catch (err) {
@@ -304,6 +351,25 @@ export class Poller {
       episode.failures++;
       this.logger.debug({ deviceId, channel, reason, detail }, 'poll failed');
     }
+  }
+
+  #backoffOutcome(deviceId: string, answered: boolean): void {
+    if (answered) {
+      if (this.#backoff.answered(deviceId)) {
+        this.logger.info({ deviceId }, 'backed-off plug answers again: polled on every tick');
+      }
+      return;
+    }
+    const pauseMs = this.#backoff.unanswered(deviceId);
+    if (pauseMs === 0) return;
+    const failures = this.#backoff.state(deviceId)?.failures ?? 0;
+    const first = failures === (this.#options.backoffAfter ?? DEFAULT_BACKOFF_AFTER);
+    this.logger[first ? 'warn' : 'debug'](
+      { deviceId, failures, pauseMs },
+      first
+        ? 'plug does not answer: backing off (polled less and less often until it answers)'
+        : 'plug still not answering',
+    );
   }
 
   #recovered(deviceId: string): void {

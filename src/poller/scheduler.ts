@@ -10,6 +10,8 @@ export interface TickHandlers {
 
 export interface TickSource {
   stop(): void;
+  /** When the next tick is due (UTC ms), as the source sees it now; null once stopped. */
+  nextTickMs(): number | null;
 }
 
 export interface ScheduleOptions {
@@ -63,17 +65,19 @@ export function startIntervalTicks(intervalMs: number, handlers: TickHandlers): 
       if (timer !== null) clearTimeout(timer);
       timer = null;
     },
+    nextTickMs: () => (stopped ? null : next),
   };
 }
 
 /** Ticks on `schedule` (node-cron, through src/poller/cron.ts) when set, else every `intervalMs`. */
 export function startTicks(options: ScheduleOptions, handlers: TickHandlers, logger: Logger): TickSource {
   if (options.schedule !== undefined && options.schedule.trim() !== '') {
-    return scheduleCron(options.schedule, {
+    const job = scheduleCron(options.schedule, {
       onTick: (scheduledMs) => handlers.onTick(scheduledMs, Math.max(0, Date.now() - scheduledMs)),
       onMissed: (scheduledMs) => handlers.onMissed(1, scheduledMs),
       onLog: (level, message) => logger[level]({ schedule: options.schedule }, `node-cron: ${message}`),
     });
+    return { stop: () => job.stop(), nextTickMs: () => job.nextRunMs() };
   }
   return startIntervalTicks(options.intervalMs, handlers);
 }

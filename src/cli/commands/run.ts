@@ -1,6 +1,8 @@
 import { type Config, ConfigError, formatProblem, loadConfig } from '../../config/index.js';
 import { createRootLogger, type Logger } from '../../log/logger.js';
 import { Daemon } from '../../main.js';
+import { armTestWedge, SystemdService } from '../../systemd/index.js';
+import { journalPrefixed } from '../../systemd/journal.js';
 import { type Command, type CommandContext, stringFlag, stringListFlag } from '../command.js';
 import { EXIT_FAILURE, EXIT_OK } from '../exit-codes.js';
 import { loadForCommand, parseSetFlags } from '../load-config.js';
@@ -40,6 +42,11 @@ export interface RunHooks {
  * cleanly (exit 0); a second signal, or the fuse at shutdown.timeout + 5 s, exits at once (exit 1).
  * SIGHUP re-reads the configuration: a bad file is rejected and the running configuration stays.
  * An uncaught error takes the same graceful path and then exits 1, so systemd restarts us.
+ *
+ * Under systemd (NOTIFY_SOCKET set) it also tells systemd the truth: READY=1 once the daemon is up
+ * (config loaded, database open and checked, these signal handlers installed, scheduler armed),
+ * RELOADING=1 and READY=1 around each reload, STOPPING=1 when shutdown begins, a STATUS= summary,
+ * and WATCHDOG=1 pings while the daemon makes progress (src/systemd).
  */
 export async function runDaemon(
   context: CommandContext,
@@ -48,21 +55,18 @@ export async function runDaemon(
 ): Promise<number> {
   const logger = createRootLogger({ level: config.log.level, format: config.log.format });
   const daemon = new Daemon(config, logger);
+  const systemd = new SystemdService({ env: context.env, logger: logger.child({ component: 'systemd' }) });
   let exitCode = EXIT_OK;
   let resolveStopped: () => void = () => {};
   const stopped = new Promise<void>((resolve) => {
     resolveStopped = resolve;
   });
+  let started = false;
   let shuttingDown = false;
+  let reloadWhenStarted = false;
+  let disarmWedge: (() => void) | null = null;
 
-  const shutdown = (reason: string, code: number) => {
-    if (shuttingDown) {
-      logger.warn({ reason }, 'second stop request: exiting now without waiting for the queue');
-      process.exit(EXIT_FAILURE);
-    }
-    shuttingDown = true;
-    exitCode = code;
-    logger.info({ reason }, 'stopping: draining the queue into the database');
+  const drain = () => {
     const budget = daemon.config.shutdown.timeout;
     const fuse = setTimeout(() => {
       logger.error({ timeoutMs: budget }, 'shutdown took too long: exiting without a clean close');
@@ -78,7 +82,31 @@ export async function runDaemon(
       .finally(() => resolveStopped());
   };
 
+  const shutdown = (reason: string, code: number) => {
+    if (shuttingDown) {
+      logger.warn({ reason }, 'second stop request: exiting now without waiting for the queue');
+      process.exit(EXIT_FAILURE);
+    }
+    shuttingDown = true;
+    exitCode = code;
+    systemd.stopping(reason);
+    disarmWedge?.();
+    logger.info({ reason }, 'stopping: draining the queue into the database');
+    // During start-up the stop waits until the parts exist, so none is left running.
+    if (started) drain();
+  };
+
   const reload = () => {
+    if (shuttingDown) {
+      logger.warn('SIGHUP ignored: the daemon is stopping');
+      return;
+    }
+    if (!started) {
+      reloadWhenStarted = true;
+      logger.info('SIGHUP during start-up: the configuration is reloaded once started');
+      return;
+    }
+    systemd.reloading();
     const file = stringFlag(context, 'config');
     try {
       const loaded = loadConfig({
@@ -86,14 +114,18 @@ export async function runDaemon(
         env: context.env,
         overrides: runOverrides(context),
       });
-      daemon.reload(loaded.config);
+      for (const warning of loaded.warnings)
+        logger.warn({ key: warning.path }, `config warning: ${formatProblem(warning)}`);
+      systemd.reloaded(daemon.reload(loaded.config));
     } catch (error) {
       if (error instanceof ConfigError) {
         for (const problem of error.problems)
           logger.error({ key: problem.path }, `config rejected: ${formatProblem(problem)}`);
         logger.error('reload rejected: keeping the running configuration');
+        systemd.reloaded({ rejected: error.problems.map(formatProblem) });
       } else {
         logger.error({ err: error }, 'reload failed: keeping the running configuration');
+        systemd.reloaded({ rejected: [error instanceof Error ? error.message : String(error)] });
       }
     }
   };
@@ -114,10 +146,19 @@ export async function runDaemon(
       await daemon.start();
     } catch (error) {
       logger.fatal({ err: error }, 'could not start');
+      systemd.finalStatus(`could not start: ${error instanceof Error ? error.message : String(error)}`);
       await daemon.stop(0).catch(() => undefined);
       return EXIT_FAILURE;
     }
-    hooks.onStarted?.(daemon, logger);
+    started = true;
+    if (shuttingDown) {
+      drain();
+    } else {
+      systemd.ready(daemon);
+      disarmWedge = armTestWedge(context.env, logger);
+      hooks.onStarted?.(daemon, logger);
+      if (reloadWhenStarted) reload();
+    }
     await stopped;
     await hooks.onStopped?.();
     return exitCode;
@@ -127,6 +168,8 @@ export async function runDaemon(
     process.off('SIGHUP', reload);
     process.off('uncaughtException', onFatal);
     process.off('unhandledRejection', onFatal);
+    disarmWedge?.();
+    await systemd.close();
   }
 }
 
@@ -147,7 +190,9 @@ SIGINT; SIGHUP reloads the configuration.
 `,
   options: runOptions,
   async run(context) {
-    const { config } = loadForCommand(context, runOverrides(context));
+    // Under journald, problems printed before the logger exists get a priority (shown by -p err).
+    const stderr = journalPrefixed(context.stderr, context.env);
+    const { config } = loadForCommand({ ...context, stderr }, runOverrides(context));
     return runDaemon(context, config);
   },
 };
