@@ -2,6 +2,7 @@ import type { Config } from './config/index.js';
 import type { DiscoveryOptions } from './discovery/discovery.js';
 import type { PollerOptions } from './poller/poller.js';
 import type { BoundedQueueOptions } from './queue/bounded-queue.js';
+import type { ForwarderOptions, InfluxClientOptions } from './storage/influx/index.js';
 import type { SqliteOptions } from './storage/sqlite/index.js';
 import type { WriterOptions } from './storage/writer.js';
 
@@ -32,6 +33,8 @@ export function pollerOptions(config: Config): PollerOptions {
     timeoutMs: p.timeout,
     concurrency: p.concurrency,
     transport: p.transport,
+    backoffAfter: p.backoff_after,
+    backoffMaxMs: p.backoff_max,
   };
 }
 
@@ -52,5 +55,26 @@ export function sqliteOptions(config: Config): SqliteOptions {
     cacheSize: s.cache_size,
     tempStore: s.temp_store,
     busyTimeoutMs: s.busy_timeout,
+    // The outbox feeds InfluxDB from SQLite; without InfluxDB nothing would read it.
+    outbox: config.storage.influx.url !== null,
+  };
+}
+
+export function forwarderOptions(config: Config): ForwarderOptions {
+  const i = config.storage.influx;
+  return { batchSize: i.batch_size, flushIntervalMs: i.flush_interval, tags: { ...i.tags } };
+}
+
+/** Null when no InfluxDB is configured. The client's own timeout trails the policy's by a second. */
+export function influxClientOptions(config: Config): InfluxClientOptions | null {
+  const i = config.storage.influx;
+  if (i.url === null) return null;
+  return {
+    url: i.url,
+    token: i.token,
+    org: i.org,
+    bucket: i.bucket,
+    timeoutMs: config.retry.network.timeout + 1000,
+    gzip: i.gzip,
   };
 }

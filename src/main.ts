@@ -1,6 +1,8 @@
 import { type Config, diffConfig, redactConfig } from './config/index.js';
 import {
   discoveryOptions,
+  forwarderOptions,
+  influxClientOptions,
   pollerOptions,
   queueOptions,
   sqliteOptions,
@@ -12,6 +14,8 @@ import type { Logger } from './log/logger.js';
 import { Poller } from './poller/poller.js';
 import type { Reading } from './poller/reading.js';
 import { BoundedQueue } from './queue/bounded-queue.js';
+import { presetSettings, Resilience, type RetryStatistics } from './resilience/index.js';
+import { InfluxForwarder, InfluxHttpWriter } from './storage/influx/index.js';
 import { SqliteStore } from './storage/sqlite/index.js';
 import { Writer } from './storage/writer.js';
 
@@ -22,6 +26,20 @@ export interface DaemonStatus {
   readonly poller: ReturnType<Poller['stats']>;
   readonly queue: ReturnType<BoundedQueue<Reading>['stats']>;
   readonly writer: ReturnType<Writer['stats']>;
+  /** The InfluxDB forwarder (how far it lags behind SQLite); null without InfluxDB. */
+  readonly influx: ReturnType<InfluxForwarder['stats']> | null;
+  /** Retry statistics per operation (sqlite.write, influx.write) with breaker states. */
+  readonly retries: RetryStatistics;
+  /** Per sink, at any moment: added = written + dropped + rejected + queued. */
+  readonly accounting: Readonly<Record<'sqlite' | 'influx', SinkAccounting | null>>;
+}
+
+export interface SinkAccounting {
+  readonly added: number;
+  readonly written: number;
+  readonly dropped: number;
+  readonly rejected: number;
+  readonly queued: number;
 }
 
 export interface ReloadResult {
@@ -37,6 +55,8 @@ interface Parts {
   readonly writer: Writer;
   readonly discovery: Discovery;
   readonly poller: Poller;
+  readonly resilience: Resilience;
+  readonly forwarder: InfluxForwarder | null;
 }
 
 /** How often a one-line summary goes to the log, so `journalctl` shows the daemon is alive. */
@@ -71,10 +91,29 @@ export class Daemon {
     const log = this.logger;
     log.info({ config: redactConfig(config) }, 'starting');
 
+    const resilience = new Resilience(presetSettings(config.retry), log.child({ component: 'resilience' }));
     const store = new SqliteStore(sqliteOptions(config), log.child({ component: 'sqlite' }));
     await store.start();
     const queue = new BoundedQueue<Reading>(queueOptions(config), log.child({ component: 'queue' }));
-    const writer = new Writer(queue, store, writerOptions(config), log.child({ component: 'writer' }));
+    const writer = new Writer(
+      queue,
+      store,
+      writerOptions(config),
+      log.child({ component: 'writer' }),
+      undefined,
+      resilience.policy('sqlite.write', 'database'),
+    );
+    const influx = influxClientOptions(config);
+    const forwarder =
+      influx === null
+        ? null
+        : new InfluxForwarder(
+            store,
+            new InfluxHttpWriter(influx, log.child({ component: 'influx' })),
+            resilience.policy('influx.write', 'network'),
+            forwarderOptions(config),
+            log.child({ component: 'influx' }),
+          );
     const discovery = new Discovery(discoveryOptions(config), log.child({ component: 'discovery' }));
     const poller = new Poller(
       discovery.registry,
@@ -82,7 +121,7 @@ export class Daemon {
       pollerOptions(config),
       log.child({ component: 'poller' }),
     );
-    this.#parts = { store, queue, writer, discovery, poller };
+    this.#parts = { store, queue, writer, discovery, poller, resilience, forwarder };
 
     const registry = discovery.registry;
     // Identity and names go to storage as soon as they are known; a reading that overtakes its
@@ -102,11 +141,14 @@ export class Daemon {
       ),
     );
     registry.on('offline', (d) => log.warn({ deviceId: d.id, alias: d.alias, host: d.host }, 'plug offline'));
-    registry.on('online', (d) =>
-      log.info({ deviceId: d.id, alias: d.alias, host: d.host }, 'plug back online'),
-    );
+    registry.on('online', (d) => {
+      log.info({ deviceId: d.id, alias: d.alias, host: d.host }, 'plug back online');
+      // Discovery heard it: a backed-off plug gets its trial poll on the next tick.
+      poller.wake(d.id);
+    });
 
     writer.start();
+    await forwarder?.start();
     poller.start();
     discovery.start();
     this.#summaryTimer = setInterval(() => this.#logSummary('running'), SUMMARY_INTERVAL_MS);
@@ -126,6 +168,9 @@ export class Daemon {
       poller: p.poller.stats(),
       queue: p.queue.stats(),
       writer: p.writer.stats(),
+      influx: p.forwarder?.stats() ?? null,
+      retries: p.resilience.stats(),
+      accounting: sinkAccounting(p),
     };
   }
 
@@ -142,6 +187,7 @@ export class Daemon {
       if (touched('polling')) p.poller.setOptions(pollerOptions(next));
       if (touched('queue')) p.queue.resize(next.queue.capacity, next.queue.overflow);
       if (touched('writer')) p.writer.setOptions(writerOptions(next));
+      if (touched('storage.influx')) p.forwarder?.setOptions(forwarderOptions(next));
     }
     if (diff.hot.includes('log.level')) this.logger.level = next.log.level;
     // Restart-only keys keep their running values, so the daemon's view stays truthful.
@@ -177,6 +223,8 @@ export class Daemon {
     await step('poller', () => p.poller.stop());
     await step('discovery', () => p.discovery.stop());
     await step('writer', () => p.writer.stop(Math.max(0, deadlineMs - (Date.now() - started))));
+    // What InfluxDB has not acknowledged stays in SQLite and is sent after the next start.
+    await step('influx', () => p.forwarder?.stop());
     const status = this.status();
     await step('sqlite', () => p.store.stop());
     this.#logSummary('stopped', status);
@@ -185,7 +233,7 @@ export class Daemon {
 
   #logSummary(what: 'running' | 'stopped', status: DaemonStatus | null = this.status()): void {
     if (status === null) return;
-    const { devices, queue, writer, poller } = status;
+    const { devices, queue, writer, poller, influx, retries } = status;
     this.logger.info(
       {
         plugsOnline: devices.online,
@@ -199,10 +247,47 @@ export class Daemon {
         duplicates: writer.duplicates,
         droppedOverflow: queue.dropped,
         droppedAtShutdown: writer.droppedAtShutdown,
+        plugsBackedOff: poller.backoff.backingOff,
+        retries: retries.retry_counts_by_operation,
+        openBreakers: Object.entries(retries.operations)
+          .filter(([, op]) => op.breaker.state !== 'closed')
+          .map(([name]) => name),
+        ...(influx === null
+          ? {}
+          : {
+              influxWritten: influx.written,
+              influxRejected: influx.rejected,
+              influxQueued: influx.queued,
+              influxLagMs: influx.lagMs,
+            }),
       },
       what,
     );
   }
+}
+
+/**
+ * Every reading accounted for, per sink. SQLite: what the poller offered to the queue is stored
+ * (written, a replay included), dropped (queue overflow, shutdown deadline), rejected as malformed,
+ * or still queued (in the queue or the batch being written). InfluxDB: see ForwarderStats.
+ */
+function sinkAccounting(p: Parts): Record<'sqlite' | 'influx', SinkAccounting | null> {
+  const q = p.queue.stats();
+  const w = p.writer.stats();
+  const f = p.forwarder?.stats() ?? null;
+  return {
+    sqlite: {
+      added: q.offered,
+      written: w.written + w.duplicates,
+      dropped: q.dropped + w.droppedAtShutdown,
+      rejected: w.invalid,
+      queued: q.size + w.inFlight,
+    },
+    influx:
+      f === null
+        ? null
+        : { added: f.added, written: f.written, dropped: f.dropped, rejected: f.rejected, queued: f.queued },
+  };
 }
 
 /** The sections of `current` that hold a restart-only key that changed. */

@@ -86,7 +86,11 @@ describe('environment', () => {
       },
     });
     assert.deepEqual(config.storage.pool, { size: 8, max_overflow: 0, timeout: 15_000, recycle: 1_800_000 });
-    assert.deepEqual(config.retry, { max_attempts: 6, base_delay: 500, max_delay: 60_000 });
+    const { max_attempts, base_delay, max_delay } = config.retry;
+    assert.deepEqual(
+      { max_attempts, base_delay, max_delay },
+      { max_attempts: 6, base_delay: 500, max_delay: 60_000 },
+    );
   });
 
   test('KASA_MONITOR_<SECTION>_<KEY> sets any key, with lists and maps comma-separated', () => {

@@ -62,6 +62,8 @@ describe('defaults', () => {
       timeout: 3000,
       concurrency: 64,
       transport: 'udp',
+      backoff_after: 3,
+      backoff_max: 300_000,
     });
     assert.deepEqual(config.queue, { capacity: 100_000, overflow: 'drop-oldest' });
     assert.deepEqual(config.writer, { batch_size: 1000, flush_interval: 1000 });
@@ -71,7 +73,7 @@ describe('defaults', () => {
       synchronous: 'FULL',
       cache_size: 10_000,
       temp_store: 'MEMORY',
-      busy_timeout: 5000,
+      busy_timeout: 100,
     });
     assert.deepEqual(config.storage.pool, { size: 5, max_overflow: 10, timeout: 30_000, recycle: 3_600_000 });
     assert.deepEqual(config.storage.influx, {
@@ -81,8 +83,29 @@ describe('defaults', () => {
       org: 'home',
       bucket: 'kasa',
       tags: {},
+      batch_size: 5000,
+      flush_interval: 1000,
+      gzip: false,
     });
-    assert.deepEqual(config.retry, { max_attempts: 3, base_delay: 1000, max_delay: 30_000 });
+    // The global retry keys are unset: each preset keeps the original system's values.
+    const preset = (strategy: string, max_attempts: number, base_delay: number, max_delay: number) => ({
+      strategy,
+      max_attempts,
+      base_delay,
+      max_delay,
+      jitter: strategy !== 'linear',
+      timeout: strategy === 'linear' || max_attempts === 3 ? 30_000 : 10_000,
+      breaker_threshold: 5,
+      breaker_half_open_after: max_attempts === 5 ? 30_000 : 10_000,
+    });
+    assert.deepEqual(config.retry, {
+      max_attempts: null,
+      base_delay: null,
+      max_delay: null,
+      database: preset('exponential', 3, 100, 5000),
+      network: preset('exponential', 5, 1000, 30_000),
+      file: preset('linear', 3, 100, 1000),
+    });
     assert.deepEqual(config.http, { listen: { host: '127.0.0.1', port: 9469 } });
     assert.deepEqual(config.log, { level: 'info', format: 'auto' });
     assert.deepEqual(config.shutdown, { timeout: 10_000 });
@@ -184,7 +207,7 @@ shutdown: { timeout: 1d }
 
   test('a rule between keys is reported even when another key of the section is also wrong', () => {
     const file = writeConfig(
-      'polling: { timeout: 1h, concurrency: 2.5 }\nretry: { base_delay: 1m, max_attempts: 0 }\n',
+      'polling: { timeout: 1h, concurrency: 2.5 }\nretry: { base_delay: 1m, max_delay: 30s, max_attempts: 0 }\n',
     );
     const problems = problemsOf(() => load({ file }));
     assert.match(problemAt(problems, 'polling.concurrency').message, /whole number, got 2.5/);

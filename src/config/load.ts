@@ -10,6 +10,8 @@ import { type Config, CROSS_CHECKS, createConfigSchema } from './schema.js';
 export const DEFAULT_CONFIG_FILE = '/etc/kasa-monitor/config.yaml';
 /** Names the configuration file; not a key. */
 export const CONFIG_FILE_ENV = 'KASA_MONITOR_CONFIG';
+/** KASA_MONITOR_* names that are not keys: the config file, and the real-systemd test's switch. */
+const NON_KEY_ENV: readonly string[] = [CONFIG_FILE_ENV, 'KASA_MONITOR_TEST_WEDGE_AFTER_MS'];
 /** systemd credential read for the Influx token when neither token nor token_file is set. */
 export const INFLUX_TOKEN_CREDENTIAL = 'influx-token';
 
@@ -324,7 +326,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     if (value !== undefined) apply(key, value, { kind: 'env', name: key.envName }, key.envName);
   }
   for (const name of Object.keys(env)) {
-    if (name.startsWith('KASA_MONITOR_') && name !== CONFIG_FILE_ENV && !envNames.has(name)) {
+    if (name.startsWith('KASA_MONITOR_') && !NON_KEY_ENV.includes(name) && !envNames.has(name)) {
       const suggestion = closest(name, [...envNames, CONFIG_FILE_ENV]);
       warnings.push({
         path: name,

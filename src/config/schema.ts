@@ -43,36 +43,56 @@ function int(min: number, max: number = Number.MAX_SAFE_INTEGER) {
   return z.number().int().min(min).max(max);
 }
 
+function durationInput() {
+  return z.union(
+    [
+      z.string().regex(DURATION_PATTERN, { message: `must be ${DURATION_FORMS}` }),
+      z.number().nonnegative({ message: `must be ${DURATION_FORMS}` }),
+    ],
+    { error: `must be ${DURATION_FORMS}` },
+  );
+}
+
+/** Milliseconds of a duration that passed `durationInput`, or an issue (zero when not allowed, too long). */
+function durationMs(
+  value: string | number,
+  ctx: { readonly issues: z.core.$ZodRawIssue[] },
+  options: { allowZero?: boolean },
+): number {
+  const ms = parseDuration(value);
+  if (ms === undefined) {
+    ctx.issues.push({ code: 'custom', input: value, message: `must be ${DURATION_FORMS}` });
+    return z.NEVER;
+  }
+  if (ms === 0 && options.allowZero !== true) {
+    ctx.issues.push({ code: 'custom', input: value, message: 'must be longer than 0' });
+    return z.NEVER;
+  }
+  if (ms > MAX_DURATION_MS) {
+    ctx.issues.push({
+      code: 'custom',
+      input: value,
+      message: `must be at most ${formatDuration(MAX_DURATION_MS)}`,
+    });
+    return z.NEVER;
+  }
+  return ms;
+}
+
 function duration(defaultValue: string, options: { allowZero?: boolean } = {}) {
-  return z
-    .union(
-      [
-        z.string().regex(DURATION_PATTERN, { message: `must be ${DURATION_FORMS}` }),
-        z.number().nonnegative({ message: `must be ${DURATION_FORMS}` }),
-      ],
-      { error: `must be ${DURATION_FORMS}` },
-    )
-    .transform((value, ctx) => {
-      const ms = parseDuration(value);
-      if (ms === undefined) {
-        ctx.issues.push({ code: 'custom', input: value, message: `must be ${DURATION_FORMS}` });
-        return z.NEVER;
-      }
-      if (ms === 0 && options.allowZero !== true) {
-        ctx.issues.push({ code: 'custom', input: value, message: 'must be longer than 0' });
-        return z.NEVER;
-      }
-      if (ms > MAX_DURATION_MS) {
-        ctx.issues.push({
-          code: 'custom',
-          input: value,
-          message: `must be at most ${formatDuration(MAX_DURATION_MS)}`,
-        });
-        return z.NEVER;
-      }
-      return ms;
-    })
+  return durationInput()
+    .transform((value, ctx) => durationMs(value, ctx, options))
     .prefault(defaultValue);
+}
+
+/** A duration that may be left unset (absent, null or empty): null then. */
+function optionalDuration(options: { allowZero?: boolean } = {}) {
+  return durationInput()
+    .nullable()
+    .optional()
+    .transform((value, ctx) =>
+      value === null || value === undefined ? null : durationMs(value, ctx, options),
+    );
 }
 
 /**
@@ -95,9 +115,13 @@ function pollingTimeoutProblem(
   return `must be shorter than polling.interval (${formatDuration(interval)}), got ${formatDuration(timeout)}`;
 }
 
-function retryDelayProblem(baseDelay: number, maxDelay: number): string | undefined {
-  if (baseDelay <= maxDelay) return undefined;
-  return `must not be longer than retry.max_delay (${formatDuration(maxDelay)}), got ${formatDuration(baseDelay)}`;
+function retryDelayProblem(
+  baseDelay: number | null,
+  maxDelay: number | null,
+  maxKey = 'retry.max_delay',
+): string | undefined {
+  if (baseDelay === null || maxDelay === null || baseDelay <= maxDelay) return undefined;
+  return `must not be longer than ${maxKey} (${formatDuration(maxDelay)}), got ${formatDuration(baseDelay)}`;
 }
 
 /** A rule between keys: `problem` gets the parsed values of `keys` (in order) and reports at `path`. */
@@ -121,7 +145,22 @@ export const CROSS_CHECKS: readonly CrossCheck[] = [
   {
     path: 'retry.base_delay',
     keys: ['retry.base_delay', 'retry.max_delay'],
-    problem: ([baseDelay, maxDelay]) => retryDelayProblem(baseDelay as number, maxDelay as number),
+    problem: ([baseDelay, maxDelay]) =>
+      retryDelayProblem(baseDelay as number | null, maxDelay as number | null),
+  },
+  ...(['database', 'network', 'file'] as const).map(
+    (preset): CrossCheck => ({
+      path: `retry.${preset}.base_delay`,
+      keys: [`retry.${preset}.base_delay`, `retry.${preset}.max_delay`],
+      problem: ([baseDelay, maxDelay]) =>
+        retryDelayProblem(baseDelay as number, maxDelay as number, `retry.${preset}.max_delay`),
+    }),
+  ),
+  {
+    path: 'health.recovery_backoff',
+    keys: ['health.recovery_backoff', 'health.recovery_backoff_max'],
+    problem: ([backoff, max]) =>
+      retryDelayProblem(backoff as number, max as number, 'health.recovery_backoff_max'),
   },
 ];
 
@@ -188,6 +227,57 @@ export const LOG_LEVELS = [
 export const LOG_FORMATS = ['auto', 'json', 'journal'] as const satisfies readonly LogFormat[];
 export const OVERFLOW_POLICIES = ['drop-oldest', 'drop-newest'] as const satisfies readonly OverflowPolicy[];
 export const TRANSPORTS = ['udp', 'tcp'] as const;
+
+export const RETRY_STRATEGIES = ['exponential', 'linear', 'fixed', 'random'] as const;
+export type RetryStrategyName = (typeof RETRY_STRATEGIES)[number];
+export const RETRY_PRESETS = ['database', 'network', 'file'] as const;
+export type RetryPreset = (typeof RETRY_PRESETS)[number];
+
+/** Defaults of one retry preset, as users would write them. */
+export interface RetryPresetDefaults {
+  readonly strategy: RetryStrategyName;
+  readonly maxAttempts: number;
+  readonly baseDelay: string;
+  readonly maxDelay: string;
+  readonly jitter: boolean;
+  readonly timeout: string;
+  readonly breakerThreshold: number;
+  readonly breakerHalfOpenAfter: string;
+}
+
+/** The presets of the original system: database 3 × exponential ≤ 5 s, network 5 × exponential ≤ 30 s, file 3 × linear ≤ 1 s. */
+export const RETRY_PRESET_DEFAULTS: Readonly<Record<RetryPreset, RetryPresetDefaults>> = {
+  database: {
+    strategy: 'exponential',
+    maxAttempts: 3,
+    baseDelay: '100ms',
+    maxDelay: '5s',
+    jitter: true,
+    timeout: '30s',
+    breakerThreshold: 5,
+    breakerHalfOpenAfter: '10s',
+  },
+  network: {
+    strategy: 'exponential',
+    maxAttempts: 5,
+    baseDelay: '1s',
+    maxDelay: '30s',
+    jitter: true,
+    timeout: '10s',
+    breakerThreshold: 5,
+    breakerHalfOpenAfter: '30s',
+  },
+  file: {
+    strategy: 'linear',
+    maxAttempts: 3,
+    baseDelay: '100ms',
+    maxDelay: '1s',
+    jitter: false,
+    timeout: '30s',
+    breakerThreshold: 5,
+    breakerHalfOpenAfter: '10s',
+  },
+};
 
 /**
  * Builds the schema. The only environment-dependent part is the default SQLite path (from
@@ -270,6 +360,16 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
       ),
       concurrency: key(int(1, 10_000).prefault(64), 'Polls in flight at most.', HOT),
       transport: key(z.enum(TRANSPORTS).prefault('udp'), 'How polls reach a plug: udp or tcp.', RESTART),
+      backoff_after: key(
+        int(1, 1000).prefault(3),
+        'Consecutive polls a plug leaves unanswered (timeout, refused) before it is backed off: polled again after one interval, then two, four, ... up to backoff_max, until it answers.',
+        HOT,
+      ),
+      backoff_max: key(
+        duration('5m'),
+        'Longest pause between two polls of a plug that does not answer.',
+        HOT,
+      ),
     })
     .superRefine(
       (section, ctx) => {
@@ -334,8 +434,8 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
       ),
       temp_store: key(z.enum(TEMP_STORES).prefault('MEMORY'), 'SQLite temp_store pragma.', RESTART),
       busy_timeout: key(
-        duration('5s', { allowZero: true }),
-        'How long a connection waits for a lock held by another one.',
+        duration('100ms', { allowZero: true }),
+        'How long the writer waits for a lock held by another connection before SQLITE_BUSY; kept short because the database retry policy retries a busy write with backoff.',
         RESTART,
       ),
     })
@@ -350,7 +450,10 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
       recycle: key(duration('3600s'), 'Reader connections older than this are reopened.', RESTART),
     })
     .prefault({})
-    .meta({ description: 'Reader connections (used by a later version; validated now).' });
+    .meta({
+      description:
+        'Reader connections: the HTTP API and the health checks read through them, in worker threads.',
+    });
 
   const influx = z
     .strictObject({
@@ -412,6 +515,21 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
         'Global tags added to every point (name: value).',
         RESTART,
       ),
+      batch_size: key(
+        int(1, 1_000_000).prefault(5000),
+        'Points per write request at most (readings are forwarded from SQLite in batches).',
+        HOT,
+      ),
+      flush_interval: key(
+        duration('1s'),
+        'How often the forwarder looks for readings committed to SQLite and not yet sent (it also wakes on every commit).',
+        HOT,
+      ),
+      gzip: key(
+        z.boolean().prefault(false),
+        'Compress write requests: worth it over a slow link, costs CPU on a LAN.',
+        RESTART,
+      ),
     })
     .prefault({})
     .meta({ description: 'Optional InfluxDB v2 (or compatible) sink, fed from SQLite.' });
@@ -421,15 +539,76 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
     .prefault({})
     .meta({ description: 'Where readings are kept.' });
 
+  const preset = (name: RetryPreset, defaults: RetryPresetDefaults, use: string) =>
+    z
+      .strictObject({
+        strategy: key(
+          z.enum(RETRY_STRATEGIES).prefault(defaults.strategy),
+          'How the delay between attempts grows: exponential (doubles), linear (base, 2x base, ...), fixed (always base_delay) or random (between base_delay and max_delay).',
+          RESTART,
+        ),
+        max_attempts: key(
+          int(1, 1000).prefault(defaults.maxAttempts),
+          'Attempts per operation, the first one included.',
+          RESTART,
+        ),
+        base_delay: key(
+          duration(defaults.baseDelay),
+          'Delay before the first retry (the minimum for the random strategy).',
+          RESTART,
+        ),
+        max_delay: key(duration(defaults.maxDelay), 'Longest delay between two attempts.', RESTART),
+        jitter: key(
+          z.boolean().prefault(defaults.jitter),
+          'Randomise each delay between half and all of its value, so many clients do not retry in step.',
+          RESTART,
+        ),
+        timeout: key(
+          duration(defaults.timeout),
+          'How long one attempt may take before it counts as failed.',
+          RESTART,
+        ),
+        breaker_threshold: key(
+          int(1, 1_000_000).prefault(defaults.breakerThreshold),
+          'Consecutive failed attempts that open the circuit breaker: calls then fail at once, without touching the resource.',
+          RESTART,
+        ),
+        breaker_half_open_after: key(
+          duration(defaults.breakerHalfOpenAfter),
+          'How long an open breaker waits before it lets one trial call through (success closes it).',
+          RESTART,
+        ),
+      })
+      .superRefine(
+        (section, ctx) => {
+          const message = retryDelayProblem(section.base_delay, section.max_delay, `retry.${name}.max_delay`);
+          if (message) ctx.addIssue({ code: 'custom', path: ['base_delay'], message });
+        },
+        whenParsed('base_delay', 'max_delay'),
+      )
+      .prefault({})
+      .meta({ description: `The ${name} preset: ${use}.` });
+
   const retry = z
     .strictObject({
       max_attempts: key(
-        int(1, 1000).prefault(3),
-        'Attempts per write, the first one included (used by a later version).',
+        int(1, 1000).nullable().optional().transform(nullWhenUnset),
+        'When set, replaces max_attempts of every preset (RETRY_MAX_ATTEMPTS).',
         RESTART,
       ),
-      base_delay: key(duration('1s'), 'Delay before the first retry; doubles with each attempt.', RESTART),
-      max_delay: key(duration('30s'), 'Longest delay between two attempts.', RESTART),
+      base_delay: key(
+        optionalDuration(),
+        'When set, replaces base_delay of every preset (RETRY_BASE_DELAY, in seconds).',
+        RESTART,
+      ),
+      max_delay: key(
+        optionalDuration(),
+        'When set, replaces max_delay of every preset (RETRY_MAX_DELAY, in seconds).',
+        RESTART,
+      ),
+      database: preset('database', RETRY_PRESET_DEFAULTS.database, 'SQLite writes'),
+      network: preset('network', RETRY_PRESET_DEFAULTS.network, 'InfluxDB writes'),
+      file: preset('file', RETRY_PRESET_DEFAULTS.file, 'file operations'),
     })
     .superRefine(
       (section, ctx) => {
@@ -439,7 +618,7 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
       whenParsed('base_delay', 'max_delay'),
     )
     .prefault({})
-    .meta({ description: 'Retry policy for storage writes.' });
+    .meta({ description: 'Retry, circuit-breaker and timeout policies, by preset.' });
 
   const http = z
     .strictObject({
@@ -451,6 +630,79 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
     })
     .prefault({})
     .meta({ description: 'The HTTP endpoint.' });
+
+  const health = z
+    .strictObject({
+      interval: key(duration('30s'), 'How often every health check runs.', HOT),
+      alert_after: key(
+        int(1, 1000).prefault(3),
+        'Consecutive bad checks (degraded or failed) before a problem becomes an alert.',
+        HOT,
+      ),
+      webhook_url: key(
+        z
+          .string()
+          .refine((text) => text === '' || isHttpUrl(text), {
+            message: 'must be an http:// or https:// URL, or empty for no webhook',
+          })
+          .nullable()
+          .optional()
+          .transform(nullWhenUnset),
+        'Alerts and their "resolved" notices are POSTed here as JSON (through the network retry policy). Absent or empty: log only.',
+        HOT,
+      ),
+      quick_check_interval: key(
+        duration('6h', { allowZero: true }),
+        'How often `PRAGMA quick_check` runs on a reader connection (it always runs at start); 0: only at start.',
+        HOT,
+      ),
+      min_free_disk_mb: key(
+        int(0).prefault(100),
+        'Free space (MiB) on the database file system below which the database check is degraded.',
+        HOT,
+      ),
+      max_wal_mb: key(
+        int(1).prefault(256),
+        'Size (MiB) of the -wal file above which the database check is degraded (checkpoints are starved).',
+        HOT,
+      ),
+      max_event_loop_lag: key(
+        duration('200ms'),
+        'p99 event-loop delay over one check interval above which the event-loop check is degraded.',
+        HOT,
+      ),
+      max_memory_mb: key(int(16).prefault(512), 'Resident memory (MiB) above which the memory check is degraded.', HOT),
+      max_poll_error_rate: key(
+        z.number().min(0).max(1).prefault(0.5),
+        'Share of poll requests (0-1) that gave no reading over one check interval above which polling is degraded.',
+        HOT,
+      ),
+      max_influx_lag: key(
+        duration('5m'),
+        'How far InfluxDB may trail SQLite (age of the oldest reading not yet sent) before the InfluxDB check is degraded.',
+        HOT,
+      ),
+      recovery_attempts: key(
+        int(1, 1000).prefault(5),
+        'Recovery actions (reopen SQLite, restart discovery or the scheduler) tried per problem before the daemon exits non-zero so the service manager restarts it.',
+        HOT,
+      ),
+      recovery_backoff: key(duration('1s'), 'Wait before the second recovery attempt; it doubles each time.', HOT),
+      recovery_backoff_max: key(duration('1m'), 'Longest wait between two recovery attempts.', HOT),
+    })
+    .superRefine(
+      (section, ctx) => {
+        const message = retryDelayProblem(
+          section.recovery_backoff,
+          section.recovery_backoff_max,
+          'health.recovery_backoff_max',
+        );
+        if (message) ctx.addIssue({ code: 'custom', path: ['recovery_backoff'], message });
+      },
+      whenParsed('recovery_backoff', 'recovery_backoff_max'),
+    )
+    .prefault({})
+    .meta({ description: 'The supervisor: health checks, alerts and recovery.' });
 
   const log = z
     .strictObject({
@@ -476,7 +728,7 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
     .meta({ description: 'Stopping the daemon.' });
 
   return z
-    .strictObject({ discovery, polling, queue, writer, storage, retry, http, log, shutdown })
+    .strictObject({ discovery, polling, queue, writer, storage, retry, http, health, log, shutdown })
     .meta({ title: 'kasa-monitor configuration', description: 'The kasa-monitor YAML configuration file.' });
 }
 
@@ -496,7 +748,9 @@ export type SqliteConfig = StorageConfig['sqlite'];
 export type PoolConfig = StorageConfig['pool'];
 export type InfluxConfig = StorageConfig['influx'];
 export type RetryConfig = Config['retry'];
+export type RetryPresetConfig = RetryConfig['database'];
 export type HttpConfig = Config['http'];
+export type HealthConfig = Config['health'];
 export type LogConfig = Config['log'];
 export type ShutdownConfig = Config['shutdown'];
 

@@ -12,6 +12,8 @@ export interface StorageErrorOptions {
   readonly code: string;
   readonly transient: boolean;
   readonly cause?: unknown;
+  /** How long the peer asked us to wait before trying again (HTTP Retry-After), in ms. */
+  readonly retryAfterMs?: number | null;
 }
 
 export class StorageError extends Error {
@@ -19,11 +21,14 @@ export class StorageError extends Error {
   override readonly name = 'StorageError';
   readonly code: string;
   readonly transient: boolean;
+  /** The peer's Retry-After in ms, when it sent one; retry policies wait at least that long. */
+  readonly retryAfterMs: number | null;
 
   constructor(message: string, options: StorageErrorOptions) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = options.code;
     this.transient = options.transient;
+    this.retryAfterMs = options.retryAfterMs ?? null;
   }
 }
 

@@ -1,7 +1,9 @@
 import { performance } from 'node:perf_hooks';
 import type { Logger } from '../log/logger.js';
+import { DurationHistogram, type DurationSummary } from '../poller/histogram.js';
 import type { Reading } from '../poller/reading.js';
 import type { BoundedQueue } from '../queue/bounded-queue.js';
+import { type ExecutionPolicy, isOpenCircuitError, unguarded } from '../resilience/index.js';
 import { isStorageError } from './errors.js';
 import type { ReadingSink } from './sink.js';
 
@@ -13,8 +15,9 @@ export interface WriterOptions {
 }
 
 /**
- * The retry decision, in one replaceable place: after the `failures`-th consecutive failure of the
- * held batch, how long to wait before writing it again. (Cockatiel policies will take this over.)
+ * After the `failures`-th consecutive failure of the held batch (each failure being a whole policy
+ * run: its retries exhausted, or an open breaker), how long to wait before writing it again. An open
+ * breaker overrides it: the writer then waits for the breaker's trial call.
  */
 export type RetryDelay = (failures: number, error: unknown) => number;
 
@@ -52,7 +55,15 @@ export interface WriterStats {
   /** Wall-clock time of the last successful batch, UTC ms; null before the first. */
   readonly lastCommitAtMs: number | null;
   readonly lastError: WriterError | null;
+  /**
+   * Poll-to-commit latency: for every reading of a committed batch, the wall-clock time from its
+   * `tsMs` (poll time) to the commit. p50/p99 are over the most recent COMMIT_LATENCY_WINDOW readings.
+   */
+  readonly commitLatency: DurationSummary;
 }
+
+/** Readings whose poll-to-commit latency the p50/p99 of `commitLatency` are computed over. */
+export const COMMIT_LATENCY_WINDOW = 8192;
 
 type Outcome = 'ok' | 'failed';
 
@@ -104,6 +115,7 @@ export class Writer {
   #lastCommitAtMs: number | null = null;
   #lastError: WriterError | null = null;
   #lastFailure: unknown = null;
+  readonly #commitLatency = new DurationHistogram(COMMIT_LATENCY_WINDOW);
 
   constructor(
     private readonly queue: BoundedQueue<Reading>,
@@ -111,6 +123,8 @@ export class Writer {
     options: WriterOptions,
     private readonly logger: Logger,
     private readonly retryDelay: RetryDelay = defaultRetryDelay,
+    /** The database policy: retries, breaker and timeout around every batch write. */
+    private readonly policy: ExecutionPolicy = unguarded,
   ) {
     this.#options = options;
   }
@@ -155,6 +169,7 @@ export class Writer {
       inFlight: this.#held?.length ?? 0,
       lastCommitAtMs: this.#lastCommitAtMs,
       lastError: this.#lastError,
+      commitLatency: this.#commitLatency.summary(),
     };
   }
 
@@ -206,6 +221,8 @@ export class Writer {
   }
 
   #nextDelay(): number {
+    // An open breaker: the next write is its trial call, once it allows one.
+    if (isOpenCircuitError(this.#lastFailure)) return Math.max(1, this.policy.msUntilTrial());
     const delay = this.retryDelay(this.#failures, this.#lastFailure);
     return Number.isFinite(delay) && delay >= 0
       ? delay
@@ -217,12 +234,14 @@ export class Writer {
     const batch = this.#held as Reading[];
     const write = (async (): Promise<Outcome> => {
       try {
-        const result = await this.sink.writeBatch(batch);
+        const result = await this.policy.execute(() => this.sink.writeBatch(batch));
         this.#held = null;
         this.#written += result.inserted;
         this.#duplicates += result.duplicates;
         this.#invalid += result.invalid ?? 0;
-        this.#lastCommitAtMs = Date.now();
+        const committedMs = Date.now();
+        this.#lastCommitAtMs = committedMs;
+        for (const reading of batch) this.#commitLatency.record(Math.max(0, committedMs - reading.tsMs));
         if (this.#failures > 0) {
           this.logger.info(
             {

@@ -20,6 +20,11 @@ export interface SqliteOptions {
   readonly tempStore: TempStore;
   /** How long a write waits for another connection's lock before SQLITE_BUSY. */
   readonly busyTimeoutMs: number;
+  /**
+   * Also record each batch's new readings in the outbox (same transaction), for a sink fed from
+   * SQLite (InfluxDB). Off by default: nothing reads it then.
+   */
+  readonly outbox?: boolean;
 }
 
 const JOURNAL_MODES: readonly string[] = ['WAL', 'DELETE', 'TRUNCATE', 'PERSIST', 'MEMORY', 'OFF'];
@@ -39,6 +44,9 @@ export function validateSqliteOptions(options: SqliteOptions): void {
   if (!Number.isSafeInteger(options.cacheSize)) problems.push(`cacheSize ${String(options.cacheSize)}`);
   if (!Number.isSafeInteger(options.busyTimeoutMs) || options.busyTimeoutMs < 0) {
     problems.push(`busyTimeoutMs ${String(options.busyTimeoutMs)}`);
+  }
+  if (options.outbox !== undefined && typeof options.outbox !== 'boolean') {
+    problems.push(`outbox ${String(options.outbox)}`);
   }
   if (problems.length > 0) {
     throw new StorageError(`invalid SQLite options: ${problems.join(', ')}`, {

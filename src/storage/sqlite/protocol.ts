@@ -29,6 +29,22 @@ export type Request =
       readonly nowMs: number;
     }
   | { readonly id: number; readonly op: 'writeBatch'; readonly batch: EncodedBatch }
+  | {
+      readonly id: number;
+      readonly op: 'readOutbox';
+      readonly after: OutboxCursor;
+      readonly limit: number;
+    }
+  | { readonly id: number; readonly op: 'loadCursor'; readonly sink: string }
+  | {
+      readonly id: number;
+      readonly op: 'saveCursor';
+      readonly sink: string;
+      readonly cursor: OutboxCursor;
+      readonly nowMs: number;
+    }
+  /** Test and benchmark hook: `PRAGMA integrity_check` on the writing connection. */
+  | { readonly id: number; readonly op: 'integrityCheck' }
   | { readonly id: number; readonly op: 'close' }
   /** Test hook: makes later writes fail with SQLITE_FULL (max_page_count is per connection). */
   | { readonly id: number; readonly op: 'setMaxPageCount'; readonly pages: number | null }
@@ -38,12 +54,64 @@ export type Request =
 export interface WriteResult {
   readonly inserted: number;
   readonly duplicates: number;
+  /** The outbox row holding this batch's new readings; null when none (nothing new, or no outbox). */
+  readonly outboxSeq: number | null;
+}
+
+/** A place in the outbox: the next reading not yet delivered is number `position` of row `seq`. */
+export interface OutboxCursor {
+  readonly seq: number;
+  readonly position: number;
+}
+
+/** Values per reading in an outbox row and in OutboxRead.values. */
+export const OUTBOX_COLUMNS = 6;
+
+/** Part of one outbox row in an OutboxRead: readings `start` to `start + count - 1` of row `seq`. */
+export interface OutboxSlice {
+  readonly seq: number;
+  readonly start: number;
+  readonly count: number;
+  /** Readings in the whole row. */
+  readonly rowCount: number;
+  readonly committedMs: number;
+}
+
+/** A channel as the outbox reader reports it (names as they are when read). */
+export interface OutboxChannel {
+  readonly id: number;
+  readonly deviceId: string;
+  readonly alias: string;
+  readonly model: string;
+  readonly parentId: string | null;
+}
+
+export interface OutboxRead {
+  /** OUTBOX_COLUMNS values a reading: channel id, ts_ms, power_mw, voltage_mv, current_ma, total_wh. */
+  readonly values: Float64Array<ArrayBuffer>;
+  readonly count: number;
+  readonly slices: readonly OutboxSlice[];
+  /** Every channel the readings refer to. */
+  readonly channels: readonly OutboxChannel[];
+}
+
+export interface CursorInfo {
+  /** Where the sink stopped; { seq: 0, position: 0 } when it never saved a cursor. */
+  readonly cursor: OutboxCursor;
+  /** Readings in the outbox after the cursor. */
+  readonly pending: number;
+  /** Commit time of the oldest of them, UTC ms; null when none. */
+  readonly oldestCommittedMs: number | null;
 }
 
 export type ResultOf = {
   open: OpenInfo;
   upsertChannels: undefined;
   writeBatch: WriteResult;
+  readOutbox: OutboxRead;
+  loadCursor: CursorInfo;
+  saveCursor: number;
+  integrityCheck: string[];
   close: undefined;
   setMaxPageCount: number;
   crash: undefined;

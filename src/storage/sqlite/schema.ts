@@ -34,6 +34,64 @@ const migrations: readonly Migration[] = [
       ) WITHOUT ROWID, STRICT;
     `);
   },
+  // 2: the outbox that feeds other sinks (InfluxDB) from SQLite. Each row holds the readings one
+  // batch newly stored, written in the same transaction as the readings, so a sink sees exactly what
+  // was committed, in commit order. `data` is a float64 array (host byte order), 6 values a reading:
+  // channel id, ts_ms, power_mw, voltage_mv, current_ma, total_wh. AUTOINCREMENT: a seq is never
+  // reused after rows are pruned, so a cursor never skips a new row. A sink's cursor is the
+  // (seq, position) of the next reading it has not delivered; rows every cursor passed are pruned.
+  (db) => {
+    db.exec(`
+      CREATE TABLE outbox (
+        seq          INTEGER PRIMARY KEY AUTOINCREMENT,
+        committed_ms INTEGER NOT NULL,
+        count        INTEGER NOT NULL,
+        data         BLOB    NOT NULL
+      ) STRICT;
+      CREATE TABLE sink_cursors (
+        sink       TEXT    PRIMARY KEY,
+        seq        INTEGER NOT NULL,
+        position   INTEGER NOT NULL,
+        updated_ms INTEGER NOT NULL
+      ) STRICT;
+    `);
+  },
+  // 3: the data lifecycle. Per channel, minute/hour/day rollups: a row is written once its bucket is
+  // closed (time moved past it), so a stored row is complete; the open buckets are rebuilt from raw
+  // readings at start. Minute and hour buckets are UTC-aligned; day buckets are local days of the
+  // zone in lifecycle_meta 'day_zone'. Energy in mWh (integers are compact on disk), power in mW; a
+  // bucket with no reading of its own (energy reached it from an interval) has no min/max power.
+  // energy_gaps: readings further apart than the gap limit, with what the counter shows across them.
+  (db) => {
+    const columns = `
+        channel_id   INTEGER NOT NULL REFERENCES channels (id),
+        bucket_ms    INTEGER NOT NULL,
+        readings     INTEGER NOT NULL,
+        power_sum_mw INTEGER NOT NULL,
+        power_min_mw INTEGER,
+        power_max_mw INTEGER,
+        energy_mwh   INTEGER NOT NULL,
+        covered_ms   INTEGER NOT NULL,
+        resets       INTEGER NOT NULL,
+        PRIMARY KEY (channel_id, bucket_ms)`;
+    db.exec(`
+      CREATE TABLE rollup_minute (${columns}) WITHOUT ROWID, STRICT;
+      CREATE TABLE rollup_hour (${columns}) WITHOUT ROWID, STRICT;
+      CREATE TABLE rollup_day (${columns}) WITHOUT ROWID, STRICT;
+      CREATE TABLE energy_gaps (
+        channel_id INTEGER NOT NULL REFERENCES channels (id),
+        start_ms   INTEGER NOT NULL,
+        end_ms     INTEGER NOT NULL,
+        energy_mwh INTEGER NOT NULL,
+        reset      INTEGER NOT NULL,
+        PRIMARY KEY (channel_id, start_ms)
+      ) WITHOUT ROWID, STRICT;
+      CREATE TABLE lifecycle_meta (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+      ) STRICT;
+    `);
+  },
 ];
 
 /** The schema version this code writes and understands. */

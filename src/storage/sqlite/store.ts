@@ -6,7 +6,15 @@ import { KasaStorageCode, StorageError } from '../errors.js';
 import type { OpenInfo, SqliteOptions } from './connection.js';
 import { validateSqliteOptions } from './connection.js';
 import { deserializeStorageError } from './errors.js';
-import { encodeBatch, type Request, type Response, type ResultOf } from './protocol.js';
+import {
+  type CursorInfo,
+  encodeBatch,
+  type OutboxCursor,
+  type OutboxRead,
+  type Request,
+  type Response,
+  type ResultOf,
+} from './protocol.js';
 
 /** What a batch did: new rows, readings already stored (a replay), readings rejected as malformed. */
 export interface BatchResult {
@@ -15,6 +23,12 @@ export interface BatchResult {
   /** Readings with a non-finite number or an empty channel id: logged and never stored. */
   readonly invalid: number;
 }
+
+/** Told after every committed batch that stored something new. */
+export type CommitListener = (commit: {
+  readonly inserted: number;
+  readonly outboxSeq: number | null;
+}) => void;
 
 type Op = keyof ResultOf;
 type Payload<K extends Op> = Omit<Extract<Request, { op: K }>, 'id' | 'op'>;
@@ -41,6 +55,7 @@ export class SqliteStore {
   #nextId = 1;
   readonly #pending = new Map<number, Pending>();
   #stopping: Promise<void> | null = null;
+  readonly #commitListeners = new Set<CommitListener>();
 
   constructor(
     private readonly options: SqliteOptions,
@@ -126,13 +141,77 @@ export class SqliteStore {
       batch.channelIndex.buffer,
       batch.values.buffer,
     ]);
-    return { ...result, invalid };
+    if (result.inserted > 0) {
+      for (const listener of this.#commitListeners) {
+        try {
+          listener({ inserted: result.inserted, outboxSeq: result.outboxSeq });
+        } catch (error) {
+          this.logger.error({ err: error }, 'commit listener failed');
+        }
+      }
+    }
+    return { inserted: result.inserted, duplicates: result.duplicates, invalid };
+  }
+
+  /** Whether batches also go to the outbox (options.outbox), which feeds the InfluxDB forwarder. */
+  get outboxEnabled(): boolean {
+    return this.options.outbox === true;
+  }
+
+  /** Calls `listener` after each batch that stored new readings; returns the unsubscribe function. */
+  onCommit(listener: CommitListener): () => void {
+    this.#commitListeners.add(listener);
+    return () => {
+      this.#commitListeners.delete(listener);
+    };
+  }
+
+  /** Up to `limit` outbox readings after `after`, oldest commit first, with their channels' names. */
+  readOutbox(after: OutboxCursor, limit: number): Promise<OutboxRead> {
+    return this.#call('readOutbox', { after: { seq: after.seq, position: after.position }, limit });
+  }
+
+  /** A sink's saved cursor (the start when it never saved one) and what waits after it. */
+  loadCursor(sink: string): Promise<CursorInfo> {
+    return this.#call('loadCursor', { sink });
+  }
+
+  /** Saves a sink's cursor durably and prunes outbox rows every sink has passed. */
+  saveCursor(sink: string, cursor: OutboxCursor): Promise<number> {
+    return this.#call('saveCursor', {
+      sink,
+      cursor: { seq: cursor.seq, position: cursor.position },
+      nowMs: Date.now(),
+    });
+  }
+
+  /** `PRAGMA integrity_check` on the writing connection: ['ok'] when the file is sound. */
+  integrityCheck(): Promise<string[]> {
+    return this.#call('integrityCheck', {});
   }
 
   /** Closes the database and ends the worker. Idempotent; safe after a failed start or a crash. */
   stop(): Promise<void> {
     this.#stopping ??= this.#stop();
     return this.#stopping;
+  }
+
+  /** new, starting, open, stopped, or failed (the worker died: reopen() brings it back). */
+  get state(): State['kind'] {
+    return this.#state.kind;
+  }
+
+  /**
+   * Closes the connection (and its worker, a dead one included) and opens the file again with a new
+   * worker: the supervisor's recovery after a crash, or after a corrupt file was moved aside.
+   * Commit listeners stay subscribed; calls made meanwhile fail with KASA_NOT_OPEN (the writer holds
+   * its batch and writes it again).
+   */
+  async reopen(): Promise<void> {
+    await this.stop();
+    this.#stopping = null;
+    this.#state = { kind: 'new' };
+    await this.start();
   }
 
   /**

@@ -90,3 +90,50 @@ export function runRawInsertBaseline(
     db.close();
   }
 }
+
+/** `PRAGMA integrity_check` of a database file, on a read-only connection: ['ok'] when sound. */
+export function integrityCheckFile(path: string): string[] {
+  const db = new BetterSqlite3(path, { readonly: true, fileMustExist: true, timeout: 5000 });
+  try {
+    return (db.pragma('integrity_check') as { integrity_check: string }[]).map((row) => row.integrity_check);
+  } finally {
+    db.close();
+  }
+}
+
+export interface OutboxFileSummary {
+  /** Outbox rows and the readings they hold. */
+  readonly rows: number;
+  readonly readings: number;
+  /** Readings after each sink's saved cursor. */
+  readonly pendingBySink: Readonly<Record<string, number>>;
+}
+
+/** What the outbox of a database file holds (read-only), for tests and the benchmark. */
+export function outboxFileSummary(path: string): OutboxFileSummary {
+  const db = new BetterSqlite3(path, { readonly: true, fileMustExist: true, timeout: 5000 });
+  try {
+    const [rows, readings] = db
+      .prepare('SELECT count(*), coalesce(sum(count), 0) FROM outbox')
+      .raw()
+      .get() as [number, number];
+    const pendingBySink: Record<string, number> = {};
+    const cursors = db.prepare('SELECT sink, seq, position FROM sink_cursors').raw().all() as [
+      string,
+      number,
+      number,
+    ][];
+    const pending = db
+      .prepare<[number, number, number, number, number]>(
+        `SELECT coalesce(sum(CASE WHEN seq = ? THEN count - ? ELSE count END), 0) FROM outbox
+         WHERE seq > ? OR (seq = ? AND count > ?)`,
+      )
+      .pluck();
+    for (const [sink, seq, position] of cursors) {
+      pendingBySink[sink] = pending.get(seq, position, seq, seq, position) as number;
+    }
+    return { rows, readings, pendingBySink };
+  } finally {
+    db.close();
+  }
+}

@@ -8,7 +8,18 @@ import type { ChannelInfo } from '../../discovery/types.js';
 import { KasaStorageCode, StorageError } from '../errors.js';
 import { type Db, openWritable } from './connection.js';
 import { serializeStorageError, toStorageError } from './errors.js';
-import type { EncodedBatch, Request, Response, WriteResult } from './protocol.js';
+import {
+  type CursorInfo,
+  type EncodedBatch,
+  OUTBOX_COLUMNS,
+  type OutboxChannel,
+  type OutboxCursor,
+  type OutboxRead,
+  type OutboxSlice,
+  type Request,
+  type Response,
+  type WriteResult,
+} from './protocol.js';
 
 if (parentPort === null) throw new Error('writer-worker.js must run in a worker thread');
 const port = parentPort;
@@ -16,8 +27,18 @@ const port = parentPort;
 /** SQLite's default (and maximum) max_page_count. */
 const MAX_PAGE_COUNT = 4294967294;
 
+const BYTES_PER_OUTBOX_READING = OUTBOX_COLUMNS * Float64Array.BYTES_PER_ELEMENT;
+
 class Writer {
   readonly #db: Db;
+  readonly #outbox: boolean;
+  readonly #insertOutbox;
+  readonly #selectOutbox;
+  readonly #selectChannel;
+  readonly #selectCursor;
+  readonly #upsertCursor;
+  readonly #pruneOutbox;
+  readonly #pendingAfter;
   /** device_id → channels.id for every committed channel row (only this connection writes them). */
   readonly #ids = new Map<string, number>();
   readonly #insertReading;
@@ -25,8 +46,38 @@ class Writer {
   readonly #upsertChannel;
   readonly #selectChannelId;
 
-  constructor(db: Db) {
+  constructor(db: Db, outbox: boolean) {
     this.#db = db;
+    this.#outbox = outbox;
+    this.#insertOutbox = db.prepare<[number, number, Buffer]>(
+      'INSERT INTO outbox (committed_ms, count, data) VALUES (?, ?, ?) RETURNING seq',
+    );
+    this.#selectOutbox = db
+      .prepare<[number]>('SELECT seq, committed_ms, count, data FROM outbox WHERE seq >= ? ORDER BY seq')
+      .raw();
+    this.#selectChannel = db
+      .prepare<[number]>('SELECT id, device_id, alias, model, parent_id FROM channels WHERE id = ?')
+      .raw();
+    this.#selectCursor = db.prepare<[string]>('SELECT seq, position FROM sink_cursors WHERE sink = ?').raw();
+    this.#upsertCursor = db.prepare<[string, number, number, number]>(
+      `INSERT INTO sink_cursors (sink, seq, position, updated_ms) VALUES (?, ?, ?, ?)
+       ON CONFLICT (sink) DO UPDATE SET seq = excluded.seq, position = excluded.position,
+         updated_ms = excluded.updated_ms`,
+    );
+    // Rows every sink has passed: before the smallest cursor, or wholly consumed at it.
+    this.#pruneOutbox = db.prepare(
+      `DELETE FROM outbox WHERE seq < (SELECT min(seq) FROM sink_cursors)
+         OR (seq = (SELECT min(seq) FROM sink_cursors)
+             AND count <= (SELECT min(position) FROM sink_cursors
+                           WHERE seq = (SELECT min(seq) FROM sink_cursors)))`,
+    );
+    this.#pendingAfter = db
+      .prepare<{ seq: number; position: number }>(
+        `SELECT coalesce(sum(CASE WHEN seq = :seq THEN count - :position ELSE count END), 0),
+                min(committed_ms)
+         FROM outbox WHERE seq > :seq OR (seq = :seq AND count > :position)`,
+      )
+      .raw();
     this.#insertReading = db.prepare<[number, number, number, number, number, number]>(
       `INSERT OR IGNORE INTO readings (channel_id, ts_ms, power_mw, voltage_mv, current_ma, total_wh)
        VALUES (?, ?, ?, ?, ?, ?)`,
@@ -77,7 +128,11 @@ class Writer {
     // Channel rows created inside a transaction that rolls back must not stay in the cache.
     const created = new Map<string, number>();
     let inserted = 0;
+    let outboxSeq: number | null = null;
+    // The readings this batch newly stores, for the outbox (same transaction as the readings).
+    const fresh = this.#outbox ? new Float64Array(count * OUTBOX_COLUMNS) : null;
     this.#db.transaction(() => {
+      inserted = 0;
       for (let c = 0; c < channels.length; c++) {
         const deviceId = channels[c] as string;
         let id = this.#ids.get(deviceId);
@@ -92,18 +147,108 @@ class Writer {
       }
       const insert = this.#insertReading;
       for (let i = 0; i < count; i++) {
-        inserted += insert.run(
-          ids[channelIndex[i] as number] as number,
+        const channelId = ids[channelIndex[i] as number] as number;
+        const changes = insert.run(
+          channelId,
           values[i] as number,
           values[stride + i] as number,
           values[2 * stride + i] as number,
           values[3 * stride + i] as number,
           values[4 * stride + i] as number,
         ).changes;
+        if (changes > 0 && fresh !== null) {
+          const at = inserted * OUTBOX_COLUMNS;
+          fresh[at] = channelId;
+          for (let col = 0; col < 5; col++) fresh[at + 1 + col] = values[col * stride + i] as number;
+        }
+        inserted += changes;
+      }
+      if (fresh !== null && inserted > 0) {
+        const data = Buffer.from(fresh.buffer, 0, inserted * BYTES_PER_OUTBOX_READING);
+        outboxSeq = this.#insertOutbox.pluck().get(Date.now(), inserted, data) as number;
       }
     })();
     for (const [deviceId, id] of created) this.#ids.set(deviceId, id);
-    return { inserted, duplicates: count - inserted };
+    return { inserted, duplicates: count - inserted, outboxSeq };
+  }
+
+  /** Up to `limit` readings after `after`, in commit order, with the channels they refer to. */
+  readOutbox(after: OutboxCursor, limit: number): OutboxRead {
+    const max = Math.max(1, Math.floor(limit));
+    const chunks: {
+      seq: number;
+      start: number;
+      count: number;
+      rowCount: number;
+      committedMs: number;
+      data: Buffer;
+    }[] = [];
+    let total = 0;
+    const rows = this.#selectOutbox.iterate(after.seq) as IterableIterator<[number, number, number, Buffer]>;
+    try {
+      for (const [seq, committedMs, rowCount, data] of rows) {
+        const start = seq === after.seq ? Math.min(after.position, rowCount) : 0;
+        const take = Math.min(rowCount - start, max - total);
+        if (take > 0) {
+          chunks.push({ seq, start, count: take, rowCount, committedMs, data });
+          total += take;
+        }
+        if (total >= max) break;
+      }
+    } finally {
+      rows.return?.();
+    }
+    const values = new Float64Array(total * OUTBOX_COLUMNS);
+    const bytes = new Uint8Array(values.buffer);
+    const slices: OutboxSlice[] = [];
+    const channelIds = new Set<number>();
+    let at = 0;
+    for (const chunk of chunks) {
+      const from = chunk.start * BYTES_PER_OUTBOX_READING;
+      bytes.set(
+        chunk.data.subarray(from, from + chunk.count * BYTES_PER_OUTBOX_READING),
+        at * BYTES_PER_OUTBOX_READING,
+      );
+      for (let i = 0; i < chunk.count; i++) channelIds.add(values[(at + i) * OUTBOX_COLUMNS] as number);
+      at += chunk.count;
+      slices.push({
+        seq: chunk.seq,
+        start: chunk.start,
+        count: chunk.count,
+        rowCount: chunk.rowCount,
+        committedMs: chunk.committedMs,
+      });
+    }
+    const channels: OutboxChannel[] = [];
+    for (const id of channelIds) {
+      const row = this.#selectChannel.get(id) as [number, string, string, string, string | null] | undefined;
+      if (row === undefined) continue;
+      channels.push({ id: row[0], deviceId: row[1], alias: row[2], model: row[3], parentId: row[4] });
+    }
+    return { values, count: total, slices, channels };
+  }
+
+  loadCursor(sink: string): CursorInfo {
+    const row = this.#selectCursor.get(sink) as [number, number] | undefined;
+    const cursor = row === undefined ? { seq: 0, position: 0 } : { seq: row[0], position: row[1] };
+    const [pending, oldest] = this.#pendingAfter.get(cursor) as [number, number | null];
+    return { cursor, pending, oldestCommittedMs: pending > 0 ? oldest : null };
+  }
+
+  /** Persists a sink's cursor and prunes what every sink has passed. Returns the rows pruned. */
+  saveCursor(sink: string, cursor: OutboxCursor, nowMs: number): number {
+    let pruned = 0;
+    this.#db.transaction(() => {
+      this.#upsertCursor.run(sink, cursor.seq, cursor.position, nowMs);
+      pruned = this.#pruneOutbox.run().changes;
+    })();
+    return pruned;
+  }
+
+  integrityCheck(): string[] {
+    return (this.#db.pragma('integrity_check') as { integrity_check: string }[]).map(
+      (r) => r.integrity_check,
+    );
   }
 
   setMaxPageCount(pages: number | null): number {
@@ -125,6 +270,18 @@ let writer: Writer | null = null;
 /** Returned by a handler that must not answer (the crash hook). */
 const NO_REPLY = Symbol('no reply');
 
+/** A handler's value whose buffers are moved to the main thread, not copied. */
+class Transferred {
+  constructor(
+    readonly value: unknown,
+    readonly transfer: ArrayBuffer[],
+  ) {}
+}
+
+function withTransfer(value: unknown, transfer: ArrayBuffer[]): Transferred {
+  return new Transferred(value, transfer);
+}
+
 function requireWriter(): Writer {
   if (writer === null) {
     throw new StorageError('the database is not open', { code: KasaStorageCode.notOpen, transient: false });
@@ -139,7 +296,7 @@ function handle(request: Request): unknown {
         throw new StorageError('already open', { code: KasaStorageCode.internal, transient: false });
       const { db, info } = openWritable(request.options);
       try {
-        writer = new Writer(db);
+        writer = new Writer(db, request.options.outbox === true);
       } catch (error) {
         db.close();
         throw error;
@@ -151,6 +308,16 @@ function handle(request: Request): unknown {
       return undefined;
     case 'writeBatch':
       return requireWriter().writeBatch(request.batch);
+    case 'readOutbox': {
+      const read = requireWriter().readOutbox(request.after, request.limit);
+      return withTransfer(read, [read.values.buffer]);
+    }
+    case 'loadCursor':
+      return requireWriter().loadCursor(request.sink);
+    case 'saveCursor':
+      return requireWriter().saveCursor(request.sink, request.cursor, request.nowMs);
+    case 'integrityCheck':
+      return requireWriter().integrityCheck();
     case 'setMaxPageCount':
       return requireWriter().setMaxPageCount(request.pages);
     case 'close': {
@@ -169,13 +336,18 @@ function handle(request: Request): unknown {
 
 port.on('message', (request: Request) => {
   let response: Response;
+  let transfer: ArrayBuffer[] = [];
   try {
-    const value = handle(request);
+    let value = handle(request);
     if (value === NO_REPLY) return;
+    if (value instanceof Transferred) {
+      transfer = value.transfer;
+      value = value.value;
+    }
     response = { id: request.id, ok: true, value };
   } catch (error) {
     response = { id: request.id, ok: false, error: serializeStorageError(toStorageError(error, request.op)) };
   }
-  port.postMessage(response);
+  port.postMessage(response, transfer);
   if (request.op === 'close' && response.ok) port.close();
 });

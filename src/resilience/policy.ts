@@ -1,0 +1,214 @@
+/**
+ * The policy every guarded operation runs under: retry (outermost) → circuit breaker → timeout →
+ * the call. Built with cockatiel; this folder is its only importer.
+ *
+ * - The retry handles only failures a retry can fix (classifyError(...).retry): never an open
+ *   circuit, never a permanent error, never a full disk (that waits for the breaker's trial call).
+ * - The breaker is consecutive-failure based (a sampling breaker never opens at a daemon's request
+ *   rate) and counts only failures of the resource (transient or after-recovery), so one malformed
+ *   point or a 401 never opens it.
+ * - Each attempt has its own timeout; its timer is unref'd and cleared when the attempt settles.
+ */
+import {
+  type CircuitBreakerPolicy,
+  CircuitState,
+  ConsecutiveBreaker,
+  circuitBreaker,
+  handleWhen,
+  type RetryPolicy,
+  retry,
+  type TimeoutPolicy,
+  TimeoutStrategy,
+  timeout,
+} from 'cockatiel';
+import type { Logger } from '../log/logger.js';
+import { type DelaySettings, type RandomSource, StrategyBackoff } from './backoff.js';
+import { classifyError, isOpenCircuitError } from './errors.js';
+import { type BreakerState, OperationRecorder } from './stats.js';
+
+export interface PolicySettings extends DelaySettings {
+  /** Attempts per call, the first one included (1 = no retry). */
+  readonly maxAttempts: number;
+  /** Per attempt. */
+  readonly timeoutMs: number;
+  /** Consecutive failed attempts that open the breaker. */
+  readonly breakerThreshold: number;
+  /** How long the breaker stays open before a trial call. */
+  readonly breakerHalfOpenAfterMs: number;
+}
+
+/** What a component needs from a policy; tests and unguarded setups use `unguarded`. */
+export interface ExecutionPolicy {
+  /**
+   * Runs `fn` under the policy. `fn` gets an AbortSignal that fires when its attempt timed out or
+   * the caller's `signal` aborted. Rejects with the last failure, or with cockatiel's
+   * BrokenCircuitError (see isOpenCircuitError) when the breaker refused the call.
+   */
+  execute<T>(fn: (signal: AbortSignal) => Promise<T> | T, signal?: AbortSignal): Promise<T>;
+  /** Milliseconds until an open breaker lets a trial call through; 0 when it would now. */
+  msUntilTrial(): number;
+  readonly state: BreakerState;
+}
+
+/** No retry, no breaker, no timeout: the call as it is. */
+export const unguarded: ExecutionPolicy = {
+  execute: <T>(fn: (signal: AbortSignal) => Promise<T> | T, signal?: AbortSignal): Promise<T> =>
+    Promise.resolve().then(() => fn(signal ?? new AbortController().signal)),
+  msUntilTrial: () => 0,
+  state: 'closed',
+};
+
+/** Thrown into `execute`'s caller when its own signal aborted (a stop). Permanent: never retried. */
+export class OperationAbortedError extends Error {
+  override readonly name = 'OperationAbortedError';
+  readonly transient = false;
+  readonly code = 'KASA_ABORTED';
+}
+
+function stateName(state: CircuitState): BreakerState {
+  switch (state) {
+    case CircuitState.Open:
+      return 'open';
+    case CircuitState.HalfOpen:
+      return 'half-open';
+    case CircuitState.Isolated:
+      return 'isolated';
+    default:
+      return 'closed';
+  }
+}
+
+export function validatePolicySettings(settings: PolicySettings): void {
+  const problems: string[] = [];
+  if (!Number.isInteger(settings.maxAttempts) || settings.maxAttempts < 1) problems.push('maxAttempts');
+  if (!(settings.baseDelayMs >= 0)) problems.push('baseDelayMs');
+  if (!(settings.maxDelayMs >= 0)) problems.push('maxDelayMs');
+  if (!(settings.timeoutMs > 0)) problems.push('timeoutMs');
+  if (!Number.isInteger(settings.breakerThreshold) || settings.breakerThreshold < 1)
+    problems.push('breakerThreshold');
+  if (!(settings.breakerHalfOpenAfterMs >= 0)) problems.push('breakerHalfOpenAfterMs');
+  if (problems.length > 0) throw new RangeError(`invalid policy settings: ${problems.join(', ')}`);
+}
+
+/**
+ * One operation's policy (for example `sqlite.write` under the database preset). Its breaker is its
+ * own: a down InfluxDB never stops SQLite writes. Statistics go to `recorder`.
+ */
+export class ResiliencePolicy implements ExecutionPolicy {
+  readonly recorder: OperationRecorder;
+  readonly #retry: RetryPolicy;
+  readonly #breaker: CircuitBreakerPolicy;
+  readonly #timeout: TimeoutPolicy;
+  readonly #counter: ConsecutiveBreaker;
+  #openedAtMs = 0;
+  #lastFailureCode: string | null = null;
+
+  constructor(
+    readonly operation: string,
+    readonly preset: string,
+    readonly settings: PolicySettings,
+    private readonly logger: Logger,
+    random: RandomSource = Math.random,
+  ) {
+    validatePolicySettings(settings);
+    this.#counter = new ConsecutiveBreaker(settings.breakerThreshold);
+    this.recorder = new OperationRecorder(operation, preset, () => this.#counter.state);
+    this.#breaker = circuitBreaker(
+      handleWhen((error) => classifyError(error).breaker),
+      { halfOpenAfter: settings.breakerHalfOpenAfterMs, breaker: this.#counter },
+    );
+    this.#retry = retry(
+      handleWhen((error) => classifyError(error).retry),
+      { maxAttempts: settings.maxAttempts - 1, backoff: new StrategyBackoff(settings, random) },
+    ).dangerouslyUnref();
+    this.#timeout = timeout(settings.timeoutMs, TimeoutStrategy.Aggressive).dangerouslyUnref();
+
+    this.#retry.onRetry((event) => {
+      this.recorder.retry(event.delay);
+      this.logger.debug(
+        { operation, attempt: event.attempt, delayMs: event.delay, code: this.#lastFailureCode },
+        'retrying',
+      );
+    });
+    this.#breaker.onBreak(() => {
+      this.#openedAtMs = Date.now();
+      this.recorder.transition('open', this.#openedAtMs, this.#openedAtMs + settings.breakerHalfOpenAfterMs);
+      this.logger.warn(
+        {
+          operation,
+          code: this.#lastFailureCode,
+          consecutiveFailures: this.#counter.state,
+          trialInMs: settings.breakerHalfOpenAfterMs,
+        },
+        'circuit breaker open: calls fail at once until a trial call succeeds',
+      );
+    });
+    this.#breaker.onHalfOpen(() => {
+      this.recorder.transition('half-open', Date.now());
+      this.logger.debug({ operation }, 'circuit breaker half-open: trial call');
+    });
+    this.#breaker.onReset(() => {
+      const openMs = Date.now() - this.#openedAtMs;
+      this.recorder.transition('closed', Date.now());
+      this.logger.info({ operation, openMs }, 'circuit breaker closed: the trial call succeeded');
+    });
+  }
+
+  get state(): BreakerState {
+    return stateName(this.#breaker.state);
+  }
+
+  msUntilTrial(): number {
+    if (this.#breaker.state !== CircuitState.Open) return 0;
+    return Math.max(0, this.#openedAtMs + this.settings.breakerHalfOpenAfterMs - Date.now());
+  }
+
+  async execute<T>(fn: (signal: AbortSignal) => Promise<T> | T, signal?: AbortSignal): Promise<T> {
+    const aborted = () => signal?.aborted === true;
+    const attempt = async (): Promise<T> => {
+      if (aborted()) throw new OperationAbortedError(`${this.operation} aborted`);
+      try {
+        const value = await this.#timeout.execute(({ signal: attemptSignal }) => fn(attemptSignal));
+        this.recorder.attempt(true);
+        return value;
+      } catch (error) {
+        const failure = classifyError(error);
+        this.#lastFailureCode = failure.code;
+        this.recorder.attempt(false, failure.code);
+        throw error;
+      }
+    };
+    const run = this.#retry.execute(() => this.#breaker.execute(attempt));
+    try {
+      return await (signal === undefined ? run : raceAbort(run, signal, this.operation));
+    } catch (error) {
+      this.recorder.failedCall(isOpenCircuitError(error));
+      throw error;
+    }
+  }
+}
+
+/** The promise, or an OperationAbortedError as soon as `signal` aborts (the work itself goes on). */
+function raceAbort<T>(promise: Promise<T>, signal: AbortSignal, operation: string): Promise<T> {
+  if (signal.aborted) {
+    promise.catch(() => undefined);
+    return Promise.reject(new OperationAbortedError(`${operation} aborted`));
+  }
+  return new Promise<T>((resolve, reject) => {
+    const onAbort = () => {
+      promise.catch(() => undefined);
+      reject(new OperationAbortedError(`${operation} aborted`));
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (error: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(error);
+      },
+    );
+  });
+}

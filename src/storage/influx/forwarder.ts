@@ -1,0 +1,457 @@
+/**
+ * Feeds InfluxDB from SQLite. SQLite is the source of truth: every batch the writer commits also
+ * lands in the outbox (same transaction), and the forwarder sends outbox readings after a cursor
+ * persisted in the same database, in batches, under the network policy. The cursor moves only after
+ * InfluxDB accepted a batch, so an outage of any length, or a crash at any moment, loses nothing;
+ * what was sent but not yet acknowledged by the cursor is sent again as identical points.
+ *
+ * A batch the server rejects as malformed (HTTP 400) or too large (413) is split in halves until
+ * the bad point stands alone; that point is counted as rejected, logged, and the cursor moves past
+ * it, so one bad point never blocks the rest and is never retried forever.
+ */
+import type { Logger } from '../../log/logger.js';
+import {
+  classifyError,
+  type ExecutionPolicy,
+  isOpenCircuitError,
+  OperationAbortedError,
+} from '../../resilience/index.js';
+import { isStorageError } from '../errors.js';
+import type { CursorInfo, OutboxCursor, OutboxRead } from '../sqlite/index.js';
+import { OUTBOX_COLUMNS } from '../sqlite/index.js';
+import type { LineWriter } from './client.js';
+import { fieldsAndTime, seriesPrefix } from './line-protocol.js';
+
+/** What the forwarder needs from SQLite (SqliteStore implements it). */
+export interface OutboxSource {
+  /** Whether committed batches are recorded in the outbox at all (SqliteOptions.outbox). */
+  readonly outboxEnabled: boolean;
+  loadCursor(sink: string): Promise<CursorInfo>;
+  readOutbox(after: OutboxCursor, limit: number): Promise<OutboxRead>;
+  saveCursor(sink: string, cursor: OutboxCursor): Promise<number>;
+  onCommit(listener: (commit: { readonly inserted: number }) => void): () => void;
+}
+
+export interface ForwarderOptions {
+  /** Points per write request at most. */
+  readonly batchSize: number;
+  /** How often to look for new readings when no commit woke the forwarder. */
+  readonly flushIntervalMs: number;
+  /** Global tags on every point (site, ...). */
+  readonly tags: Readonly<Record<string, string>>;
+  /** The longest pause between two tries after a batch failed for good (default 60 s). */
+  readonly maxHoldMs?: number;
+}
+
+/** The cursor's name in SQLite. */
+export const INFLUX_SINK = 'influx';
+
+export interface ForwarderError {
+  readonly message: string;
+  readonly code: string | null;
+  readonly atMs: number;
+}
+
+/**
+ * Counters of this sink since start. At every moment: added = written + dropped + rejected + queued.
+ * `queued` is what the outbox holds after the cursor (readings committed to SQLite, not yet in InfluxDB).
+ */
+export interface ForwarderStats {
+  /** Readings queued for InfluxDB: those pending at start plus every reading committed since. */
+  readonly added: number;
+  /** Points InfluxDB accepted (a replay after a crash is counted again: it is sent again). */
+  readonly written: number;
+  /** Always 0: the forwarder never drops; kept so the accounting reads the same for every sink. */
+  readonly dropped: number;
+  /** Points InfluxDB refused as malformed, isolated by splitting; never retried. */
+  readonly rejected: number;
+  /** Readings in SQLite not yet accepted by InfluxDB. */
+  readonly queued: number;
+  /** Write requests that succeeded. */
+  readonly batches: number;
+  /** Times a rejected batch was split in two. */
+  readonly splits: number;
+  /** Batches that failed after the policy's retries (kept, tried again later). */
+  readonly failedBatches: number;
+  /** How far InfluxDB lags behind SQLite: age of the oldest reading not yet delivered (0 when none). */
+  readonly lagMs: number;
+  readonly cursor: OutboxCursor;
+  readonly lastWriteAtMs: number | null;
+  readonly lastError: ForwarderError | null;
+  readonly running: boolean;
+}
+
+/** Codes after which a batch is split to isolate what the server refuses. */
+const SPLIT_CODES = new Set(['HTTP_400', 'HTTP_413', 'HTTP_422']);
+
+const DEFAULT_MAX_HOLD_MS = 60_000;
+
+/** A batch prepared for sending: one line per reading, and where each reading sits in the outbox. */
+interface Batch {
+  readonly read: OutboxRead;
+  readonly lines: string[];
+  /** For reading i: the outbox row and position after it (the cursor once it is delivered). */
+  readonly after: OutboxCursor[];
+  /** For reading i: the commit time of its outbox row. */
+  readonly committedMs: number[];
+  /** Reading indexes whose channel is unknown (cannot be tagged): rejected without sending. */
+  readonly unknown: Set<number>;
+}
+
+function validate(options: ForwarderOptions): void {
+  if (!Number.isInteger(options.batchSize) || options.batchSize < 1) {
+    throw new RangeError(`batchSize must be a positive integer, got ${options.batchSize}`);
+  }
+  if (!(options.flushIntervalMs > 0)) {
+    throw new RangeError(`flushIntervalMs must be positive, got ${options.flushIntervalMs}`);
+  }
+}
+
+export class InfluxForwarder {
+  #options: ForwarderOptions;
+  #cursor: OutboxCursor = { seq: 0, position: 0 };
+  #added = 0;
+  #written = 0;
+  #rejected = 0;
+  #queued = 0;
+  #batches = 0;
+  #splits = 0;
+  #failedBatches = 0;
+  #oldestPendingMs: number | null = null;
+  #lastWriteAtMs: number | null = null;
+  #lastError: ForwarderError | null = null;
+  /** Consecutive batches that failed for good (0 = healthy). */
+  #failures = 0;
+  #outageStartedMs = 0;
+
+  #loop: Promise<void> | null = null;
+  #stopping = false;
+  readonly #abort = new AbortController();
+  #wake: (() => void) | null = null;
+  #unsubscribe: (() => void) | null = null;
+  /** Cursor saves, one after another. */
+  #saves: Promise<void> = Promise.resolve();
+  #savedCursor: OutboxCursor = { seq: 0, position: 0 };
+
+  constructor(
+    private readonly source: OutboxSource,
+    private readonly writer: LineWriter,
+    private readonly policy: ExecutionPolicy,
+    options: ForwarderOptions,
+    private readonly logger: Logger,
+  ) {
+    validate(options);
+    this.#options = options;
+  }
+
+  /** Loads the persisted cursor and starts forwarding. Resolves once the cursor is loaded. */
+  async start(): Promise<void> {
+    if (this.#loop !== null || this.#stopping) return;
+    if (!this.source.outboxEnabled) {
+      throw new RangeError('the InfluxDB forwarder needs a SQLite store opened with the outbox on');
+    }
+    const info = await this.source.loadCursor(INFLUX_SINK);
+    this.#cursor = info.cursor;
+    this.#savedCursor = info.cursor;
+    this.#added = info.pending;
+    this.#queued = info.pending;
+    this.#oldestPendingMs = info.oldestCommittedMs;
+    // Subscribed only now: commits before the load are in `pending`, later ones are announced.
+    this.#unsubscribe = this.source.onCommit(({ inserted }) => this.#committed(inserted));
+    this.logger.info(
+      { pending: info.pending, cursor: info.cursor },
+      info.pending > 0 ? 'forwarding to InfluxDB: catching up' : 'forwarding to InfluxDB',
+    );
+    this.#loop = this.#run();
+  }
+
+  /** Applies reloaded options (batch size, interval); the tags need a restart. */
+  setOptions(options: Partial<Pick<ForwarderOptions, 'batchSize' | 'flushIntervalMs'>>): void {
+    const next = { ...this.#options, ...options };
+    validate(next);
+    this.#options = next;
+    this.#wake?.();
+  }
+
+  /**
+   * Stops: the write in flight is abandoned (its points stay in SQLite and are sent again next
+   * time, identical), the latest cursor is saved. Nothing is lost. Idempotent.
+   */
+  async stop(): Promise<ForwarderStats> {
+    if (!this.#stopping) {
+      this.#stopping = true;
+      this.#abort.abort();
+      this.#unsubscribe?.();
+      this.#unsubscribe = null;
+      this.#wake?.();
+    }
+    await this.#loop;
+    this.#saveCursor();
+    await this.#saves;
+    const stats = this.stats();
+    this.logger.info(
+      { written: stats.written, rejected: stats.rejected, queued: stats.queued },
+      'InfluxDB forwarder stopped',
+    );
+    return stats;
+  }
+
+  stats(): ForwarderStats {
+    return {
+      added: this.#added,
+      written: this.#written,
+      dropped: 0,
+      rejected: this.#rejected,
+      queued: this.#queued,
+      batches: this.#batches,
+      splits: this.#splits,
+      failedBatches: this.#failedBatches,
+      lagMs:
+        this.#queued > 0 && this.#oldestPendingMs !== null
+          ? Math.max(0, Date.now() - this.#oldestPendingMs)
+          : 0,
+      cursor: this.#cursor,
+      lastWriteAtMs: this.#lastWriteAtMs,
+      lastError: this.#lastError,
+      running: this.#loop !== null && !this.#stopping,
+    };
+  }
+
+  #committed(inserted: number): void {
+    if (inserted <= 0) return;
+    if (this.#queued === 0) this.#oldestPendingMs = Date.now();
+    this.#added += inserted;
+    this.#queued += inserted;
+    this.#wake?.();
+  }
+
+  /** Waits `ms`, or less when a commit, an option change or stop() wakes it. */
+  #sleep(ms: number): Promise<void> {
+    if (this.#stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, Math.max(0, ms));
+      timer.unref();
+      const self = this;
+      function done(): void {
+        clearTimeout(timer);
+        if (self.#wake === done) self.#wake = null;
+        resolve();
+      }
+      this.#wake = done;
+    });
+  }
+
+  /** Sleeps without waking on commits (after a failure: new data does not make InfluxDB come back). */
+  #pause(ms: number): Promise<void> {
+    if (this.#stopping) return Promise.resolve();
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, Math.max(0, ms));
+      timer.unref();
+      const self = this;
+      function done(): void {
+        clearTimeout(timer);
+        if (self.#wake === wakeOnStop) self.#wake = null;
+        resolve();
+      }
+      const wakeOnStop = () => {
+        if (self.#stopping) done();
+      };
+      this.#wake = wakeOnStop;
+    });
+  }
+
+  async #run(): Promise<void> {
+    /** The next batch, read and formatted while the current one was on the wire. */
+    let prefetched: Promise<Batch> | null = null;
+    while (!this.#stopping) {
+      const trialIn = this.policy.msUntilTrial();
+      if (trialIn > 0) {
+        // The breaker is open: no request until it allows a trial.
+        prefetched = null;
+        await this.#pause(trialIn);
+        continue;
+      }
+      let batch: Batch;
+      try {
+        batch = await (prefetched ?? this.#readBatch(this.#cursor));
+      } catch (error) {
+        prefetched = null;
+        if (this.#stopping) break;
+        this.logger.warn({ err: error }, 'could not read the outbox; trying again');
+        await this.#pause(this.#holdDelay(1, error));
+        continue;
+      }
+      prefetched = null;
+      if (batch.lines.length === 0) {
+        await this.#sleep(this.#options.flushIntervalMs);
+        continue;
+      }
+      this.#oldestPendingMs = batch.committedMs[0] ?? this.#oldestPendingMs;
+      const end = batch.after[batch.after.length - 1] as OutboxCursor;
+      // Read and format the next batch while this one is on the wire; used only if this one is delivered.
+      const next = batch.lines.length >= this.#options.batchSize ? this.#readBatch(end) : null;
+      next?.catch(() => undefined);
+      const outcome = await this.#deliver(batch, 0, batch.lines.length);
+      if (outcome.ok) {
+        if (this.#failures > 0) {
+          this.logger.info(
+            { failedBatches: this.#failures, outageMs: Date.now() - this.#outageStartedMs },
+            'InfluxDB writes recovered',
+          );
+          this.#failures = 0;
+        }
+        this.#saveCursor();
+        prefetched = next;
+        continue;
+      }
+      this.#saveCursor();
+      if (this.#stopping) break;
+      this.#failedBatches++;
+      this.#failures++;
+      const error = outcome.error;
+      this.#lastError = {
+        message: error instanceof Error ? error.message : String(error),
+        code: classifyError(error).code,
+        atMs: Date.now(),
+      };
+      if (this.#failures === 1) {
+        this.#outageStartedMs = Date.now();
+        this.logger.warn(
+          { code: this.#lastError.code, err: error, queued: this.#queued },
+          'InfluxDB write failed; the readings stay in SQLite and are sent when it is back',
+        );
+      } else {
+        this.logger.debug(
+          { code: this.#lastError.code, attempt: this.#failures },
+          'InfluxDB write failed again',
+        );
+      }
+      await this.#pause(this.#holdDelay(this.#failures, error));
+    }
+  }
+
+  async #readBatch(after: OutboxCursor): Promise<Batch> {
+    return this.#prepare(await this.source.readOutbox(after, this.#options.batchSize));
+  }
+
+  /** Lines for a read; readings of a channel SQLite does not know are marked (cannot be tagged). */
+  #prepare(read: OutboxRead): Batch {
+    const prefixes = new Map<number, string>();
+    for (const channel of read.channels) prefixes.set(channel.id, seriesPrefix(channel, this.#options.tags));
+    const values = read.values;
+    const lines: string[] = new Array(read.count);
+    const after: OutboxCursor[] = new Array(read.count);
+    const committedMs: number[] = new Array(read.count);
+    const unknown = new Set<number>();
+    let i = 0;
+    for (const slice of read.slices) {
+      for (let k = 0; k < slice.count; k++, i++) {
+        const at = i * OUTBOX_COLUMNS;
+        const prefix = prefixes.get(values[at] as number);
+        if (prefix === undefined) unknown.add(i);
+        lines[i] =
+          (prefix ?? '') +
+          fieldsAndTime({
+            tsMs: values[at + 1] as number,
+            powerMw: values[at + 2] as number,
+            voltageMv: values[at + 3] as number,
+            currentMa: values[at + 4] as number,
+            totalWh: values[at + 5] as number,
+          });
+        after[i] = { seq: slice.seq, position: slice.start + k + 1 };
+        committedMs[i] = slice.committedMs;
+      }
+    }
+    return { read, lines, after, committedMs, unknown };
+  }
+
+  /** Sends readings [from, to) of the batch; splits on a rejection. Advances the cursor as it goes. */
+  async #deliver(
+    batch: Batch,
+    from: number,
+    to: number,
+  ): Promise<{ ok: true } | { ok: false; error: unknown }> {
+    if (batch.unknown.size > 0) {
+      // Rare (a channel row is never deleted): send around the untaggable readings one range at a time.
+      for (let i = from; i < to; i++) {
+        if (!batch.unknown.has(i)) continue;
+        if (i > from) {
+          const before = await this.#deliver({ ...batch, unknown: new Set() }, from, i);
+          if (!before.ok) return before;
+        }
+        this.#reject(batch, i, 'the reading refers to a channel missing from SQLite');
+        from = i + 1;
+      }
+      if (from >= to) return { ok: true };
+      batch = { ...batch, unknown: new Set() };
+    }
+    const lines = from === 0 && to === batch.lines.length ? batch.lines : batch.lines.slice(from, to);
+    try {
+      await this.policy.execute((signal) => this.writer.write(lines, signal), this.#abort.signal);
+    } catch (error) {
+      if (this.#stopping && !isOpenCircuitError(error)) return { ok: false, error };
+      const code = isStorageError(error) ? error.code : null;
+      if (code === null || !SPLIT_CODES.has(code) || error instanceof OperationAbortedError) {
+        return { ok: false, error };
+      }
+      if (to - from === 1) {
+        this.#reject(batch, from, (error as Error).message);
+        return { ok: true };
+      }
+      this.#splits++;
+      const mid = from + Math.ceil((to - from) / 2);
+      const first = await this.#deliver(batch, from, mid);
+      if (!first.ok) return first;
+      return this.#deliver(batch, mid, to);
+    }
+    this.#batches++;
+    this.#written += to - from;
+    this.#lastWriteAtMs = Date.now();
+    this.#advance(batch, to - 1, to - from);
+    return { ok: true };
+  }
+
+  #reject(batch: Batch, index: number, why: string): void {
+    this.#rejected++;
+    const line = batch.lines[index] ?? '';
+    // The line holds names and numbers only (never the token); cut it short for the log.
+    this.logger.error(
+      { point: line.slice(0, 300), reason: why.slice(0, 300), rejected: this.#rejected },
+      'InfluxDB rejected a point as malformed: counted as rejected and skipped, never retried',
+    );
+    this.#advance(batch, index, 1);
+  }
+
+  #advance(batch: Batch, lastIndex: number, delivered: number): void {
+    this.#cursor = batch.after[lastIndex] as OutboxCursor;
+    this.#queued = Math.max(0, this.#queued - delivered);
+    const next = batch.committedMs[lastIndex + 1];
+    if (this.#queued === 0) this.#oldestPendingMs = null;
+    else if (next !== undefined) this.#oldestPendingMs = next;
+  }
+
+  /** Persists the cursor (one save at a time, in order); a failed save is retried with the next one. */
+  #saveCursor(): void {
+    const cursor = this.#cursor;
+    if (cursor.seq === this.#savedCursor.seq && cursor.position === this.#savedCursor.position) return;
+    this.#saves = this.#saves.then(async () => {
+      if (cursor.seq === this.#savedCursor.seq && cursor.position === this.#savedCursor.position) return;
+      try {
+        await this.source.saveCursor(INFLUX_SINK, cursor);
+        this.#savedCursor = cursor;
+      } catch (error) {
+        // Harmless for data: after a restart the forwarder resends from the older cursor.
+        this.logger.warn({ err: error }, 'could not save the InfluxDB cursor; will try with the next batch');
+      }
+    });
+  }
+
+  /** How long to wait after a batch failed for good: the breaker's trial time, a Retry-After, or backoff. */
+  #holdDelay(failures: number, error: unknown): number {
+    const maxHold = this.#options.maxHoldMs ?? DEFAULT_MAX_HOLD_MS;
+    if (isOpenCircuitError(error)) return Math.max(1, this.policy.msUntilTrial());
+    const backoff = Math.min(maxHold, 500 * 2 ** Math.min(failures - 1, 20));
+    const retryAfter = classifyError(error).retryAfterMs ?? 0;
+    return Math.max(backoff, Math.min(retryAfter, maxHold * 10));
+  }
+}

@@ -1,0 +1,145 @@
+/**
+ * The whole daemon (discovery, poller, queue, writer, SQLite, InfluxDB forwarder) against simulated
+ * plugs and a real VictoriaMetrics that goes away for 30 s while the plugs are polled every second.
+ * When it is back, every reading SQLite holds arrives exactly once (counts per device through
+ * /api/v1/export), and the accounting of both sinks adds up.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { loadConfig } from '../src/config/index.js';
+import { createSilentLogger } from '../src/log/logger.js';
+import { Daemon, type DaemonStatus, type SinkAccounting } from '../src/main.js';
+import { openReadingsReader } from '../src/storage/sqlite/index.js';
+import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { settledSamplesPerDevice, startVictoria, victoriaSkip } from './helpers/victoria.js';
+
+const PORT = 22200;
+const OUTAGE_MS = 30_000;
+
+const root = mkdtempSync(join(tmpdir(), 'kasa-influx-outage-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+const skip = victoriaSkip();
+
+function assertAccounting(name: string, sink: SinkAccounting | null): void {
+  assert.ok(sink !== null, `${name} accounting present`);
+  assert.equal(
+    sink.added,
+    sink.written + sink.dropped + sink.rejected + sink.queued,
+    `${name}: added = written + dropped + rejected + queued (${JSON.stringify(sink)})`,
+  );
+}
+
+function status(daemon: Daemon): DaemonStatus {
+  const s = daemon.status();
+  assert.ok(s !== null);
+  return s;
+}
+
+/** Readings per channel in the database file. */
+function storedPerChannel(path: string): Map<string, number> {
+  const reader = openReadingsReader(path);
+  try {
+    const counts = new Map<string, number>();
+    for (const r of reader.readings()) counts.set(r.deviceId, (counts.get(r.deviceId) ?? 0) + 1);
+    return counts;
+  } finally {
+    reader.close();
+  }
+}
+
+describe('an InfluxDB outage while plugs are polled', { skip }, () => {
+  test('VictoriaMetrics stopped for 30 s: afterwards every reading in SQLite arrives exactly once', async () => {
+    const vm = await startVictoria();
+    let fleet: SimulatorFleet | null = await startSimulators({
+      port: PORT,
+      devices: [
+        { model: 'hs110', address: '127.0.40.1', alias: 'kettle' },
+        { model: 'hs110v2', address: '127.0.40.2', alias: 'fridge' },
+        { model: 'hs110', address: '127.0.40.3', alias: 'desk' },
+        { model: 'hs300', address: '127.0.40.4', alias: 'strip' },
+      ],
+    });
+    const dbPath = join(root, 'outage.db');
+    const { config } = loadConfig({
+      env: {},
+      defaultFile: join(root, 'absent.yaml'),
+      overrides: {
+        'discovery.broadcast': ['127.255.255.255'],
+        'discovery.port': String(PORT),
+        'discovery.interval': '5s',
+        'discovery.timeout': '300ms',
+        'polling.interval': '1s',
+        'polling.timeout': '500ms',
+        'writer.flush_interval': '200ms',
+        'storage.sqlite.path': dbPath,
+        'storage.sqlite.synchronous': 'NORMAL',
+        'storage.influx.url': vm.url,
+        'storage.influx.token': 'outage-test-token',
+        'storage.influx.flush_interval': '200ms',
+        'retry.network.base_delay': '100ms',
+        'retry.network.max_delay': '1s',
+        'retry.network.timeout': '2s',
+        'retry.network.breaker_threshold': '3',
+        'retry.network.breaker_half_open_after': '2s',
+      },
+    });
+    const daemon = new Daemon(config, createSilentLogger());
+    try {
+      await daemon.start();
+      await waitFor(
+        () => (status(daemon).influx?.written ?? 0) >= 40,
+        'readings forwarded before the outage',
+      );
+
+      await vm.stop();
+      const atOutage = status(daemon);
+      await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS));
+      const during = status(daemon);
+      assert.ok(during.poller.pollsOk > atOutage.poller.pollsOk + 100, 'polling went on');
+      assert.ok((during.influx?.queued ?? 0) > 100, 'readings wait in SQLite for InfluxDB');
+      assert.ok((during.influx?.lagMs ?? 0) > 0, 'the lag is visible');
+      const influxOp = during.retries.operations['influx.write'];
+      assert.ok((influxOp?.breaker.transitions.opened ?? 0) >= 1, 'the breaker opened');
+      assert.equal(during.retries.operations['sqlite.write']?.breaker.state, 'closed', 'SQLite unaffected');
+      assertAccounting('sqlite', during.accounting.sqlite);
+      assertAccounting('influx', during.accounting.influx);
+
+      await vm.start();
+      // Stop the plugs so the backlog can drain to zero, then let it.
+      await fleet.stop();
+      fleet = null;
+      await waitFor(() => {
+        const s = status(daemon);
+        return s.queue.size === 0 && s.writer.inFlight === 0 && s.influx?.queued === 0;
+      }, 'the backlog delivered');
+      const caughtUp = status(daemon);
+      assert.equal(caughtUp.retries.operations['influx.write']?.breaker.state, 'closed');
+      assertAccounting('sqlite', caughtUp.accounting.sqlite);
+      assertAccounting('influx', caughtUp.accounting.influx);
+      assert.equal(caughtUp.influx?.rejected, 0);
+    } finally {
+      await daemon.stop();
+      await fleet?.stop();
+    }
+
+    const stored = storedPerChannel(dbPath);
+    const total = [...stored.values()].reduce((a, b) => a + b, 0);
+    assert.equal(stored.size, 9, 'three plugs and six outlets');
+    assert.equal(status(daemon).influx?.added, total, 'every committed reading went to the InfluxDB queue');
+    const inVm = await settledSamplesPerDevice(
+      vm,
+      (counts) => [...counts.values()].reduce((a, b) => a + b, 0) >= total,
+      `${total} samples`,
+    );
+    await vm.close();
+    assert.deepEqual(
+      new Map([...inVm].sort(([a], [b]) => a.localeCompare(b))),
+      new Map([...stored].sort(([a], [b]) => a.localeCompare(b))),
+      'every reading exactly once, per device',
+    );
+  });
+});
