@@ -3,7 +3,7 @@
  *
  *   node dist/scripts/bench.js [--quick] [--json] [--only NAME]...
  *
- * NAME: writer, bytes, e2e, discovery, rss. --quick runs shorter versions (a smoke run, figures less
+ * NAME: writer, bytes, e2e, discovery, rss, influx. --quick runs shorter versions (a smoke run, figures less
  * stable; the rows say what was shortened). --json prints one JSON object instead of the table.
  * Progress goes to stderr. Everything runs on loopback: simulated plugs on 127.0.50.x-127.0.55.x,
  * ports 23100 and 23200, broadcast 127.255.255.255.
@@ -11,10 +11,11 @@
 import { parseArgs } from 'node:util';
 import { benchDaemon, type DaemonBenchResult } from './bench/daemon.js';
 import { round } from './bench/fleet.js';
+import { benchInflux } from './bench/influx.js';
 import { benchSmallFleetRss, type DaemonRssResult, idleNodeRss, type ProcMemory } from './bench/rss.js';
 import { benchWriter, type WriterBenchResult } from './bench/writer.js';
 
-const NAMES = ['writer', 'bytes', 'e2e', 'discovery', 'rss'] as const;
+const NAMES = ['writer', 'bytes', 'e2e', 'discovery', 'rss', 'influx'] as const;
 type Name = (typeof NAMES)[number];
 
 interface Row {
@@ -311,6 +312,36 @@ async function main(): Promise<number> {
       rows.push(bytesRow(r, plan.bytes));
     } catch (error) {
       rows.push(errorRow('5. bytes per stored reading', 'B', '<= 32', error));
+    }
+  }
+
+  if (selected.has('influx')) {
+    progress('InfluxDB forwarding into VictoriaMetrics vs raw fetch, and catch-up after an outage');
+    try {
+      const r = await benchInflux(quick ? { points: 50_000, repeats: 1 } : {});
+      details['influx'] = r;
+      rows.push({
+        figure: '6. Influx forwarding into VictoriaMetrics (forwarder vs raw fetch POST)',
+        unit: 'points/s',
+        measured: Math.round(r.forwardPointsPerSec),
+        baseline: Math.round(r.rawFetchPointsPerSec),
+        ratio: Math.round(r.ratio * 100) / 100,
+        target: 'ratio >= 0.5',
+        pass: r.ratio >= 0.5,
+        note: `same line protocol, same batch size; SQLite write rate with the outbox on / off: ${r.outboxWriteRatio.toFixed(2)}`,
+      });
+      rows.push({
+        figure: `7. Influx catch-up after a ${r.catchUp.outageSeconds / 60}-minute outage, ${r.catchUp.channels} channels at 1 Hz`,
+        unit: 's',
+        measured: Math.round(r.catchUp.seconds * 100) / 100,
+        baseline: null,
+        ratio: null,
+        target: '-',
+        pass: true,
+        note: `${r.catchUp.readings.toLocaleString('en')} readings backlogged in the outbox, then forwarded (${Math.round(r.catchUp.pointsPerSec).toLocaleString('en')} points/s)`,
+      });
+    } catch (error) {
+      rows.push(errorRow('6. Influx forwarding', 'points/s', 'ratio >= 0.5', error));
     }
   }
 
