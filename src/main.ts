@@ -191,7 +191,7 @@ export class Daemon {
     }
     if (diff.hot.includes('log.level')) this.logger.level = next.log.level;
     // Restart-only keys keep their running values, so the daemon's view stays truthful.
-    this.#config = diff.restart.length === 0 ? next : { ...next, ...pickRestartSections(this.#config, diff) };
+    this.#config = keepRunningValues(this.#config, next, diff.restart);
     this.logger.info({ applied: diff.hot, needRestart: diff.restart }, 'configuration reloaded');
     if (diff.restart.length > 0) {
       this.logger.warn({ keys: diff.restart }, 'some changed keys take effect only after a restart');
@@ -290,13 +290,25 @@ function sinkAccounting(p: Parts): Record<'sqlite' | 'influx', SinkAccounting | 
   };
 }
 
-/** The sections of `current` that hold a restart-only key that changed. */
-function pickRestartSections(current: Config, diff: { restart: readonly string[] }): Partial<Config> {
-  const out: Record<string, unknown> = {};
-  const cur = current as unknown as Record<string, unknown>;
-  for (const key of diff.restart) {
-    const section = key.split('.')[0] ?? '';
-    out[section] = cur[section];
+/**
+ * `next` with every restart-only key that changed put back to its running value, leaf by leaf, so
+ * the daemon's view of its configuration stays truthful while hot keys in the same section apply.
+ */
+function keepRunningValues(current: Config, next: Config, restartKeys: readonly string[]): Config {
+  const out = structuredClone(next) as unknown as Record<string, unknown>;
+  for (const key of restartKeys) {
+    const path = key.split('.');
+    const leaf = path.pop();
+    if (leaf === undefined) continue;
+    let from: unknown = current;
+    let to: unknown = out;
+    for (const part of path) {
+      from = (from as Record<string, unknown> | undefined)?.[part];
+      to = (to as Record<string, unknown> | undefined)?.[part];
+    }
+    if (to !== null && typeof to === 'object') {
+      (to as Record<string, unknown>)[leaf] = (from as Record<string, unknown> | undefined)?.[leaf];
+    }
   }
-  return out as Partial<Config>;
+  return out as unknown as Config;
 }
