@@ -95,14 +95,14 @@ describe('kasa-monitor end to end (built CLI, simulated plugs, SQLite)', () => {
     // Old firmware answers in W/V/A/kWh floats; new firmware in mW/mV/mA/Wh integers.
     fleet.setRealtime(OLD, { power: 1234.5674, voltage: 230.1234, current: 5.3678, total: 12.3456 });
     fleet.setRealtime(NEW, { power_mw: 92_300, voltage_mv: 231_200, current_ma: 410, total_wh: 5210 });
-    OUTLETS.forEach((id, i) =>
+    for (const [i, id] of OUTLETS.entries()) {
       fleet.setRealtime(id, {
         power_mw: 1000 * (i + 1) + 7,
         voltage_mv: 120_500,
         current_ma: 10 + i,
         total_wh: 300 + i,
-      }),
-    );
+      });
+    }
   });
 
   after(async () => {
