@@ -1,8 +1,10 @@
+import { dirname, join } from 'node:path';
 import type { Config } from './config/index.js';
 import type { DiscoveryOptions } from './discovery/discovery.js';
 import type { PollerOptions } from './poller/poller.js';
 import type { BoundedQueueOptions } from './queue/bounded-queue.js';
 import type { ForwarderOptions, InfluxClientOptions } from './storage/influx/index.js';
+import type { DataLifecycleOptions } from './storage/lifecycle.js';
 import type { SqliteOptions } from './storage/sqlite/index.js';
 import type { WriterOptions } from './storage/writer.js';
 
@@ -57,6 +59,28 @@ export function sqliteOptions(config: Config): SqliteOptions {
     busyTimeoutMs: s.busy_timeout,
     // The outbox feeds InfluxDB from SQLite; without InfluxDB nothing would read it.
     outbox: config.storage.influx.url !== null,
+    lifecycle: {
+      rollups: config.storage.rollups.enabled,
+      timeZone: config.time_zone,
+      gapLimitMs: config.storage.rollups.gap_limit,
+    },
+  };
+}
+
+/** Where backups go: storage.backup.directory, else `backups` beside the database. */
+export function backupDirectory(config: Config): string {
+  return config.storage.backup.directory ?? join(dirname(config.storage.sqlite.path), 'backups');
+}
+
+export function lifecycleOptions(config: Config): DataLifecycleOptions {
+  const r = config.storage.retention;
+  return {
+    retention: { rawMs: r.raw, minuteMs: r.minute, hourMs: r.hour, dayMs: r.day, maxBytes: r.max_size },
+    maintenanceIntervalMs: r.interval,
+    backupSchedule: config.storage.backup.schedule,
+    backupKeep: config.storage.backup.keep,
+    backupDirectory: backupDirectory(config),
+    timeZone: config.time_zone,
   };
 }
 

@@ -3,6 +3,7 @@ import {
   discoveryOptions,
   forwarderOptions,
   influxClientOptions,
+  lifecycleOptions,
   pollerOptions,
   queueOptions,
   sqliteOptions,
@@ -10,14 +11,24 @@ import {
 } from './daemon-options.js';
 import { Discovery } from './discovery/discovery.js';
 import type { DeviceRegistry } from './discovery/registry.js';
+import { HttpServer, LatestReadings } from './http/index.js';
 import type { Logger } from './log/logger.js';
 import { Poller } from './poller/poller.js';
 import type { Reading } from './poller/reading.js';
 import { BoundedQueue } from './queue/bounded-queue.js';
 import { presetSettings, Resilience, type RetryStatistics } from './resilience/index.js';
-import { InfluxForwarder, InfluxHttpWriter } from './storage/influx/index.js';
+import { InfluxForwarder, InfluxHttpWriter, safeUrl } from './storage/influx/index.js';
+import { DataLifecycle } from './storage/lifecycle.js';
 import { SqliteStore } from './storage/sqlite/index.js';
+import { ReaderPool } from './storage/sqlite/reader-pool.js';
 import { Writer } from './storage/writer.js';
+import {
+  type HealthReport,
+  type StartedStore,
+  Supervisor,
+  startStore,
+  supervisorOptions,
+} from './supervisor/index.js';
 
 /** A point-in-time view of every part, for logs, `status` and (later) /health. */
 export interface DaemonStatus {
@@ -32,6 +43,8 @@ export interface DaemonStatus {
   readonly retries: RetryStatistics;
   /** Per sink, at any moment: added = written + dropped + rejected + queued. */
   readonly accounting: Readonly<Record<'sqlite' | 'influx', SinkAccounting | null>>;
+  /** Retention, disk use and scheduled backups. */
+  readonly lifecycle: ReturnType<DataLifecycle['stats']>;
 }
 
 export interface SinkAccounting {
@@ -57,6 +70,23 @@ interface Parts {
   readonly poller: Poller;
   readonly resilience: Resilience;
   readonly forwarder: InfluxForwarder | null;
+  readonly lifecycle: DataLifecycle;
+}
+
+/** The supervisor's parts: started after the pipeline, stopped before it. */
+interface Supervision {
+  readonly readers: ReaderPool;
+  readonly supervisor: Supervisor;
+  readonly http: HttpServer;
+}
+
+export interface DaemonHooks {
+  /**
+   * Recovery is exhausted for a problem a restart could fix: the daemon must stop and exit
+   * non-zero. Default: the error is thrown from a macrotask, so `run`'s uncaughtException handler
+   * drains the queue and exits 1.
+   */
+  readonly onFatal?: (error: Error) => void;
 }
 
 /** How often a one-line summary goes to the log, so `journalctl` shows the daemon is alive. */
@@ -73,10 +103,12 @@ export class Daemon {
   #parts: Parts | null = null;
   #summaryTimer: NodeJS.Timeout | null = null;
   #stopping: Promise<DaemonStatus | null> | null = null;
+  #supervision: Supervision | null = null;
 
   constructor(
     config: Config,
     private readonly logger: Logger,
+    private readonly hooks: DaemonHooks = {},
   ) {
     this.#config = config;
   }
@@ -92,8 +124,12 @@ export class Daemon {
     log.info({ config: redactConfig(config) }, 'starting');
 
     const resilience = new Resilience(presetSettings(config.retry), log.child({ component: 'resilience' }));
-    const store = new SqliteStore(sqliteOptions(config), log.child({ component: 'sqlite' }));
-    await store.start();
+    // A corrupt database is moved aside and a fresh one started; the supervisor alerts about it.
+    const { store, quarantined } = await startStore(
+      () => new SqliteStore(sqliteOptions(config), log.child({ component: 'sqlite' })),
+      config.storage.sqlite.path,
+      log.child({ component: 'supervisor' }),
+    );
     const queue = new BoundedQueue<Reading>(queueOptions(config), log.child({ component: 'queue' }));
     const writer = new Writer(
       queue,
@@ -102,6 +138,13 @@ export class Daemon {
       log.child({ component: 'writer' }),
       undefined,
       resilience.policy('sqlite.write', 'database'),
+    );
+    // Retention, the disk budget and scheduled backups (the work itself runs in the writer worker).
+    const lifecycle = new DataLifecycle(
+      store,
+      lifecycleOptions(config),
+      log.child({ component: 'lifecycle' }),
+      resilience.policy('lifecycle.file', 'file'),
     );
     const influx = influxClientOptions(config);
     const forwarder =
@@ -115,13 +158,14 @@ export class Daemon {
             log.child({ component: 'influx' }),
           );
     const discovery = new Discovery(discoveryOptions(config), log.child({ component: 'discovery' }));
+    const latest = new LatestReadings();
     const poller = new Poller(
       discovery.registry,
-      queue,
+      latest.tee(queue),
       pollerOptions(config),
       log.child({ component: 'poller' }),
     );
-    this.#parts = { store, queue, writer, discovery, poller, resilience, forwarder };
+    this.#parts = { store, queue, writer, discovery, poller, resilience, forwarder, lifecycle };
 
     const registry = discovery.registry;
     // Identity and names go to storage as soon as they are known; a reading that overtakes its
@@ -148,15 +192,91 @@ export class Daemon {
     });
 
     writer.start();
+    lifecycle.start();
     await forwarder?.start();
     poller.start();
     discovery.start();
+    await this.#startSupervision(this.#parts, latest, quarantined);
     this.#summaryTimer = setInterval(() => this.#logSummary('running'), SUMMARY_INTERVAL_MS);
     this.#summaryTimer.unref();
     log.info(
       { database: config.storage.sqlite.path, broadcast: discoveryOptions(config).broadcast },
       'started: discovering plugs and polling',
     );
+  }
+
+  /** The supervisor's latest report (checks, pool, retries, performance); null before start. */
+  health(): HealthReport | null {
+    return this.#supervision?.supervisor.report() ?? null;
+  }
+
+  /** Runs every health check now and returns the report; null before start. */
+  async refreshHealth(): Promise<HealthReport | null> {
+    return (await this.#supervision?.supervisor.refresh()) ?? null;
+  }
+
+  /** Where /health, /metrics and /api listen; null when not listening. */
+  get httpAddress(): { host: string; port: number } | null {
+    return this.#supervision?.http.address ?? null;
+  }
+
+  /** The reader pool, the supervisor and the HTTP endpoint: started last, stopped first. */
+  async #startSupervision(
+    parts: Parts,
+    latest: LatestReadings,
+    quarantined: StartedStore<SqliteStore>['quarantined'],
+  ): Promise<void> {
+    const config = this.#config;
+    const log = this.logger;
+    const pool = config.storage.pool;
+    const readers = new ReaderPool(
+      {
+        path: config.storage.sqlite.path,
+        size: pool.size,
+        maxOverflow: pool.max_overflow,
+        timeoutMs: pool.timeout,
+        recycleMs: pool.recycle,
+      },
+      log.child({ component: 'readers' }),
+    );
+    await readers.start();
+    const supervisor = new Supervisor({
+      status: () => this.status(),
+      databasePath: config.storage.sqlite.path,
+      influxUrl: config.storage.influx.url,
+      pollIntervalMs: () => this.#config.polling.interval,
+      discoveryIntervalMs: () => this.#config.discovery.interval,
+      targets: { store: parts.store, readers, discovery: parts.discovery, poller: parts.poller },
+      options: supervisorOptions(config.health),
+      logger: log.child({ component: 'supervisor' }),
+      webhookPolicy: parts.resilience.policy('alert.webhook', 'network'),
+      onExhausted: (error) => {
+        const fatal =
+          this.hooks.onFatal ??
+          ((e: Error) =>
+            setImmediate(() => {
+              throw e;
+            }));
+        fatal(error);
+      },
+    });
+    const http = new HttpServer(
+      {
+        status: () => this.status(),
+        health: () => supervisor.report(),
+        refreshHealth: () => supervisor.refresh(),
+        devices: () => parts.discovery.registry.snapshot(),
+        latest,
+        pool: () => readers.stats(),
+        readers,
+      },
+      config.http.listen,
+      log.child({ component: 'http' }),
+    );
+    this.#supervision = { readers, supervisor, http };
+    if (quarantined !== null) supervisor.quarantinedAtStart(quarantined.files, quarantined.reason);
+    await http.start();
+    supervisor.start();
   }
 
   status(): DaemonStatus | null {
@@ -171,6 +291,7 @@ export class Daemon {
       influx: p.forwarder?.stats() ?? null,
       retries: p.resilience.stats(),
       accounting: sinkAccounting(p),
+      lifecycle: p.lifecycle.stats(),
     };
   }
 
@@ -179,24 +300,76 @@ export class Daemon {
    * are named so the user knows a restart is needed. Queued readings are kept.
    */
   reload(next: Config): ReloadResult {
-    const diff = diffConfig(this.#config, next);
+    const current = this.#config;
+    const diff = diffConfig(current, next);
+    // Restart-only keys keep their running values, so the daemon's view stays truthful and the
+    // parts below are given only what a reload may change.
+    const effective = keepRunningValues(current, next, diff.restart);
     const p = this.#parts;
     if (p !== null) {
       const touched = (section: string) => diff.hot.some((k) => k.startsWith(`${section}.`));
-      if (touched('discovery')) p.discovery.setOptions(discoveryOptions(next));
-      if (touched('polling')) p.poller.setOptions(pollerOptions(next));
-      if (touched('queue')) p.queue.resize(next.queue.capacity, next.queue.overflow);
-      if (touched('writer')) p.writer.setOptions(writerOptions(next));
-      if (touched('storage.influx')) p.forwarder?.setOptions(forwarderOptions(next));
+      if (touched('discovery')) p.discovery.setOptions(discoveryOptions(effective));
+      if (touched('polling')) p.poller.setOptions(pollerOptions(effective));
+      if (touched('queue')) p.queue.resize(effective.queue.capacity, effective.queue.overflow);
+      if (touched('writer')) p.writer.setOptions(writerOptions(effective));
+      if (touched('retry')) this.#reloadRetry(p, effective);
+      if (touched('storage.influx') || touched('retry')) this.#reloadInflux(p, current, effective, diff.hot);
+      if (touched('health')) this.#supervision?.supervisor.setOptions(supervisorOptions(effective.health));
+      if (touched('storage.retention') || touched('storage.backup'))
+        p.lifecycle.setOptions(lifecycleOptions(effective));
     }
-    if (diff.hot.includes('log.level')) this.logger.level = next.log.level;
-    // Restart-only keys keep their running values, so the daemon's view stays truthful.
-    this.#config = keepRunningValues(this.#config, next, diff.restart);
+    if (diff.hot.includes('log.level')) this.logger.level = effective.log.level;
+    this.#config = effective;
     this.logger.info({ applied: diff.hot, needRestart: diff.restart }, 'configuration reloaded');
+    if (diff.restart.includes('storage.influx.url')) {
+      this.logger.warn(
+        { running: current.storage.influx.url === null ? 'without InfluxDB' : 'with InfluxDB' },
+        'switching InfluxDB on or off takes effect only after a restart (storage.influx.url)',
+      );
+    }
     if (diff.restart.length > 0) {
       this.logger.warn({ keys: diff.restart }, 'some changed keys take effect only after a restart');
     }
     return { applied: diff.hot, needRestart: diff.restart };
+  }
+
+  /** New retry and breaker settings for every operation, in place (see Resilience.reconfigure). */
+  #reloadRetry(p: Parts, config: Config): void {
+    const changed = p.resilience.reconfigure(presetSettings(config.retry));
+    // A forwarder waiting out a failure or an open breaker asks the policy again at once.
+    if (changed.includes('influx.write')) p.forwarder?.resume();
+  }
+
+  /**
+   * Batch size, interval and tags go to the forwarder; a changed URL, token, org, bucket, gzip or
+   * request timeout gives it a new writer. The outbox cursor is kept: nothing is lost or sent twice.
+   * A new destination (URL, token, org, bucket) also starts with a closed breaker: the old one's
+   * outage says nothing about it.
+   */
+  #reloadInflux(p: Parts, current: Config, config: Config, hot: readonly string[]): void {
+    const forwarder = p.forwarder;
+    if (forwarder === null) return;
+    const { tags, ...options } = forwarderOptions(config);
+    forwarder.setOptions(hot.includes('storage.influx.tags') ? { ...options, tags } : options);
+    const before = influxClientOptions(current);
+    const after = influxClientOptions(config);
+    if (after === null || JSON.stringify(before) === JSON.stringify(after)) return;
+    const destination = ['url', 'token', 'org', 'bucket'] as const;
+    if (before === null || destination.some((key) => before[key] !== after[key])) {
+      p.resilience.policy('influx.write', 'network').reset('a reload changed the InfluxDB destination');
+    }
+    const log = this.logger.child({ component: 'influx' });
+    forwarder.setLineWriter(new InfluxHttpWriter(after, log));
+    log.info(
+      {
+        url: safeUrl(after.url),
+        org: after.org,
+        bucket: after.bucket,
+        gzip: after.gzip,
+        cursor: forwarder.stats().cursor,
+      },
+      'InfluxDB writer replaced by a reload; forwarding goes on from the same outbox position',
+    );
   }
 
   /**
@@ -220,12 +393,17 @@ export class Daemon {
         this.logger.error({ err: error, part: name }, 'error while stopping; continuing with the rest');
       }
     };
+    const s = this.#supervision;
+    await step('http', () => s?.http.stop());
+    await step('supervisor', () => s?.supervisor.stop());
     await step('poller', () => p.poller.stop());
     await step('discovery', () => p.discovery.stop());
+    await step('lifecycle', () => p.lifecycle.stop());
     await step('writer', () => p.writer.stop(Math.max(0, deadlineMs - (Date.now() - started))));
     // What InfluxDB has not acknowledged stays in SQLite and is sent after the next start.
     await step('influx', () => p.forwarder?.stop());
     const status = this.status();
+    await step('readers', () => s?.readers.stop());
     await step('sqlite', () => p.store.stop());
     this.#logSummary('stopped', status);
     return status;

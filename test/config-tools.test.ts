@@ -151,8 +151,8 @@ describe('diffConfig', () => {
       'http.listen',
       'log.level',
     ]);
-    assert.deepEqual(diff.hot, ['polling.interval', 'queue.capacity', 'log.level']);
-    assert.deepEqual(diff.restart, ['storage.sqlite.path', 'storage.influx.tags', 'http.listen']);
+    assert.deepEqual(diff.hot, ['polling.interval', 'queue.capacity', 'storage.influx.tags', 'log.level']);
+    assert.deepEqual(diff.restart, ['storage.sqlite.path', 'http.listen']);
   });
 
   test('identical configurations, and maps differing only in key order, have no changes', () => {

@@ -19,13 +19,23 @@ function canonical(value: unknown): string {
   );
 }
 
+/**
+ * Keys tagged `hot` that a reload applies only under a condition; otherwise they need a restart.
+ * Switching InfluxDB on (no URL at start) or off adds or removes the forwarder and the SQLite
+ * outbox: only a change from one URL to another is applied in place.
+ */
+const HOT_ONLY_WHEN: Readonly<Record<string, (old: Config, next: Config) => boolean>> = {
+  'storage.influx.url': (old, next) => old.storage.influx.url !== null && next.storage.influx.url !== null,
+};
+
 /** Lists the leaf keys that differ between two parsed configurations, split by their reload tag. */
 export function diffConfig(old: Config, next: Config): ConfigDiff {
   const diff: ConfigDiff = { changed: [], hot: [], restart: [] };
   for (const key of CONFIG_KEYS) {
     if (canonical(valueAt(old, key.segments)) === canonical(valueAt(next, key.segments))) continue;
     diff.changed.push(key.path);
-    (key.reload === 'hot' ? diff.hot : diff.restart).push(key.path);
+    const hot = key.reload === 'hot' && (HOT_ONLY_WHEN[key.path]?.(old, next) ?? true);
+    (hot ? diff.hot : diff.restart).push(key.path);
   }
   return diff;
 }

@@ -15,6 +15,7 @@ export {
 } from './load.js';
 export { REDACTED, redactConfig } from './redact.js';
 export {
+  type BackupConfig,
   type Config,
   type ConfigInput,
   type ConfigSchema,
@@ -33,10 +34,12 @@ export {
   RETRY_PRESETS,
   RETRY_STRATEGIES,
   type Reload,
+  type RetentionConfig,
   type RetryConfig,
   type RetryPreset,
   type RetryPresetConfig,
   type RetryStrategyName,
+  type RollupsConfig,
   type ShutdownConfig,
   type SqliteConfig,
   type StorageConfig,

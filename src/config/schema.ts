@@ -1,5 +1,6 @@
 import { resolve } from 'node:path';
 import * as z from 'zod';
+import { isValidTimeZone, systemTimeZone } from '../energy/zone.js';
 import type { LogFormat, LogLevel } from '../log/logger.js';
 import { isValidCronExpression } from '../poller/cron.js';
 import type { OverflowPolicy } from '../queue/bounded-queue.js';
@@ -11,6 +12,7 @@ import {
   MAX_DURATION_MS,
   parseDuration,
 } from './duration.js';
+import { AGE_FORMS, AGE_PATTERN, MAX_AGE_MS, parseAge, parseSize, SIZE_FORMS } from './size.js';
 
 /**
  * The configuration schema: the single source of truth for key names, types, defaults, descriptions
@@ -286,6 +288,27 @@ export const RETRY_PRESET_DEFAULTS: Readonly<Record<RetryPreset, RetryPresetDefa
 export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
   const databaseDefault = defaultDatabasePath(env);
 
+  const timeZone = key(
+    z
+      .string()
+      .nullable()
+      .optional()
+      .transform((zone, ctx): string => {
+        if (zone === null || zone === undefined || zone.trim() === '') return systemTimeZone();
+        if (!isValidTimeZone(zone.trim())) {
+          ctx.issues.push({
+            code: 'custom',
+            input: zone,
+            message: 'must be an IANA time zone such as Europe/Berlin, America/New_York or UTC',
+          });
+          return z.NEVER;
+        }
+        return zone.trim();
+      }),
+    'IANA time zone of energy periods (days, months), day rollups and backup schedules. Empty: the system zone.',
+    RESTART,
+  );
+
   const discovery = z
     .strictObject({
       enabled: key(
@@ -467,13 +490,13 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
           .nullable()
           .optional()
           .transform(nullWhenUnset),
-        'InfluxDB v2 write API base URL. Absent or empty: no InfluxDB.',
-        RESTART,
+        'InfluxDB v2 write API base URL. Absent or empty: no InfluxDB. A reload switches to another URL in place (the outbox position is kept); switching InfluxDB on or off takes a restart.',
+        HOT,
       ),
       token: key(
         z.string().nullable().optional().transform(nullWhenUnset),
         'InfluxDB API token (secret). Prefer `token_file` or the environment.',
-        { reload: 'restart', secret: true },
+        { reload: 'hot', secret: true },
       ),
       token_file: key(
         z
@@ -483,10 +506,10 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
           .optional()
           .transform((path) => (path ? resolve(path) : null)),
         'A file holding the InfluxDB token, read at load time (surrounding whitespace trimmed).',
-        RESTART,
+        HOT,
       ),
-      org: key(z.string().min(1).prefault('home'), 'InfluxDB organisation.', RESTART),
-      bucket: key(z.string().min(1).prefault('kasa'), 'InfluxDB bucket.', RESTART),
+      org: key(z.string().min(1).prefault('home'), 'InfluxDB organisation.', HOT),
+      bucket: key(z.string().min(1).prefault('kasa'), 'InfluxDB bucket.', HOT),
       tags: key(
         z
           .record(
@@ -513,7 +536,7 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
           )
           .prefault({}),
         'Global tags added to every point (name: value).',
-        RESTART,
+        HOT,
       ),
       batch_size: key(
         int(1, 1_000_000).prefault(5000),
@@ -528,14 +551,106 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
       gzip: key(
         z.boolean().prefault(false),
         'Compress write requests: worth it over a slow link, costs CPU on a LAN.',
-        RESTART,
+        HOT,
       ),
     })
     .prefault({})
     .meta({ description: 'Optional InfluxDB v2 (or compatible) sink, fed from SQLite.' });
 
+  // The data lifecycle: rollups, retention and the disk budget, backups (issue 6).
+  const age = (defaultValue: string) =>
+    z
+      .union([z.string().regex(AGE_PATTERN, { message: `must be ${AGE_FORMS}` }), z.number().nonnegative()], {
+        error: `must be ${AGE_FORMS}`,
+      })
+      .transform((value, ctx): number | null => {
+        const ms = parseAge(value);
+        if (ms === undefined || (ms !== null && ms <= 0)) {
+          ctx.issues.push({ code: 'custom', input: value, message: `must be ${AGE_FORMS}, longer than 0` });
+          return z.NEVER;
+        }
+        return ms === null || ms > MAX_AGE_MS ? null : ms;
+      })
+      .prefault(defaultValue);
+
+  const rollups = z
+    .strictObject({
+      enabled: key(
+        z.boolean().prefault(true),
+        'Keep minute, hour and day rollups of every channel as readings are stored (energy, mean/min/max power).',
+        RESTART,
+      ),
+      gap_limit: key(
+        duration('5m'),
+        'Readings of a channel further apart than this leave a gap: reported as such, its energy never spread over time.',
+        RESTART,
+      ),
+    })
+    .prefault({})
+    .meta({ description: 'Rollups and energy accounting.' });
+
+  const retention = z
+    .strictObject({
+      raw: key(age('30d'), 'Raw readings (one row a poll) older than this are deleted.', HOT),
+      minute: key(age('365d'), 'Minute rollups older than this are deleted.', HOT),
+      hour: key(age('forever'), 'Hour rollups older than this are deleted.', HOT),
+      day: key(age('forever'), 'Day rollups older than this are deleted.', HOT),
+      max_size: key(
+        z
+          .union([z.string(), z.number().nonnegative()])
+          .nullable()
+          .optional()
+          .transform((value, ctx): number | null => {
+            if (value === null || value === undefined || value === '') return null;
+            const bytes = parseSize(value);
+            if (bytes === undefined || bytes < 1_048_576) {
+              ctx.issues.push({
+                code: 'custom',
+                input: value,
+                message: `must be ${SIZE_FORMS}, at least 1MiB`,
+              });
+              return z.NEVER;
+            }
+            return bytes;
+          }),
+        'Disk budget of the database (WAL included): near it, the oldest raw readings go first, then the oldest minutes, then hours. Empty: no budget.',
+        HOT,
+      ),
+      interval: key(duration('15m'), 'How often retention and the budget are applied.', HOT),
+    })
+    .prefault({})
+    .meta({ description: 'How long data is kept, and how much disk it may use.' });
+
+  const backup = z
+    .strictObject({
+      schedule: key(
+        z
+          .string()
+          .refine((expression) => isValidCronExpression(expression), {
+            message: "must be a node-cron expression, for example '0 3 * * *' (every day at 03:00)",
+          })
+          .nullable()
+          .optional()
+          .transform(nullWhenUnset),
+        'When scheduled backups run (node-cron, in time_zone). Empty: none.',
+        HOT,
+      ),
+      keep: key(int(1, 10_000).prefault(7), 'Scheduled backups kept; older ones are deleted.', HOT),
+      directory: key(
+        z
+          .string()
+          .nullable()
+          .optional()
+          .transform((path) => (path ? resolve(path) : null)),
+        'Where backups go. Empty: a backups directory beside the database (the state directory).',
+        HOT,
+      ),
+    })
+    .prefault({})
+    .meta({ description: 'Online backups of the database.' });
+
   const storage = z
-    .strictObject({ sqlite, pool, influx })
+    .strictObject({ sqlite, pool, influx, rollups, retention, backup })
     .prefault({})
     .meta({ description: 'Where readings are kept.' });
 
@@ -545,38 +660,38 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
         strategy: key(
           z.enum(RETRY_STRATEGIES).prefault(defaults.strategy),
           'How the delay between attempts grows: exponential (doubles), linear (base, 2x base, ...), fixed (always base_delay) or random (between base_delay and max_delay).',
-          RESTART,
+          HOT,
         ),
         max_attempts: key(
           int(1, 1000).prefault(defaults.maxAttempts),
           'Attempts per operation, the first one included.',
-          RESTART,
+          HOT,
         ),
         base_delay: key(
           duration(defaults.baseDelay),
           'Delay before the first retry (the minimum for the random strategy).',
-          RESTART,
+          HOT,
         ),
-        max_delay: key(duration(defaults.maxDelay), 'Longest delay between two attempts.', RESTART),
+        max_delay: key(duration(defaults.maxDelay), 'Longest delay between two attempts.', HOT),
         jitter: key(
           z.boolean().prefault(defaults.jitter),
           'Randomise each delay between half and all of its value, so many clients do not retry in step.',
-          RESTART,
+          HOT,
         ),
         timeout: key(
           duration(defaults.timeout),
           'How long one attempt may take before it counts as failed.',
-          RESTART,
+          HOT,
         ),
         breaker_threshold: key(
           int(1, 1_000_000).prefault(defaults.breakerThreshold),
           'Consecutive failed attempts that open the circuit breaker: calls then fail at once, without touching the resource.',
-          RESTART,
+          HOT,
         ),
         breaker_half_open_after: key(
           duration(defaults.breakerHalfOpenAfter),
           'How long an open breaker waits before it lets one trial call through (success closes it).',
-          RESTART,
+          HOT,
         ),
       })
       .superRefine(
@@ -594,17 +709,17 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
       max_attempts: key(
         int(1, 1000).nullable().optional().transform(nullWhenUnset),
         'When set, replaces max_attempts of every preset (RETRY_MAX_ATTEMPTS).',
-        RESTART,
+        HOT,
       ),
       base_delay: key(
         optionalDuration(),
         'When set, replaces base_delay of every preset (RETRY_BASE_DELAY, in seconds).',
-        RESTART,
+        HOT,
       ),
       max_delay: key(
         optionalDuration(),
         'When set, replaces max_delay of every preset (RETRY_MAX_DELAY, in seconds).',
-        RESTART,
+        HOT,
       ),
       database: preset('database', RETRY_PRESET_DEFAULTS.database, 'SQLite writes'),
       network: preset('network', RETRY_PRESET_DEFAULTS.network, 'InfluxDB writes'),
@@ -728,7 +843,19 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
     .meta({ description: 'Stopping the daemon.' });
 
   return z
-    .strictObject({ discovery, polling, queue, writer, storage, retry, http, health, log, shutdown })
+    .strictObject({
+      discovery,
+      polling,
+      queue,
+      writer,
+      storage,
+      retry,
+      http,
+      log,
+      shutdown,
+      health,
+      time_zone: timeZone,
+    })
     .meta({ title: 'kasa-monitor configuration', description: 'The kasa-monitor YAML configuration file.' });
 }
 
@@ -753,6 +880,9 @@ export type HttpConfig = Config['http'];
 export type HealthConfig = Config['health'];
 export type LogConfig = Config['log'];
 export type ShutdownConfig = Config['shutdown'];
+export type RollupsConfig = StorageConfig['rollups'];
+export type RetentionConfig = StorageConfig['retention'];
+export type BackupConfig = StorageConfig['backup'];
 
 /** The configuration with nothing set: every default (the SQLite path depends on `env`). */
 export function defaultConfig(env: NodeJS.ProcessEnv = process.env): Config {

@@ -91,84 +91,112 @@ export function validatePolicySettings(settings: PolicySettings): void {
 }
 
 /**
+ * The cockatiel parts built from one set of settings. A reload replaces the engine as a whole; a call
+ * keeps the engine it started with, so calls in flight finish under the old settings.
+ */
+interface Engine {
+  readonly settings: PolicySettings;
+  readonly counter: ConsecutiveBreaker;
+  readonly breaker: CircuitBreakerPolicy;
+  readonly retry: RetryPolicy;
+  readonly timeout: TimeoutPolicy;
+  /** Detaches the breaker's listeners: a replaced engine no longer reports transitions. */
+  readonly retire: () => void;
+}
+
+/**
  * One operation's policy (for example `sqlite.write` under the database preset). Its breaker is its
  * own: a down InfluxDB never stops SQLite writes. Statistics go to `recorder`.
+ *
+ * The object is stable for the daemon's lifetime (the writer and the forwarder hold it); a reload
+ * gives it new settings through reconfigure(), and its statistics carry on across the change.
  */
 export class ResiliencePolicy implements ExecutionPolicy {
   readonly recorder: OperationRecorder;
-  readonly #retry: RetryPolicy;
-  readonly #breaker: CircuitBreakerPolicy;
-  readonly #timeout: TimeoutPolicy;
-  readonly #counter: ConsecutiveBreaker;
+  #engine: Engine;
   #openedAtMs = 0;
   #lastFailureCode: string | null = null;
 
   constructor(
     readonly operation: string,
     readonly preset: string,
-    readonly settings: PolicySettings,
+    settings: PolicySettings,
     private readonly logger: Logger,
-    random: RandomSource = Math.random,
+    private readonly random: RandomSource = Math.random,
   ) {
     validatePolicySettings(settings);
-    this.#counter = new ConsecutiveBreaker(settings.breakerThreshold);
-    this.recorder = new OperationRecorder(operation, preset, () => this.#counter.state);
-    this.#breaker = circuitBreaker(
-      handleWhen((error) => classifyError(error).breaker),
-      { halfOpenAfter: settings.breakerHalfOpenAfterMs, breaker: this.#counter },
-    );
-    this.#retry = retry(
-      handleWhen((error) => classifyError(error).retry),
-      { maxAttempts: settings.maxAttempts - 1, backoff: new StrategyBackoff(settings, random) },
-    ).dangerouslyUnref();
-    this.#timeout = timeout(settings.timeoutMs, TimeoutStrategy.Aggressive).dangerouslyUnref();
+    this.recorder = new OperationRecorder(operation, preset, () => this.#engine.counter.state);
+    this.#engine = this.#build(settings, undefined);
+  }
 
-    this.#retry.onRetry((event) => {
-      this.recorder.retry(event.delay);
-      this.logger.debug(
-        { operation, attempt: event.attempt, delayMs: event.delay, code: this.#lastFailureCode },
-        'retrying',
-      );
-    });
-    this.#breaker.onBreak(() => {
-      this.#openedAtMs = Date.now();
-      this.recorder.transition('open', this.#openedAtMs, this.#openedAtMs + settings.breakerHalfOpenAfterMs);
-      this.logger.warn(
-        {
-          operation,
-          code: this.#lastFailureCode,
-          consecutiveFailures: this.#counter.state,
-          trialInMs: settings.breakerHalfOpenAfterMs,
-        },
-        'circuit breaker open: calls fail at once until a trial call succeeds',
-      );
-    });
-    this.#breaker.onHalfOpen(() => {
-      this.recorder.transition('half-open', Date.now());
-      this.logger.debug({ operation }, 'circuit breaker half-open: trial call');
-    });
-    this.#breaker.onReset(() => {
-      const openMs = Date.now() - this.#openedAtMs;
-      this.recorder.transition('closed', Date.now());
-      this.logger.info({ operation, openMs }, 'circuit breaker closed: the trial call succeeded');
-    });
+  get settings(): PolicySettings {
+    return this.#engine.settings;
   }
 
   get state(): BreakerState {
-    return stateName(this.#breaker.state);
+    return stateName(this.#engine.breaker.state);
   }
 
   msUntilTrial(): number {
-    if (this.#breaker.state !== CircuitState.Open) return 0;
+    if (this.#engine.breaker.state !== CircuitState.Open) return 0;
     return Math.max(0, this.#openedAtMs + this.settings.breakerHalfOpenAfterMs - Date.now());
   }
 
+  /**
+   * Applies new settings from the next call on (calls in flight finish under the old ones); the
+   * statistics carry on. The breaker keeps its state, as a user expects of a settings change: a
+   * closed breaker keeps its count of consecutive failures (checked against the new threshold at the
+   * next failure); an open breaker stays open and lets its trial call through once the new
+   * `breakerHalfOpenAfterMs` has passed since it opened, so a shorter wait set during an outage
+   * applies at once and a reload never hammers a resource that is down. A half-open breaker (its
+   * trial call in flight) lets the next call through as a new trial. Returns whether anything changed.
+   */
+  reconfigure(settings: PolicySettings): boolean {
+    validatePolicySettings(settings);
+    const previous = this.#engine;
+    if (sameSettings(previous.settings, settings)) return false;
+    const wasHalfOpen = previous.breaker.state === CircuitState.HalfOpen;
+    this.#engine = this.#build(settings, previous.breaker.toJSON());
+    previous.retire();
+    if (wasHalfOpen) this.#openedAtMs = 0;
+    if (this.#engine.breaker.state === CircuitState.Open) {
+      this.recorder.rescheduleTrial(this.#openedAtMs + settings.breakerHalfOpenAfterMs);
+    }
+    this.logger.info(
+      {
+        operation: this.operation,
+        preset: this.preset,
+        breaker: this.state,
+        ...changedSettings(previous.settings, settings),
+      },
+      'retry settings reloaded',
+    );
+    return true;
+  }
+
+  /**
+   * Closes the breaker and forgets its failure count, keeping the settings and the statistics: for
+   * when the resource itself was replaced (a new InfluxDB URL), so its predecessor's outage does not
+   * hold back the first call. Calls in flight finish under the old breaker.
+   */
+  reset(reason: string): void {
+    const previous = this.#engine;
+    const wasState = this.state;
+    this.#engine = this.#build(previous.settings, undefined);
+    previous.retire();
+    if (wasState !== 'closed') {
+      this.recorder.transition('closed', Date.now());
+      this.logger.info({ operation: this.operation, was: wasState, reason }, 'circuit breaker reset');
+    }
+  }
+
   async execute<T>(fn: (signal: AbortSignal) => Promise<T> | T, signal?: AbortSignal): Promise<T> {
+    const engine = this.#engine;
     const aborted = () => signal?.aborted === true;
     const attempt = async (): Promise<T> => {
       if (aborted()) throw new OperationAbortedError(`${this.operation} aborted`);
       try {
-        const value = await this.#timeout.execute(({ signal: attemptSignal }) => fn(attemptSignal));
+        const value = await engine.timeout.execute(({ signal: attemptSignal }) => fn(attemptSignal));
         this.recorder.attempt(true);
         return value;
       } catch (error) {
@@ -178,7 +206,7 @@ export class ResiliencePolicy implements ExecutionPolicy {
         throw error;
       }
     };
-    const run = this.#retry.execute(() => this.#breaker.execute(attempt));
+    const run = engine.retry.execute(() => engine.breaker.execute(attempt));
     try {
       return await (signal === undefined ? run : raceAbort(run, signal, this.operation));
     } catch (error) {
@@ -186,6 +214,94 @@ export class ResiliencePolicy implements ExecutionPolicy {
       throw error;
     }
   }
+
+  /** Retry → breaker → timeout for `settings`; the breaker starts from `initialState` when given. */
+  #build(settings: PolicySettings, initialState: unknown): Engine {
+    const operation = this.operation;
+    const counter = new ConsecutiveBreaker(settings.breakerThreshold);
+    const breaker = circuitBreaker(
+      handleWhen((error) => classifyError(error).breaker),
+      {
+        halfOpenAfter: settings.breakerHalfOpenAfterMs,
+        breaker: counter,
+        ...(initialState === undefined ? {} : { initialState }),
+      },
+    );
+    const retryPolicy = retry(
+      handleWhen((error) => classifyError(error).retry),
+      { maxAttempts: settings.maxAttempts - 1, backoff: new StrategyBackoff(settings, this.random) },
+    ).dangerouslyUnref();
+    const timeoutPolicy = timeout(settings.timeoutMs, TimeoutStrategy.Aggressive).dangerouslyUnref();
+
+    // Retries of a call in flight are counted even after a reload replaced this engine.
+    retryPolicy.onRetry((event) => {
+      this.recorder.retry(event.delay);
+      this.logger.debug(
+        { operation, attempt: event.attempt, delayMs: event.delay, code: this.#lastFailureCode },
+        'retrying',
+      );
+    });
+    const listeners = [
+      breaker.onBreak(() => {
+        this.#openedAtMs = Date.now();
+        this.recorder.transition(
+          'open',
+          this.#openedAtMs,
+          this.#openedAtMs + settings.breakerHalfOpenAfterMs,
+        );
+        this.logger.warn(
+          {
+            operation,
+            code: this.#lastFailureCode,
+            consecutiveFailures: counter.state,
+            trialInMs: settings.breakerHalfOpenAfterMs,
+          },
+          'circuit breaker open: calls fail at once until a trial call succeeds',
+        );
+      }),
+      breaker.onHalfOpen(() => {
+        this.recorder.transition('half-open', Date.now());
+        this.logger.debug({ operation }, 'circuit breaker half-open: trial call');
+      }),
+      breaker.onReset(() => {
+        const openMs = Date.now() - this.#openedAtMs;
+        this.recorder.transition('closed', Date.now());
+        this.logger.info({ operation, openMs }, 'circuit breaker closed: the trial call succeeded');
+      }),
+    ];
+    return {
+      settings,
+      counter,
+      breaker,
+      retry: retryPolicy,
+      timeout: timeoutPolicy,
+      retire: () => {
+        for (const listener of listeners) listener.dispose();
+      },
+    };
+  }
+}
+
+const SETTING_KEYS = [
+  'strategy',
+  'maxAttempts',
+  'baseDelayMs',
+  'maxDelayMs',
+  'jitter',
+  'timeoutMs',
+  'breakerThreshold',
+  'breakerHalfOpenAfterMs',
+] as const satisfies readonly (keyof PolicySettings)[];
+
+function sameSettings(a: PolicySettings, b: PolicySettings): boolean {
+  return SETTING_KEYS.every((key) => a[key] === b[key]);
+}
+
+/** The settings that differ, as { key: new value }, for the log. */
+function changedSettings(a: PolicySettings, b: PolicySettings): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const key of SETTING_KEYS) if (a[key] !== b[key]) out[key] = b[key];
+  return out;
 }
 
 /** The promise, or an OperationAbortedError as soon as `signal` aborts (the work itself goes on). */

@@ -2,7 +2,7 @@ import type { RetryConfig, RetryPreset, RetryPresetConfig } from '../config/inde
 import { RETRY_PRESETS } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
 import type { RandomSource } from './backoff.js';
-import { type PolicySettings, ResiliencePolicy } from './policy.js';
+import { type PolicySettings, ResiliencePolicy, validatePolicySettings } from './policy.js';
 import { type RetryStatistics, summarise } from './stats.js';
 
 export type { RetryPreset };
@@ -38,12 +38,15 @@ export function presetSettings(retry: RetryConfig): PresetSettings {
  */
 export class Resilience {
   readonly #policies = new Map<string, ResiliencePolicy>();
+  #presets: PresetSettings;
 
   constructor(
-    private readonly presets: PresetSettings,
+    presets: PresetSettings,
     private readonly logger: Logger,
     private readonly random: RandomSource = Math.random,
-  ) {}
+  ) {
+    this.#presets = presets;
+  }
 
   /** The policy of `operation` (created on first use with `preset`'s settings). */
   policy(operation: string, preset: RetryPreset): ResiliencePolicy {
@@ -53,7 +56,7 @@ export class Resilience {
       policy = new ResiliencePolicy(
         operation,
         preset,
-        this.presets[preset],
+        this.#presets[preset],
         this.logger.child({ operation }),
         this.random,
       );
@@ -63,7 +66,23 @@ export class Resilience {
   }
 
   settings(preset: RetryPreset): PolicySettings {
-    return this.presets[preset];
+    return this.#presets[preset];
+  }
+
+  /**
+   * A reload: every operation gets its preset's new settings, in place (the writer and the
+   * forwarder keep the same policy object), with its statistics and its breaker's state (see
+   * ResiliencePolicy.reconfigure). Operations created later use the new presets. All settings are
+   * checked first, so a bad preset changes nothing. Returns the operations whose settings changed.
+   */
+  reconfigure(presets: PresetSettings): string[] {
+    for (const preset of RETRY_PRESETS) validatePolicySettings(presets[preset]);
+    this.#presets = presets;
+    const changed: string[] = [];
+    for (const [operation, policy] of this.#policies) {
+      if (policy.reconfigure(presets[policy.preset as RetryPreset])) changed.push(operation);
+    }
+    return changed;
   }
 
   stats(): RetryStatistics {

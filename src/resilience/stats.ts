@@ -104,6 +104,11 @@ export class OperationRecorder {
     else if (state === 'closed') this.#closed++;
   }
 
+  /** An open breaker's trial moved (a reload changed how long it stays open); not a transition. */
+  rescheduleTrial(nextTrialMs: number): void {
+    if (this.#state === 'open') this.#nextTrialMs = nextTrialMs;
+  }
+
   get state(): BreakerState {
     return this.#state;
   }

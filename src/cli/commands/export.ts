@@ -5,6 +5,7 @@ import { csvField, milliToDecimal } from '../decimal.js';
 import { EXIT_OK, UsageError } from '../exit-codes.js';
 import { loadForCommand } from '../load-config.js';
 import { parseTime } from '../time.js';
+import { exportRollups, RESOLUTIONS, type Resolution, ROLLUP_CSV_HEADER } from './export-rollups.js';
 
 export const EXPORT_CSV_HEADER = 'time,device_id,alias,power_w,voltage_v,current_a,total_wh';
 
@@ -35,7 +36,7 @@ function jsonRow(r: StoredReading): string {
 export const exportCommand: Command = {
   name: 'export',
   summary: 'print stored readings as CSV or JSON (safe while the daemon runs)',
-  usage: `[-c FILE] [--from T] [--to T] [--device ID_OR_ALIAS] [--format csv|json]
+  usage: `[-c FILE] [--from T] [--to T] [--device ID_OR_ALIAS] [--format csv|json] [--resolution raw|minute|hour|day]
 
 Prints readings from the database, oldest first. CSV columns:
   ${EXPORT_CSV_HEADER}
@@ -46,6 +47,10 @@ Times are ISO 8601 UTC; a strip outlet's device_id is its full child id.
                            from is inclusive, to exclusive
       --device ID_OR_ALIAS a plug's id or alias; a strip's id selects all its outlets
       --format csv|json    default csv; json prints an array of objects with the same fields
+      --resolution R       raw (default: every reading) or minute, hour, day rollups, with columns
+                           ${ROLLUP_CSV_HEADER}
+                           (time = bucket start; day = local day of time_zone; the newest
+                           buckets are still open: complete=false)
 `,
   options: {
     config: { type: 'string', short: 'c' },
@@ -53,6 +58,7 @@ Times are ISO 8601 UTC; a strip outlet's device_id is its full child id.
     to: { type: 'string' },
     device: { type: 'string' },
     format: { type: 'string' },
+    resolution: { type: 'string' },
   },
   async run(context) {
     const format = stringFlag(context, 'format') ?? 'csv';
@@ -63,7 +69,23 @@ Times are ISO 8601 UTC; a strip outlet's device_id is its full child id.
     const to = stringFlag(context, 'to');
     const fromMs = from === undefined ? undefined : parseTime(from, now, '--from');
     const toMs = to === undefined ? undefined : parseTime(to, now, '--to');
+    const resolution = stringFlag(context, 'resolution') ?? 'raw';
+    if (!(RESOLUTIONS as readonly string[]).includes(resolution))
+      throw new UsageError(`--resolution must be one of ${RESOLUTIONS.join(', ')}, got '${resolution}'`);
     const { config } = loadForCommand(context);
+    if (resolution !== 'raw') {
+      await exportRollups({
+        config,
+        tier: resolution as Exclude<Resolution, 'raw'>,
+        fromMs,
+        toMs,
+        device: stringFlag(context, 'device'),
+        format,
+        out: context.stdout,
+        warn: (text) => context.stderr.write(text),
+      });
+      return EXIT_OK;
+    }
     const reader = openReadingsReader(config.storage.sqlite.path);
     try {
       const device = stringFlag(context, 'device');

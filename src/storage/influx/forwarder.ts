@@ -96,6 +96,8 @@ interface Batch {
   readonly committedMs: number[];
   /** Reading indexes whose channel is unknown (cannot be tagged): rejected without sending. */
   readonly unknown: Set<number>;
+  /** The global tags the lines carry. */
+  readonly tags: ForwarderOptions['tags'];
 }
 
 function validate(options: ForwarderOptions): void {
@@ -126,6 +128,9 @@ export class InfluxForwarder {
 
   #loop: Promise<void> | null = null;
   #stopping = false;
+  /** Bumped by resume(): ends a pause after a failure or an open breaker. */
+  #resumes = 0;
+  #writer: LineWriter;
   readonly #abort = new AbortController();
   #wake: (() => void) | null = null;
   #unsubscribe: (() => void) | null = null;
@@ -135,13 +140,14 @@ export class InfluxForwarder {
 
   constructor(
     private readonly source: OutboxSource,
-    private readonly writer: LineWriter,
+    writer: LineWriter,
     private readonly policy: ExecutionPolicy,
     options: ForwarderOptions,
     private readonly logger: Logger,
   ) {
     validate(options);
     this.#options = options;
+    this.#writer = writer;
   }
 
   /** Loads the persisted cursor and starts forwarding. Resolves once the cursor is loaded. */
@@ -165,11 +171,34 @@ export class InfluxForwarder {
     this.#loop = this.#run();
   }
 
-  /** Applies reloaded options (batch size, interval); the tags need a restart. */
-  setOptions(options: Partial<Pick<ForwarderOptions, 'batchSize' | 'flushIntervalMs'>>): void {
+  /**
+   * Applies reloaded options (batch size, interval, tags). New tags apply from the next batch sent:
+   * a batch already on the wire goes out as it was formatted.
+   */
+  setOptions(options: Partial<Pick<ForwarderOptions, 'batchSize' | 'flushIntervalMs' | 'tags'>>): void {
     const next = { ...this.#options, ...options };
     validate(next);
     this.#options = next;
+    this.#wake?.();
+  }
+
+  /**
+   * Sends to another InfluxDB (a reload changed the URL, token, org, bucket or gzip). The outbox
+   * cursor is kept, so nothing is lost or sent twice: a request already on the wire finishes against
+   * the old writer (if accepted there, the cursor moves past it), every later request, a retry of
+   * that batch included, goes to the new one. A pause after a failure ends at once.
+   */
+  setLineWriter(writer: LineWriter): void {
+    this.#writer = writer;
+    this.resume();
+  }
+
+  /**
+   * Ends a pause after a failure or an open breaker now, so reloaded retry settings or a new
+   * destination are tried at once (the loop asks the policy again whether a call may go out).
+   */
+  resume(): void {
+    this.#resumes++;
     this.#wake?.();
   }
 
@@ -241,9 +270,13 @@ export class InfluxForwarder {
     });
   }
 
-  /** Sleeps without waking on commits (after a failure: new data does not make InfluxDB come back). */
+  /**
+   * Sleeps without waking on commits (after a failure: new data does not make InfluxDB come back);
+   * stop() and resume() end it.
+   */
   #pause(ms: number): Promise<void> {
     if (this.#stopping) return Promise.resolve();
+    const resumes = this.#resumes;
     return new Promise((resolve) => {
       const timer = setTimeout(done, Math.max(0, ms));
       timer.unref();
@@ -254,7 +287,7 @@ export class InfluxForwarder {
         resolve();
       }
       const wakeOnStop = () => {
-        if (self.#stopping) done();
+        if (self.#stopping || self.#resumes !== resumes) done();
       };
       this.#wake = wakeOnStop;
     });
@@ -282,6 +315,8 @@ export class InfluxForwarder {
         continue;
       }
       prefetched = null;
+      // Formatted before a reload changed the tags: format it again.
+      if (batch.tags !== this.#options.tags) batch = this.#prepare(batch.read);
       if (batch.lines.length === 0) {
         await this.#sleep(this.#options.flushIntervalMs);
         continue;
@@ -336,8 +371,9 @@ export class InfluxForwarder {
 
   /** Lines for a read; readings of a channel SQLite does not know are marked (cannot be tagged). */
   #prepare(read: OutboxRead): Batch {
+    const tags = this.#options.tags;
     const prefixes = new Map<number, string>();
-    for (const channel of read.channels) prefixes.set(channel.id, seriesPrefix(channel, this.#options.tags));
+    for (const channel of read.channels) prefixes.set(channel.id, seriesPrefix(channel, tags));
     const values = read.values;
     const lines: string[] = new Array(read.count);
     const after: OutboxCursor[] = new Array(read.count);
@@ -362,7 +398,7 @@ export class InfluxForwarder {
         committedMs[i] = slice.committedMs;
       }
     }
-    return { read, lines, after, committedMs, unknown };
+    return { read, lines, after, committedMs, unknown, tags };
   }
 
   /** Sends readings [from, to) of the batch; splits on a rejection. Advances the cursor as it goes. */
@@ -387,7 +423,8 @@ export class InfluxForwarder {
     }
     const lines = from === 0 && to === batch.lines.length ? batch.lines : batch.lines.slice(from, to);
     try {
-      await this.policy.execute((signal) => this.writer.write(lines, signal), this.#abort.signal);
+      // The writer is looked up per attempt: after setLineWriter() a retry goes to the new one.
+      await this.policy.execute((signal) => this.#writer.write(lines, signal), this.#abort.signal);
     } catch (error) {
       if (this.#stopping && !isOpenCircuitError(error)) return { ok: false, error };
       const code = isStorageError(error) ? error.code : null;

@@ -3,6 +3,7 @@ import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { KasaStorageCode, StorageError } from '../errors.js';
 import { toStorageError } from './errors.js';
+import type { LifecycleOpenOptions } from './lifecycle-protocol.js';
 import { migrate, SCHEMA_VERSION } from './schema.js';
 
 export type Db = BetterSqlite3.Database;
@@ -25,6 +26,11 @@ export interface SqliteOptions {
    * SQLite (InfluxDB). Off by default: nothing reads it then.
    */
   readonly outbox?: boolean;
+  /**
+   * The daemon's data lifecycle: rollups kept as batches commit, incremental auto-vacuum, a bounded
+   * WAL (see lifecycle-worker.ts). Absent: none of it (tests and benchmarks of the bare writer).
+   */
+  readonly lifecycle?: LifecycleOpenOptions | undefined;
 }
 
 const JOURNAL_MODES: readonly string[] = ['WAL', 'DELETE', 'TRUNCATE', 'PERSIST', 'MEMORY', 'OFF'];

@@ -2,6 +2,7 @@ import type { ChannelInfo } from '../../discovery/types.js';
 import type { Reading } from '../../poller/reading.js';
 import type { OpenInfo, SqliteOptions } from './connection.js';
 import type { SerializedStorageError } from './errors.js';
+import type { LifecycleAction } from './lifecycle-protocol.js';
 
 /**
  * Messages between SqliteStore (main thread) and the writer worker. Readings travel columnar:
@@ -49,7 +50,9 @@ export type Request =
   /** Test hook: makes later writes fail with SQLITE_FULL (max_page_count is per connection). */
   | { readonly id: number; readonly op: 'setMaxPageCount'; readonly pages: number | null }
   /** Test hook: the worker throws outside any request, as a native crash would end it. */
-  | { readonly id: number; readonly op: 'crash' };
+  | { readonly id: number; readonly op: 'crash' }
+  /** Data lifecycle: maintenance steps, scheduled backups, storage info (lifecycle-protocol.ts). */
+  | { readonly id: number; readonly op: 'lifecycle'; readonly action: LifecycleAction };
 
 export interface WriteResult {
   readonly inserted: number;
@@ -115,6 +118,8 @@ export type ResultOf = {
   close: undefined;
   setMaxPageCount: number;
   crash: undefined;
+  /** LifecycleResultOf[action.kind]; SqliteStore.lifecycle() types it. */
+  lifecycle: unknown;
 };
 
 export type Response =

@@ -6,6 +6,7 @@ import { KasaStorageCode, StorageError } from '../errors.js';
 import type { OpenInfo, SqliteOptions } from './connection.js';
 import { validateSqliteOptions } from './connection.js';
 import { deserializeStorageError } from './errors.js';
+import type { LifecycleAction, LifecycleKind, LifecycleResultOf } from './lifecycle-protocol.js';
 import {
   type CursorInfo,
   encodeBatch,
@@ -183,6 +184,16 @@ export class SqliteStore {
       cursor: { seq: cursor.seq, position: cursor.position },
       nowMs: Date.now(),
     });
+  }
+
+  /**
+   * A data-lifecycle request to the worker: a maintenance step, a scheduled backup (served in steps,
+   * with batch writes in between), or storage info.
+   */
+  lifecycle<K extends LifecycleKind>(
+    action: Extract<LifecycleAction, { kind: K }>,
+  ): Promise<LifecycleResultOf[K]> {
+    return this.#call('lifecycle', { action }) as Promise<LifecycleResultOf[K]>;
   }
 
   /** `PRAGMA integrity_check` on the writing connection: ['ok'] when the file is sound. */

@@ -8,6 +8,7 @@ import type { ChannelInfo } from '../../discovery/types.js';
 import { KasaStorageCode, StorageError } from '../errors.js';
 import { type Db, openWritable } from './connection.js';
 import { serializeStorageError, toStorageError } from './errors.js';
+import { WorkerLifecycle } from './lifecycle-worker.js';
 import {
   type CursorInfo,
   type EncodedBatch,
@@ -20,6 +21,7 @@ import {
   type Response,
   type WriteResult,
 } from './protocol.js';
+import type { Rollups } from './rollups.js';
 
 if (parentPort === null) throw new Error('writer-worker.js must run in a worker thread');
 const port = parentPort;
@@ -131,7 +133,8 @@ class Writer {
     let outboxSeq: number | null = null;
     // The readings this batch newly stores, for the outbox (same transaction as the readings).
     const fresh = this.#outbox ? new Float64Array(count * OUTBOX_COLUMNS) : null;
-    this.#db.transaction(() => {
+    const rollups = lifecycle?.rollups ?? null;
+    transactionWithRollups(this.#db, rollups, () => {
       inserted = 0;
       for (let c = 0; c < channels.length; c++) {
         const deviceId = channels[c] as string;
@@ -162,12 +165,21 @@ class Writer {
           for (let col = 0; col < 5; col++) fresh[at + 1 + col] = values[col * stride + i] as number;
         }
         inserted += changes;
+        // Rollups of this reading, in the same transaction (see rollups.ts).
+        if (changes > 0 && rollups !== null) {
+          rollups.add(
+            channelId,
+            values[i] as number,
+            values[stride + i] as number,
+            values[4 * stride + i] as number,
+          );
+        }
       }
       if (fresh !== null && inserted > 0) {
         const data = Buffer.from(fresh.buffer, 0, inserted * BYTES_PER_OUTBOX_READING);
         outboxSeq = this.#insertOutbox.pluck().get(Date.now(), inserted, data) as number;
       }
-    })();
+    });
     for (const [deviceId, id] of created) this.#ids.set(deviceId, id);
     return { inserted, duplicates: count - inserted, outboxSeq };
   }
@@ -266,6 +278,27 @@ class Writer {
 }
 
 let writer: Writer | null = null;
+/** The data lifecycle of the open database (rollups, maintenance, scheduled backups). */
+let lifecycle: WorkerLifecycle | null = null;
+
+/** Runs `fn` in a transaction; the rollups' in-memory state follows a rollback. */
+function transactionWithRollups(db: Db, rollups: Rollups | null, fn: () => void): void {
+  rollups?.begin();
+  try {
+    db.transaction(fn)();
+  } catch (error) {
+    rollups?.rollback();
+    throw error;
+  }
+  rollups?.commit();
+}
+
+function requireLifecycle(): WorkerLifecycle {
+  if (lifecycle === null) {
+    throw new StorageError('the database is not open', { code: KasaStorageCode.notOpen, transient: false });
+  }
+  return lifecycle;
+}
 
 /** Returned by a handler that must not answer (the crash hook). */
 const NO_REPLY = Symbol('no reply');
@@ -296,8 +329,10 @@ function handle(request: Request): unknown {
         throw new StorageError('already open', { code: KasaStorageCode.internal, transient: false });
       const { db, info } = openWritable(request.options);
       try {
+        lifecycle = new WorkerLifecycle(db, request.options);
         writer = new Writer(db, request.options.outbox === true);
       } catch (error) {
+        lifecycle = null;
         db.close();
         throw error;
       }
@@ -323,9 +358,13 @@ function handle(request: Request): unknown {
     case 'close': {
       const current = writer;
       writer = null;
+      lifecycle?.close();
+      lifecycle = null;
       current?.close();
       return undefined;
     }
+    case 'lifecycle':
+      return requireLifecycle().handle(request.action);
     case 'crash':
       setImmediate(() => {
         throw new Error('writer worker crash requested by a test');
@@ -340,6 +379,19 @@ port.on('message', (request: Request) => {
   try {
     let value = handle(request);
     if (value === NO_REPLY) return;
+    if (value instanceof Promise) {
+      // A long operation done in steps (a backup): other requests are served between its steps.
+      value.then(
+        (result: unknown) => port.postMessage({ id: request.id, ok: true, value: result } satisfies Response),
+        (error: unknown) =>
+          port.postMessage({
+            id: request.id,
+            ok: false,
+            error: serializeStorageError(toStorageError(error, request.op)),
+          } satisfies Response),
+      );
+      return;
+    }
     if (value instanceof Transferred) {
       transfer = value.transfer;
       value = value.value;
