@@ -3,7 +3,7 @@
  *
  *   node dist/scripts/bench.js [--quick] [--json] [--only NAME]...
  *
- * NAME: writer, bytes, e2e, discovery, rss, influx, lag. --quick runs shorter versions (a smoke run, figures less
+ * NAME: writer, bytes, e2e, discovery, rss, influx, lag, lifecycle. --quick runs shorter versions (a smoke run, figures less
  * stable; the rows say what was shortened). --json prints one JSON object instead of the table.
  * Progress goes to stderr. Everything runs on loopback: simulated plugs on 127.0.50.x-127.0.55.x,
  * ports 23100 and 23200, broadcast 127.255.255.255.
@@ -13,10 +13,11 @@ import { benchDaemon, type DaemonBenchResult } from './bench/daemon.js';
 import { round } from './bench/fleet.js';
 import { benchInflux } from './bench/influx.js';
 import { benchLag } from './bench/lag.js';
+import { benchLifecycle } from './bench/lifecycle.js';
 import { benchSmallFleetRss, type DaemonRssResult, idleNodeRss, type ProcMemory } from './bench/rss.js';
 import { benchWriter, type WriterBenchResult } from './bench/writer.js';
 
-const NAMES = ['writer', 'bytes', 'e2e', 'discovery', 'rss', 'influx', 'lag'] as const;
+const NAMES = ['writer', 'bytes', 'e2e', 'discovery', 'rss', 'influx', 'lag', 'lifecycle'] as const;
 type Name = (typeof NAMES)[number];
 
 interface Row {
@@ -348,7 +349,9 @@ async function main(): Promise<number> {
 
   if (selected.has('lag')) {
     const days = quick ? 30 : 365;
-    progress(`event-loop lag: export of ${days} days x 20 channels through the reader pool, and a 10 s write lock`);
+    progress(
+      `event-loop lag: export of ${days} days x 20 channels through the reader pool, and a 10 s write lock`,
+    );
     try {
       const r = await benchLag({ days, progress });
       details['lag'] = r;
@@ -385,6 +388,51 @@ async function main(): Promise<number> {
       });
     } catch (error) {
       rows.push(errorRow('8. event-loop lag', 'ms', '< 50', error));
+    }
+  }
+
+  if (selected.has('lifecycle')) {
+    const plan = quick ? { channels: 20, days: 1, repeats: 3 } : { channels: 50, days: 2, repeats: 5 };
+    progress(
+      `data lifecycle: ${plan.channels} channels x ${plan.days} day(s) at a 10 s poll, rollups on/off x ${plan.repeats}`,
+    );
+    try {
+      const r = await benchLifecycle(plan);
+      details['lifecycle'] = r;
+      const d = r.perChannelDay;
+      const setting = `${r.channels} channels x ${r.days} day(s) at a 10 s poll (${r.readingsPerRun.toLocaleString('en')} readings), through the daemon's writer${quick ? '; quick: shortened' : ''}`;
+      rows.push({
+        figure: '9a. disk per channel per day at a 10 s poll, rollups included',
+        unit: 'KB',
+        measured: Math.round(r.bytesPerChannelDay / 100) / 10,
+        baseline: null,
+        ratio: null,
+        target: '-',
+        pass: true,
+        note: `raw ${d.raw} B + minute ${d.minute} B + hour ${d.hour} B + day ${d.day} B (table pages, dbstat); whole file ${r.fileBytesPerChannelDay} B; ${setting}`,
+      });
+      rows.push({
+        figure: '9b. disk per channel per year, default retention (raw 30 d, minutes 1 y, hours, days)',
+        unit: 'MB',
+        measured: Math.round(r.bytesPerChannelYearDefault / 100_000) / 10,
+        baseline: null,
+        ratio: null,
+        target: '-',
+        pass: true,
+        note: `keeping everything for a year instead: ${Math.round(r.bytesPerChannelYearAll / 100_000) / 10} MB per channel`,
+      });
+      rows.push({
+        figure: '9c. writer throughput with rollups on vs off',
+        unit: 'rows/s',
+        measured: r.rollupsOnRowsPerSec,
+        baseline: r.rollupsOffRowsPerSec,
+        ratio: r.ratio,
+        target: 'ratio >= 0.7',
+        pass: r.ratio >= 0.7,
+        note: `medians of ${r.onRuns.length} alternating runs each (on ${r.onRuns.join('/')}, off ${r.offRuns.join('/')}); WAL + synchronous=FULL, batches of 1000; ${setting}`,
+      });
+    } catch (error) {
+      rows.push(errorRow('9. data lifecycle', '-', 'ratio >= 0.7', error));
     }
   }
 

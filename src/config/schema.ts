@@ -786,7 +786,11 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
         'p99 event-loop delay over one check interval above which the event-loop check is degraded.',
         HOT,
       ),
-      max_memory_mb: key(int(16).prefault(512), 'Resident memory (MiB) above which the memory check is degraded.', HOT),
+      max_memory_mb: key(
+        int(16).prefault(512),
+        'Resident memory (MiB) above which the memory check is degraded.',
+        HOT,
+      ),
       max_poll_error_rate: key(
         z.number().min(0).max(1).prefault(0.5),
         'Share of poll requests (0-1) that gave no reading over one check interval above which polling is degraded.',
@@ -802,7 +806,11 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
         'Recovery actions (reopen SQLite, restart discovery or the scheduler) tried per problem before the daemon exits non-zero so the service manager restarts it.',
         HOT,
       ),
-      recovery_backoff: key(duration('1s'), 'Wait before the second recovery attempt; it doubles each time.', HOT),
+      recovery_backoff: key(
+        duration('1s'),
+        'Wait before the second recovery attempt; it doubles each time.',
+        HOT,
+      ),
       recovery_backoff_max: key(duration('1m'), 'Longest wait between two recovery attempts.', HOT),
     })
     .superRefine(

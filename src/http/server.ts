@@ -1,0 +1,303 @@
+/**
+ * The HTTP surface (bound to loopback by default): GET /health, /metrics, /api/devices and
+ * /api/readings. This folder is the only one that runs an HTTP server. Readings are read and
+ * formatted by the reader pool's workers; this thread only passes their bytes to the socket, with
+ * back-pressure, so an export of a year of readings neither stalls the daemon nor fills memory.
+ */
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { parseTime } from '../cli/time.js';
+import type { Logger } from '../log/logger.js';
+import { isStorageError, KasaStorageCode } from '../storage/errors.js';
+import type { ExportFormat } from '../storage/sqlite/export-format.js';
+import type { ExportQuery } from '../storage/sqlite/reader-pool.js';
+import type { HealthReport } from '../supervisor/index.js';
+import { createMetricsRegistry, type MetricsSource } from './metrics.js';
+
+export interface HttpSources extends MetricsSource {
+  /** Runs the checks now (used when no report exists yet). */
+  refreshHealth(): Promise<HealthReport>;
+  readonly readers: {
+    exportReadings(
+      query: ExportQuery,
+      format: ExportFormat,
+      sink: (bytes: Uint8Array) => Promise<void> | void,
+    ): Promise<{ readonly rows: number }>;
+  };
+}
+
+export interface HttpOptions {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** /api/readings without `from` covers this much (a whole database is never sent by accident). */
+export const DEFAULT_READINGS_WINDOW_MS = 24 * 3_600_000;
+
+class HttpProblem extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly headers: Readonly<Record<string, string>> = {},
+  ) {
+    super(message);
+  }
+}
+
+class ClientGone extends Error {}
+
+function sendJson(
+  res: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const text = `${JSON.stringify(body, null, 2)}\n`;
+  res.writeHead(status, {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(text),
+    'cache-control': 'no-store',
+    ...headers,
+  });
+  res.end(text);
+}
+
+/** Resolves when the response can take more (drain) or is gone (close); leaves no listener behind. */
+function drainedOrClosed(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
+}
+
+export class HttpServer {
+  readonly #server: Server;
+  readonly #sources: HttpSources;
+  readonly #logger: Logger;
+  readonly #options: HttpOptions;
+  readonly #registry;
+  #address: { host: string; port: number } | null = null;
+  #error: string | null = null;
+
+  constructor(sources: HttpSources, options: HttpOptions, logger: Logger) {
+    this.#sources = sources;
+    this.#options = options;
+    this.#logger = logger;
+    this.#registry = createMetricsRegistry(sources);
+    this.#server = createServer((req, res) => {
+      this.#handle(req, res).catch((error: unknown) => {
+        this.#logger.error({ err: error, url: req.url }, 'HTTP request failed');
+        if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+        else res.destroy();
+      });
+    });
+    this.#server.keepAliveTimeout = 5_000;
+  }
+
+  /**
+   * Listens on the configured address. When that fails (address in use, not available) the error
+   * is logged and kept in `error`; the daemon goes on recording without its HTTP surface.
+   */
+  async start(): Promise<{ host: string; port: number } | null> {
+    const { host, port } = this.#options;
+    try {
+      this.#server.listen(port, host);
+      await Promise.race([
+        once(this.#server, 'listening'),
+        once(this.#server, 'error').then(([error]) => {
+          throw error;
+        }),
+      ]);
+    } catch (error) {
+      this.#error = error instanceof Error ? error.message : String(error);
+      this.#logger.error({ err: error, host, port }, 'HTTP endpoint not available: cannot listen');
+      return null;
+    }
+    const address = this.#server.address() as AddressInfo;
+    this.#address = { host: address.address, port: address.port };
+    this.#logger.info(
+      { address: address.address, port: address.port },
+      `HTTP endpoint on http://${address.family === 'IPv6' ? `[${address.address}]` : address.address}:${address.port}`,
+    );
+    return this.#address;
+  }
+
+  /** Where it listens (the real port when configured with 0); null when not listening. */
+  get address(): { host: string; port: number } | null {
+    return this.#address;
+  }
+
+  /** Why it is not listening, if it could not. */
+  get error(): string | null {
+    return this.#error;
+  }
+
+  async stop(): Promise<void> {
+    if (!this.#server.listening) return;
+    const closed = new Promise<void>((resolve) => this.#server.close(() => resolve()));
+    this.#server.closeAllConnections();
+    await closed;
+    this.#address = null;
+  }
+
+  async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (req.method !== 'GET' && req.method !== 'HEAD') {
+      sendJson(res, 405, { error: `${req.method} is not allowed; use GET` }, { allow: 'GET, HEAD' });
+      return;
+    }
+    try {
+      switch (url.pathname) {
+        case '/':
+          sendJson(res, 200, {
+            name: 'kasa-monitor',
+            endpoints: [
+              '/health',
+              '/metrics',
+              '/api/devices',
+              '/api/readings?device=&from=&to=&format=json|csv',
+            ],
+          });
+          return;
+        case '/health':
+          await this.#health(res);
+          return;
+        case '/metrics':
+          await this.#metrics(res);
+          return;
+        case '/api/devices':
+          this.#devices(res);
+          return;
+        case '/api/readings':
+          await this.#readings(url, res);
+          return;
+        default:
+          throw new HttpProblem(404, `no such endpoint: ${url.pathname}`);
+      }
+    } catch (error) {
+      if (error instanceof ClientGone) return;
+      if (error instanceof HttpProblem) {
+        if (!res.headersSent) sendJson(res, error.status, { error: error.message }, { ...error.headers });
+        else res.destroy();
+        return;
+      }
+      throw error;
+    }
+  }
+
+  async #health(res: ServerResponse): Promise<void> {
+    let report = this.#sources.health();
+    if (report === null) throw new HttpProblem(503, 'the supervisor is not running');
+    if (report.checked_at === null) report = await this.#sources.refreshHealth();
+    sendJson(res, report.status === 'failed' ? 503 : 200, report);
+  }
+
+  async #metrics(res: ServerResponse): Promise<void> {
+    const text = await this.#registry.metrics();
+    res.writeHead(200, {
+      'content-type': this.#registry.contentType,
+      'content-length': Buffer.byteLength(text),
+      'cache-control': 'no-store',
+    });
+    res.end(text);
+  }
+
+  #devices(res: ServerResponse): void {
+    const latest = this.#sources.latest;
+    const devices = this.#sources.devices().map((d) => ({
+      device_id: d.id,
+      alias: d.alias,
+      model: d.model,
+      host: d.host,
+      port: d.port,
+      state: d.state.kind,
+      state_since: new Date(d.state.since).toISOString(),
+      has_emeter: d.hasEmeter,
+      polled: d.polled,
+      first_seen: new Date(d.firstSeenMs).toISOString(),
+      last_seen: new Date(d.lastSeenMs).toISOString(),
+      channels: d.channels.map((c) => {
+        const r = latest.get(c.id);
+        return {
+          device_id: c.id,
+          alias: c.alias,
+          parent_id: c.parentId,
+          latest:
+            r === undefined
+              ? null
+              : {
+                  time: new Date(r.tsMs).toISOString(),
+                  power_w: r.powerMw / 1000,
+                  voltage_v: r.voltageMv / 1000,
+                  current_a: r.currentMa / 1000,
+                  total_wh: r.totalWh,
+                },
+        };
+      }),
+    }));
+    sendJson(res, 200, { devices });
+  }
+
+  async #readings(url: URL, res: ServerResponse): Promise<void> {
+    const params = url.searchParams;
+    const format = (params.get('format') ?? 'json') as ExportFormat;
+    if (format !== 'json' && format !== 'csv')
+      throw new HttpProblem(400, `format must be json or csv, got '${format}'`);
+    const nowMs = Date.now();
+    const time = (name: 'from' | 'to'): number | undefined => {
+      const text = params.get(name);
+      if (text === null || text === '') return undefined;
+      try {
+        return parseTime(text, nowMs, name);
+      } catch (error) {
+        throw new HttpProblem(400, error instanceof Error ? error.message : String(error));
+      }
+    };
+    const fromMs = time('from') ?? nowMs - DEFAULT_READINGS_WINDOW_MS;
+    const toMs = time('to');
+    const device = params.get('device');
+    const query: ExportQuery = {
+      fromMs,
+      ...(toMs === undefined ? {} : { toMs }),
+      ...(device === null || device === '' ? {} : { device }),
+    };
+    const sink = async (bytes: Uint8Array): Promise<void> => {
+      if (res.destroyed) throw new ClientGone();
+      if (!res.headersSent) {
+        res.writeHead(200, {
+          'content-type': format === 'csv' ? 'text/csv; charset=utf-8' : 'application/json; charset=utf-8',
+          'cache-control': 'no-store',
+        });
+      }
+      if (!res.write(bytes)) {
+        await drainedOrClosed(res);
+        if (res.destroyed) throw new ClientGone();
+      }
+    };
+    try {
+      await this.#sources.readers.exportReadings(query, format, sink);
+    } catch (error) {
+      if (error instanceof ClientGone) throw error;
+      if (res.headersSent) {
+        // Too late for a status: cut the response so the client sees it is incomplete.
+        this.#logger.warn({ err: error }, '/api/readings failed while sending');
+        res.destroy();
+        return;
+      }
+      if (isStorageError(error)) {
+        if (error.code === KasaStorageCode.unknownDevice) throw new HttpProblem(404, error.message);
+        if (error.code === KasaStorageCode.ambiguousDevice) throw new HttpProblem(400, error.message);
+        if (error.transient) throw new HttpProblem(503, error.message, { 'retry-after': '1' });
+        throw new HttpProblem(500, error.message);
+      }
+      throw error;
+    }
+    res.end();
+  }
+}

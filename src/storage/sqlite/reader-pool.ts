@@ -1,0 +1,716 @@
+/**
+ * The reader pool: read-only SQLite connections for the HTTP API, exports and health checks, each in
+ * a worker thread of its own (reader-worker.js), with the original system's knobs:
+ *
+ * - `size`: connections kept open while idle;
+ * - `maxOverflow`: extra connections opened under load and closed once they are idle again
+ *   (at most size + maxOverflow at once);
+ * - `timeoutMs`: how long `acquire` waits for a free connection before PoolTimeoutError;
+ * - `recycleMs`: a connection older than this is closed at checkout and a new one opened.
+ *
+ * If no worker can be started, the pool falls back to one synchronous connection on the main thread
+ * (mode `single`), and says so in its stats so /health can report it. The writer keeps its own
+ * connection (SqliteStore); nothing here writes.
+ */
+import { Worker } from 'node:worker_threads';
+import type { Logger } from '../../log/logger.js';
+import { KasaStorageCode, StorageError } from '../errors.js';
+import { deserializeStorageError, toStorageError } from './errors.js';
+import type { ExportChunk, ExportFormat } from './export-format.js';
+import type { StoredChannel } from './reader.js';
+import type { ExportQuery, ReaderRequest, ReaderResponse, ReaderResultOf } from './reader-protocol.js';
+import { ReaderSession } from './reader-session.js';
+
+export type { ExportQuery } from './reader-protocol.js';
+
+/** No connection became free within the pool timeout. Transient: a later request may get one. */
+export const POOL_TIMEOUT_CODE = 'KASA_POOL_TIMEOUT';
+
+export class PoolTimeoutError extends StorageError {
+  constructor(message: string) {
+    super(message, { code: POOL_TIMEOUT_CODE, transient: true });
+  }
+}
+
+export interface ReaderPoolOptions {
+  readonly path: string;
+  /** Connections kept open while idle. */
+  readonly size: number;
+  /** Extra connections allowed under load, closed again once idle. */
+  readonly maxOverflow: number;
+  /** How long `acquire` waits for a free connection. */
+  readonly timeoutMs: number;
+  /** Connections older than this are reopened at checkout. */
+  readonly recycleMs: number;
+  /** How long a reader waits for a lock (in its worker; only DELETE-journal databases lock readers). */
+  readonly busyTimeoutMs?: number;
+  /** Rows per export chunk (default 4096). */
+  readonly chunkRows?: number;
+  /** Clock for recycling (tests). */
+  readonly now?: () => number;
+  /** The worker script (tests point it at one that cannot start). */
+  readonly workerUrl?: URL;
+}
+
+/**
+ * `pool`: worker connections. `single`: the fallback, one connection on the main thread.
+ * `unavailable`: not even that could be opened (see fallbackReason).
+ */
+export type PoolMode = 'new' | 'pool' | 'single' | 'unavailable' | 'stopped';
+
+export interface PoolStats {
+  readonly mode: PoolMode;
+  /** Why the pool runs on one connection (or none); null in pool mode. */
+  readonly fallbackReason: string | null;
+  readonly size: number;
+  readonly maxOverflow: number;
+  readonly timeoutMs: number;
+  readonly recycleMs: number;
+  /** Connections lent out now. */
+  readonly inUse: number;
+  /** Connections open and free. */
+  readonly idle: number;
+  /** Requests waiting for a connection. */
+  readonly waiting: number;
+  /** Connections open or opening (in use + idle + opening). */
+  readonly open: number;
+  /** Most connections ever in use at once. */
+  readonly peakInUse: number;
+  readonly acquisitions: number;
+  /** Connections ever opened / closed. */
+  readonly opened: number;
+  readonly closed: number;
+  /** Connections closed at checkout for being older than recycleMs. */
+  readonly recycled: number;
+  /** Requests that gave up waiting (PoolTimeoutError). */
+  readonly timeouts: number;
+  /** Connections that could not be opened. */
+  readonly failedOpens: number;
+  /** Longest wait for a connection, ms. */
+  readonly maxWaitMs: number;
+}
+
+/** One connection of the pool: a worker (or, in the fallback, the main thread) with its session. */
+export interface ReaderConnection {
+  /** The pool's number for it, in opening order. */
+  readonly id: number;
+  /** The worker's thread id; null for the main-thread fallback. */
+  readonly threadId: number | null;
+  readonly openedAtMs: number;
+  /** The worker died: the pool closes it instead of lending it again. */
+  readonly broken: boolean;
+  ping(): Promise<number>;
+  quickCheck(): Promise<string[]>;
+  channels(): Promise<StoredChannel[]>;
+  exportOpen(query: ExportQuery, format: ExportFormat, chunkRows: number): Promise<ExportChunk>;
+  exportNext(): Promise<ExportChunk>;
+  exportClose(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface PoolLease {
+  readonly connection: ReaderConnection;
+  /** Gives the connection back (idempotent). */
+  release(): void;
+}
+
+type ReaderOp = keyof ReaderResultOf;
+type ReaderPayload<K extends ReaderOp> = Omit<Extract<ReaderRequest, { op: K }>, 'id' | 'op'>;
+
+function workerExited(message: string, cause?: unknown): StorageError {
+  return new StorageError(message, {
+    code: KasaStorageCode.workerExited,
+    transient: true,
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+class WorkerConnection implements ReaderConnection {
+  readonly #worker: Worker;
+  readonly #pending = new Map<
+    number,
+    { resolve: (value: unknown) => void; reject: (error: StorageError) => void }
+  >();
+  #nextId = 1;
+  #broken = false;
+  #threadId: number | null = null;
+  #exited: Promise<void>;
+
+  private constructor(
+    readonly id: number,
+    readonly openedAtMs: number,
+    url: URL,
+  ) {
+    this.#worker = new Worker(url);
+    this.#worker.unref();
+    let markExited: () => void = () => {};
+    this.#exited = new Promise<void>((resolve) => {
+      markExited = resolve;
+    });
+    this.#worker.on('message', (response: ReaderResponse) => this.#settle(response));
+    this.#worker.on('error', (error) =>
+      this.#died(workerExited(`reader worker crashed: ${error.message}`, error)),
+    );
+    this.#worker.on('exit', (code) => {
+      this.#died(workerExited(`reader worker exited with code ${code}`));
+      markExited();
+    });
+  }
+
+  static async open(
+    id: number,
+    openedAtMs: number,
+    url: URL,
+    path: string,
+    busyTimeoutMs: number,
+  ): Promise<WorkerConnection> {
+    const connection = new WorkerConnection(id, openedAtMs, url);
+    try {
+      const info = await connection.#call('open', { path, busyTimeoutMs });
+      connection.#threadId = info.threadId;
+      return connection;
+    } catch (error) {
+      await connection.#terminate();
+      throw error;
+    }
+  }
+
+  get threadId(): number | null {
+    return this.#threadId;
+  }
+
+  get broken(): boolean {
+    return this.#broken;
+  }
+
+  ping(): Promise<number> {
+    return this.#call('ping', {});
+  }
+
+  quickCheck(): Promise<string[]> {
+    return this.#call('quickCheck', {});
+  }
+
+  channels(): Promise<StoredChannel[]> {
+    return this.#call('channels', {});
+  }
+
+  exportOpen(query: ExportQuery, format: ExportFormat, chunkRows: number): Promise<ExportChunk> {
+    return this.#call('exportOpen', { query, format, chunkRows });
+  }
+
+  exportNext(): Promise<ExportChunk> {
+    return this.#call('exportNext', {});
+  }
+
+  async exportClose(): Promise<void> {
+    await this.#call('exportClose', {});
+  }
+
+  async close(): Promise<void> {
+    if (!this.#broken) {
+      try {
+        await this.#call('close', {});
+      } catch {
+        // Closing anyway.
+      }
+    }
+    await this.#terminate();
+  }
+
+  async #terminate(): Promise<void> {
+    this.#broken = true;
+    await this.#worker.terminate();
+    await this.#exited;
+  }
+
+  #call<K extends ReaderOp>(op: K, payload: ReaderPayload<K>): Promise<ReaderResultOf[K]> {
+    if (this.#broken) return Promise.reject(workerExited('reader worker is gone'));
+    const id = this.#nextId++;
+    return new Promise<ReaderResultOf[K]>((resolve, reject) => {
+      this.#pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
+      if (this.#pending.size === 1) this.#worker.ref();
+      this.#worker.postMessage({ id, op, ...payload });
+    });
+  }
+
+  #settle(response: ReaderResponse): void {
+    const pending = this.#pending.get(response.id);
+    if (pending === undefined) return;
+    this.#pending.delete(response.id);
+    if (this.#pending.size === 0) this.#worker.unref();
+    if (response.ok) pending.resolve(response.value);
+    else pending.reject(deserializeStorageError(response.error));
+  }
+
+  #died(error: StorageError): void {
+    this.#broken = true;
+    for (const [id, pending] of this.#pending) {
+      this.#pending.delete(id);
+      pending.reject(error);
+    }
+  }
+}
+
+/** The fallback: one session on the main thread (blocks the event loop while it reads). */
+class DirectConnection implements ReaderConnection {
+  readonly threadId = null;
+  readonly broken = false;
+  readonly #session: ReaderSession;
+
+  constructor(
+    readonly id: number,
+    readonly openedAtMs: number,
+    path: string,
+    busyTimeoutMs: number,
+  ) {
+    this.#session = new ReaderSession(path, busyTimeoutMs);
+  }
+
+  ping(): Promise<number> {
+    return this.#run(() => this.#session.ping());
+  }
+
+  quickCheck(): Promise<string[]> {
+    return this.#run(() => this.#session.quickCheck());
+  }
+
+  channels(): Promise<StoredChannel[]> {
+    return this.#run(() => this.#session.channels());
+  }
+
+  exportOpen(query: ExportQuery, format: ExportFormat, chunkRows: number): Promise<ExportChunk> {
+    return this.#run(() => this.#session.exportOpen(query, format, chunkRows));
+  }
+
+  exportNext(): Promise<ExportChunk> {
+    return this.#run(() => this.#session.exportNext());
+  }
+
+  exportClose(): Promise<void> {
+    return this.#run(() => this.#session.exportClose());
+  }
+
+  close(): Promise<void> {
+    return this.#run(() => this.#session.close());
+  }
+
+  async #run<T>(fn: () => T): Promise<T> {
+    // Yield first, so a chunked export lets other work in between its chunks.
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    try {
+      return fn();
+    } catch (error) {
+      throw toStorageError(error, 'reader');
+    }
+  }
+}
+
+interface Waiter {
+  readonly resolve: (connection: ReaderConnection) => void;
+  readonly reject: (error: Error) => void;
+  readonly timer: NodeJS.Timeout;
+  readonly sinceMs: number;
+}
+
+const DEFAULT_CHUNK_ROWS = 4096;
+/** The fallback blocks the event loop: smaller chunks, and a short lock wait. */
+const DIRECT_CHUNK_ROWS = 512;
+const DIRECT_BUSY_TIMEOUT_MS = 100;
+
+export function validatePoolOptions(options: ReaderPoolOptions): void {
+  const problems: string[] = [];
+  if (!Number.isInteger(options.size) || options.size < 1) problems.push(`size ${options.size}`);
+  if (!Number.isInteger(options.maxOverflow) || options.maxOverflow < 0)
+    problems.push(`maxOverflow ${options.maxOverflow}`);
+  if (!(options.timeoutMs >= 0)) problems.push(`timeoutMs ${options.timeoutMs}`);
+  if (!(options.recycleMs > 0)) problems.push(`recycleMs ${options.recycleMs}`);
+  if (problems.length > 0) {
+    throw new StorageError(`invalid reader pool options: ${problems.join(', ')}`, {
+      code: KasaStorageCode.badOptions,
+      transient: false,
+    });
+  }
+}
+
+export class ReaderPool {
+  readonly #options: ReaderPoolOptions;
+  readonly #logger: Logger;
+  readonly #now: () => number;
+  #mode: PoolMode = 'new';
+  #fallbackReason: string | null = null;
+  readonly #idle: ReaderConnection[] = [];
+  readonly #inUse = new Set<ReaderConnection>();
+  #opening = 0;
+  readonly #waiters: Waiter[] = [];
+  /** Bumped by reopen(): connections of an older generation are closed instead of reused. */
+  #generation = 0;
+  readonly #generationOf = new WeakMap<ReaderConnection, number>();
+  #nextId = 1;
+  /** suspend(): no connection is lent or opened; requests wait (bounded by the timeout). */
+  #suspended = false;
+  #peakInUse = 0;
+  #acquisitions = 0;
+  #opened = 0;
+  #closed = 0;
+  #recycled = 0;
+  #timeouts = 0;
+  #failedOpens = 0;
+  #maxWaitMs = 0;
+  readonly #closing = new Set<Promise<void>>();
+
+  constructor(options: ReaderPoolOptions, logger: Logger) {
+    validatePoolOptions(options);
+    this.#options = options;
+    this.#logger = logger;
+    this.#now = options.now ?? Date.now;
+  }
+
+  get mode(): PoolMode {
+    return this.#mode;
+  }
+
+  /**
+   * Opens the first connection. When no worker can start, falls back to one connection on the main
+   * thread; when the database cannot be read at all, the pool stays up (mode `pool`) and every
+   * request reports the database's error. Never throws for either.
+   */
+  async start(): Promise<void> {
+    if (this.#mode !== 'new') return;
+    try {
+      const connection = await this.#openWorker();
+      this.#mode = 'pool';
+      this.#fallbackReason = null;
+      this.#idle.push(connection);
+      return;
+    } catch (error) {
+      const storage = toStorageError(error, 'reader pool');
+      if (storage.code !== KasaStorageCode.workerExited) {
+        // The worker ran, the database did not open: a pool would not do better on one thread.
+        this.#mode = 'pool';
+        this.#logger.warn({ err: storage }, 'reader pool: the database cannot be read yet');
+        return;
+      }
+      this.#fallbackReason = `reader workers cannot start (${storage.message})`;
+    }
+    try {
+      const connection = this.#openDirect();
+      this.#mode = 'single';
+      this.#idle.push(connection);
+      this.#logger.warn(
+        { reason: this.#fallbackReason },
+        'reader pool could not start: using one connection on the main thread',
+      );
+    } catch (error) {
+      this.#mode = 'unavailable';
+      this.#fallbackReason = `${this.#fallbackReason}; a main-thread connection failed too: ${toStorageError(error, 'reader').message}`;
+      this.#logger.error({ reason: this.#fallbackReason }, 'reader pool unavailable');
+    }
+  }
+
+  /** Borrows a connection: an idle one, a new one (up to size + maxOverflow), or the next one freed. */
+  async acquire(): Promise<PoolLease> {
+    this.#acquisitions++;
+    const connection = await this.#checkout();
+    let released = false;
+    return {
+      connection,
+      release: () => {
+        if (released) return;
+        released = true;
+        this.#release(connection);
+      },
+    };
+  }
+
+  /** Runs `fn` on a borrowed connection and gives it back. */
+  async use<T>(fn: (connection: ReaderConnection) => Promise<T>): Promise<T> {
+    const lease = await this.acquire();
+    try {
+      return await fn(lease.connection);
+    } finally {
+      lease.release();
+    }
+  }
+
+  /** A query on the schema (channel count) and how long the round trip took, in ms. */
+  async ping(): Promise<{ readonly channels: number; readonly ms: number }> {
+    const started = performance.now();
+    const channels = await this.use((c) => c.ping());
+    return { channels, ms: performance.now() - started };
+  }
+
+  /** `PRAGMA quick_check` (on a connection of the worker's own): ['ok'] when sound. */
+  quickCheck(): Promise<string[]> {
+    return this.use((c) => c.quickCheck());
+  }
+
+  channels(): Promise<StoredChannel[]> {
+    return this.use((c) => c.channels());
+  }
+
+  /**
+   * Streams readings as export text (CSV or a JSON array) to `sink`, chunk by chunk; the next chunk
+   * is read only after `sink` resolved, so a slow client holds back the reading, not memory. An
+   * unknown or ambiguous device rejects before the first chunk.
+   */
+  async exportReadings(
+    query: ExportQuery,
+    format: ExportFormat,
+    sink: (bytes: Uint8Array) => Promise<void> | void,
+  ): Promise<{ readonly rows: number }> {
+    return this.use(async (connection) => {
+      const chunkRows =
+        connection.threadId === null ? DIRECT_CHUNK_ROWS : (this.#options.chunkRows ?? DEFAULT_CHUNK_ROWS);
+      let chunk = await connection.exportOpen(query, format, chunkRows);
+      let rows = 0;
+      try {
+        for (;;) {
+          rows += chunk.rows;
+          if (chunk.bytes.byteLength > 0) await sink(chunk.bytes);
+          if (chunk.done) return { rows };
+          chunk = await connection.exportNext();
+        }
+      } finally {
+        if (!chunk.done && !connection.broken) await connection.exportClose().catch(() => undefined);
+      }
+    });
+  }
+
+  /**
+   * Closes every connection (idle ones now, borrowed ones when given back), so the next requests
+   * open the database afresh; after a fallback, tries the workers again.
+   */
+  async reopen(): Promise<void> {
+    if (this.#mode === 'stopped') return;
+    this.#generation++;
+    for (const connection of this.#idle.splice(0)) this.#close(connection);
+    if (this.#mode === 'single' || this.#mode === 'unavailable' || this.#mode === 'new') {
+      this.#mode = 'new';
+      await this.start();
+    }
+    this.#dispatch();
+  }
+
+  /**
+   * Closes every connection now, borrowed ones included (their requests fail), and holds new
+   * requests until resume(): while the database file is moved aside no connection may have it open
+   * (SQLite finds its -wal and -shm by name, so a connection to a renamed file would touch the new
+   * file's).
+   */
+  async suspend(): Promise<void> {
+    if (this.#mode === 'stopped') return;
+    this.#suspended = true;
+    this.#generation++;
+    for (const connection of [...this.#idle.splice(0), ...this.#inUse]) this.#close(connection);
+    await Promise.all([...this.#closing]);
+  }
+
+  /** Lends connections again (opened afresh) after suspend(). */
+  async resume(): Promise<void> {
+    this.#suspended = false;
+    await this.reopen();
+  }
+
+  /** Closes every connection, borrowed ones included; waiting requests are refused. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.#mode !== 'stopped') {
+      this.#mode = 'stopped';
+      for (const waiter of this.#waiters.splice(0)) {
+        clearTimeout(waiter.timer);
+        waiter.reject(this.#notOpen());
+      }
+      for (const connection of [...this.#idle.splice(0), ...this.#inUse]) this.#close(connection);
+    }
+    await Promise.all([...this.#closing]);
+  }
+
+  stats(): PoolStats {
+    return {
+      mode: this.#mode,
+      fallbackReason: this.#fallbackReason,
+      size: this.#options.size,
+      maxOverflow: this.#options.maxOverflow,
+      timeoutMs: this.#options.timeoutMs,
+      recycleMs: this.#options.recycleMs,
+      inUse: this.#inUse.size,
+      idle: this.#idle.length,
+      waiting: this.#waiters.length,
+      open: this.#total(),
+      peakInUse: this.#peakInUse,
+      acquisitions: this.#acquisitions,
+      opened: this.#opened,
+      closed: this.#closed,
+      recycled: this.#recycled,
+      timeouts: this.#timeouts,
+      failedOpens: this.#failedOpens,
+      maxWaitMs: Math.round(this.#maxWaitMs),
+    };
+  }
+
+  /** Connections at once: size + maxOverflow, or 1 in the fallback. */
+  #limit(): number {
+    return this.#mode === 'single' ? 1 : this.#options.size + this.#options.maxOverflow;
+  }
+
+  /** Idle connections kept: size, or 1 in the fallback. */
+  #keep(): number {
+    return this.#mode === 'single' ? 1 : this.#options.size;
+  }
+
+  #total(): number {
+    return this.#inUse.size + this.#idle.length + this.#opening;
+  }
+
+  #notOpen(): StorageError {
+    return new StorageError(
+      `the reader pool is ${this.#mode}${this.#fallbackReason === null ? '' : `: ${this.#fallbackReason}`}`,
+      { code: KasaStorageCode.notOpen, transient: false },
+    );
+  }
+
+  #checkout(): Promise<ReaderConnection> {
+    if (this.#mode !== 'pool' && this.#mode !== 'single') return Promise.reject(this.#notOpen());
+    if (!this.#suspended) {
+      const idle = this.#takeIdle();
+      if (idle !== null) {
+        this.#lend(idle);
+        return Promise.resolve(idle);
+      }
+      if (this.#total() < this.#limit()) return this.#openAndLend();
+    }
+    const sinceMs = performance.now();
+    return new Promise<ReaderConnection>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const at = this.#waiters.indexOf(waiter);
+        if (at >= 0) this.#waiters.splice(at, 1);
+        this.#timeouts++;
+        reject(
+          new PoolTimeoutError(
+            `no reader connection free within ${this.#options.timeoutMs} ms (${this.#inUse.size} in use, pool size ${this.#options.size} + overflow ${this.#options.maxOverflow})`,
+          ),
+        );
+      }, this.#options.timeoutMs);
+      const waiter: Waiter = { resolve, reject, timer, sinceMs };
+      this.#waiters.push(waiter);
+    });
+  }
+
+  /** An idle connection fit to lend, closing broken, outdated and expired ones on the way. */
+  #takeIdle(): ReaderConnection | null {
+    while (this.#idle.length > 0) {
+      const connection = this.#idle.shift() as ReaderConnection;
+      if (connection.broken || this.#generationOf.get(connection) !== this.#generation) {
+        this.#close(connection);
+        continue;
+      }
+      if (this.#now() - connection.openedAtMs >= this.#options.recycleMs) {
+        this.#recycled++;
+        this.#logger.debug({ connection: connection.id }, 'reader connection recycled');
+        this.#close(connection);
+        continue;
+      }
+      return connection;
+    }
+    return null;
+  }
+
+  #lend(connection: ReaderConnection): void {
+    this.#inUse.add(connection);
+    if (this.#inUse.size > this.#peakInUse) this.#peakInUse = this.#inUse.size;
+  }
+
+  async #openAndLend(): Promise<ReaderConnection> {
+    const generation = this.#generation;
+    this.#opening++;
+    let connection: ReaderConnection;
+    try {
+      connection = this.#mode === 'single' ? this.#openDirect() : await this.#openWorker();
+    } catch (error) {
+      this.#failedOpens++;
+      throw toStorageError(error, 'opening a reader connection');
+    } finally {
+      this.#opening--;
+    }
+    if (this.#mode === 'stopped') {
+      this.#close(connection);
+      throw this.#notOpen();
+    }
+    if (this.#suspended || generation !== this.#generation) {
+      // Opened while the file was being replaced: it may see the old one.
+      this.#close(connection);
+      throw new StorageError('the database is being reopened; try again', {
+        code: KasaStorageCode.notOpen,
+        transient: true,
+      });
+    }
+    this.#lend(connection);
+    // A failed or closed open may have left room for a waiter.
+    this.#dispatch();
+    return connection;
+  }
+
+  async #openWorker(): Promise<ReaderConnection> {
+    const id = this.#nextId++;
+    const connection = await WorkerConnection.open(
+      id,
+      this.#now(),
+      this.#options.workerUrl ?? new URL('./reader-worker.js', import.meta.url),
+      this.#options.path,
+      this.#options.busyTimeoutMs ?? 5000,
+    );
+    this.#opened++;
+    this.#generationOf.set(connection, this.#generation);
+    return connection;
+  }
+
+  #openDirect(): ReaderConnection {
+    const connection = new DirectConnection(
+      this.#nextId++,
+      this.#now(),
+      this.#options.path,
+      Math.min(this.#options.busyTimeoutMs ?? DIRECT_BUSY_TIMEOUT_MS, DIRECT_BUSY_TIMEOUT_MS),
+    );
+    this.#opened++;
+    this.#generationOf.set(connection, this.#generation);
+    return connection;
+  }
+
+  #release(connection: ReaderConnection): void {
+    if (!this.#inUse.delete(connection)) return;
+    const outdated = this.#generationOf.get(connection) !== this.#generation;
+    if (this.#mode === 'stopped' || connection.broken || outdated) this.#close(connection);
+    else this.#idle.push(connection);
+    this.#dispatch();
+    // Overflow connections are closed once nobody waits for them.
+    while (this.#idle.length > this.#keep()) this.#close(this.#idle.pop() as ReaderConnection);
+  }
+
+  /** Hands idle (or new) connections to waiting requests, oldest request first. */
+  #dispatch(): void {
+    while (this.#waiters.length > 0 && !this.#suspended) {
+      const idle = this.#takeIdle();
+      if (idle === null && this.#total() >= this.#limit()) return;
+      const waiter = this.#waiters.shift() as Waiter;
+      clearTimeout(waiter.timer);
+      const waited = performance.now() - waiter.sinceMs;
+      if (waited > this.#maxWaitMs) this.#maxWaitMs = waited;
+      if (idle !== null) {
+        this.#lend(idle);
+        waiter.resolve(idle);
+      } else {
+        this.#openAndLend().then(waiter.resolve, waiter.reject);
+      }
+    }
+  }
+
+  #close(connection: ReaderConnection): void {
+    this.#closed++;
+    this.#inUse.delete(connection);
+    const closing = connection
+      .close()
+      .catch((error: unknown) => this.#logger.debug({ err: error }, 'closing a reader connection failed'))
+      .finally(() => this.#closing.delete(closing));
+    this.#closing.add(closing);
+  }
+}

@@ -1,0 +1,94 @@
+/**
+ * One read-only connection and the work done on it: what a reader worker runs, and what the pool's
+ * single-connection fallback runs on the main thread. Synchronous (better-sqlite3).
+ */
+import BetterSqlite3 from 'better-sqlite3';
+import { toStorageError } from './errors.js';
+import { type ExportChunk, ExportCursor, type ExportFormat } from './export-format.js';
+import { openReadingsReader, type ReadingsReader, type StoredChannel } from './reader.js';
+import type { ExportQuery } from './reader-protocol.js';
+
+export class ReaderSession {
+  readonly #reader: ReadingsReader;
+  readonly #path: string;
+  readonly #busyTimeoutMs: number;
+  #export: ExportCursor | null = null;
+
+  constructor(path: string, busyTimeoutMs: number) {
+    this.#path = path;
+    this.#busyTimeoutMs = busyTimeoutMs;
+    this.#reader = openReadingsReader(path, { busyTimeoutMs });
+  }
+
+  /** A real query on the schema: how many channels the database knows. */
+  ping(): number {
+    return this.#reader.listChannels().length;
+  }
+
+  channels(): StoredChannel[] {
+    return this.#reader.listChannels();
+  }
+
+  /**
+   * `PRAGMA quick_check` on a connection of its own (read-only, closed afterwards): the problems
+   * found, or ['ok'].
+   */
+  quickCheck(): string[] {
+    let db: BetterSqlite3.Database | undefined;
+    try {
+      db = new BetterSqlite3(this.#path, {
+        readonly: true,
+        fileMustExist: true,
+        timeout: this.#busyTimeoutMs,
+      });
+      return (db.pragma('quick_check(20)') as { quick_check: string }[]).flatMap((row) =>
+        row.quick_check.split('\n'),
+      );
+    } catch (error) {
+      throw toStorageError(error, `quick_check of ${this.#path}`);
+    } finally {
+      db?.close();
+    }
+  }
+
+  /** Starts an export (ending one still open) and returns its first chunk. */
+  exportOpen(query: ExportQuery, format: ExportFormat, chunkRows: number): ExportChunk {
+    this.exportClose();
+    try {
+      const channels = query.device === undefined ? undefined : this.#reader.resolveDevice(query.device);
+      const rows = this.#reader.readings({
+        ...(query.fromMs === undefined ? {} : { fromMs: query.fromMs }),
+        ...(query.toMs === undefined ? {} : { toMs: query.toMs }),
+        ...(channels === undefined ? {} : { channels }),
+      });
+      this.#export = new ExportCursor(rows, format, chunkRows);
+      return this.exportNext();
+    } catch (error) {
+      this.exportClose();
+      throw toStorageError(error, `export from ${this.#path}`);
+    }
+  }
+
+  exportNext(): ExportChunk {
+    const cursor = this.#export;
+    if (cursor === null) return { bytes: new Uint8Array(0), rows: 0, done: true };
+    try {
+      const chunk = cursor.next();
+      if (chunk.done) this.#export = null;
+      return chunk;
+    } catch (error) {
+      this.exportClose();
+      throw toStorageError(error, `export from ${this.#path}`);
+    }
+  }
+
+  exportClose(): void {
+    this.#export?.close();
+    this.#export = null;
+  }
+
+  close(): void {
+    this.exportClose();
+    this.#reader.close();
+  }
+}
