@@ -1,37 +1,13 @@
 import { once } from 'node:events';
-import { openReadingsReader, type StoredReading } from '../../storage/sqlite/index.js';
+import { CSV_HEADER, ExportCursor } from '../../storage/sqlite/export-format.js';
+import { openReadingsReader } from '../../storage/sqlite/index.js';
 import { type Command, stringFlag } from '../command.js';
-import { csvField, milliToDecimal } from '../decimal.js';
 import { EXIT_OK, UsageError } from '../exit-codes.js';
 import { loadForCommand } from '../load-config.js';
 import { parseTime } from '../time.js';
 import { exportRollups, RESOLUTIONS, type Resolution, ROLLUP_CSV_HEADER } from './export-rollups.js';
 
-export const EXPORT_CSV_HEADER = 'time,device_id,alias,power_w,voltage_v,current_a,total_wh';
-
-function csvRow(r: StoredReading): string {
-  return [
-    new Date(r.tsMs).toISOString(),
-    csvField(r.deviceId),
-    csvField(r.alias),
-    milliToDecimal(r.powerMw),
-    milliToDecimal(r.voltageMv),
-    milliToDecimal(r.currentMa),
-    String(r.totalWh),
-  ].join(',');
-}
-
-function jsonRow(r: StoredReading): string {
-  return JSON.stringify({
-    time: new Date(r.tsMs).toISOString(),
-    device_id: r.deviceId,
-    alias: r.alias,
-    power_w: r.powerMw / 1000,
-    voltage_v: r.voltageMv / 1000,
-    current_a: r.currentMa / 1000,
-    total_wh: r.totalWh,
-  });
-}
+export const EXPORT_CSV_HEADER = CSV_HEADER;
 
 export const exportCommand: Command = {
   name: 'export',
@@ -96,22 +72,17 @@ Times are ISO 8601 UTC; a strip outlet's device_id is its full child id.
         ...(channels === undefined ? {} : { channels }),
       });
       const out = context.stdout;
-      // Written in chunks with back-pressure: a year of readings must not be held in memory.
-      let chunk = format === 'csv' ? `${EXPORT_CSV_HEADER}\n` : '[';
-      let first = true;
-      for (const r of rows) {
-        if (format === 'csv') chunk += `${csvRow(r)}\n`;
-        else {
-          chunk += `${first ? '\n' : ',\n'}${jsonRow(r)}`;
-          first = false;
+      // Written in chunks with back-pressure: a year of readings must not be held in memory. The same
+      // framing as the HTTP export, so both print exactly the same bytes.
+      const cursor = new ExportCursor(rows, format, 2000);
+      try {
+        for (let chunk = cursor.next(); ; chunk = cursor.next()) {
+          if (chunk.bytes.length > 0 && !out.write(chunk.bytes)) await once(out, 'drain');
+          if (chunk.done) break;
         }
-        if (chunk.length >= 65536) {
-          if (!out.write(chunk)) await once(out, 'drain');
-          chunk = '';
-        }
+      } finally {
+        cursor.close();
       }
-      if (format === 'json') chunk += first ? ']\n' : '\n]\n';
-      if (!out.write(chunk)) await once(out, 'drain');
       return EXIT_OK;
     } finally {
       reader.close();
