@@ -106,7 +106,8 @@ describe('kasa-monitor end to end (built CLI, simulated plugs, SQLite)', () => {
   });
 
   after(async () => {
-    await fleet.stop();
+    // When before() failed, there is no fleet to stop; the failure is already reported.
+    await (fleet as SimulatorFleet | undefined)?.stop();
   });
 
   it('records exactly the values the plugs report, in canonical units, and exports them as CSV', async () => {
