@@ -243,10 +243,18 @@ export class Daemon {
     const supervisor = new Supervisor({
       status: () => this.status(),
       databasePath: config.storage.sqlite.path,
-      influxUrl: config.storage.influx.url,
+      influxUrl: () => this.#config.storage.influx.url,
       pollIntervalMs: () => this.#config.polling.interval,
       discoveryIntervalMs: () => this.#config.discovery.interval,
-      targets: { store: parts.store, readers, discovery: parts.discovery, poller: parts.poller },
+      targets: {
+        store: parts.store,
+        readers,
+        discovery: parts.discovery,
+        poller: parts.poller,
+        ...(parts.forwarder === null
+          ? {}
+          : { influx: { recreateClient: () => this.#recreateInfluxClient() } }),
+      },
       options: supervisorOptions(config.health),
       logger: log.child({ component: 'supervisor' }),
       webhookPolicy: parts.resilience.policy('alert.webhook', 'network'),
@@ -331,6 +339,20 @@ export class Daemon {
       this.logger.warn({ keys: diff.restart }, 'some changed keys take effect only after a restart');
     }
     return { applied: diff.hot, needRestart: diff.restart };
+  }
+
+  /**
+   * The supervisor's `recreate-influx-client` action: a fresh client (new HTTP connections) for the
+   * running configuration, then a trial write at once. The outbox cursor stays where it is.
+   */
+  #recreateInfluxClient(): void {
+    const p = this.#parts;
+    const options = influxClientOptions(this.#config);
+    if (p?.forwarder == null || options === null) return;
+    const log = this.logger.child({ component: 'influx' });
+    p.forwarder.setLineWriter(new InfluxHttpWriter(options, log));
+    p.forwarder.resume();
+    log.warn({ url: safeUrl(options.url) }, 'InfluxDB client recreated by the supervisor');
   }
 
   /** New retry and breaker settings for every operation, in place (see Resilience.reconfigure). */

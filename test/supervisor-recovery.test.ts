@@ -106,7 +106,7 @@ async function rig(path: string, webhookUrl: string) {
     databasePath: path,
     storeState: () => store.state,
     readers,
-    influxUrl: null,
+    influxUrl: () => null,
     pollIntervalMs: () => 1000,
     discoveryIntervalMs: () => 1000,
     lag,
@@ -116,7 +116,7 @@ async function rig(path: string, webhookUrl: string) {
   const supervisor = new Supervisor({
     status,
     databasePath: path,
-    influxUrl: null,
+    influxUrl: () => null,
     pollIntervalMs: () => 1000,
     discoveryIntervalMs: () => 1000,
     targets: {
@@ -345,6 +345,76 @@ describe('recovery on real parts', () => {
     } finally {
       await r.close();
       await hook.close();
+    }
+  });
+});
+
+describe('InfluxDB client recovery', () => {
+  test('recreates the Influx client when InfluxDB answers but writes fail, and never escalates it', async () => {
+    // A real loopback HTTP server stands in for InfluxDB's /health: the server is up.
+    const { createServer } = await import('node:http');
+    const server = createServer((_req, res) => res.writeHead(200).end('OK'));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const address = server.address();
+    assert.ok(address !== null && typeof address === 'object');
+    const url = `http://127.0.0.1:${address.port}`;
+    try {
+      const logger = createSilentLogger();
+      // Writes fail: the influx.write breaker is open while the forwarder still runs.
+      const status = () =>
+        ({
+          influx: { running: true, lagMs: 1000, queued: 10, written: 0, lastWriteAtMs: null, lastError: 'x' },
+          retries: { operations: { 'influx.write': { breaker: { state: 'open' } } } },
+        }) as unknown as DaemonStatus;
+      let recreated = 0;
+      const exhausted: RecoveryExhaustedError[] = [];
+      const inputs: HealthInputs = {
+        status,
+        databasePath: join(root, 'unused.db'),
+        storeState: () => 'open',
+        readers: {
+          ping: async () => ({ channels: 0, ms: 0 }),
+          quickCheck: async () => ['ok'],
+          stats: () => ({}) as never,
+        },
+        influxUrl: () => url,
+        pollIntervalMs: () => 1000,
+        discoveryIntervalMs: () => 1000,
+        lag: new EventLoopLag(),
+        limits: () => OPTIONS,
+      };
+      const supervisor = new Supervisor({
+        status,
+        databasePath: inputs.databasePath,
+        influxUrl: inputs.influxUrl,
+        pollIntervalMs: () => 1000,
+        discoveryIntervalMs: () => 1000,
+        targets: {
+          store: { state: 'open', reopen: async () => undefined, stop: async () => undefined },
+          readers: {
+            ...inputs.readers,
+            reopen: async () => undefined,
+            suspend: async () => undefined,
+            resume: async () => undefined,
+          },
+          discovery: { stop: async () => undefined, start: () => undefined },
+          poller: { stop: async () => undefined, start: () => undefined },
+          influx: { recreateClient: () => recreated++ },
+        },
+        options: { ...OPTIONS, recoveryAttempts: 2, recoveryBackoffMs: 1, recoveryBackoffMaxMs: 1 },
+        logger,
+        onExhausted: (error) => exhausted.push(error),
+        checks: createChecks(inputs).filter((c) => c.name === 'influx'),
+      });
+      for (let i = 0; i < 6; i++) {
+        await supervisor.refresh();
+        await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      assert.ok(recreated >= 1, 'the client was recreated');
+      assert.equal(exhausted.length, 0, 'InfluxDB trouble never ends the daemon');
+      assert.equal(supervisor.report().checks['influx']?.status, 'degraded');
+    } finally {
+      server.close();
     }
   });
 });

@@ -80,7 +80,7 @@ function setup(
   const supervisor = new Supervisor({
     status: () => null,
     databasePath: '/nonexistent/kasa.db',
-    influxUrl: null,
+    influxUrl: () => null,
     pollIntervalMs: () => 10_000,
     discoveryIntervalMs: () => 60_000,
     targets: {

@@ -38,8 +38,8 @@ export interface HealthInputs {
     quickCheck(): Promise<string[]>;
     stats(): PoolStats;
   };
-  /** InfluxDB base URL; null when not configured. */
-  readonly influxUrl: string | null;
+  /** InfluxDB base URL now (a reload may change it); null when not configured. */
+  influxUrl(): string | null;
   pollIntervalMs(): number;
   discoveryIntervalMs(): number;
   readonly lag: EventLoopLag;
@@ -241,7 +241,7 @@ function influxCheck(inputs: HealthInputs, fetchImpl: typeof fetch): HealthCheck
   return {
     name: 'influx',
     async run() {
-      const url = inputs.influxUrl;
+      const url = inputs.influxUrl();
       if (url === null) return ok('not configured', { configured: false });
       const f = inputs.status()?.influx ?? null;
       const breaker = inputs.status()?.retries.operations['influx.write']?.breaker.state ?? 'closed';
@@ -274,11 +274,19 @@ function influxCheck(inputs: HealthInputs, fetchImpl: typeof fetch): HealthCheck
         details['error'] = code;
         return degraded(`InfluxDB at ${displayUrl(url)} is unreachable (${code})${waiting}`, details);
       }
+      // InfluxDB answers its health endpoint but writes fail or stopped: a fresh client (new
+      // connections, e.g. after a proxy or load balancer dropped ours) is worth a try. Never
+      // escalated: a restart would not fix InfluxDB.
+      const recreate = { recovery: 'recreate-influx-client', escalate: false } as const;
       if (f !== null && !f.running) {
-        return failed('the InfluxDB forwarder is not running', details);
+        return failed('the InfluxDB forwarder is not running', details, recreate);
       }
       if (breaker === 'open')
-        return degraded(`InfluxDB writes are failing: the circuit breaker is open${waiting}`, details);
+        return degraded(
+          `InfluxDB writes are failing: the circuit breaker is open${waiting}`,
+          details,
+          recreate,
+        );
       if (f !== null && f.lagMs > inputs.limits().maxInfluxLagMs) {
         return degraded(`InfluxDB trails SQLite by ${seconds(f.lagMs)}${waiting}`, details);
       }

@@ -64,13 +64,15 @@ export interface SupervisorTargets {
   };
   readonly discovery: { stop(): Promise<void>; start(): void };
   readonly poller: { stop(): Promise<void>; start(): void };
+  /** The InfluxDB forwarder's client; absent without InfluxDB. */
+  readonly influx?: { recreateClient(): void };
 }
 
 export interface SupervisorDeps {
   /** The daemon's status (without the health report). */
   readonly status: () => DaemonStatus | null;
   readonly databasePath: string;
-  readonly influxUrl: string | null;
+  readonly influxUrl: () => string | null;
   readonly pollIntervalMs: () => number;
   readonly discoveryIntervalMs: () => number;
   readonly targets: SupervisorTargets;
@@ -210,6 +212,9 @@ export class Supervisor {
           await t.poller.stop();
           t.poller.start();
         },
+        ...(t.influx === undefined
+          ? {}
+          : { 'recreate-influx-client': async () => t.influx?.recreateClient() }),
       },
       this.#recoveryOptions(deps.options),
       deps.logger.child({ part: 'recovery' }),
@@ -385,6 +390,7 @@ export class Supervisor {
       'reopen-readers',
       'restart-discovery',
       'restart-scheduler',
+      'recreate-influx-client',
     ] as const) {
       if (!requested.has(action)) this.recovery.clear(action);
     }

@@ -13,7 +13,9 @@ export type RecoveryName =
   /** Stop and start discovery (new sockets). */
   | 'restart-discovery'
   /** Stop and start the poll scheduler. */
-  | 'restart-scheduler';
+  | 'restart-scheduler'
+  /** Replace the InfluxDB client (fresh HTTP connections); the outbox cursor stays where it is. */
+  | 'recreate-influx-client';
 
 export interface CheckResult {
   readonly status: CheckStatus;
