@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { holdWriteLock } from '../src/storage/sqlite/index.js';
 import { DaemonProcess, runCliProcess } from './helpers/cli.js';
 import { RequestCounter, type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
 
@@ -226,6 +227,54 @@ describe('kasa-monitor end to end (built CLI, simulated plugs, SQLite)', () => {
       assert.equal(summary['droppedOverflow'], 0);
       assert.equal(summary['droppedAtShutdown'], 0);
     } finally {
+      counter.stop();
+      await daemon.kill();
+    }
+  });
+
+  it('treats a stop signal delivered twice at once (npm run, timeout) as one request and still drains', async () => {
+    const dir = tempDir();
+    const config = writeConfig(dir, 'writer:\n  batch_size: 100000\n  flush_interval: 1d\n');
+    const counter = new RequestCounter(fleet);
+    const daemon = new DaemonProcess(['-c', config]);
+    try {
+      await waitFor(() => counter.count(OLD, 'emeter') >= 2, 'two polls of a plug', 30_000);
+      daemon.signal('SIGINT');
+      daemon.signal('SIGINT');
+      assert.equal(await daemon.exited, 0, daemon.stderr);
+      const summary = daemon.logged('stopped');
+      assert.ok(summary);
+      assert.equal((await exportCsv(config)).length, summary['readingsQueued']);
+      assert.equal(
+        daemon.logged('second stop request: exiting now without waiting for the queue'),
+        undefined,
+      );
+    } finally {
+      counter.stop();
+      await daemon.kill();
+    }
+  });
+
+  it('exits at once on a second stop signal while the drain is stuck', async () => {
+    const dir = tempDir();
+    const config = writeConfig(
+      dir,
+      'writer:\n  batch_size: 100000\n  flush_interval: 1d\nshutdown:\n  timeout: 1m\n',
+    );
+    const counter = new RequestCounter(fleet);
+    const daemon = new DaemonProcess(['-c', config]);
+    let lock: { release(): void } | null = null;
+    try {
+      await waitFor(() => counter.count(OLD, 'emeter') >= 2, 'two polls of a plug', 30_000);
+      // Another process holds the write lock: the drain cannot finish.
+      lock = holdWriteLock(join(dir, 'kasa.db'));
+      daemon.signal('SIGTERM');
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      daemon.signal('SIGTERM');
+      assert.equal(await daemon.exited, 1);
+      assert.ok(daemon.logged('second stop request: exiting now without waiting for the queue'));
+    } finally {
+      lock?.release();
       counter.stop();
       await daemon.kill();
     }

@@ -10,6 +10,9 @@ import { loadForCommand, parseSetFlags } from '../load-config.js';
 /** Extra time past shutdown.timeout before the fuse ends the process no matter what. */
 const HARD_EXIT_GRACE_MS = 5_000;
 
+/** A second stop signal within this time of the first is the same request delivered twice. */
+const DUPLICATE_SIGNAL_MS = 1_000;
+
 export const runOptions = {
   config: { type: 'string', short: 'c' },
   set: { type: 'string', multiple: true },
@@ -82,11 +85,16 @@ export async function runDaemon(
       .finally(() => resolveStopped());
   };
 
+  let firstStopAtMs = 0;
   const shutdown = (reason: string, code: number) => {
     if (shuttingDown) {
+      // One Ctrl-C under `npm run` or `timeout` arrives twice (from the terminal or the process
+      // group, and forwarded by the parent): only a stop request a moment later means "now".
+      if (performance.now() - firstStopAtMs < DUPLICATE_SIGNAL_MS) return;
       logger.warn({ reason }, 'second stop request: exiting now without waiting for the queue');
       process.exit(EXIT_FAILURE);
     }
+    firstStopAtMs = performance.now();
     shuttingDown = true;
     exitCode = code;
     systemd.stopping(reason);
