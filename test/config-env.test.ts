@@ -1,39 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { after, describe, test } from 'node:test';
-import {
-  CONFIG_KEYS,
-  ConfigError,
-  type ConfigProblem,
-  type LoadOptions,
-  loadConfig,
-} from '../src/config/index.js';
+import { resolve } from 'node:path';
+import { describe, test } from 'node:test';
+import { CONFIG_KEYS } from '../src/config/index.js';
+import { configFixtures, problemsOf } from './helpers/config.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'kasa-config-env-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
-
-let counter = 0;
-function writeConfig(text: string): string {
-  const file = join(dir, `config-${++counter}.yaml`);
-  writeFileSync(file, text);
-  return file;
-}
-
-function load(options: LoadOptions = {}) {
-  return loadConfig({ env: {}, defaultFile: join(dir, 'absent.yaml'), ...options });
-}
-
-function problemsOf(run: () => unknown): readonly ConfigProblem[] {
-  try {
-    run();
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, `expected ConfigError, got ${String(error)}`);
-    return error.problems;
-  }
-  assert.fail('expected a ConfigError');
-}
+const { writeConfig, load } = configFixtures('kasa-config-env-');
 
 describe('environment', () => {
   test('DATABASE_PATH sets the SQLite path, resolved to an absolute path', () => {

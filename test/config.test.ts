@@ -1,40 +1,10 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { after, describe, test } from 'node:test';
-import {
-  ConfigError,
-  type ConfigProblem,
-  defaultConfig,
-  type LoadOptions,
-  loadConfig,
-} from '../src/config/index.js';
+import { describe, test } from 'node:test';
+import { ConfigError, type ConfigProblem, defaultConfig, loadConfig } from '../src/config/index.js';
+import { configFixtures, problemsOf } from './helpers/config.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'kasa-config-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
-
-let counter = 0;
-function writeConfig(text: string): string {
-  const file = join(dir, `config-${++counter}.yaml`);
-  writeFileSync(file, text);
-  return file;
-}
-
-/** Loads with an empty environment and no default file, so the host's /etc cannot leak in. */
-function load(options: LoadOptions = {}) {
-  return loadConfig({ env: {}, defaultFile: join(dir, 'absent.yaml'), ...options });
-}
-
-function problemsOf(run: () => unknown): readonly ConfigProblem[] {
-  try {
-    run();
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, `expected ConfigError, got ${String(error)}`);
-    return error.problems;
-  }
-  assert.fail('expected a ConfigError');
-}
+const { dir, writeConfig, load } = configFixtures('kasa-config-');
 
 function problemAt(problems: readonly ConfigProblem[], path: string): ConfigProblem {
   const found = problems.find((problem) => problem.path === path);

@@ -17,6 +17,7 @@ import type { Reading } from '../../src/poller/reading.js';
 import { BoundedQueue } from '../../src/queue/bounded-queue.js';
 import { type SqliteOptions, SqliteStore, tableBytesOfFile } from '../../src/storage/sqlite/index.js';
 import { Writer } from '../../src/storage/writer.js';
+import { channelsOf } from './writer.js';
 
 export interface LifecycleBenchOptions {
   /** Channels polled (default 50). */
@@ -67,16 +68,6 @@ function options(path: string, rollups: boolean): SqliteOptions {
     busyTimeoutMs: 5000,
     lifecycle: { rollups, timeZone: 'Europe/Berlin', gapLimitMs: 5 * 60_000 },
   };
-}
-
-function channelsOf(count: number): ChannelInfo[] {
-  return Array.from({ length: count }, (_, c) => ({
-    id: `8006${c.toString(16).toUpperCase().padStart(36, '0')}`,
-    alias: `plug ${c}`,
-    model: 'HS110(EU)',
-    parentId: null,
-    parentAlias: null,
-  }));
 }
 
 /** Every channel once per 10 s round, with wandering power and a counter that follows it. */

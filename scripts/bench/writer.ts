@@ -45,7 +45,8 @@ function pragmas(path: string): SqliteOptions {
   };
 }
 
-function channelsOf(count: number): ChannelInfo[] {
+/** `count` single plugs with deviceId-shaped ids (shared by the writer and lifecycle benchmarks). */
+export function channelsOf(count: number): ChannelInfo[] {
   return Array.from({ length: count }, (_, c) => ({
     id: `8006${c.toString(16).toUpperCase().padStart(36, '0')}`,
     alias: `plug ${c}`,
