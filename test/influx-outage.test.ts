@@ -12,8 +12,8 @@ import { after, describe, test } from 'node:test';
 import { loadConfig } from '../src/config/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { Daemon, type DaemonStatus, type SinkAccounting } from '../src/main.js';
-import { openReadingsReader } from '../src/storage/sqlite/index.js';
 import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { storedPerChannel } from './helpers/stored.js';
 import { settledSamplesPerDevice, startVictoria, victoriaSkip } from './helpers/victoria.js';
 
 const PORT = 22200;
@@ -37,18 +37,6 @@ function status(daemon: Daemon): DaemonStatus {
   const s = daemon.status();
   assert.ok(s !== null);
   return s;
-}
-
-/** Readings per channel in the database file. */
-function storedPerChannel(path: string): Map<string, number> {
-  const reader = openReadingsReader(path);
-  try {
-    const counts = new Map<string, number>();
-    for (const r of reader.readings()) counts.set(r.deviceId, (counts.get(r.deviceId) ?? 0) + 1);
-    return counts;
-  } finally {
-    reader.close();
-  }
 }
 
 describe('an InfluxDB outage while plugs are polled', { skip }, () => {

@@ -23,10 +23,10 @@ import {
   ResiliencePolicy,
 } from '../src/resilience/index.js';
 import { StorageError } from '../src/storage/errors.js';
-import { openReadingsReader } from '../src/storage/sqlite/index.js';
 import { captureLogger } from './helpers/capture-logger.js';
 import { type FaultProxy, startFaultProxy } from './helpers/fault-proxy.js';
 import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { storedPerChannel } from './helpers/stored.js';
 import {
   samplesPerDevice,
   startVictoria,
@@ -277,18 +277,6 @@ function influxOp(daemon: Daemon): OperationStats {
   return op;
 }
 
-/** Readings per device in the database file. */
-function storedPerDevice(path: string): Map<string, number> {
-  const reader = openReadingsReader(path);
-  try {
-    const counts = new Map<string, number>();
-    for (const r of reader.readings()) counts.set(r.deviceId, (counts.get(r.deviceId) ?? 0) + 1);
-    return counts;
-  } finally {
-    reader.close();
-  }
-}
-
 function total(counts: Map<string, number>): number {
   return [...counts.values()].reduce((a, b) => a + b, 0);
 }
@@ -487,7 +475,7 @@ describe('Daemon.reload', () => {
         if (plugs === null) fleet = await startSimulators({ port: PORT, devices: DEVICES });
       }
 
-      const stored = storedPerDevice(dbPath);
+      const stored = storedPerChannel(dbPath);
       const storedTotal = total(stored);
       assert.equal(status(daemon).influx?.written, storedTotal, 'each stored reading forwarded once');
       // VictoriaMetrics makes new series searchable a few seconds after ingestion.

@@ -2,10 +2,8 @@ import assert from 'node:assert/strict';
 import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, describe, test } from 'node:test';
-import { pino } from 'pino';
-import { createSilentLogger, type Logger } from '../src/log/logger.js';
+import { createSilentLogger } from '../src/log/logger.js';
 import type { Reading } from '../src/poller/reading.js';
 import { BoundedQueue } from '../src/queue/bounded-queue.js';
 import { isStorageError, KasaStorageCode, type StorageError } from '../src/storage/errors.js';
@@ -16,6 +14,7 @@ import {
   SqliteStore,
 } from '../src/storage/sqlite/index.js';
 import { Writer } from '../src/storage/writer.js';
+import { captureLogger } from './helpers/capture-logger.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-storage-faults-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -31,17 +30,6 @@ function options(overrides: Partial<SqliteOptions> = {}): SqliteOptions {
     busyTimeoutMs: 5000,
     ...overrides,
   };
-}
-
-function recordingLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line));
-      callback();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, stream), lines };
 }
 
 const T0 = Date.UTC(2026, 10, 26);
@@ -144,7 +132,7 @@ describe('a held write lock', () => {
 describe('a full disk', () => {
   test('SQLITE_FULL is transient; the writer holds the batch, writes it once space returns, nothing doubled', async () => {
     const opts = options();
-    const { logger, lines } = recordingLogger();
+    const { logger, lines } = captureLogger();
     const store = new SqliteStore(opts, createSilentLogger());
     await store.start();
     const queue = new BoundedQueue<Reading>(
@@ -191,12 +179,12 @@ describe('a full disk', () => {
       reader.close();
     }
     assert.equal(
-      lines.filter((l) => l['msg'] === 'storage write failed; holding the batch and retrying with backoff')
+      lines().filter((l) => l['msg'] === 'storage write failed; holding the batch and retrying with backoff')
         .length,
       1,
     );
     assert.equal(
-      lines.filter((l) => l['msg'] === 'storage writes recovered; the held batch is written').length,
+      lines().filter((l) => l['msg'] === 'storage writes recovered; the held batch is written').length,
       1,
     );
   });
@@ -229,7 +217,7 @@ describe('damaged files and a dying worker', () => {
   });
 
   test('a worker crash rejects pending and later calls with a StorageError instead of hanging', async () => {
-    const { logger, lines } = recordingLogger();
+    const { logger, lines } = captureLogger();
     const store = new SqliteStore(options(), logger);
     await store.start();
     const crash = store.crashWorkerForTest();
@@ -239,7 +227,7 @@ describe('damaged files and a dying worker', () => {
     const [outcome] = await Promise.allSettled([racing]);
     if (outcome?.status === 'rejected') assert.ok(isStorageError(outcome.reason));
     await rejectsWith(store.writeBatch(readings(10, 1)), KasaStorageCode.workerExited, false);
-    assert.ok(lines.some((l) => l['msg'] === 'SQLite writer worker died'));
+    assert.ok(lines().some((l) => l['msg'] === 'SQLite writer worker died'));
     await store.stop();
   });
 });

@@ -3,11 +3,9 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, describe, test } from 'node:test';
-import { pino } from 'pino';
 import type { ChannelInfo } from '../src/discovery/types.js';
-import { createSilentLogger, type Logger } from '../src/log/logger.js';
+import { createSilentLogger } from '../src/log/logger.js';
 import type { Reading } from '../src/poller/reading.js';
 import { isStorageError, KasaStorageCode, type StorageError } from '../src/storage/errors.js';
 import {
@@ -17,6 +15,7 @@ import {
   SqliteStore,
   type StoredReading,
 } from '../src/storage/sqlite/index.js';
+import { captureLogger } from './helpers/capture-logger.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-storage-test-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -33,17 +32,6 @@ function options(overrides: Partial<SqliteOptions> = {}): SqliteOptions {
     busyTimeoutMs: 5000,
     ...overrides,
   };
-}
-
-function recordingLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line));
-      callback();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, stream), lines };
 }
 
 const T0 = Date.UTC(2026, 10, 26, 14, 3, 5, 120);
@@ -106,18 +94,18 @@ async function rejectsWith(
 describe('schema and migrations', () => {
   test('start creates the directory and the schema; a second start migrates nothing and keeps the data', async () => {
     const opts = options();
-    const first = recordingLogger();
+    const first = captureLogger();
     const store = new SqliteStore(opts, first.logger);
     await store.start();
     await store.writeBatch([reading('PLUG1', T0)]);
     await store.stop();
-    assert.equal(first.lines.find((l) => l['msg'] === 'SQLite store open')?.['migrated'], SCHEMA_VERSION);
+    assert.equal(first.lines().find((l) => l['msg'] === 'SQLite store open')?.['migrated'], SCHEMA_VERSION);
 
-    const second = recordingLogger();
+    const second = captureLogger();
     const again = new SqliteStore(opts, second.logger);
     await again.start();
     await again.stop();
-    const opened = second.lines.find((l) => l['msg'] === 'SQLite store open');
+    const opened = second.lines().find((l) => l['msg'] === 'SQLite store open');
     assert.equal(opened?.['migrated'], 0);
     assert.equal(opened?.['schema'], SCHEMA_VERSION);
     assert.equal(readAll(opts.path).length, 1);

@@ -17,7 +17,7 @@ import type { Reading } from '../../src/poller/reading.js';
 import { BoundedQueue } from '../../src/queue/bounded-queue.js';
 import { type SqliteOptions, SqliteStore, tableBytesOfFile } from '../../src/storage/sqlite/index.js';
 import { Writer } from '../../src/storage/writer.js';
-import { channelsOf } from './writer.js';
+import { channelsOf, feedWithoutOverflow } from './writer.js';
 
 export interface LifecycleBenchOptions {
   /** Channels polled (default 50). */
@@ -92,7 +92,6 @@ function* readingsOf(rounds: number, channels: readonly ChannelInfo[]): Generato
   }
 }
 
-const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** The daemon's writer path, as scripts/bench/writer.ts drives it. */
 async function run(path: string, rollups: boolean, rounds: number, channels: readonly ChannelInfo[]) {
@@ -105,15 +104,7 @@ async function run(path: string, rollups: boolean, rounds: number, channels: rea
   writer.start();
   const rows = rounds * channels.length;
   const started = performance.now();
-  const source = readingsOf(rounds, channels);
-  let next = source.next();
-  while (next.done !== true) {
-    while (next.done !== true && queue.size < queue.capacity) {
-      queue.offer(next.value);
-      next = source.next();
-    }
-    if (next.done !== true) await sleep(1);
-  }
+  await feedWithoutOverflow(queue, readingsOf(rounds, channels));
   const stats = await writer.stop(Number.MAX_SAFE_INTEGER);
   const elapsedMs = performance.now() - started;
   await store.stop();

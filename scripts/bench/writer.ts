@@ -92,6 +92,24 @@ function fileBytes(path: string): number {
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
+/**
+ * Offers every reading as the poller does, but waits while the queue has no room instead of letting
+ * it overflow: a throughput benchmark must store every reading it times.
+ */
+export async function feedWithoutOverflow(
+  queue: BoundedQueue<Reading>,
+  source: Iterator<Reading>,
+): Promise<void> {
+  let next = source.next();
+  while (next.done !== true) {
+    while (next.done !== true && queue.size < queue.capacity) {
+      queue.offer(next.value);
+      next = source.next();
+    }
+    if (next.done !== true) await sleep(1);
+  }
+}
+
 async function daemonPath(path: string, rows: number, channels: readonly ChannelInfo[]) {
   const logger = createSilentLogger();
   const store = new SqliteStore(pragmas(path), logger);
@@ -101,16 +119,7 @@ async function daemonPath(path: string, rows: number, channels: readonly Channel
   const writer = new Writer(queue, store, { batchSize: BATCH, flushIntervalMs: 50 }, logger);
   writer.start();
   const started = performance.now();
-  const source = readingsOf(rows, channels);
-  let next = source.next();
-  while (next.done !== true) {
-    // Offer like the poller does; while the queue has no room, wait instead of letting it overflow.
-    while (next.done !== true && queue.size < queue.capacity) {
-      queue.offer(next.value);
-      next = source.next();
-    }
-    if (next.done !== true) await sleep(1);
-  }
+  await feedWithoutOverflow(queue, readingsOf(rows, channels));
   const stats = await writer.stop(Number.MAX_SAFE_INTEGER);
   const elapsedMs = performance.now() - started;
   await store.stop();

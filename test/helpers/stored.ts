@@ -1,0 +1,13 @@
+import { openReadingsReader } from '../../src/storage/sqlite/index.js';
+
+/** How many readings each channel (deviceId or outlet child id) has in the database file. */
+export function storedPerChannel(path: string): Map<string, number> {
+  const reader = openReadingsReader(path);
+  try {
+    const counts = new Map<string, number>();
+    for (const r of reader.readings()) counts.set(r.deviceId, (counts.get(r.deviceId) ?? 0) + 1);
+    return counts;
+  } finally {
+    reader.close();
+  }
+}
