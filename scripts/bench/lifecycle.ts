@@ -92,7 +92,6 @@ function* readingsOf(rounds: number, channels: readonly ChannelInfo[]): Generato
   }
 }
 
-
 /** The daemon's writer path, as scripts/bench/writer.ts drives it. */
 async function run(path: string, rollups: boolean, rounds: number, channels: readonly ChannelInfo[]) {
   const logger = createSilentLogger();
