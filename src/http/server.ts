@@ -7,7 +7,7 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { parseTime } from '../cli/time.js';
+import { checkTimeRange, parseTime } from '../cli/time.js';
 import type { Logger } from '../log/logger.js';
 import { isStorageError, KasaStorageCode } from '../storage/errors.js';
 import type { ExportFormat } from '../storage/sqlite/export-format.js';
@@ -32,7 +32,7 @@ export interface HttpOptions {
   readonly port: number;
 }
 
-/** /api/readings without `from` covers this much (a whole database is never sent by accident). */
+/** /api/readings without `from` covers this much before `to` (or now): a whole database is never sent by accident. */
 export const DEFAULT_READINGS_WINDOW_MS = 24 * 3_600_000;
 
 class HttpProblem extends Error {
@@ -259,8 +259,13 @@ export class HttpServer {
         throw new HttpProblem(400, error instanceof Error ? error.message : String(error));
       }
     };
-    const fromMs = time('from') ?? nowMs - DEFAULT_READINGS_WINDOW_MS;
     const toMs = time('to');
+    const fromMs = time('from') ?? (toMs ?? nowMs) - DEFAULT_READINGS_WINDOW_MS;
+    try {
+      checkTimeRange(fromMs, toMs, { from: 'from', to: 'to' });
+    } catch (error) {
+      throw new HttpProblem(400, error instanceof Error ? error.message : String(error));
+    }
     const device = params.get('device');
     const query: ExportQuery = {
       fromMs,
@@ -291,7 +296,9 @@ export class HttpServer {
         return;
       }
       if (isStorageError(error)) {
-        if (error.code === KasaStorageCode.unknownDevice) throw new HttpProblem(404, error.message);
+        // Not the storage's own message: it names the database file, which is no client's business.
+        if (error.code === KasaStorageCode.unknownDevice)
+          throw new HttpProblem(404, `no device with id or alias ${JSON.stringify(query.device ?? '')}`);
         if (error.code === KasaStorageCode.ambiguousDevice) throw new HttpProblem(400, error.message);
         if (error.transient) throw new HttpProblem(503, error.message, { 'retry-after': '1' });
         throw new HttpProblem(500, error.message);
