@@ -773,6 +773,11 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
         "Address of /health, /metrics and /api: 'host:port' ('[::1]:9469' for IPv6; port 0 picks a free one).",
         RESTART,
       ),
+      write_timeout: key(
+        duration('30s'),
+        'How long a streamed response (/api/readings) waits for a client that takes no more bytes before it is cut, freeing its reader connection.',
+        RESTART,
+      ),
     })
     .prefault({})
     .meta({ description: 'The HTTP endpoint.' });

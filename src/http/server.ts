@@ -30,7 +30,14 @@ export interface HttpSources extends MetricsSource {
 export interface HttpOptions {
   readonly host: string;
   readonly port: number;
+  /**
+   * How long a streamed response may wait for the client to take more bytes before it is cut
+   * (default 30 s): a client that stopped reading must not hold a reader connection forever.
+   */
+  readonly writeTimeoutMs?: number;
 }
+
+export const DEFAULT_WRITE_TIMEOUT_MS = 30_000;
 
 /** /api/readings without `from` covers this much before `to` (or now): a whole database is never sent by accident. */
 export const DEFAULT_READINGS_WINDOW_MS = 24 * 3_600_000;
@@ -63,14 +70,20 @@ function sendJson(
   res.end(text);
 }
 
-/** Resolves when the response can take more (drain) or is gone (close); leaves no listener behind. */
-function drainedOrClosed(res: ServerResponse): Promise<void> {
+/**
+ * Resolves true when the response can take more (drain) or is gone (close), false when neither
+ * happened within `timeoutMs`; leaves no listener or timer behind.
+ */
+function drainedOrClosed(res: ServerResponse, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const done = () => {
+    const finish = (progressed: boolean) => {
+      clearTimeout(timer);
       res.off('drain', done);
       res.off('close', done);
-      resolve();
+      resolve(progressed);
     };
+    const done = () => finish(true);
+    const timer = setTimeout(() => finish(false), timeoutMs);
     res.on('drain', done);
     res.on('close', done);
   });
@@ -272,6 +285,7 @@ export class HttpServer {
       ...(toMs === undefined ? {} : { toMs }),
       ...(device === null || device === '' ? {} : { device }),
     };
+    let sentBytes = 0;
     const sink = async (bytes: Uint8Array): Promise<void> => {
       if (res.destroyed) throw new ClientGone();
       if (!res.headersSent) {
@@ -280,8 +294,17 @@ export class HttpServer {
           'cache-control': 'no-store',
         });
       }
+      sentBytes += bytes.byteLength;
       if (!res.write(bytes)) {
-        await drainedOrClosed(res);
+        const writeTimeoutMs = this.#options.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
+        if (!(await drainedOrClosed(res, writeTimeoutMs))) {
+          // The client stopped reading: cut the response so its reader connection is free again.
+          this.#logger.warn(
+            { client: res.socket?.remoteAddress, sentBytes, writeTimeoutMs },
+            `/api/readings: the client took nothing for ${writeTimeoutMs} ms; response cut`,
+          );
+          res.destroy();
+        }
         if (res.destroyed) throw new ClientGone();
       }
     };
