@@ -218,6 +218,27 @@ log:
     checkCsv(result.stdout, 'export');
   });
 
+  test('`energy --format csv` and rollup exports: the same rule', async () => {
+    const energy = await runCliProcess(['energy', '-c', config, '--format', 'csv']);
+    assert.equal(energy.code, 0, energy.stderr);
+    const [energyHeader, ...energyRows] = parseCsv(energy.stdout);
+    assert.deepEqual(energyHeader, ['period', 'device_id', 'alias', 'energy_kwh']);
+    const rollups = await runCliProcess(['export', '-c', config, '--resolution', 'minute']);
+    assert.equal(rollups.code, 0, rollups.stderr);
+    const [rollupHeader, ...rollupRows] = parseCsv(rollups.stdout);
+    assert.equal(rollupHeader?.[2], 'alias');
+    for (const [what, rows] of [
+      ['energy', energyRows],
+      ['rollups', rollupRows],
+    ] as const) {
+      for (const [id, alias] of Object.entries(ALL_ALIASES)) {
+        const mine = rows.filter((r) => r[1] === id);
+        assert.ok(mine.length > 0, `${what}: ${id} is there`);
+        for (const r of mine) assert.equal(r[2], expectedCell(alias), `${what}: alias cell of ${id}`);
+      }
+    }
+  });
+
   test('/api/readings?format=csv: the same rule', async () => {
     const response = await fetch(`${HTTP}/api/readings?format=csv`);
     assert.equal(response.status, 200);
