@@ -775,7 +775,7 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
       ),
       write_timeout: key(
         duration('30s'),
-        'How long a streamed response (/api/readings) waits for a client that takes no more bytes before it is cut, freeing its reader connection.',
+        'How long a response waits for a client that takes no more bytes before it is cut (a stalled /api/readings export frees its reader connection).',
         RESTART,
       ),
     })

@@ -104,11 +104,13 @@ export class HttpServer {
     this.#logger = logger;
     this.#registry = createMetricsRegistry(sources);
     this.#server = createServer((req, res) => {
-      this.#handle(req, res).catch((error: unknown) => {
-        this.#logger.error({ err: error, url: req.url }, 'HTTP request failed');
-        if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
-        else res.destroy();
-      });
+      this.#handle(req, res)
+        .catch((error: unknown) => {
+          this.#logger.error({ err: error, url: req.url }, 'HTTP request failed');
+          if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+          else res.destroy();
+        })
+        .finally(() => this.#cutIfNeverTaken(res));
     });
     this.#server.keepAliveTimeout = 5_000;
   }
@@ -157,6 +159,27 @@ export class HttpServer {
     this.#server.closeAllConnections();
     await closed;
     this.#address = null;
+  }
+
+  /**
+   * A response handed over whole (/metrics of a large fleet, the end of an export) that the client
+   * does not take within the write timeout is cut too: it would otherwise stay in memory as long as
+   * the client keeps the connection open without reading.
+   */
+  #cutIfNeverTaken(res: ServerResponse): void {
+    if (res.writableFinished || res.destroyed) return;
+    const writeTimeoutMs = this.#options.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
+    const timer = setTimeout(() => {
+      this.#logger.warn(
+        { client: res.socket?.remoteAddress, writeTimeoutMs },
+        `HTTP: the client took nothing for ${writeTimeoutMs} ms; response cut`,
+      );
+      res.destroy();
+    }, writeTimeoutMs);
+    timer.unref();
+    const done = () => clearTimeout(timer);
+    res.once('finish', done);
+    res.once('close', done);
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
