@@ -278,7 +278,7 @@ export class Daemon {
         pool: () => readers.stats(),
         readers,
       },
-      config.http.listen,
+      { ...config.http.listen, writeTimeoutMs: config.http.write_timeout },
       log.child({ component: 'http' }),
     );
     this.#supervision = { readers, supervisor, http };

@@ -76,7 +76,7 @@ describe('defaults', () => {
       network: preset('exponential', 5, 1000, 30_000),
       file: preset('linear', 3, 100, 1000),
     });
-    assert.deepEqual(config.http, { listen: { host: '127.0.0.1', port: 9469 } });
+    assert.deepEqual(config.http, { listen: { host: '127.0.0.1', port: 9469 }, write_timeout: 30_000 });
     assert.deepEqual(config.log, { level: 'info', format: 'auto' });
     assert.deepEqual(config.shutdown, { timeout: 10_000 });
   });

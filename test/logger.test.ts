@@ -72,6 +72,22 @@ describe('journald log format', () => {
     assert.match(line, / path="a b"$/);
   });
 
+  it('escapes every control character and bidi override, quoted or not, so a name cannot start a record', () => {
+    const line = formatJournalLine(
+      JSON.stringify({
+        level: 30,
+        msg: 'device found',
+        alias: 'a\u0000<0>b\u001b[2Jc\u202ed\u2066\u007f\u0085',
+        quoted: 'x y\u202e\u2028\r<1>z',
+      }),
+    );
+    assert.equal(
+      line,
+      '<6>device found alias=a\\u0000<0>b\\u001b[2Jc\\u202ed\\u2066\\u007f\\u0085 quoted="x y\\u202e\\u2028\\r<1>z"',
+    );
+    assert.equal(formatJournalLine('not json\u0000<0>x'), '<6>not json\\u0000<0>x');
+  });
+
   it('never writes an Influx token that a caller passes in a log object', () => {
     const out = collect();
     const log = createRootLogger({ level: 'info', format: 'json', destination: out.stream });

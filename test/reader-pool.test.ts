@@ -15,6 +15,7 @@ import { CSV_HEADER, csvRow, jsonRow } from '../src/storage/sqlite/export-format
 import { openReadingsReader, type SqliteOptions } from '../src/storage/sqlite/index.js';
 import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
 import {
+  POOL_EXPORTS_BUSY_CODE,
   POOL_TIMEOUT_CODE,
   type PoolLease,
   ReaderPool,
@@ -65,6 +66,15 @@ function pool(path: string, options: Partial<ReaderPoolOptions> = {}): ReaderPoo
 
 async function settle(): Promise<void> {
   await new Promise((resolve) => setImmediate(resolve));
+}
+
+/** Waits (on the event loop, not the clock) until `predicate` holds; the deadline only turns a hang into a failure. */
+async function waitUntil(predicate: () => boolean): Promise<void> {
+  const end = Date.now() + 20_000;
+  while (!predicate()) {
+    if (Date.now() > end) throw new Error('gave up waiting');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
 }
 
 describe('reader pool', () => {
@@ -243,6 +253,38 @@ describe('reader pool', () => {
       assert.equal(p.stats().inUse, 0, 'every export gave its connection back');
     } finally {
       reader.close();
+      await p.stop();
+    }
+  });
+
+  test('exports may hold every connection but one: one more is refused at once, a short query still runs', async () => {
+    const p = pool(database(1, 20_000), { size: 1, maxOverflow: 2, timeoutMs: 30_000, chunkRows: 100 });
+    await p.start();
+    const gates: (() => void)[] = [];
+    try {
+      assert.equal(p.exportLimit, 2);
+      // Two exports whose client never takes the next chunk.
+      const stalled = [0, 1].map(() =>
+        p.exportReadings({}, 'csv', () => new Promise<void>((resolve) => gates.push(resolve))),
+      );
+      await waitUntil(() => gates.length === 2);
+      await assert.rejects(
+        p.exportReadings({}, 'csv', () => undefined),
+        (error: unknown) => isStorageError(error) && error.code === POOL_EXPORTS_BUSY_CODE && error.transient,
+      );
+      assert.equal(p.exportStats().refused, 1);
+      assert.equal((await p.ping()).channels, 1, 'the last connection serves a short query');
+      assert.equal(p.stats().timeouts, 0);
+      // Released: each client goes away; their connections come back.
+      for (const gate of gates.splice(0)) gate();
+      while (p.exportStats().running > 0) {
+        for (const gate of gates.splice(0)) gate();
+        await settle();
+      }
+      await Promise.all(stalled);
+      assert.equal(p.stats().inUse, 0);
+    } finally {
+      for (const gate of gates.splice(0)) gate();
       await p.stop();
     }
   });

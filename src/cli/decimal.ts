@@ -11,7 +11,13 @@ export function milliToDecimal(milli: number): string {
   return negative ? `-${text}` : text;
 }
 
-/** Quotes a CSV field when it holds a comma, quote or line break (RFC 4180). */
+/**
+ * A text cell of CSV: prefixed with `'` when it would begin with `=`, `+`, `-`, `@`, tab or CR, so a
+ * spreadsheet shows it as text instead of running it as a formula (the OWASP rule for CSV
+ * injection; aliases come from devices and are untrusted), then quoted when it holds a comma, quote
+ * or line break (RFC 4180). Only for text: numbers are written as they are, a minus sign included.
+ */
 export function csvField(value: string): string {
-  return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
+  const text = /^[=+\-@\t\r]/.test(value) ? `'${value}` : value;
+  return /[",\r\n]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
 }

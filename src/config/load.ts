@@ -368,6 +368,9 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     apply(key, value, { kind: 'flag' }, path);
   }
 
+  // A password in the Influx URL is refused below, and must not be echoed while it is.
+  secrets.push(...urlPasswords(valueAt(raw, ['storage', 'influx', 'url'])));
+
   // Validate everything at once.
   const result = createConfigSchema(env).safeParse(raw, { reportInput: true });
   let config: Config | undefined;
@@ -459,6 +462,21 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     throw new ConfigError(scrub([...unlocated, ...located], secrets), source);
   }
   return { config, source, warnings };
+}
+
+/** The password of a URL's user-info, as written and decoded (both are scrubbed from messages). */
+function urlPasswords(value: unknown): string[] {
+  if (typeof value !== 'string') return [];
+  // The user-info runs to the authority's last '@'; the password follows its first ':'.
+  const userInfo = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/([^/?#]*)@/.exec(value.trim())?.[1] ?? '';
+  const colon = userInfo.indexOf(':');
+  const raw = colon < 0 ? '' : userInfo.slice(colon + 1);
+  if (raw === '') return [];
+  try {
+    return [raw, decodeURIComponent(raw)];
+  } catch {
+    return [raw];
+  }
 }
 
 /**

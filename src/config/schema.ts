@@ -108,12 +108,24 @@ function whenParsed(...fields: string[]) {
   };
 }
 
+/** The longest poll timeout taken when `polling.timeout` is not set. */
+export const MAX_DEFAULT_POLL_TIMEOUT_MS = 3000;
+
+/**
+ * `polling.timeout` when the user did not set it: 80% of the interval, at most 3 s, so that
+ * `interval: 1s` alone works (a poll gets 800 ms) and the default stays 3 s from `interval: 4s` up.
+ */
+export function defaultPollTimeout(interval: number): number {
+  return Math.max(1, Math.min(MAX_DEFAULT_POLL_TIMEOUT_MS, Math.floor(interval * 0.8)));
+}
+
 function pollingTimeoutProblem(
   interval: number,
-  timeout: number,
+  timeout: number | null,
   schedule: string | null,
 ): string | undefined {
-  if (schedule !== null || timeout < interval) return undefined;
+  // Only a timeout the user set is checked: the default is derived from the interval.
+  if (timeout === null || schedule !== null || timeout < interval) return undefined;
   return `must be shorter than polling.interval (${formatDuration(interval)}), got ${formatDuration(timeout)}`;
 }
 
@@ -142,7 +154,7 @@ export const CROSS_CHECKS: readonly CrossCheck[] = [
     path: 'polling.timeout',
     keys: ['polling.interval', 'polling.timeout', 'polling.schedule'],
     problem: ([interval, timeout, schedule]) =>
-      pollingTimeoutProblem(interval as number, timeout as number, schedule as string | null),
+      pollingTimeoutProblem(interval as number, timeout as number | null, schedule as string | null),
   },
   {
     path: 'retry.base_delay',
@@ -203,6 +215,16 @@ function isHttpUrl(text: string): boolean {
   try {
     const url = new URL(text);
     return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
+}
+
+/** True when a URL carries user-info (`http://user:password@host`): secrets belong in their own keys. */
+export function hasUrlCredentials(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return url.username !== '' || url.password !== '';
   } catch {
     return false;
   }
@@ -377,8 +399,8 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
         HOT,
       ),
       timeout: key(
-        duration('3s'),
-        'How long one poll may take before it counts as missed. Must be shorter than `interval`.',
+        optionalDuration(),
+        'How long one poll may take before it counts as missed. Must be shorter than `interval`. Not set: 80% of `interval`, at most 3s.',
         HOT,
       ),
       concurrency: key(int(1, 10_000).prefault(64), 'Polls in flight at most.', HOT),
@@ -401,6 +423,10 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
       },
       whenParsed('interval', 'timeout', 'schedule'),
     )
+    .transform((section) => ({
+      ...section,
+      timeout: section.timeout ?? defaultPollTimeout(section.interval),
+    }))
     .prefault({})
     .meta({ description: 'Reading the energy meters.' });
 
@@ -486,6 +512,11 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
           .refine((text) => text === '' || isHttpUrl(text), {
             message:
               'must be an http:// or https:// URL such as http://127.0.0.1:8086, or empty for no InfluxDB',
+            abort: true,
+          })
+          .refine((text) => !hasUrlCredentials(text), {
+            message:
+              'must not hold a user name or password (user:password@host): InfluxDB v2 authenticates with a token; put it in storage.influx.token_file (or storage.influx.token, KASA_MONITOR_STORAGE_INFLUX_TOKEN, or a systemd credential named influx-token)',
           })
           .nullable()
           .optional()
@@ -740,6 +771,11 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
       listen: key(
         listenAddress.prefault('127.0.0.1:9469'),
         "Address of /health, /metrics and /api: 'host:port' ('[::1]:9469' for IPv6; port 0 picks a free one).",
+        RESTART,
+      ),
+      write_timeout: key(
+        duration('30s'),
+        'How long a response waits for a client that takes no more bytes before it is cut (a stalled /api/readings export frees its reader connection).',
         RESTART,
       ),
     })

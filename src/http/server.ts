@@ -7,7 +7,7 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { parseTime } from '../cli/time.js';
+import { checkTimeRange, parseTime } from '../cli/time.js';
 import type { Logger } from '../log/logger.js';
 import { milliToUnit } from '../poller/reading.js';
 import { isStorageError, KasaStorageCode } from '../storage/errors.js';
@@ -31,9 +31,16 @@ export interface HttpSources extends MetricsSource {
 export interface HttpOptions {
   readonly host: string;
   readonly port: number;
+  /**
+   * How long a streamed response may wait for the client to take more bytes before it is cut
+   * (default 30 s): a client that stopped reading must not hold a reader connection forever.
+   */
+  readonly writeTimeoutMs?: number;
 }
 
-/** /api/readings without `from` covers this much (a whole database is never sent by accident). */
+export const DEFAULT_WRITE_TIMEOUT_MS = 30_000;
+
+/** /api/readings without `from` covers this much before `to` (or now): a whole database is never sent by accident. */
 export const DEFAULT_READINGS_WINDOW_MS = 24 * 3_600_000;
 
 class HttpProblem extends Error {
@@ -64,14 +71,20 @@ function sendJson(
   res.end(text);
 }
 
-/** Resolves when the response can take more (drain) or is gone (close); leaves no listener behind. */
-function drainedOrClosed(res: ServerResponse): Promise<void> {
+/**
+ * Resolves true when the response can take more (drain) or is gone (close), false when neither
+ * happened within `timeoutMs`; leaves no listener or timer behind.
+ */
+function drainedOrClosed(res: ServerResponse, timeoutMs: number): Promise<boolean> {
   return new Promise((resolve) => {
-    const done = () => {
+    const finish = (progressed: boolean) => {
+      clearTimeout(timer);
       res.off('drain', done);
       res.off('close', done);
-      resolve();
+      resolve(progressed);
     };
+    const done = () => finish(true);
+    const timer = setTimeout(() => finish(false), timeoutMs);
     res.on('drain', done);
     res.on('close', done);
   });
@@ -92,11 +105,13 @@ export class HttpServer {
     this.#logger = logger;
     this.#registry = createMetricsRegistry(sources);
     this.#server = createServer((req, res) => {
-      this.#handle(req, res).catch((error: unknown) => {
-        this.#logger.error({ err: error, url: req.url }, 'HTTP request failed');
-        if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
-        else res.destroy();
-      });
+      this.#handle(req, res)
+        .catch((error: unknown) => {
+          this.#logger.error({ err: error, url: req.url }, 'HTTP request failed');
+          if (!res.headersSent) sendJson(res, 500, { error: 'internal error' });
+          else res.destroy();
+        })
+        .finally(() => this.#cutIfNeverTaken(res));
     });
     this.#server.keepAliveTimeout = 5_000;
   }
@@ -145,6 +160,27 @@ export class HttpServer {
     this.#server.closeAllConnections();
     await closed;
     this.#address = null;
+  }
+
+  /**
+   * A response handed over whole (/metrics of a large fleet, the end of an export) that the client
+   * does not take within the write timeout is cut too: it would otherwise stay in memory as long as
+   * the client keeps the connection open without reading.
+   */
+  #cutIfNeverTaken(res: ServerResponse): void {
+    if (res.writableFinished || res.destroyed) return;
+    const writeTimeoutMs = this.#options.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
+    const timer = setTimeout(() => {
+      this.#logger.warn(
+        { client: res.socket?.remoteAddress, writeTimeoutMs },
+        `HTTP: the client took nothing for ${writeTimeoutMs} ms; response cut`,
+      );
+      res.destroy();
+    }, writeTimeoutMs);
+    timer.unref();
+    const done = () => clearTimeout(timer);
+    res.once('finish', done);
+    res.once('close', done);
   }
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -260,14 +296,20 @@ export class HttpServer {
         throw new HttpProblem(400, error instanceof Error ? error.message : String(error));
       }
     };
-    const fromMs = time('from') ?? nowMs - DEFAULT_READINGS_WINDOW_MS;
     const toMs = time('to');
+    const fromMs = time('from') ?? (toMs ?? nowMs) - DEFAULT_READINGS_WINDOW_MS;
+    try {
+      checkTimeRange(fromMs, toMs, { from: 'from', to: 'to' });
+    } catch (error) {
+      throw new HttpProblem(400, error instanceof Error ? error.message : String(error));
+    }
     const device = params.get('device');
     const query: ExportQuery = {
       fromMs,
       ...(toMs === undefined ? {} : { toMs }),
       ...(device === null || device === '' ? {} : { device }),
     };
+    let sentBytes = 0;
     const sink = async (bytes: Uint8Array): Promise<void> => {
       if (res.destroyed) throw new ClientGone();
       if (!res.headersSent) {
@@ -276,8 +318,17 @@ export class HttpServer {
           'cache-control': 'no-store',
         });
       }
+      sentBytes += bytes.byteLength;
       if (!res.write(bytes)) {
-        await drainedOrClosed(res);
+        const writeTimeoutMs = this.#options.writeTimeoutMs ?? DEFAULT_WRITE_TIMEOUT_MS;
+        if (!(await drainedOrClosed(res, writeTimeoutMs))) {
+          // The client stopped reading: cut the response so its reader connection is free again.
+          this.#logger.warn(
+            { client: res.socket?.remoteAddress, sentBytes, writeTimeoutMs },
+            `/api/readings: the client took nothing for ${writeTimeoutMs} ms; response cut`,
+          );
+          res.destroy();
+        }
         if (res.destroyed) throw new ClientGone();
       }
     };
@@ -292,7 +343,9 @@ export class HttpServer {
         return;
       }
       if (isStorageError(error)) {
-        if (error.code === KasaStorageCode.unknownDevice) throw new HttpProblem(404, error.message);
+        // Not the storage's own message: it names the database file, which is no client's business.
+        if (error.code === KasaStorageCode.unknownDevice)
+          throw new HttpProblem(404, `no device with id or alias ${JSON.stringify(query.device ?? '')}`);
         if (error.code === KasaStorageCode.ambiguousDevice) throw new HttpProblem(400, error.message);
         if (error.transient) throw new HttpProblem(503, error.message, { 'retry-after': '1' });
         throw new HttpProblem(500, error.message);

@@ -4,7 +4,7 @@ import { openReadingsReader } from '../../storage/sqlite/index.js';
 import { type Command, stringFlag } from '../command.js';
 import { EXIT_OK, UsageError } from '../exit-codes.js';
 import { loadForCommand } from '../load-config.js';
-import { parseTime } from '../time.js';
+import { checkTimeRange, parseTime } from '../time.js';
 import { exportRollups, RESOLUTIONS, type Resolution, ROLLUP_CSV_HEADER } from './export-rollups.js';
 
 export const EXPORT_CSV_HEADER = CSV_HEADER;
@@ -45,6 +45,7 @@ Times are ISO 8601 UTC; a strip outlet's device_id is its full child id.
     const to = stringFlag(context, 'to');
     const fromMs = from === undefined ? undefined : parseTime(from, now, '--from');
     const toMs = to === undefined ? undefined : parseTime(to, now, '--to');
+    checkTimeRange(fromMs, toMs);
     const resolution = stringFlag(context, 'resolution') ?? 'raw';
     if (!(RESOLUTIONS as readonly string[]).includes(resolution))
       throw new UsageError(`--resolution must be one of ${RESOLUTIONS.join(', ')}, got '${resolution}'`);

@@ -32,6 +32,9 @@ export class PoolTimeoutError extends StorageError {
   }
 }
 
+/** As many exports as may run at once are running already. Transient: a later request may run. */
+export const POOL_EXPORTS_BUSY_CODE = 'KASA_POOL_EXPORTS_BUSY';
+
 export interface ReaderPoolOptions {
   readonly path: string;
   /** Connections kept open while idle. */
@@ -357,6 +360,8 @@ export class ReaderPool {
   #timeouts = 0;
   #failedOpens = 0;
   #maxWaitMs = 0;
+  #exports = 0;
+  #exportsRefused = 0;
   readonly #closing = new Set<Promise<void>>();
 
   constructor(options: ReaderPoolOptions, logger: Logger) {
@@ -450,11 +455,48 @@ export class ReaderPool {
   }
 
   /**
+   * Exports that may hold a connection at once: all but one, so a short query (the health checks'
+   * own) always finds a connection however many clients stream or stall; with a single connection,
+   * one export.
+   */
+  get exportLimit(): number {
+    return Math.max(1, this.#limit() - 1);
+  }
+
+  /** Exports streaming (or waiting for a connection) now, and those refused so far for the limit. */
+  exportStats(): { readonly running: number; readonly refused: number } {
+    return { running: this.#exports, refused: this.#exportsRefused };
+  }
+
+  /**
    * Streams readings as export text (CSV or a JSON array) to `sink`, chunk by chunk; the next chunk
    * is read only after `sink` resolved, so a slow client holds back the reading, not memory. An
-   * unknown or ambiguous device rejects before the first chunk.
+   * unknown or ambiguous device rejects before the first chunk. When `exportLimit` exports run
+   * already, rejects at once (transient, POOL_EXPORTS_BUSY_CODE) instead of taking the connection
+   * the checks need; a stalled client is the caller's to cut (the HTTP server's write timeout).
    */
   async exportReadings(
+    query: ExportQuery,
+    format: ExportFormat,
+    sink: (bytes: Uint8Array) => Promise<void> | void,
+  ): Promise<{ readonly rows: number }> {
+    const limit = this.exportLimit;
+    if (this.#exports >= limit) {
+      this.#exportsRefused++;
+      throw new StorageError(
+        `${this.#exports} exports are running, as many as may at once (all reader connections but one, which is kept for the health checks); try again later`,
+        { code: POOL_EXPORTS_BUSY_CODE, transient: true },
+      );
+    }
+    this.#exports++;
+    try {
+      return await this.#streamExport(query, format, sink);
+    } finally {
+      this.#exports--;
+    }
+  }
+
+  #streamExport(
     query: ExportQuery,
     format: ExportFormat,
     sink: (bytes: Uint8Array) => Promise<void> | void,
