@@ -11,6 +11,7 @@ export {
   type LoadedConfig,
   type LoadOptions,
   loadConfig,
+  SYSTEM_STATE_DIRECTORY,
   sqlitePathFromUrl,
 } from './load.js';
 export { REDACTED, redactConfig } from './redact.js';
