@@ -65,7 +65,7 @@ export function existingDatabase(loaded: LoadedConfig): string {
     if (code === 'ENOENT' || code === 'ENOTDIR') {
       const hint =
         loaded.source === null
-          ? 'To read the service\'s database, run this as root on the machine where it is installed (it reads /etc/kasa-monitor/config.yaml), or name it with -c FILE or DATABASE_PATH.'
+          ? "To read the service's database, run this as root on the machine where it is installed (it reads /etc/kasa-monitor/config.yaml), or name it with -c FILE or DATABASE_PATH."
           : 'Has the daemon run with this configuration? Otherwise name the database with storage.sqlite.path, -c FILE or DATABASE_PATH.';
       throw new Error(`no database at ${path} ${why}. ${hint}`);
     }

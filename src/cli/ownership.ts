@@ -51,7 +51,9 @@ export function handOver(
   if (owner === undefined || !isRoot()) return;
   const { dir, createdFrom } = options;
   if (dir !== undefined && createdFrom !== undefined && createdFrom !== null) {
-    const steps = relative(createdFrom, dir).split('/').filter((part) => part !== '');
+    const steps = relative(createdFrom, dir)
+      .split('/')
+      .filter((part) => part !== '');
     let current = createdFrom;
     for (const step of ['', ...steps]) {
       current = step === '' ? current : resolve(current, step);

@@ -4,9 +4,9 @@ import { type Document, isMap, isPair, isScalar, isSeq, LineCounter, parseDocume
 import { safeParse } from 'zod';
 import { ConfigError, type ConfigProblem } from './errors.js';
 import { describeIssue } from './issues.js';
-import { describeYamlErrors } from './yaml-errors.js';
 import { CONFIG_KEYS, type ConfigKey, closest, configKey, keyContaining, valueAt } from './keys.js';
 import { type Config, CROSS_CHECKS, createConfigSchema } from './schema.js';
+import { describeYamlErrors } from './yaml-errors.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/kasa-monitor/config.yaml';
 /** The unit's state directory (StateDirectory=kasa-monitor): the service's database lives here. */

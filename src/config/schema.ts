@@ -441,7 +441,7 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
           .nullable()
           .optional()
           .transform((path) => resolve(path ?? databaseDefault)),
-        'The database file. Default: $STATE_DIRECTORY/kasa-monitor.db under systemd; /var/lib/kasa-monitor/kasa-monitor.db (the service\'s) for any command that reads /etc/kasa-monitor/config.yaml; else ./data/kasa-monitor.db. Relative paths resolve against the working directory.',
+        "The database file. Default: $STATE_DIRECTORY/kasa-monitor.db under systemd; /var/lib/kasa-monitor/kasa-monitor.db (the service's) for any command that reads /etc/kasa-monitor/config.yaml; else ./data/kasa-monitor.db. Relative paths resolve against the working directory.",
         RESTART,
       ),
       journal_mode: key(z.enum(JOURNAL_MODES).prefault('WAL'), 'SQLite journal_mode pragma.', RESTART),

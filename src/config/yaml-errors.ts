@@ -37,7 +37,11 @@ function keyValue(line: Line): { key: string; value: string } | undefined {
 }
 
 /** The message for one parser error, and the line it belongs to. */
-function explain(error: YAMLError, lines: readonly Line[], counter: LineCounter): ConfigProblem & { line: number } {
+function explain(
+  error: YAMLError,
+  lines: readonly Line[],
+  counter: LineCounter,
+): ConfigProblem & { line: number } {
   const start = counter.linePos(error.pos[0]);
   const end = counter.linePos(Math.max(error.pos[0], error.pos[1] - 1));
   const at = lines[start.line - 1];
