@@ -12,6 +12,7 @@ import {
 import { Discovery } from './discovery/discovery.js';
 import type { DeviceRegistry } from './discovery/registry.js';
 import { HttpServer, LatestReadings } from './http/index.js';
+import { listenFailure } from './http/listen-error.js';
 import type { Logger } from './log/logger.js';
 import { Poller } from './poller/poller.js';
 import type { Reading } from './poller/reading.js';
@@ -283,7 +284,9 @@ export class Daemon {
     );
     this.#supervision = { readers, supervisor, http };
     if (quarantined !== null) supervisor.quarantinedAtStart(quarantined.files, quarantined.reason);
-    await http.start();
+    if ((await http.start()) === null) {
+      throw listenFailure(config.http.listen.host, config.http.listen.port, http.error);
+    }
     supervisor.start();
   }
 
