@@ -1,4 +1,5 @@
 import { type Config, diffConfig, redactConfig } from './config/index.js';
+import { configSummary } from './config/summary.js';
 import {
   discoveryOptions,
   forwarderOptions,
@@ -122,7 +123,8 @@ export class Daemon {
     if (this.#parts !== null) return;
     const config = this.#config;
     const log = this.logger;
-    log.info({ config: redactConfig(config) }, 'starting');
+    log.info(`starting: ${configSummary(config)}`);
+    log.debug({ config: redactConfig(config) }, 'configuration');
 
     const resilience = new Resilience(presetSettings(config.retry), log.child({ component: 'resilience' }));
     // A corrupt database is moved aside and a fresh one started; the supervisor alerts about it.

@@ -226,7 +226,7 @@ export const LOG_LEVELS = [
   'trace',
   'silent',
 ] as const satisfies readonly LogLevel[];
-export const LOG_FORMATS = ['auto', 'json', 'journal'] as const satisfies readonly LogFormat[];
+export const LOG_FORMATS = ['auto', 'json', 'journal', 'human'] as const satisfies readonly LogFormat[];
 export const OVERFLOW_POLICIES = ['drop-oldest', 'drop-newest'] as const satisfies readonly OverflowPolicy[];
 export const TRANSPORTS = ['udp', 'tcp'] as const;
 
@@ -832,7 +832,7 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
       level: key(z.enum(LOG_LEVELS).prefault('info'), 'Least severe level logged.', HOT),
       format: key(
         z.enum(LOG_FORMATS).prefault('auto'),
-        'json: one JSON object a line; journal: syslog priority prefix for journald; auto: journal under systemd, else json.',
+        'json: one JSON object a line (for log shippers); journal: syslog priority prefix for journald; human: short lines for a person; auto: journal under systemd, human on a terminal, else json.',
         RESTART,
       ),
     })

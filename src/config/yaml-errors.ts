@@ -55,7 +55,7 @@ function explain(
 
   // `schedule: */15 * * * * *`: a plain value cannot start with '*' (an alias in YAML).
   const pair = at === undefined ? undefined : keyValue(at);
-  if (pair !== undefined && pair.value.startsWith('*') && /alias/i.test(error.message)) {
+  if (pair?.value.startsWith('*') && /alias/i.test(error.message)) {
     const example = ECHO_VALUE.test(pair.key) ? `${pair.key}: '${pair.value}'` : `${pair.key}: '*...'`;
     return plain(
       start.line,
