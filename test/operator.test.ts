@@ -324,7 +324,12 @@ describe('the daemon', () => {
       'http.listen=127.34.0.30:34030',
     ]);
     try {
-      assert.equal(await daemon.exited, 1);
+      // A deadline only to turn "it kept running" (the old behaviour) into a clear failure.
+      const exited = await Promise.race([
+        daemon.exited,
+        new Promise<string>((resolve) => setTimeout(() => resolve('still running'), 30_000).unref()),
+      ]);
+      assert.equal(exited, 1);
       const fatal = daemon.lines.find((l) => String(l['msg']).startsWith('could not start'));
       assert.ok(fatal, daemon.stderr);
       assert.equal(fatal['level'], 60);

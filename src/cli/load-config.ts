@@ -2,6 +2,7 @@ import { statSync } from 'node:fs';
 import { ConfigError, formatProblem, type LoadedConfig, loadConfig } from '../config/index.js';
 import { type CommandContext, stringFlag } from './command.js';
 import { EXIT_CONFIG, UsageError } from './exit-codes.js';
+import { keepSidecarsOwned } from './ownership.js';
 
 /** Thrown after the problems were printed; the CLI turns it into exit code 78. */
 export class ConfigExit extends Error {
@@ -54,6 +55,7 @@ export function existingDatabase(loaded: LoadedConfig): string {
   try {
     const stat = statSync(path);
     if (stat.isDirectory()) throw new Error(`${path} is a directory, not a database file ${why}`);
+    keepSidecarsOwned(path);
     return path;
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;

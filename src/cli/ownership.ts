@@ -75,3 +75,25 @@ export function handOverDirectory(owner: Owner | undefined, dir: string): void {
     chownSync(dir, owner.uid, owner.gid);
   }
 }
+
+/**
+ * As root, makes sure the database's -wal and -shm files are the owner's when the command ends:
+ * SQLite creates them for a reader when they are missing (the service stopped), and root-owned
+ * ones would keep the service from opening its own database.
+ */
+export function keepSidecarsOwned(database: string): void {
+  const owner = ownerOf(database);
+  if (owner === undefined || !isRoot() || owner.uid === 0) return;
+  process.once('exit', () => {
+    for (const file of [`${database}-wal`, `${database}-shm`]) {
+      const current = ownerOf(file);
+      if (current !== undefined && current.uid !== owner.uid) {
+        try {
+          chownSync(file, owner.uid, owner.gid);
+        } catch {
+          // Best effort at exit; the file may be gone already.
+        }
+      }
+    }
+  });
+}
