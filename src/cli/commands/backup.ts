@@ -84,8 +84,11 @@ terminal. Manual backups are never deleted by the scheduled ones' rotation (stor
         onProgress: (p) => progress.update(p),
       });
       progress.done();
-      handOver(owner, { files: [result.path], dir: dirname(result.path), createdFrom });
-      if (to === undefined) handOverDirectory(owner, dirname(result.path));
+      // Only the service's own backup folder: a copy taken elsewhere with --to stays the caller's.
+      if (to === undefined) {
+        handOver(owner, { files: [result.path], dir: dirname(result.path), createdFrom });
+        handOverDirectory(owner, dirname(result.path));
+      }
       context.stdout.write(
         `backup written: ${result.path} (${mib(result.bytes)}, ${result.readings} readings of ${result.channels} channels; integrity_check ok; ${Math.round(result.elapsedMs)} ms)\n`,
       );
