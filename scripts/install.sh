@@ -4,6 +4,7 @@
 #   sudo scripts/install.sh              build, install to /opt/kasa-monitor, enable and start
 #   scripts/install.sh --dry-run         print what it would do, change nothing
 #
+# Also puts the `kasa-monitor` command into /usr/local/bin (a wrapper running the installed build).
 # Safe to run again (an upgrade): the program under the prefix is replaced, an existing
 # /etc/kasa-monitor/config.yaml is never overwritten, and a running service is restarted.
 set -euo pipefail
@@ -13,6 +14,7 @@ UNIT_NAME=kasa-monitor.service
 PREFIX=/opt/kasa-monitor
 CONFIG_DIR=/etc/kasa-monitor
 UNIT_DIR=/etc/systemd/system
+BIN_DIR=/usr/local/bin
 NODE=
 DRY_RUN=0
 BUILD=1
@@ -32,6 +34,7 @@ the systemd unit, runs daemon-reload, then enables and starts (or restarts) the 
   --skip-build     use the existing build (dist/ and node_modules/) as it is
   --no-start       install and enable, but do not start or restart
   -n, --dry-run    print what would be done; change nothing
+  --bin-dir DIR    where the kasa-monitor command goes (default $BIN_DIR, on root's PATH)
   --config-dir DIR, --unit-dir DIR
                    other places for config.yaml and the unit (packaging, tests)
   -h, --help       this text
@@ -64,6 +67,8 @@ while [ $# -gt 0 ]; do
   --config-dir=*) CONFIG_DIR=${1#*=}; shift ;;
   --unit-dir) UNIT_DIR=${2:?--unit-dir needs a directory}; shift 2 ;;
   --unit-dir=*) UNIT_DIR=${1#*=}; shift ;;
+  --bin-dir) BIN_DIR=${2:?--bin-dir needs a directory}; shift 2 ;;
+  --bin-dir=*) BIN_DIR=${1#*=}; shift ;;
   --skip-build) BUILD=0; shift ;;
   --no-start) START=0; shift ;;
   -n | --dry-run) DRY_RUN=1; shift ;;
@@ -196,6 +201,26 @@ if [ "$DRY_RUN" = 0 ]; then
     die "$CONFIG_DIR/config.yaml has problems (listed above); fix them, then run this again"
 fi
 
+# --- Command ----------------------------------------------------------------------------------------
+# A tiny wrapper on PATH that runs the installed build with the service's Node, so `kasa-monitor
+# export` and friends read what the service reads. Marked, so uninstall.sh removes only its own.
+COMMAND="$BIN_DIR/kasa-monitor"
+COMMAND_MARK='# installed by kasa-monitor scripts/install.sh'
+COMMAND_TEXT="#!/bin/sh
+$COMMAND_MARK (removed by scripts/uninstall.sh)
+exec $NODE $PREFIX/dist/src/cli/bin.js \"\$@\""
+if [ -e "$COMMAND" ] && ! grep -qsF "$COMMAND_MARK" "$COMMAND"; then
+  say "leaving $COMMAND alone (not made by this installer: an npm link or global install?); the installed command is: $NODE $PREFIX/dist/src/cli/bin.js"
+else
+  say "installing the command $COMMAND"
+  run install -d -m 0755 "$BIN_DIR"
+  if [ "$DRY_RUN" = 0 ]; then
+    printf '%s\n' "$COMMAND_TEXT" >"$COMMAND.tmp"
+    chmod 0755 "$COMMAND.tmp"
+    mv "$COMMAND.tmp" "$COMMAND"
+  fi
+fi
+
 # --- Unit -------------------------------------------------------------------------------------------
 UNIT_TEXT=$(sed -e "s#^ExecStart=.*#ExecStart=$NODE $PREFIX/dist/src/cli/bin.js run#" \
   -e "s#file:///opt/kasa-monitor/#file://$PREFIX/#" "$SRC/systemd/$UNIT_NAME")
@@ -229,5 +254,6 @@ fi
 if [ "$DRY_RUN" = 0 ] && [ "$START" = 1 ]; then
   systemctl --no-pager --lines=0 status "$UNIT_NAME" || true
   say "done. Logs: journalctl -u kasa-monitor -f; problems only: journalctl -u kasa-monitor -p warning"
+  say "the command: kasa-monitor status, kasa-monitor export, kasa-monitor backup (as root; they read $CONFIG_DIR/config.yaml)"
   say "edit $CONFIG_DIR/config.yaml, then apply it with: systemctl reload kasa-monitor"
 fi

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Removes the kasa-monitor service and program installed by scripts/install.sh:
 #
-#   sudo scripts/uninstall.sh            stop, disable, remove the unit and /opt/kasa-monitor
+#   sudo scripts/uninstall.sh            stop, disable, remove the unit, /opt/kasa-monitor and the command
 #   sudo scripts/uninstall.sh --purge    also remove the configuration and the database
 #   scripts/uninstall.sh --dry-run       print what it would do, change nothing
 #
@@ -12,6 +12,7 @@ UNIT_NAME=kasa-monitor.service
 PREFIX=/opt/kasa-monitor
 CONFIG_DIR=/etc/kasa-monitor
 UNIT_DIR=/etc/systemd/system
+BIN_DIR=/usr/local/bin
 STATE_DIRS=(/var/lib/kasa-monitor /var/lib/private/kasa-monitor)
 DRY_RUN=0
 PURGE=0
@@ -23,7 +24,7 @@ Usage: sudo $0 [--prefix DIR] [--purge] [--dry-run]
   --prefix DIR     where the program was installed (default $PREFIX)
   --purge          also delete $CONFIG_DIR and the database in /var/lib/kasa-monitor
   -n, --dry-run    print what would be done; change nothing
-  --config-dir DIR, --unit-dir DIR   as given to install.sh
+  --config-dir DIR, --unit-dir DIR, --bin-dir DIR   as given to install.sh
   -h, --help       this text
 EOF
 }
@@ -51,6 +52,8 @@ while [ $# -gt 0 ]; do
   --config-dir=*) CONFIG_DIR=${1#*=}; shift ;;
   --unit-dir) UNIT_DIR=${2:?--unit-dir needs a directory}; shift 2 ;;
   --unit-dir=*) UNIT_DIR=${1#*=}; shift ;;
+  --bin-dir) BIN_DIR=${2:?--bin-dir needs a directory}; shift 2 ;;
+  --bin-dir=*) BIN_DIR=${1#*=}; shift ;;
   --purge) PURGE=1; shift ;;
   -n | --dry-run) DRY_RUN=1; shift ;;
   -h | --help) usage; exit 0 ;;
@@ -72,6 +75,12 @@ if [ -f "$UNIT_DIR/$UNIT_NAME" ]; then
   if [ "$DRY_RUN" = 0 ]; then systemctl reset-failed "$UNIT_NAME" 2>/dev/null || true; fi
 else
   say "no unit at $UNIT_DIR/$UNIT_NAME"
+fi
+
+# The command install.sh put on PATH, only if it is the installer's wrapper.
+if grep -qsF '# installed by kasa-monitor scripts/install.sh' "$BIN_DIR/kasa-monitor"; then
+  say "removing the command $BIN_DIR/kasa-monitor"
+  run rm -f "$BIN_DIR/kasa-monitor"
 fi
 
 if [ -e "$PREFIX" ]; then

@@ -1,4 +1,5 @@
 import { type Config, diffConfig, redactConfig } from './config/index.js';
+import { configSummary } from './config/summary.js';
 import {
   discoveryOptions,
   forwarderOptions,
@@ -12,6 +13,7 @@ import {
 import { Discovery } from './discovery/discovery.js';
 import type { DeviceRegistry } from './discovery/registry.js';
 import { HttpServer, LatestReadings } from './http/index.js';
+import { listenFailure } from './http/listen-error.js';
 import type { Logger } from './log/logger.js';
 import { Poller } from './poller/poller.js';
 import type { Reading } from './poller/reading.js';
@@ -121,7 +123,8 @@ export class Daemon {
     if (this.#parts !== null) return;
     const config = this.#config;
     const log = this.logger;
-    log.info({ config: redactConfig(config) }, 'starting');
+    log.info(`starting: ${configSummary(config)}`);
+    log.debug({ config: redactConfig(config) }, 'configuration');
 
     const resilience = new Resilience(presetSettings(config.retry), log.child({ component: 'resilience' }));
     // A corrupt database is moved aside and a fresh one started; the supervisor alerts about it.
@@ -283,7 +286,9 @@ export class Daemon {
     );
     this.#supervision = { readers, supervisor, http };
     if (quarantined !== null) supervisor.quarantinedAtStart(quarantined.files, quarantined.reason);
-    await http.start();
+    if ((await http.start()) === null) {
+      throw listenFailure(config.http.listen.host, config.http.listen.port, http.error);
+    }
     supervisor.start();
   }
 

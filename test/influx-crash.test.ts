@@ -109,6 +109,8 @@ storage:
     flush_interval: 50ms
 log:
   level: warn
+http:
+  listen: 127.0.0.1:0
 `,
     );
     let previous = new Map<string, Set<number>>();

@@ -73,6 +73,7 @@ describe('an InfluxDB outage while plugs are polled', { skip }, () => {
         'retry.network.timeout': '2s',
         'retry.network.breaker_threshold': '3',
         'retry.network.breaker_half_open_after': '2s',
+        'http.listen': '127.0.0.1:0',
       },
     });
     const daemon = new Daemon(config, createSilentLogger());

@@ -21,6 +21,8 @@ const UNIT = 'kasa-monitor.service';
 const CONFIG = '/etc/kasa-monitor/config.yaml';
 const DB = '/var/lib/private/kasa-monitor/kasa-monitor.db';
 const WEDGE_DROP_IN = '/run/systemd/system/kasa-monitor.service.d/50-test-wedge.conf';
+const COMMAND = '/usr/local/bin/kasa-monitor';
+const STATE = '/var/lib/private/kasa-monitor';
 const PLUGS = 3;
 
 /** The config the tests run with: the simulated plugs, quick polls. `extra` is appended. */
@@ -152,6 +154,31 @@ describe('the systemd unit under a real systemd 252', () => {
       .map((l) => ({ tsMs: Date.parse(l.split(',')[0] ?? '') }));
   }
 
+  /**
+   * A command as root types it: a login shell (Debian's root PATH from /etc/profile), a clean
+   * environment, in `/`. Resolves to the whole result; the exit code is the caller's to check.
+   */
+  function rootShell(command: string, timeoutMs = 60_000) {
+    return guest().exec(['env', '-i', 'HOME=/root', 'TERM=dumb', 'bash', '-lc', `cd / && ${command}`], {
+      timeoutMs,
+    });
+  }
+
+  /** The uid the service runs as now. */
+  async function serviceUid(): Promise<string> {
+    const { MainPID: pid } = await show('MainPID');
+    const status = await guest().run(['cat', `/proc/${pid}/status`]);
+    const uid = /^Uid:\s+(\d+)/m.exec(status)?.[1];
+    if (uid === undefined) throw new Error(`no Uid in /proc/${pid}/status`);
+    return uid;
+  }
+
+  /** Files in the state directory that root owns: each would lock the service out of it. */
+  async function rootOwnedState(): Promise<string[]> {
+    const out = await guest().run(['find', STATE, '-uid', '0']);
+    return out.split('\n').filter((line) => line !== '');
+  }
+
   /** PID 1's debug line for each notification it got from the unit, in order. */
   async function notifications(since: bigint): Promise<JournalEntry[]> {
     const entries = await unitJournal(since);
@@ -201,6 +228,7 @@ describe('the systemd unit under a real systemd 252', () => {
     assert.equal(config, readFileSync(`${REPO}/config/kasa-monitor.example.yaml`, 'utf8'));
     assert.equal((await guest().run(['systemctl', 'is-enabled', UNIT])).trim(), 'enabled');
     assert.equal((await guest().run(['systemctl', 'is-active', UNIT])).trim(), 'active');
+    assert.match(out, /installing the command \/usr\/local\/bin\/kasa-monitor/);
     const verify = await guest().exec(['systemd-analyze', 'verify', `/etc/systemd/system/${UNIT}`]);
     assert.equal(verify.code, 0, verify.stderr);
     assert.doesNotMatch(
@@ -258,6 +286,29 @@ describe('the systemd unit under a real systemd 252', () => {
     const owner = (await guest().run(['stat', '-c', '%u', DB])).trim();
     assert.equal(owner, uid);
     await until('readings in the database', async () => ((await readingCount()) >= PLUGS ? true : undefined));
+  });
+
+  it("puts kasa-monitor on root's PATH: --version works in a login shell", async () => {
+    const pkg = JSON.parse(readFileSync(`${REPO}/package.json`, 'utf8')) as { version: string };
+    const which = await rootShell('command -v kasa-monitor');
+    assert.equal(which.stdout.trim(), COMMAND, which.stderr);
+    const version = await rootShell('kasa-monitor --version');
+    assert.equal(version.code, 0, version.stderr);
+    assert.equal(version.stdout.trim(), pkg.version);
+  });
+
+  it("finds the service's database from / with a config that names none: export prints its readings", async () => {
+    assert.doesNotMatch(await guest().run(['cat', CONFIG]), /path:/, 'the config names no database');
+    const result = await rootShell('kasa-monitor export --format csv');
+    assert.equal(result.code, 0, result.stderr);
+    const rows = result.stdout.split('\n').filter((l) => l.startsWith('20'));
+    assert.ok(rows.length >= PLUGS, `the service's readings (${rows.length} rows)`);
+    assert.ok(rows.every((row) => row.split(',')[1]?.startsWith('SIM')));
+    assert.deepEqual(
+      await rootOwnedState(),
+      [],
+      'export as root left nothing root-owned in the state directory',
+    );
   });
 
   it('keeps STATUS current: plugs online, last poll, queue fill and the SQLite sink', async () => {
@@ -477,6 +528,95 @@ describe('the systemd unit under a real systemd 252', () => {
     }
   });
 
+  it('backup, stop, restore, start: the service comes back active and goes on recording', async () => {
+    const backup = await rootShell('kasa-monitor backup');
+    assert.equal(backup.code, 0, backup.stderr);
+    const file = /^backup written: (\S+) \(/m.exec(backup.stdout)?.[1];
+    assert.ok(file?.startsWith('/var/lib/kasa-monitor/backups/'), backup.stdout);
+    const uid = await serviceUid();
+    assert.deepEqual(await rootOwnedState(), [], 'the backup folder and file belong to the service user');
+
+    const recipe = await rootShell(
+      `systemctl stop kasa-monitor && kasa-monitor restore ${file} && systemctl start kasa-monitor`,
+      120_000,
+    );
+    assert.equal(recipe.code, 0, `${recipe.stdout}\n${recipe.stderr}`);
+    assert.match(recipe.stdout, /^restored \S+ to \/var\/lib\/kasa-monitor\/kasa-monitor\.db/m);
+    const restoredAt = Date.now();
+    assert.equal((await show('ActiveState'))['ActiveState'], 'active');
+    assert.equal((await guest().run(['stat', '-c', '%u %a', DB])).trim(), `${await serviceUid()} 600`);
+    assert.ok(uid !== '0');
+    const device = 'SIM0000000000000000000000000000000000001';
+    await until('new readings after the restore', async () => {
+      const list = (await readings(device)).filter((r) => r.tsMs > restoredAt + 1000);
+      return list.length >= 2 ? true : undefined;
+    });
+    assert.equal((await show('ActiveState'))['ActiveState'], 'active');
+  });
+
+  it('takes a scheduled backup after the manual one, with no error in the journal', async () => {
+    const since = await cursor();
+    await guest().writeFile(
+      CONFIG,
+      testConfig(POLL_1S, "storage:\n  backup:\n    schedule: '*/2 * * * * *'\n"),
+    );
+    await guest().run(['systemctl', 'reload', UNIT]);
+    const scheduled = await until('a scheduled backup file', async () => {
+      const list = await guest().run(['ls', `${STATE}/backups`]);
+      return list.split('\n').find((name) => /^kasa-monitor-\d{8}T\d{6}Z\.db$/.test(name));
+    });
+    assert.ok(scheduled);
+    const errors = (await unitJournal(since, ['-p', 'err'])).filter((e) => e.identifier === 'kasa-monitor');
+    assert.deepEqual(
+      errors.map((e) => e.message),
+      [],
+    );
+    await guest().writeFile(CONFIG, testConfig(POLL_1S));
+    await guest().run(['systemctl', 'reload', UNIT]);
+  });
+
+  it('fails to start while another process holds the HTTP port: journalctl -p err names the address', async () => {
+    await guest().run(['systemctl', 'stop', UNIT]);
+    await guest().run([
+      'systemd-run',
+      '--unit=port-holder',
+      '--property=DynamicUser=yes',
+      '/usr/bin/node',
+      '-e',
+      "require('node:net').createServer().listen(9469, '127.0.0.1')",
+    ]);
+    await until('the port to be held', async () => {
+      const probe = await guest().exec([
+        '/usr/bin/node',
+        '-e',
+        "require('node:net').connect(9469, '127.0.0.1').on('connect', () => process.exit(0)).on('error', () => process.exit(1))",
+      ]);
+      return probe.code === 0 ? true : undefined;
+    });
+    const since = await cursor();
+    const restart = await guest().exec(['systemctl', 'restart', UNIT], { timeoutMs: 120_000 });
+    assert.notEqual(restart.code, 0, 'systemctl restart reports the failed start');
+    const state = await show('ActiveState', 'Result');
+    assert.notEqual(state['ActiveState'], 'active');
+    assert.equal(state['Result'], 'exit-code');
+    const errors = await unitJournal(since, ['-p', 'err']);
+    assert.ok(
+      errors.some((e) =>
+        /cannot listen on 127\.0\.0\.1:9469 \(http\.listen\): the address is already in use/.test(e.message),
+      ),
+      errors.map((e) => `${e.priority} ${e.message}`).join('\n'),
+    );
+    assert.ok(
+      errors.every((e) => e.message.length < 1000),
+      'no stack trace on an error line',
+    );
+
+    await guest().run(['systemctl', 'stop', 'port-holder']);
+    await guest().run(['systemctl', 'reset-failed', UNIT]);
+    await guest().run(['systemctl', 'start', UNIT], { timeoutMs: 120_000 });
+    assert.equal((await show('ActiveState'))['ActiveState'], 'active');
+  });
+
   it('exits cleanly on systemctl stop after STOPPING=1, with every queued reading committed', async () => {
     // Hold readings in the queue (no time- or size-triggered writes) so that stop has to drain it.
     await guest().writeFile(
@@ -536,6 +676,8 @@ describe('the systemd unit under a real systemd 252', () => {
     assert.notEqual(unit.code, 0, 'the unit file is gone');
     const program = await guest().exec(['test', '-e', PREFIX]);
     assert.notEqual(program.code, 0, 'the program is gone');
+    const command = await guest().exec(['test', '-e', COMMAND]);
+    assert.notEqual(command.code, 0, 'the command is gone');
     await guest().run(['test', '-f', CONFIG]);
     await guest().run(['test', '-f', DB]);
   });

@@ -125,6 +125,8 @@ describe('scripts/install.sh', () => {
         configDir,
         '--unit-dir',
         unitDir,
+        '--bin-dir',
+        join(dir, 'usr/local/bin'),
         ...extra,
       ],
       env,
@@ -142,6 +144,8 @@ describe('scripts/install.sh', () => {
     assert.match(out, /would run: systemctl daemon-reload/);
     assert.match(out, /would run: systemctl enable kasa-monitor\.service/);
     assert.match(out, /would run: systemctl restart kasa-monitor\.service/);
+    assert.match(out, new RegExp(`installing the command ${dir}/usr/local/bin/kasa-monitor`));
+    assert.equal(existsSync(join(dir, 'usr')), false);
     assert.equal(existsSync(join(dir, 'opt')), false);
     assert.equal(existsSync(join(dir, 'etc')), false);
   });

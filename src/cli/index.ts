@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { closest } from '../config/keys.js';
 import type { Command, CommandContext } from './command.js';
 import { commands } from './commands/index.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './exit-codes.js';
@@ -52,7 +53,13 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   }
   const command = commands.find((c) => c.name === name);
   if (command === undefined) {
-    io.stderr.write(`kasa-monitor: unknown command '${name}'\n\n${mainHelp()}`);
+    const suggestion = closest(
+      name,
+      commands.map((c) => c.name),
+    );
+    io.stderr.write(
+      `kasa-monitor: unknown command '${name}'${suggestion === undefined ? '' : ` (did you mean '${suggestion}'?)`}\n\n${mainHelp()}`,
+    );
     return EXIT_USAGE;
   }
   try {
@@ -93,12 +100,30 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   } catch (error) {
     if (error instanceof ConfigExit) return error.exitCode;
     if (error instanceof UsageError || isParseArgsError(error)) {
-      io.stderr.write(`kasa-monitor ${name}: ${(error as Error).message}\n\n${commandHelp(command)}`);
+      const message = unknownOptionMessage(error, command) ?? (error as Error).message;
+      io.stderr.write(`kasa-monitor ${name}: ${message}\n\n${commandHelp(command)}`);
       return EXIT_USAGE;
     }
     io.stderr.write(`kasa-monitor ${name}: ${error instanceof Error ? error.message : String(error)}\n`);
     return EXIT_FAILURE;
   }
+}
+
+/**
+ * parseArgs says "Unknown option '--form'. To specify a positional argument starting with a '-', ...":
+ * name the nearest option instead (a typo is far more likely than a positional starting with '-').
+ */
+function unknownOptionMessage(error: unknown, command: Command): string | undefined {
+  if ((error as { code?: unknown } | null)?.code !== 'ERR_PARSE_ARGS_UNKNOWN_OPTION') return undefined;
+  const option = /Unknown option '([^']+)'/.exec((error as Error).message)?.[1];
+  if (option === undefined) return undefined;
+  const names = [...Object.keys(command.options), 'help', 'version'].map((o) => `--${o}`);
+  const typed = option.split('=')[0] ?? option;
+  // A short option (-x) is too short to guess from; a cut-off long one (--form) is a prefix.
+  const suggestion = !typed.startsWith('--')
+    ? undefined
+    : (names.find((n) => n.startsWith(typed)) ?? closest(typed, names));
+  return `unknown option '${option}'${suggestion === undefined ? '' : ` (did you mean '${suggestion}'?)`}`;
 }
 
 function isParseArgsError(error: unknown): boolean {

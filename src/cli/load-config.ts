@@ -1,6 +1,8 @@
+import { statSync } from 'node:fs';
 import { ConfigError, formatProblem, type LoadedConfig, loadConfig } from '../config/index.js';
 import { type CommandContext, stringFlag } from './command.js';
 import { EXIT_CONFIG, UsageError } from './exit-codes.js';
+import { keepSidecarsOwned } from './ownership.js';
 
 /** Thrown after the problems were printed; the CLI turns it into exit code 78. */
 export class ConfigExit extends Error {
@@ -41,4 +43,34 @@ export function parseSetFlags(values: readonly string[]): Record<string, unknown
     overrides[item.slice(0, eq).trim()] = item.slice(eq + 1);
   }
   return overrides;
+}
+
+/**
+ * The database a command reads, checked before anything opens it: when it cannot be used, the
+ * error names the path that was tried and why that path (where the setting came from).
+ */
+export function existingDatabase(loaded: LoadedConfig): string {
+  const path = loaded.config.storage.sqlite.path;
+  const why = `(${loaded.databaseOrigin})`;
+  try {
+    const stat = statSync(path);
+    if (stat.isDirectory()) throw new Error(`${path} is a directory, not a database file ${why}`);
+    keepSidecarsOwned(path);
+    return path;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EACCES') {
+      throw new Error(
+        `cannot read the database ${path}: permission denied ${why}. The service's database belongs to the service; run this as root (sudo)`,
+      );
+    }
+    if (code === 'ENOENT' || code === 'ENOTDIR') {
+      const hint =
+        loaded.source === null
+          ? "To read the service's database, run this as root on the machine where it is installed (it reads /etc/kasa-monitor/config.yaml), or name it with -c FILE or DATABASE_PATH."
+          : 'Has the daemon run with this configuration? Otherwise name the database with storage.sqlite.path, -c FILE or DATABASE_PATH.';
+      throw new Error(`no database at ${path} ${why}. ${hint}`);
+    }
+    throw error;
+  }
 }

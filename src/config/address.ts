@@ -32,6 +32,12 @@ export function parseAddress(
   let host: string;
   let portText: string | undefined;
   const trimmed = text.trim();
+  if (options.portRequired && /^\d{1,5}$/.test(trimmed)) {
+    return {
+      ok: false,
+      message: `needs an address and a port, such as '127.0.0.1:${trimmed}' (this machine only) or '0.0.0.0:${trimmed}' (every interface)`,
+    };
+  }
   if (trimmed.startsWith('[')) {
     const end = trimmed.indexOf(']');
     if (end < 0) return { ok: false, message: `unterminated '[' in address; expected ${forms}` };

@@ -12,6 +12,7 @@ export {
   type LoadedConfig,
   type LoadOptions,
   loadConfig,
+  SYSTEM_STATE_DIRECTORY,
   sqlitePathFromUrl,
   TPLINK_PASSWORD_CREDENTIAL,
   TPLINK_USERNAME_CREDENTIAL,

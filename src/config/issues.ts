@@ -5,6 +5,8 @@ import { allowedKeysAt, closest } from './keys.js';
 export interface IssueText {
   readonly segments: readonly (string | number)[];
   readonly message: string;
+  /** Located at the key itself (an unknown key), not at its value. */
+  readonly atKey?: boolean;
 }
 
 const EXPECTED: Readonly<Record<string, string>> = {
@@ -60,10 +62,20 @@ export function describeIssue(issue: z.core.$ZodIssue, echo: boolean): IssueText
         const suggestion = closest(name, allowedKeysAt(sectionPath(segments)));
         return {
           segments: [...segments, name],
+          atKey: true,
           message: `unknown key; ${allowedKeysText(segments)}${suggestion ? ` (did you mean '${suggestion}'?)` : ''}`,
         };
       });
     case 'invalid_type': {
+      // `listen: 9469` reads as a number: a port alone is not enough to listen on.
+      if (sectionPath(segments) === 'http.listen' && typeof issue.input === 'number') {
+        return [
+          {
+            segments,
+            message: `needs an address and a port, such as '127.0.0.1:${issue.input}' (this machine only) or '0.0.0.0:${issue.input}' (every interface), got ${issue.input}`,
+          },
+        ];
+      }
       const expected = EXPECTED[issue.expected] ?? issue.expected;
       const extra = issue.expected === 'object' ? ` (${allowedKeysText(segments)})` : '';
       const received = (echo ? show(issue.input) : undefined) ?? describeType(issue.input);

@@ -1,13 +1,16 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { type Document, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from 'yaml';
 import { safeParse } from 'zod';
 import { ConfigError, type ConfigProblem } from './errors.js';
 import { describeIssue } from './issues.js';
 import { CONFIG_KEYS, type ConfigKey, closest, configKey, keyContaining, valueAt } from './keys.js';
 import { type Config, CROSS_CHECKS, createConfigSchema } from './schema.js';
+import { describeYamlErrors } from './yaml-errors.js';
 
 export const DEFAULT_CONFIG_FILE = '/etc/kasa-monitor/config.yaml';
+/** The unit's state directory (StateDirectory=kasa-monitor): the service's database lives here. */
+export const SYSTEM_STATE_DIRECTORY = '/var/lib/kasa-monitor';
 /** Names the configuration file; not a key. */
 export const CONFIG_FILE_ENV = 'KASA_MONITOR_CONFIG';
 /** KASA_MONITOR_* names that are not keys: the config file, and the real-systemd test's switch. */
@@ -27,6 +30,8 @@ export interface LoadOptions {
   readonly overrides?: Readonly<Record<string, unknown>> | undefined;
   /** The file used when neither `file` nor KASA_MONITOR_CONFIG names one, if it exists. Tests point it elsewhere. */
   readonly defaultFile?: string | undefined;
+  /** The service's state directory, the default database's folder with the system config. Tests point it elsewhere. */
+  readonly systemStateDirectory?: string | undefined;
 }
 
 export interface LoadedConfig {
@@ -35,6 +40,8 @@ export interface LoadedConfig {
   readonly source: string | null;
   /** Not fatal: unknown KASA_MONITOR_* environment variables (probably misspelt). */
   readonly warnings: readonly ConfigProblem[];
+  /** Why the database is where it is (storage.sqlite.path): for messages when it cannot be found. */
+  readonly databaseOrigin: string;
 }
 
 /** The environment names of the original system, applied before KASA_MONITOR_* (which win). */
@@ -176,16 +183,20 @@ function locate(
   doc: Document,
   lines: LineCounter,
   segments: readonly (string | number)[],
+  atKey = false,
 ): { line: number; column: number } | undefined {
   let node: unknown = doc.contents;
   let offset: number | undefined;
+  let keyOffset: number | undefined;
   for (const segment of segments) {
+    keyOffset = undefined;
     if (isMap(node)) {
       const pair = node.items.find(
         (item) => isPair(item) && String(isScalar(item.key) ? item.key.value : item.key) === String(segment),
       );
       if (!pair) break;
       offset = isScalar(pair.key) ? pair.key.range?.[0] : offset;
+      keyOffset = isScalar(pair.key) ? pair.key.range?.[0] : undefined;
       node = pair.value;
     } else if (isSeq(node) && typeof segment === 'number') {
       node = node.items[segment];
@@ -196,6 +207,9 @@ function locate(
     const range = (node as { range?: [number, number, number] } | null | undefined)?.range;
     if (range) offset = range[0];
   }
+  // An unknown key, or a whole section that is wrong, is on its key's line: a block mapping or list
+  // as the value starts on the line below.
+  if (keyOffset !== undefined && (atKey || isMap(node) || isSeq(node))) offset = keyOffset;
   if (offset === undefined) return undefined;
   const position = lines.linePos(offset);
   return { line: position.line, column: position.col };
@@ -226,15 +240,8 @@ function readConfigFile(file: string, namedBy: string | null): FileContents {
   const lines = new LineCounter();
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
-    throw new ConfigError(
-      doc.errors.map((error) => {
-        const position = lines.linePos(error.pos[0]);
-        // Only the first line: later lines quote the source, which may hold a secret.
-        const message = `YAML syntax error: ${error.message.split('\n')[0] ?? error.code}`;
-        return { path: file, message, line: position.line, column: position.col };
-      }),
-      file,
-    );
+    // Only the first line of each parser message: later lines quote the source, which may hold a secret.
+    throw new ConfigError(describeYamlErrors(file, text, doc.errors, lines), file);
   }
   let data: unknown;
   try {
@@ -296,6 +303,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   }
   const file: FileContents = source === null ? { data: {} } : readConfigFile(source, namedBy);
   const raw = file.data;
+  const fileSetsDatabase = valueAt(raw, ['storage', 'sqlite', 'path']) !== undefined;
   const fileToken = valueAt(raw, ['storage', 'influx', 'token']);
   if (typeof fileToken === 'string') secrets.push(fileToken);
   for (const name of ['username', 'password']) {
@@ -371,8 +379,17 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   // A password in the Influx URL is refused below, and must not be echoed while it is.
   secrets.push(...urlPasswords(valueAt(raw, ['storage', 'influx', 'url'])));
 
-  // Validate everything at once.
-  const result = createConfigSchema(env).safeParse(raw, { reportInput: true });
+  // Validate everything at once. With the system config (what the service reads) and no
+  // $STATE_DIRECTORY, the default database is the unit's state directory, as under systemd: a
+  // command typed in any directory then finds the service's database, not ./data.
+  const systemFile = options.defaultFile ?? DEFAULT_CONFIG_FILE;
+  const isSystemConfig = source !== null && resolve(source) === resolve(systemFile);
+  const stateDirectory = env['STATE_DIRECTORY']?.split(':').find((entry) => entry !== '');
+  const schemaEnv =
+    isSystemConfig && stateDirectory === undefined
+      ? { ...env, STATE_DIRECTORY: options.systemStateDirectory ?? SYSTEM_STATE_DIRECTORY }
+      : env;
+  const result = createConfigSchema(schemaEnv).safeParse(raw, { reportInput: true });
   let config: Config | undefined;
   if (result.success) {
     config = result.data;
@@ -381,6 +398,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
       segments: readonly (string | number)[],
       message: string,
       key: ConfigKey | undefined,
+      atKey = false,
     ): void => {
       const dotted = segments.join('.');
       const origin = key ? origins.get(key.path) : undefined;
@@ -389,7 +407,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
       } else if (origin?.kind === 'flag') {
         problems.push({ path: dotted, message: `${message} (from the command line)` });
       } else {
-        const position = file.doc && file.lines ? locate(file.doc, file.lines, segments) : undefined;
+        const position = file.doc && file.lines ? locate(file.doc, file.lines, segments, atKey) : undefined;
         problems.push(
           position
             ? { path: dotted || '(top level)', message, line: position.line, column: position.column }
@@ -400,7 +418,9 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     for (const issue of result.error.issues) {
       const issueKey = keyContaining(issue.path.map(String));
       const echo = issueKey !== undefined && !issueKey.secret && issueKey.path !== 'storage.influx.url';
-      for (const text of describeIssue(issue, echo)) report(text.segments, text.message, issueKey);
+      for (const text of describeIssue(issue, echo)) {
+        report(text.segments, text.message, issueKey, text.atKey === true);
+      }
     }
     // zod skips a section's cross-key rule once any key in it failed; check those rules on their own keys.
     const reported = new Set(problems.map((problem) => problem.message));
@@ -461,7 +481,22 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     const unlocated = problems.filter((problem) => problem.line === undefined);
     throw new ConfigError(scrub([...unlocated, ...located], secrets), source);
   }
-  return { config, source, warnings };
+  const origin = origins.get('storage.sqlite.path');
+  const databaseOrigin =
+    origin?.kind === 'env'
+      ? `set by ${origin.name}`
+      : origin?.kind === 'flag'
+        ? 'set on the command line'
+        : fileSetsDatabase
+          ? `storage.sqlite.path in ${source}`
+          : stateDirectory !== undefined
+            ? 'the default under systemd: $STATE_DIRECTORY/kasa-monitor.db'
+            : isSystemConfig
+              ? `the service's database: ${source} sets no storage.sqlite.path, so it is in the unit's state directory`
+              : source === null
+                ? `the default without a configuration file (no ${systemFile}): ./data in the working directory`
+                : `${source} sets no storage.sqlite.path: the default is ./data in the working directory`;
+  return { config, source, warnings, databaseOrigin };
 }
 
 /** The password of a URL's user-info, as written and decoded (both are scrubbed from messages). */

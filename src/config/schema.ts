@@ -248,7 +248,7 @@ export const LOG_LEVELS = [
   'trace',
   'silent',
 ] as const satisfies readonly LogLevel[];
-export const LOG_FORMATS = ['auto', 'json', 'journal'] as const satisfies readonly LogFormat[];
+export const LOG_FORMATS = ['auto', 'json', 'journal', 'human'] as const satisfies readonly LogFormat[];
 export const OVERFLOW_POLICIES = ['drop-oldest', 'drop-newest'] as const satisfies readonly OverflowPolicy[];
 export const TRANSPORTS = ['udp', 'tcp'] as const;
 
@@ -467,7 +467,7 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
           .nullable()
           .optional()
           .transform((path) => resolve(path ?? databaseDefault)),
-        'The database file. Default: $STATE_DIRECTORY/kasa-monitor.db under systemd, else ./data/kasa-monitor.db. Relative paths resolve against the working directory.',
+        "The database file. Default: $STATE_DIRECTORY/kasa-monitor.db under systemd; /var/lib/kasa-monitor/kasa-monitor.db (the service's) for any command that reads /etc/kasa-monitor/config.yaml; else ./data/kasa-monitor.db. Relative paths resolve against the working directory.",
         RESTART,
       ),
       journal_mode: key(z.enum(JOURNAL_MODES).prefault('WAL'), 'SQLite journal_mode pragma.', RESTART),
@@ -868,7 +868,7 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
       level: key(z.enum(LOG_LEVELS).prefault('info'), 'Least severe level logged.', HOT),
       format: key(
         z.enum(LOG_FORMATS).prefault('auto'),
-        'json: one JSON object a line; journal: syslog priority prefix for journald; auto: journal under systemd, else json.',
+        'json: one JSON object a line (for log shippers); journal: syslog priority prefix for journald; human: short lines for a person; auto: journal under systemd, human on a terminal, else json.',
         RESTART,
       ),
     })

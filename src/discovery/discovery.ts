@@ -1,4 +1,5 @@
 import type { Logger } from '../log/logger.js';
+import { noPlugsHints } from './hints.js';
 import { type Endpoint, type ProbeResult, probe } from './kasa.js';
 import { DeviceRegistry, type DeviceSnapshot } from './registry.js';
 
@@ -63,6 +64,7 @@ export class Discovery {
   #abort: AbortController | null = null;
   #lastRoundStart = 0;
   #rounds = 0;
+  #hintedNoPlugs = false;
   #failedRounds = 0;
   #lastRoundAtMs: number | null = null;
   #lastRoundDurationMs: number | null = null;
@@ -191,6 +193,16 @@ export class Discovery {
         this.registry.observe(reply, now);
       }
       this.registry.endRound(seen, now);
+      if (!this.#hintedNoPlugs && this.registry.counts().devices === 0) {
+        // Once per start, not every round: what was tried and what to try instead.
+        this.#hintedNoPlugs = true;
+        const [what, ...tries] = noPlugsHints({
+          broadcast: options.broadcast,
+          port: options.port,
+          hosts: options.hosts,
+        });
+        this.logger.warn({ broadcast: options.broadcast }, `${what}; try: ${tries.join('; ')}`);
+      }
       for (const e of result.sendErrors) {
         this.logger.warn({ target: e.target, error: e.error }, 'discovery packet not sent');
       }

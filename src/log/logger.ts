@@ -1,12 +1,12 @@
 import { fstatSync } from 'node:fs';
-import { Writable } from 'node:stream';
 import { pino } from 'pino';
+import { formatHumanRecord, textStream, wantsHuman } from './human.js';
 
 /** The logger type every component receives: a pino child made for it by the composition root. */
 export type Logger = pino.Logger;
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
-export type LogFormat = 'auto' | 'json' | 'journal';
+export type LogFormat = 'auto' | 'json' | 'journal' | 'human';
 
 export interface LoggerOptions {
   readonly level: LogLevel;
@@ -85,24 +85,18 @@ export function formatJournalLine(json: string): string {
   return `<${priority}>${escapeForJournal(parts.join(' '))}`;
 }
 
-function journalStream(out: NodeJS.WritableStream): Writable {
-  return new Writable({
-    write(chunk: Buffer | string, _encoding, callback) {
-      const lines = chunk
-        .toString()
-        .split('\n')
-        .filter((l) => l.length > 0);
-      out.write(`${lines.map(formatJournalLine).join('\n')}\n`);
-      callback();
-    },
-  });
-}
-
 /** The one pino root of the process. Components get `root.child({ component: 'name' })`. */
 export function createRootLogger(options: LoggerOptions): Logger {
   const out = options.destination ?? process.stdout;
-  const stream = wantsJournal(options.format) ? journalStream(out) : out;
-  return pino(
+  // Text formats keep stack traces off the line: the journal gets them at debug priority, a
+  // terminal only when debug is logged (src/log/human.ts).
+  let root: Logger | undefined;
+  const stream = wantsJournal(options.format)
+    ? textStream(out, (_record, raw) => formatJournalLine(raw), { showDebug: () => true })
+    : wantsHuman(options.format, out)
+      ? textStream(out, formatHumanRecord, { showDebug: () => root?.isLevelEnabled('debug') ?? false })
+      : out;
+  root = pino(
     {
       level: options.level,
       base: { pid: process.pid },
@@ -128,6 +122,7 @@ export function createRootLogger(options: LoggerOptions): Logger {
     },
     stream,
   );
+  return root;
 }
 
 /** A logger that discards everything: for tests and one-shot commands that print their own output. */

@@ -1,4 +1,5 @@
-import { isAbsolute, join, resolve } from 'node:path';
+import { readdirSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import type { Config } from '../../config/index.js';
 import { backupDirectory } from '../../daemon-options.js';
 import { createSilentLogger } from '../../log/logger.js';
@@ -11,8 +12,9 @@ import {
   restoreDatabaseFile,
 } from '../../storage/sqlite/index.js';
 import { type Command, stringFlag } from '../command.js';
-import { EXIT_OK } from '../exit-codes.js';
-import { loadForCommand } from '../load-config.js';
+import { EXIT_OK, UsageError } from '../exit-codes.js';
+import { existingDatabase, loadForCommand } from '../load-config.js';
+import { firstMissingDirectory, handOver, handOverDirectory, ownerOf } from '../ownership.js';
 
 /** File operations under the configured `file` retry preset. */
 function files(config: Config): FileOps {
@@ -63,18 +65,30 @@ terminal. Manual backups are never deleted by the scheduled ones' rotation (stor
     to: { type: 'string' },
   },
   async run(context) {
-    const { config } = loadForCommand(context);
+    const loaded = loadForCommand(context);
+    const { config } = loaded;
+    const source = existingDatabase(loaded);
     const to = stringFlag(context, 'to');
+    if (to === '') throw new UsageError('--to needs a file name');
     const dest = to === undefined ? join(backupDirectory(config), manualBackupName(Date.now())) : resolve(to);
+    // Run as root, what this creates goes to the database's owner (the service user), so the
+    // service's own scheduled backups can still write in the backup folder.
+    const owner = ownerOf(source);
+    const createdFrom = firstMissingDirectory(dirname(dest));
     const progress = progressPrinter(context.stderr);
     try {
       const result = await backupDatabaseFile({
-        source: config.storage.sqlite.path,
+        source,
         dest,
         files: files(config),
         onProgress: (p) => progress.update(p),
       });
       progress.done();
+      // Only the service's own backup folder: a copy taken elsewhere with --to stays the caller's.
+      if (to === undefined) {
+        handOver(owner, { files: [result.path], dir: dirname(result.path), createdFrom });
+        handOverDirectory(owner, dirname(result.path));
+      }
       context.stdout.write(
         `backup written: ${result.path} (${mib(result.bytes)}, ${result.readings} readings of ${result.channels} channels; integrity_check ok; ${Math.round(result.elapsedMs)} ms)\n`,
       );
@@ -102,15 +116,30 @@ then moves the current database aside as <database>.replaced-<UTC time> and puts
   },
   positionals: { min: 1, max: 1 },
   async run(context) {
-    const { config } = loadForCommand(context);
     const file = context.positionals[0] as string;
+    if (file.trim() === '') {
+      throw new UsageError('restore needs the backup FILE to put back, got an empty argument');
+    }
     const source = isAbsolute(file) ? file : resolve(file);
+    if (isDirectory(source)) {
+      const newest = newestBackup(source);
+      throw new UsageError(
+        `${source} is a directory; name one backup file in it${newest === undefined ? '' : `, such as ${newest}`}`,
+      );
+    }
+    const loaded = loadForCommand(context);
+    const { config } = loaded;
+    const target = config.storage.sqlite.path;
+    // Run as root, the restored database gets the owner and mode of the one it replaces (or of
+    // the database's folder, the service's state directory), so the service can open it.
+    const owner = ownerOf(target) ?? ownerOf(dirname(target));
     const result = await restoreDatabaseFile({
       source,
-      target: config.storage.sqlite.path,
+      target,
       files: files(config),
       nowMs: Date.now(),
     });
+    handOver(owner, { files: [result.target, `${result.target}-wal`, `${result.target}-shm`] });
     context.stdout.write(
       `restored ${source} to ${result.target} (schema ${result.check.schemaVersion}, ${result.check.readings} readings of ${result.check.channels} channels; integrity_check ok)\n`,
     );
@@ -119,3 +148,23 @@ then moves the current database aside as <database>.replaced-<UTC time> and puts
     return EXIT_OK;
   },
 };
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** The newest `*.db` file in `dir` (for the hint when restore is given a folder). */
+function newestBackup(dir: string): string | undefined {
+  try {
+    return readdirSync(dir)
+      .filter((name) => name.endsWith('.db'))
+      .map((name) => ({ path: join(dir, name), mtime: statSync(join(dir, name)).mtimeMs }))
+      .sort((a, b) => b.mtime - a.mtime)[0]?.path;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,13 +1,16 @@
+import { DURATION_FORMS, formatDuration, parseDuration } from '../../config/index.js';
 import { discoverOnce } from '../../discovery/discovery.js';
+import { noPlugsHints } from '../../discovery/hints.js';
 import { boolFlag, type Command, stringFlag, stringListFlag } from '../command.js';
-import { EXIT_OK, UsageError } from '../exit-codes.js';
+import { EXIT_FAILURE, EXIT_OK, UsageError } from '../exit-codes.js';
 import { loadForCommand } from '../load-config.js';
 
-function positiveSeconds(text: string, flag: string): number {
-  const value = Number(text);
-  if (!Number.isFinite(value) || value <= 0)
-    throw new UsageError(`${flag} expects seconds > 0, got '${text}'`);
-  return Math.round(value * 1000);
+/** `--timeout` takes what a duration takes in the config: '5s', '500ms', or plain seconds. */
+function positiveDuration(text: string, flag: string): number {
+  const ms = parseDuration(text);
+  if (ms === undefined || ms <= 0)
+    throw new UsageError(`${flag} expects ${DURATION_FORMS} > 0, got '${text}'`);
+  return ms;
 }
 
 function table(rows: readonly (readonly string[])[]): string {
@@ -25,13 +28,13 @@ function table(rows: readonly (readonly string[])[]): string {
 export const discoverCommand: Command = {
   name: 'discover',
   summary: 'list the plugs that answer on the network, once',
-  usage: `[-c FILE] [--timeout S] [--broadcast ADDR]... [--port N] [--json]
+  usage: `[-c FILE] [--timeout T] [--broadcast ADDR]... [--port N] [--json]
 
 Sends one discovery round (to the configured broadcast addresses and static hosts, or to --broadcast)
 and lists every plug that answered: id, alias, model, address, energy meter yes/no, outlets.
 
   -c, --config FILE     take broadcast addresses, port and static hosts from this config
-      --timeout S       seconds to wait for answers (default: discovery.timeout, 2 s)
+      --timeout T       how long to wait for answers: 5s, 500ms, or seconds (default: discovery.timeout, 2s)
       --broadcast ADDR  where to send the discovery packet (repeatable); 127.255.255.255 for simulated plugs
       --port N          the plugs' port (default 9999)
       --json            print JSON instead of a table
@@ -52,23 +55,30 @@ and lists every plug that answered: id, alias, model, address, energy meter yes/
     const { config } = loadForCommand(context, overrides);
     const timeout = stringFlag(context, 'timeout');
     const d = config.discovery;
+    const timeoutMs = timeout === undefined ? d.timeout : positiveDuration(timeout, '--timeout');
+    const hostList = d.hosts.map((h) =>
+      h.host.includes(':') ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`,
+    );
     const devices = await discoverOnce({
       broadcast: d.broadcast,
       port: d.port,
-      timeoutMs: timeout === undefined ? d.timeout : positiveSeconds(timeout, '--timeout'),
-      hosts: d.hosts.map((h) => (h.host.includes(':') ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`)),
+      timeoutMs,
+      hosts: hostList,
       receiveBufferBytes: d.receive_buffer,
     });
+    if (devices.length === 0) {
+      // Nothing found is a failure scripts can test for (exit 1), with what to try on stderr.
+      if (boolFlag(context, 'json')) context.stdout.write('[]\n');
+      const [what, ...hints] = noPlugsHints({ broadcast: d.broadcast, port: d.port, hosts: hostList });
+      const tries = hints.filter((line) => !line.startsWith('`kasa-monitor discover`'));
+      context.stderr.write(
+        `${what} within ${formatDuration(timeoutMs)}.\nTry:\n${tries.map((line) => `  - ${line}\n`).join('')}` +
+          '  - `kasa-monitor demo` tries everything with simulated plugs\n',
+      );
+      return EXIT_FAILURE;
+    }
     if (boolFlag(context, 'json')) {
       context.stdout.write(`${JSON.stringify(devices, null, 2)}\n`);
-      return EXIT_OK;
-    }
-    if (devices.length === 0) {
-      context.stderr.write(
-        `no plug answered within ${timeout ?? d.timeout / 1000}s on ${d.broadcast.join(', ')}:${d.port}.\n` +
-          'Check that the plugs are on this subnet (broadcast does not cross routers or VLANs), or list them\n' +
-          'under discovery.hosts; `kasa-monitor demo` tries everything with simulated plugs.\n',
-      );
       return EXIT_OK;
     }
     const rows = [['ID', 'ALIAS', 'MODEL', 'ADDRESS', 'METER', 'OUTLETS']];

@@ -11,7 +11,7 @@ import { openReadingsReader, openRollupReader, type RollupChannel } from '../../
 import { type Command, stringFlag } from '../command.js';
 import { csvField } from '../decimal.js';
 import { EXIT_OK, UsageError } from '../exit-codes.js';
-import { loadForCommand } from '../load-config.js';
+import { existingDatabase, loadForCommand } from '../load-config.js';
 import { parseTime } from '../time.js';
 
 export const ENERGY_CSV_HEADER = 'period,device_id,alias,energy_kwh';
@@ -179,7 +179,9 @@ storage.rollups.gap_limit leave a gap that is reported, not filled in. CSV colum
     const format = stringFlag(context, 'format') ?? 'table';
     if (format !== 'table' && format !== 'csv' && format !== 'json')
       throw new UsageError(`--format must be table, csv or json, got '${format}'`);
-    const { config } = loadForCommand(context);
+    const loaded = loadForCommand(context);
+    const { config } = loaded;
+    existingDatabase(loaded);
     const zone = config.time_zone;
     const gapLimitMs = config.storage.rollups.gap_limit;
     const nowMs = Date.now();

@@ -3,7 +3,7 @@ import { CSV_HEADER, ExportCursor } from '../../storage/sqlite/export-format.js'
 import { openReadingsReader } from '../../storage/sqlite/index.js';
 import { type Command, stringFlag } from '../command.js';
 import { EXIT_OK, UsageError } from '../exit-codes.js';
-import { loadForCommand } from '../load-config.js';
+import { existingDatabase, loadForCommand } from '../load-config.js';
 import { checkTimeRange, parseTime } from '../time.js';
 import { exportRollups, RESOLUTIONS, type Resolution, ROLLUP_CSV_HEADER } from './export-rollups.js';
 
@@ -49,7 +49,9 @@ Times are ISO 8601 UTC; a strip outlet's device_id is its full child id.
     const resolution = stringFlag(context, 'resolution') ?? 'raw';
     if (!(RESOLUTIONS as readonly string[]).includes(resolution))
       throw new UsageError(`--resolution must be one of ${RESOLUTIONS.join(', ')}, got '${resolution}'`);
-    const { config } = loadForCommand(context);
+    const loaded = loadForCommand(context);
+    const { config } = loaded;
+    existingDatabase(loaded);
     if (resolution !== 'raw') {
       await exportRollups({
         config,

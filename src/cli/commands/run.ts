@@ -153,8 +153,9 @@ export async function runDaemon(
     try {
       await daemon.start();
     } catch (error) {
-      logger.fatal({ err: error }, 'could not start');
-      systemd.finalStatus(`could not start: ${error instanceof Error ? error.message : String(error)}`);
+      const why = error instanceof Error ? error.message : String(error);
+      logger.fatal({ err: error }, `could not start: ${why}`);
+      systemd.finalStatus(`could not start: ${why}`);
       await daemon.stop(0).catch(() => undefined);
       return EXIT_FAILURE;
     }
