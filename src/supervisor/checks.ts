@@ -386,8 +386,11 @@ function schedulerCheck(inputs: HealthInputs): HealthCheck {
         });
       }
       const grace = Math.max(3 * inputs.pollIntervalMs(), 30_000);
-      if (nowMs - p.nextTickMs > grace) {
-        return failed(`no poll tick for ${seconds(nowMs - p.nextTickMs)} past its time`, details, {
+      // Judged on the monotonic clock: a wall clock stepped ahead is no stall, and one stepped back
+      // cannot hide one.
+      const overdue = performance.now() - (p.nextTickMonoMs ?? performance.now());
+      if (overdue > grace) {
+        return failed(`no poll tick for ${seconds(overdue)} past its time`, details, {
           recovery: 'restart-scheduler',
           escalate: true,
         });
