@@ -1,0 +1,141 @@
+/**
+ * Wall-clock steps under a real daemon: the built `kasa-monitor run` under libfaketime (Debian package
+ * `faketime`), whose wall clock the test steps at run time through FAKETIME_TIMESTAMP_FILE while the
+ * monotonic clock stays real (FAKETIME_DONT_FAKE_MONOTONIC=1), polling simulated plugs at 1 s. After a
+ * step back of two minutes or ahead of one day, readings keep coming within seconds, the step is logged
+ * once as a clock step, and nothing claims a blocked event loop, a stalled scheduler or a degraded health.
+ *
+ * Simulated plugs on 127.32.1.x, discovery port 32101; HTTP on 127.32.0.1:32111-32112.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { DaemonProcess } from './helpers/cli.js';
+import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { storedPerChannel } from './helpers/stored.js';
+
+const LIBFAKETIME = '/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1';
+const PORT = 32101;
+
+const root = mkdtempSync(join(tmpdir(), 'kasa-clock-steps-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+/** Readings stored so far (0 while the daemon has not created its schema yet). */
+function total(path: string): number {
+  if (!existsSync(path)) return 0;
+  try {
+    let n = 0;
+    for (const count of storedPerChannel(path).values()) n += count;
+    return n;
+  } catch {
+    return 0;
+  }
+}
+
+async function health(base: string): Promise<{ status: string; checks: Record<string, { status: string }> }> {
+  const response = await fetch(`${base}/health`);
+  return (await response.json()) as { status: string; checks: Record<string, { status: string }> };
+}
+
+const WARN = 40;
+
+/** Runs the daemon under faketime, steps its wall clock by `step` (a faketime offset), checks the aftermath. */
+async function acrossStep(name: string, httpPort: number, step: string): Promise<void> {
+  const dbPath = join(root, `${name}.db`);
+  const offsetFile = join(root, `${name}.faketime`);
+  writeFileSync(offsetFile, '+0\n');
+  const configPath = join(root, `${name}.yaml`);
+  const base = `http://127.32.0.1:${httpPort}`;
+  writeFileSync(
+    configPath,
+    `discovery:
+  broadcast: 127.255.255.255
+  port: ${PORT}
+  interval: 30s
+  timeout: 300ms
+polling:
+  interval: 1s
+  timeout: 500ms
+writer:
+  flush_interval: 100ms
+storage:
+  sqlite:
+    path: ${dbPath}
+    synchronous: NORMAL
+http:
+  listen: 127.32.0.1:${httpPort}
+health:
+  interval: 500ms
+  min_free_disk_mb: 0
+log:
+  level: info
+`,
+  );
+  const daemon = new DaemonProcess(['-c', configPath], {
+    LD_PRELOAD: LIBFAKETIME,
+    FAKETIME_TIMESTAMP_FILE: offsetFile,
+    // Re-read the offset file at most once a second (0 would read it at every clock call).
+    FAKETIME_CACHE_DURATION: '1',
+    FAKETIME_DONT_FAKE_MONOTONIC: '1',
+  });
+  try {
+    await waitFor(() => total(dbPath) >= 6, 'readings before the step', 30_000);
+    const linesBefore = daemon.lines.length;
+    writeFileSync(offsetFile, `${step}\n`);
+    await waitFor(
+      () => daemon.lines.slice(linesBefore).some((l) => /clock/.test(String(l['msg']))),
+      'the clock step noticed and logged',
+      30_000,
+    );
+    // Polling goes on within seconds: two more rounds over both plugs are stored. (Before the fix a
+    // step back paused every poll for the length of the step: two minutes.)
+    const stored = total(dbPath);
+    await waitFor(() => total(dbPath) >= stored + 4, 'readings after the step', 60_000);
+    // Health after the step: ok, with the scheduler ok.
+    const report = await health(base);
+    assert.equal(report.status, 'ok', `health after the step: ${JSON.stringify(report.checks)}`);
+    assert.equal(report.checks['scheduler']?.status, 'ok');
+
+    const warnings = daemon.lines.slice(linesBefore).filter((l) => Number(l['level']) >= WARN);
+    const stepLines = warnings.filter((l) => /clock/i.test(String(l['msg'])));
+    assert.equal(stepLines.length, 1, `one clock-step warning: ${JSON.stringify(stepLines)}`);
+    for (const line of warnings) {
+      const msg = String(line['msg']);
+      assert.match(msg, /clock/i, `a warning after the step is about the clock: ${msg}`);
+      assert.match(msg, /step|jump/i, `a warning after the step says step or jump: ${msg}`);
+      assert.doesNotMatch(msg, /event loop|blocked|stall|degraded/i, `no false alarm: ${msg}`);
+    }
+  } finally {
+    daemon.signal('SIGTERM');
+    await Promise.race([daemon.exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
+    await daemon.kill();
+  }
+}
+
+describe('wall-clock steps under the running daemon (libfaketime)', {
+  skip: existsSync(LIBFAKETIME) ? false : 'the faketime package is not installed',
+}, () => {
+  let fleet: SimulatorFleet;
+  test('setup: two simulated plugs', async () => {
+    fleet = await startSimulators({
+      port: PORT,
+      devices: [
+        { model: 'hs110', address: '127.32.1.1', alias: 'fridge' },
+        { model: 'hs110v2', address: '127.32.1.2', alias: 'washer' },
+      ],
+    });
+  });
+  after(async () => {
+    await fleet?.stop();
+  });
+
+  test('a wall clock stepped back two minutes does not pause polling, and is logged once as a clock step', async () => {
+    await acrossStep('back', 32111, '-120s');
+  });
+
+  test('a wall clock stepped ahead one day keeps polling and is not reported as a blocked loop or stall', async () => {
+    await acrossStep('ahead', 32112, '+1d');
+  });
+});
