@@ -84,13 +84,11 @@ log:
     await waitFor(() => total(dbPath) >= 6, 'readings before the step', 30_000);
     const linesBefore = daemon.lines.length;
     writeFileSync(offsetFile, `${step}\n`);
-    await waitFor(
-      () => daemon.lines.slice(linesBefore).some((l) => /clock/.test(String(l['msg']))),
-      'the clock step noticed and logged',
-      30_000,
-    );
+    // libfaketime re-reads the file within a second (FAKETIME_CACHE_DURATION): let it take effect.
+    await new Promise((resolve) => setTimeout(resolve, 2500));
     // Polling goes on within seconds: two more rounds over both plugs are stored. (Before the fix a
-    // step back paused every poll for the length of the step: two minutes.)
+    // step back paused every poll for the length of the step: two minutes. The deadline only turns
+    // that pause into a failure.)
     const stored = total(dbPath);
     await waitFor(() => total(dbPath) >= stored + 4, 'readings after the step', 60_000);
     // Health after the step: ok, with the scheduler ok.
@@ -99,14 +97,14 @@ log:
     assert.equal(report.checks['scheduler']?.status, 'ok');
 
     const warnings = daemon.lines.slice(linesBefore).filter((l) => Number(l['level']) >= WARN);
-    const stepLines = warnings.filter((l) => /clock/i.test(String(l['msg'])));
-    assert.equal(stepLines.length, 1, `one clock-step warning: ${JSON.stringify(stepLines)}`);
     for (const line of warnings) {
       const msg = String(line['msg']);
+      assert.doesNotMatch(msg, /event loop|blocked|stall|degraded/i, `no false alarm: ${msg}`);
       assert.match(msg, /clock/i, `a warning after the step is about the clock: ${msg}`);
       assert.match(msg, /step|jump/i, `a warning after the step says step or jump: ${msg}`);
-      assert.doesNotMatch(msg, /event loop|blocked|stall|degraded/i, `no false alarm: ${msg}`);
     }
+    const stepLines = warnings.filter((l) => /clock/i.test(String(l['msg'])));
+    assert.equal(stepLines.length, 1, `the step logged once: ${JSON.stringify(stepLines)}`);
   } finally {
     daemon.signal('SIGTERM');
     await Promise.race([daemon.exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
