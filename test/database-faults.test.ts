@@ -129,6 +129,18 @@ async function runOnce(
   return { code, output };
 }
 
+/** A database as the daemon makes it (schema, WAL): the daemon started on `path` and stopped again. */
+async function daemonDatabase(name: string, path: string): Promise<void> {
+  const daemon = new DaemonProcess(['-c', writeConfig(`${name}-make`, path, 32202, 32212)]);
+  try {
+    await waitFor(() => daemon.logged('SQLite store open') !== undefined, 'the daemon opened its database');
+    await stop(daemon);
+    assert.equal(await daemon.exited, 0);
+  } finally {
+    await daemon.kill();
+  }
+}
+
 describe('the database file vanishing or being unusable', () => {
   test('the database directory removed while running: an error names the file, and readings go on into a new database at the path', async () => {
     const fleet = await startSimulators({
@@ -170,17 +182,7 @@ describe('the database file vanishing or being unusable', () => {
     const immutableDir = join(root, 'immutable');
     mkdirSync(immutableDir);
     const immutablePath = join(immutableDir, 'kasa.db');
-    createSyntheticDatabase(
-      {
-        path: immutablePath,
-        journalMode: 'WAL',
-        synchronous: 'NORMAL',
-        cacheSize: -2000,
-        tempStore: 'MEMORY',
-        busyTimeoutMs: 100,
-      },
-      { channels: [{ id: 'OLD1', alias: 'old' }], startMs: 0, perChannel: 10, intervalMs: 60_000 },
-    );
+    await daemonDatabase('immutable', immutablePath);
     execFileSync('chattr', ['+i', immutablePath]);
     immutable.push(immutablePath);
     const first = await runOnce(writeConfig('immutable', immutablePath, 32202, 32212), false);
@@ -193,17 +195,7 @@ describe('the database file vanishing or being unusable', () => {
     mkdirSync(rootsDir, { mode: 0o777 });
     chmodSync(rootsDir, 0o777);
     const rootsFile = join(rootsDir, 'kasa.db');
-    createSyntheticDatabase(
-      {
-        path: rootsFile,
-        journalMode: 'WAL',
-        synchronous: 'NORMAL',
-        cacheSize: -2000,
-        tempStore: 'MEMORY',
-        busyTimeoutMs: 100,
-      },
-      { channels: [{ id: 'OLD1', alias: 'old' }], startMs: 0, perChannel: 10, intervalMs: 60_000 },
-    );
+    await daemonDatabase('roots-file', rootsFile);
     chmodSync(rootsFile, 0o644);
     const second = await runOnce(writeConfig('roots-file', rootsFile, 32202, 32212), true);
     assert.notEqual(second.code, 0, `exit code ${second.code}`);
