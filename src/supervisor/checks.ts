@@ -299,6 +299,8 @@ function influxCheck(inputs: HealthInputs, fetchImpl: typeof fetch): HealthCheck
 function discoveryCheck(inputs: HealthInputs): HealthCheck {
   let successes = -1;
   let lastSuccessMs: number | null = null;
+  /** The same moment on the monotonic clock: the age is judged by it, so a clock step is no outage. */
+  let lastSuccessMono: number | null = null;
   return {
     name: 'discovery',
     run(nowMs) {
@@ -306,7 +308,10 @@ function discoveryCheck(inputs: HealthInputs): HealthCheck {
       if (d === null) return ok('not started');
       const now = d.rounds - d.failedRounds;
       if (now > successes) {
-        if (successes >= 0 || now > 0) lastSuccessMs = d.lastRoundAtMs ?? nowMs;
+        if (successes >= 0 || now > 0) {
+          lastSuccessMs = d.lastRoundAtMs ?? nowMs;
+          lastSuccessMono = performance.now() - Math.max(0, nowMs - lastSuccessMs);
+        }
         successes = now;
       }
       const details = {
@@ -320,10 +325,11 @@ function discoveryCheck(inputs: HealthInputs): HealthCheck {
         return failed('discovery is not running', details, { recovery: 'restart-discovery', escalate: true });
       }
       const allowed = 3 * inputs.discoveryIntervalMs() + 30_000;
-      const since = lastSuccessMs ?? null;
-      if (d.failedRounds > 0 && (since === null ? d.rounds >= 3 : nowMs - since > allowed)) {
+      const since = lastSuccessMono;
+      const age = since === null ? 0 : performance.now() - since;
+      if (d.failedRounds > 0 && (since === null ? d.rounds >= 3 : age > allowed)) {
         return degraded(
-          `no discovery round has succeeded ${since === null ? 'yet' : `for ${seconds(nowMs - since)}`} (${d.failedRounds} failed rounds)`,
+          `no discovery round has succeeded ${since === null ? 'yet' : `for ${seconds(age)}`} (${d.failedRounds} failed rounds)`,
           details,
           { recovery: 'restart-discovery', escalate: false },
         );
