@@ -63,6 +63,7 @@ export class SqliteStore {
   readonly #replacedListeners = new Set<ReplacedListener>();
   /** A reopen after the file was removed, shared by every call that found it removed. */
   #replacing: Promise<void> | null = null;
+  #reopening: Promise<void> | null = null;
 
   constructor(
     private readonly options: SqliteOptions,
@@ -244,11 +245,17 @@ export class SqliteStore {
    * Commit listeners stay subscribed; calls made meanwhile fail with KASA_NOT_OPEN (the writer holds
    * its batch and writes it again).
    */
-  async reopen(): Promise<void> {
-    await this.stop();
-    this.#stopping = null;
-    this.#state = { kind: 'new' };
-    await this.start();
+  reopen(): Promise<void> {
+    // One at a time: the supervisor's recovery and a removed-file reopen may ask at the same moment.
+    this.#reopening ??= (async () => {
+      await this.stop();
+      this.#stopping = null;
+      this.#state = { kind: 'new' };
+      await this.start();
+    })().finally(() => {
+      this.#reopening = null;
+    });
+    return this.#reopening;
   }
 
   /**
