@@ -154,11 +154,17 @@ export function openWritable(options: SqliteOptions): { db: Db; info: OpenInfo }
     if (options.path !== ':memory:') {
       // The proof: a write. Rewriting user_version with its own value writes the header page, and
       // fails with SQLITE_READONLY when SQLite fell back to a read-only connection.
+      // Another connection holding the write lock (a backup, a sqlite3 session) proves nothing either
+      // way: then the probe is skipped, and the writer's retries deal with the lock as always.
       try {
         const version = Number(db.pragma('user_version', { simple: true }));
         db.pragma(`user_version = ${version}`);
       } catch (error) {
-        throw notWritable(options.path, `SQLite opened it read-only (${reason(error)})`, error);
+        const code = reason(error);
+        if (code.startsWith('SQLITE_READONLY')) {
+          throw notWritable(options.path, `SQLite opened it read-only (${code})`, error);
+        }
+        if (!code.startsWith('SQLITE_BUSY') && !code.startsWith('SQLITE_LOCKED')) throw error;
       }
     }
     const sqliteVersion = db.prepare('SELECT sqlite_version()').pluck().get() as string;
