@@ -75,6 +75,9 @@ http:
 health:
   interval: 500ms
   min_free_disk_mb: 0
+  # The machine running the tests is shared: its load must not count as a problem here.
+  max_event_loop_lag: 5s
+  max_poll_error_rate: 1
 log:
   level: info
 `,
@@ -101,8 +104,14 @@ log:
     const report = await health(base);
     assert.equal(report.status, 'ok', `health after the step: ${JSON.stringify(report.checks)}`);
     assert.equal(report.checks['scheduler']?.status, 'ok');
+    // Blocked-loop warnings a loaded machine can cause (a tick or two late) are not about the step;
+    // the step itself would have been counted as a day of missed ticks (86,400) or two minutes' worth.
+    const isLoadNoise = (l: Record<string, unknown>) =>
+      /poll ticks missed/.test(String(l['msg'])) && Number(l['missed']) < 60;
 
-    const warnings = daemon.lines.slice(linesBefore).filter((l) => Number(l['level']) >= WARN);
+    const warnings = daemon.lines
+      .slice(linesBefore)
+      .filter((l) => Number(l['level']) >= WARN && !isLoadNoise(l));
     for (const line of warnings) {
       const msg = String(line['msg']);
       assert.doesNotMatch(msg, /event loop|blocked|stall|degraded/i, `no false alarm: ${msg}`);

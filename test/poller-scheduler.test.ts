@@ -126,12 +126,20 @@ async function ticksAcrossStep(stepMs: number, before: number, after: number) {
   return { slots, steps, missed, steppedAt, clock };
 }
 
+/**
+ * The slots a step passes over are not missed ticks (two minutes at 50 ms would be 2,400, thirty days
+ * 51 million); a loaded machine may still miss a few real ones, which is not what is tested here.
+ */
+function assertNoMissedForStep(missed: number): void {
+  assert.ok(missed < 100, `${missed} ticks counted missed: the step was taken for a blocked loop`);
+}
+
 describe('interval ticks across wall-clock steps', () => {
   test('a step back of two minutes does not pause ticking and is reported once', async () => {
     const r = await ticksAcrossStep(-120_000, 2, 5);
     assert.equal(r.steps.length, 1);
     assert.ok(Math.abs((r.steps[0]?.stepMs ?? 0) + 120_000) < 100, `step ${r.steps[0]?.stepMs}`);
-    assert.equal(r.missed, 0, 'a step is not a missed tick');
+    assertNoMissedForStep(r.missed);
     // After the step the slots follow the new wall clock: about two minutes earlier than before.
     const last = r.slots.at(-1) ?? 0;
     assert.ok(last < (r.slots[1] ?? 0), 'slot times after the step are the new (earlier) wall times');
@@ -140,14 +148,14 @@ describe('interval ticks across wall-clock steps', () => {
   test('a step ahead of 30 days (beyond setTimeout range) neither stops ticking nor counts missed ticks', async () => {
     const r = await ticksAcrossStep(30 * 86_400_000, 2, 5);
     assert.equal(r.steps.length, 1);
-    assert.equal(r.missed, 0);
+    assertNoMissedForStep(r.missed);
     assert.ok((r.slots.at(-1) ?? 0) > (r.slots[1] ?? 0) + 29 * 86_400_000);
   });
 
   test('a step back of 30 days (beyond setTimeout range) does not stop ticking', async () => {
     const r = await ticksAcrossStep(-30 * 86_400_000, 2, 5);
     assert.equal(r.steps.length, 1);
-    assert.equal(r.missed, 0);
+    assertNoMissedForStep(r.missed);
     assert.ok((r.slots.at(-1) ?? 0) < (r.slots[1] ?? 0) - 29 * 86_400_000);
   });
 

@@ -310,7 +310,9 @@ function discoveryCheck(inputs: HealthInputs): HealthCheck {
       if (now > successes) {
         if (successes >= 0 || now > 0) {
           lastSuccessMs = d.lastRoundAtMs ?? nowMs;
-          lastSuccessMono = performance.now() - Math.max(0, nowMs - lastSuccessMs);
+          // When this check saw it, at most one check interval late: good enough for an allowance of
+          // three discovery intervals, and a clock step between the round and now cannot skew it.
+          lastSuccessMono = performance.now();
         }
         successes = now;
       }
