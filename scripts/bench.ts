@@ -187,7 +187,7 @@ function rssRow(figure: string, r: DaemonRssResult, limitMiB: number, extra: str
     target: `<= ${limitMiB}`,
     pass: r.rssMiB <= limitMiB,
     note:
-      `${extra === '' ? '' : `${extra}; `}separate process (kasa-monitor run), VmRSS; peak ${r.hwmMiB} MiB; ` +
+      `${extra === '' ? '' : `${extra}; `}separate process (kasa-monitor run), VmRSS; peak ${r.hwmMiB} MiB; up to ${r.maxThreads} threads; ` +
       `stored ${r.readingsStored} readings from ${r.channelsStored} channels (${r.readingsPerChannelSecond}/channel/s); ` +
       `baseline = idle node${idle === null ? '' : ` (${idle.rssMiB} MiB)`}`,
   };

@@ -276,6 +276,7 @@ export class Daemon {
         status: () => this.status(),
         health: () => supervisor.report(),
         refreshHealth: () => supervisor.refresh(),
+        acknowledge: () => supervisor.acknowledge(),
         devices: () => parts.discovery.registry.snapshot(),
         latest,
         pool: () => readers.stats(),
@@ -286,6 +287,15 @@ export class Daemon {
     );
     this.#supervision = { readers, supervisor, http };
     if (quarantined !== null) supervisor.quarantinedAtStart(quarantined.files, quarantined.reason);
+    // The database file was removed while open and the store went on in a new one: the readers
+    // follow it, the plugs' names are stored again, and /health keeps it visible until acknowledged.
+    parts.store.onReplaced(({ path, reason }) => {
+      supervisor.databaseReplaced(path, reason);
+      readers.reopen().catch((error: unknown) => log.error({ err: error }, 'could not reopen the readers'));
+      parts.store
+        .upsertChannels(parts.discovery.registry.channels())
+        .catch((error: unknown) => log.error({ err: error }, 'could not store device names again'));
+    });
     if ((await http.start()) === null) {
       throw listenFailure(config.http.listen.host, config.http.listen.port, http.error);
     }

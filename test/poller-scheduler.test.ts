@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
+import { performance } from 'node:perf_hooks';
 import { describe, test } from 'node:test';
+import { type Clock, type ClockStep, describeStep } from '../src/poller/clock.js';
 import { isValidCronExpression } from '../src/poller/cron.js';
 import { DurationHistogram } from '../src/poller/histogram.js';
 import { startIntervalTicks } from '../src/poller/scheduler.js';
@@ -72,7 +74,110 @@ describe('interval ticks', () => {
   test('a non-positive interval is refused', () => {
     assert.throws(() => startIntervalTicks(0, { onTick: () => {}, onMissed: () => {} }), RangeError);
   });
+});
 
+/** The real monotonic clock (setTimeout runs on it) and a wall clock a test can step. */
+function steppableClock(): Clock & { step(ms: number): void } {
+  let offset = 0;
+  return {
+    wallMs: () => Date.now() + offset,
+    monotonicMs: () => performance.now(),
+    step(ms) {
+      offset += ms;
+    },
+  };
+}
+
+/** Ticks `before` times, steps the wall clock by `stepMs`, then waits for `after` more ticks. */
+async function ticksAcrossStep(stepMs: number, before: number, after: number) {
+  const clock = steppableClock();
+  const slots: number[] = [];
+  const steps: ClockStep[] = [];
+  let missed = 0;
+  let steppedAt = -1;
+  await new Promise<void>((resolve, reject) => {
+    const deadline = setTimeout(() => {
+      source.stop();
+      reject(new Error(`ticks stopped after the step: ${slots.length - steppedAt} of ${after}`));
+    }, 20_000);
+    const source = startIntervalTicks(
+      50,
+      {
+        onTick: (slot) => {
+          slots.push(slot);
+          if (slots.length === before) {
+            clock.step(stepMs);
+            steppedAt = slots.length;
+          }
+          if (steppedAt >= 0 && slots.length === steppedAt + after) {
+            clearTimeout(deadline);
+            source.stop();
+            resolve();
+          }
+        },
+        onMissed: (count) => {
+          missed += count;
+        },
+        onClockStep: (step) => steps.push(step),
+      },
+      clock,
+    );
+  });
+  return { slots, steps, missed, steppedAt, clock };
+}
+
+/**
+ * The slots a step passes over are not missed ticks (two minutes at 50 ms would be 2,400, thirty days
+ * 51 million); a loaded machine may still miss a few real ones, which is not what is tested here.
+ */
+function assertNoMissedForStep(missed: number): void {
+  assert.ok(missed < 100, `${missed} ticks counted missed: the step was taken for a blocked loop`);
+}
+
+describe('interval ticks across wall-clock steps', () => {
+  test('a step back of two minutes does not pause ticking and is reported once', async () => {
+    const r = await ticksAcrossStep(-120_000, 2, 5);
+    assert.equal(r.steps.length, 1);
+    assert.ok(Math.abs((r.steps[0]?.stepMs ?? 0) + 120_000) < 100, `step ${r.steps[0]?.stepMs}`);
+    assertNoMissedForStep(r.missed);
+    // After the step the slots follow the new wall clock: about two minutes earlier than before.
+    const last = r.slots.at(-1) ?? 0;
+    assert.ok(last < (r.slots[1] ?? 0), 'slot times after the step are the new (earlier) wall times');
+  });
+
+  test('a step ahead of 30 days (beyond setTimeout range) neither stops ticking nor counts missed ticks', async () => {
+    const r = await ticksAcrossStep(30 * 86_400_000, 2, 5);
+    assert.equal(r.steps.length, 1);
+    assertNoMissedForStep(r.missed);
+    assert.ok((r.slots.at(-1) ?? 0) > (r.slots[1] ?? 0) + 29 * 86_400_000);
+  });
+
+  test('a step back of 30 days (beyond setTimeout range) does not stop ticking', async () => {
+    const r = await ticksAcrossStep(-30 * 86_400_000, 2, 5);
+    assert.equal(r.steps.length, 1);
+    assertNoMissedForStep(r.missed);
+    assert.ok((r.slots.at(-1) ?? 0) < (r.slots[1] ?? 0) - 29 * 86_400_000);
+  });
+
+  test('the next tick is due on the monotonic clock whatever the wall clock shows', () => {
+    const clock = steppableClock();
+    const source = startIntervalTicks(60_000, { onTick: () => {}, onMissed: () => {} }, clock);
+    try {
+      const due = source.nextTickMonoMs();
+      assert.ok(due !== null && due > performance.now() && due <= performance.now() + 60_000);
+    } finally {
+      source.stop();
+    }
+    assert.equal(source.nextTickMonoMs(), null);
+  });
+
+  test('steps read as a direction and a size', () => {
+    assert.equal(describeStep(-120_000), 'back by 2 min 0 s');
+    assert.equal(describeStep(86_400_000), 'ahead by 1 d 0 h');
+  });
+});
+
+describe('cron expressions', () => {
   test('cron expressions with seconds are valid', () => {
     assert.equal(isValidCronExpression('*/10 * * * * *'), true);
     assert.equal(isValidCronExpression('*/5 * * * *'), true);

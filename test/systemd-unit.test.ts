@@ -99,6 +99,24 @@ describe('the unit file', () => {
   });
 });
 
+/** What `npm run bench -- --only rss` measured for 1,000 channels at 1 Hz (see the unit's comment). */
+const MEASURED_1000_CHANNELS = { peakRssMiB: 165, threads: 14 };
+
+describe('the unit bounds memory and tasks with room above the 1,000-channel benchmark', () => {
+  it('sets MemoryMax= and TasksMax= at least twice the measured peak, and says how they were measured', () => {
+    const d = new Map(directives());
+    const memory = /^(\d+)([MG])$/.exec(d.get('MemoryMax') ?? '');
+    assert.ok(memory !== null, `MemoryMax=${d.get('MemoryMax')}`);
+    const mib = Number(memory[1]) * (memory[2] === 'G' ? 1024 : 1);
+    assert.ok(mib >= 2 * MEASURED_1000_CHANNELS.peakRssMiB, `MemoryMax ${mib} MiB`);
+    const tasks = Number(d.get('TasksMax'));
+    assert.ok(Number.isInteger(tasks) && tasks >= 2 * MEASURED_1000_CHANNELS.threads, `TasksMax=${tasks}`);
+    const text = readFileSync(UNIT, 'utf8');
+    assert.match(text, /npm run bench -- --only rss/);
+    assert.match(text, /1,000 channels/);
+  });
+});
+
 describe('scripts/install.sh', () => {
   let dir: string;
   let prefix: string;

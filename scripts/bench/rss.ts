@@ -17,6 +17,8 @@ export interface ProcMemory {
   readonly rssMiB: number;
   /** Peak resident set size (VmHWM), MiB. */
   readonly hwmMiB: number;
+  /** Threads of the process now (what systemd's TasksMax= counts, with any child processes). */
+  readonly threads: number;
 }
 
 /** VmRSS and VmHWM of a process, or null when it is gone. */
@@ -31,7 +33,12 @@ export function readProcMemory(pid: number): ProcMemory | null {
     const match = new RegExp(`^${name}:\\s+(\\d+) kB`, 'm').exec(text);
     return match === null ? Number.NaN : Number(match[1]);
   };
-  return { rssMiB: round((kib('VmRSS') * 1024) / MIB, 1), hwmMiB: round((kib('VmHWM') * 1024) / MIB, 1) };
+  const threads = /^Threads:\s+(\d+)/m.exec(text);
+  return {
+    rssMiB: round((kib('VmRSS') * 1024) / MIB, 1),
+    hwmMiB: round((kib('VmHWM') * 1024) / MIB, 1),
+    threads: threads === null ? Number.NaN : Number(threads[1]),
+  };
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -129,6 +136,8 @@ export interface DaemonRssResult {
   readonly hwmMiB: number;
   /** VmRSS samples, MiB. */
   readonly samples: readonly number[];
+  /** The most threads seen in any sample (TasksMax= in the unit is sized from it). */
+  readonly maxThreads: number;
   /** What the daemon stored (read back with `kasa-monitor export` after it stopped; -1: unreadable). */
   readonly channelsStored: number;
   readonly readingsStored: number;
@@ -193,7 +202,8 @@ export async function measureDaemonRss(options: DaemonRssOptions): Promise<Daemo
     const pid = child.pid;
     if (pid === undefined) throw new Error('could not start the daemon process');
     const samples: number[] = [];
-    const every = (options.sampleEveryS ?? 5) * 1000;
+    let maxThreads = 0;
+    const every = (options.sampleEveryS ?? 2) * 1000;
     const started = Date.now();
     const end = started + options.durationS * 1000;
     let last: ProcMemory | null = null;
@@ -204,6 +214,7 @@ export async function measureDaemonRss(options: DaemonRssOptions): Promise<Daemo
         throw new Error(`the daemon exited early (${child.exitCode}): ${logLines.slice(-5).join(' | ')}`);
       }
       samples.push(last.rssMiB);
+      maxThreads = Math.max(maxThreads, last.threads);
     }
     if (last === null) throw new Error('no RSS sample');
     const exitCode = await terminate(child, 20_000);
@@ -216,6 +227,7 @@ export async function measureDaemonRss(options: DaemonRssOptions): Promise<Daemo
       rssMiB: last.rssMiB,
       hwmMiB: last.hwmMiB,
       samples,
+      maxThreads,
       channelsStored,
       readingsStored,
       readingsPerChannelSecond:

@@ -144,13 +144,14 @@ export class Discovery {
 
   #loop(): void {
     if (!this.#running) return;
-    this.#lastRoundStart = Date.now();
+    // Monotonic: a wall clock stepped back must not pause discovery for as long as the step.
+    this.#lastRoundStart = performance.now();
     void this.runRound().then(() => this.#scheduleNext());
   }
 
   #scheduleNext(): void {
     if (!this.#running || this.#round !== null) return;
-    const delay = Math.max(0, this.#lastRoundStart + this.#options.intervalMs - Date.now());
+    const delay = Math.max(0, this.#lastRoundStart + this.#options.intervalMs - performance.now());
     this.#timer = setTimeout(() => {
       this.#timer = null;
       this.#loop();

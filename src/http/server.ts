@@ -19,6 +19,8 @@ import { createMetricsRegistry, type MetricsSource } from './metrics.js';
 export interface HttpSources extends MetricsSource {
   /** Runs the checks now (used when no report exists yet). */
   refreshHealth(): Promise<HealthReport>;
+  /** Acknowledges the open database incidents (POST /api/ack); absent: no supervisor to ask. */
+  acknowledge?(): Promise<{ readonly acknowledged: readonly unknown[]; readonly report: HealthReport }>;
   readonly readers: {
     exportReadings(
       query: ExportQuery,
@@ -185,6 +187,10 @@ export class HttpServer {
 
   async #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname === '/api/ack') {
+      await this.#ack(req, res);
+      return;
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       sendJson(res, 405, { error: `${req.method} is not allowed; use GET` }, { allow: 'GET, HEAD' });
       return;
@@ -226,6 +232,28 @@ export class HttpServer {
       }
       throw error;
     }
+  }
+
+  /**
+   * POST /api/ack: the operator saw the database incidents. Only a POST with a JSON content type: a
+   * web page cannot send that cross-origin without a CORS preflight, which this server never grants.
+   */
+  async #ack(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    req.resume();
+    if (req.method !== 'POST') {
+      sendJson(res, 405, { error: `${req.method} is not allowed; use POST` }, { allow: 'POST' });
+      return;
+    }
+    if (!/^application\/json\b/i.test(req.headers['content-type'] ?? '')) {
+      sendJson(res, 415, { error: 'send Content-Type: application/json' });
+      return;
+    }
+    if (this.#sources.acknowledge === undefined) {
+      sendJson(res, 503, { error: 'the supervisor is not running' });
+      return;
+    }
+    const { acknowledged, report } = await this.#sources.acknowledge();
+    sendJson(res, 200, { acknowledged, status: report.status });
   }
 
   async #health(res: ServerResponse): Promise<void> {

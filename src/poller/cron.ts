@@ -56,3 +56,29 @@ export function scheduleCron(expression: string, handlers: CronHandlers, timezon
     nextRunMs: () => (stopped ? null : (task.getNextRun()?.getTime() ?? null)),
   };
 }
+
+/** The slots of a cron expression, for a scheduler that runs its own timers (src/poller/scheduler.ts). */
+export interface CronSlots {
+  /** The first slot after the wall clock's now (UTC ms). */
+  nextAfterNow(): number;
+  /** True when `wallMs` (rounded down to the second) is a slot. */
+  matches(wallMs: number): boolean;
+  dispose(): void;
+}
+
+/**
+ * node-cron's matcher without its runner. The runner sleeps until the next slot by the wall clock, so a
+ * clock stepped back pauses it for as long as the step, and a step ahead replays every slot passed
+ * over as "missed"; src/poller/scheduler.ts plans on the monotonic clock instead and asks node-cron only
+ * which wall-clock times are slots. The task is never started.
+ */
+export function cronSlots(expression: string, timezone?: string): CronSlots {
+  const task = cron.createTask(expression, () => {}, timezone === undefined ? {} : { timezone });
+  return {
+    nextAfterNow: () => task.getNextRuns(1)[0]?.getTime() ?? Number.NaN,
+    matches: (wallMs) => task.match(new Date(Math.floor(wallMs / 1000) * 1000)),
+    dispose: () => {
+      void task.destroy();
+    },
+  };
+}

@@ -8,6 +8,7 @@ import {
   type DeviceBackoffStats,
   isTransientDeviceFailure,
 } from '../resilience/index.js';
+import { describeStep } from './clock.js';
 import { DurationHistogram, type DurationSummary } from './histogram.js';
 import { normaliseRealtime, type RejectReason } from './normalise.js';
 import type { Reading } from './reading.js';
@@ -87,6 +88,13 @@ export interface PollerStats {
    * that stays in the past means the scheduler stopped ticking (the systemd watchdog checks this).
    */
   readonly nextTickMs: number | null;
+  /**
+   * The same due time on the monotonic clock (performance.now() ms): what health checks compare with,
+   * since it does not move when the wall clock steps. Null while stopped.
+   */
+  readonly nextTickMonoMs: number | null;
+  /** Wall-clock steps seen by the scheduler (each logged once). */
+  readonly clockSteps: number;
   /** The latest any tick ran after its slot, ever. */
   readonly maxTickLateMs: number;
   /** Duration of single requests (send to answer or timeout). */
@@ -139,6 +147,7 @@ export class Poller {
   #lastTickMs: number | null = null;
   #lastTickLateMs: number | null = null;
   #maxTickLateMs = 0;
+  #clockSteps = 0;
 
   readonly #backoff: DeviceBackoff;
 
@@ -174,6 +183,17 @@ export class Poller {
           this.logger.warn(
             { missed: count, slot: new Date(firstScheduledMs).toISOString() },
             'poll ticks missed: the event loop was blocked',
+          );
+        },
+        onClockStep: (step) => {
+          this.#clockSteps++;
+          this.logger.warn(
+            {
+              stepMs: Math.round(step.stepMs),
+              expected: new Date(step.expectedWallMs).toISOString(),
+              now: new Date(step.wallMs).toISOString(),
+            },
+            `wall clock step: the clock jumped ${describeStep(step.stepMs)}; polling goes on by the monotonic clock, readings keep wall-clock times`,
           );
         },
       },
@@ -227,6 +247,8 @@ export class Poller {
       lastTickMs: this.#lastTickMs,
       lastTickLateMs: this.#lastTickLateMs,
       nextTickMs: this.#ticks?.nextTickMs() ?? null,
+      nextTickMonoMs: this.#ticks?.nextTickMonoMs() ?? null,
+      clockSteps: this.#clockSteps,
       maxTickLateMs: this.#maxTickLateMs,
       pollDuration: this.#durations.summary(),
       backoff: this.#backoff.stats(),

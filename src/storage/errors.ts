@@ -55,6 +55,10 @@ export const KasaStorageCode = {
   ambiguousDevice: 'KASA_AMBIGUOUS_DEVICE',
   /** Invalid options (journal mode, cache size, ...). */
   badOptions: 'KASA_BAD_OPTIONS',
+  /** The database path cannot be written (read-only file or directory, immutable, read-only mount). */
+  notWritable: 'KASA_DB_NOT_WRITABLE',
+  /** The open database file was removed or replaced at its path while the daemon ran. */
+  removed: 'KASA_DB_REMOVED',
   /** An unexpected error without a driver code. */
   internal: 'KASA_INTERNAL',
 } as const;

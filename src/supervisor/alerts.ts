@@ -158,9 +158,21 @@ export class Alerts {
     return { bad: track.bad, alerting: track.alerting, since: track.statusSince };
   }
 
-  /** An incident that is an alert at once (no resolution follows). */
+  /**
+   * An incident that is an alert at once. Its alert stays open (listed as active) until the check of
+   * the same name is next seen ok, which resolves it; the `database` check stays bad until the
+   * incident is acknowledged.
+   */
   incident(check: string, status: CheckStatus, reason: string, details: Record<string, unknown> = {}): void {
     const nowMs = Date.now();
+    const track = this.#tracks.get(check);
+    if (track === undefined) {
+      this.#tracks.set(check, { bad: 1, badSince: nowMs, statusSince: nowMs, alerting: true, status });
+    } else {
+      if (!track.alerting) track.badSince = nowMs;
+      track.alerting = true;
+      track.bad = Math.max(1, track.bad);
+    }
     this.#raised++;
     this.logger.error({ check, status, reason, details }, `alert: ${check}: ${reason}`);
     this.#notify('alert', check, { status, reason, details }, nowMs, nowMs);

@@ -299,6 +299,8 @@ function influxCheck(inputs: HealthInputs, fetchImpl: typeof fetch): HealthCheck
 function discoveryCheck(inputs: HealthInputs): HealthCheck {
   let successes = -1;
   let lastSuccessMs: number | null = null;
+  /** The same moment on the monotonic clock: the age is judged by it, so a clock step is no outage. */
+  let lastSuccessMono: number | null = null;
   return {
     name: 'discovery',
     run(nowMs) {
@@ -306,7 +308,12 @@ function discoveryCheck(inputs: HealthInputs): HealthCheck {
       if (d === null) return ok('not started');
       const now = d.rounds - d.failedRounds;
       if (now > successes) {
-        if (successes >= 0 || now > 0) lastSuccessMs = d.lastRoundAtMs ?? nowMs;
+        if (successes >= 0 || now > 0) {
+          lastSuccessMs = d.lastRoundAtMs ?? nowMs;
+          // When this check saw it, at most one check interval late: good enough for an allowance of
+          // three discovery intervals, and a clock step between the round and now cannot skew it.
+          lastSuccessMono = performance.now();
+        }
         successes = now;
       }
       const details = {
@@ -320,10 +327,11 @@ function discoveryCheck(inputs: HealthInputs): HealthCheck {
         return failed('discovery is not running', details, { recovery: 'restart-discovery', escalate: true });
       }
       const allowed = 3 * inputs.discoveryIntervalMs() + 30_000;
-      const since = lastSuccessMs ?? null;
-      if (d.failedRounds > 0 && (since === null ? d.rounds >= 3 : nowMs - since > allowed)) {
+      const since = lastSuccessMono;
+      const age = since === null ? 0 : performance.now() - since;
+      if (d.failedRounds > 0 && (since === null ? d.rounds >= 3 : age > allowed)) {
         return degraded(
-          `no discovery round has succeeded ${since === null ? 'yet' : `for ${seconds(nowMs - since)}`} (${d.failedRounds} failed rounds)`,
+          `no discovery round has succeeded ${since === null ? 'yet' : `for ${seconds(age)}`} (${d.failedRounds} failed rounds)`,
           details,
           { recovery: 'restart-discovery', escalate: false },
         );
@@ -386,8 +394,11 @@ function schedulerCheck(inputs: HealthInputs): HealthCheck {
         });
       }
       const grace = Math.max(3 * inputs.pollIntervalMs(), 30_000);
-      if (nowMs - p.nextTickMs > grace) {
-        return failed(`no poll tick for ${seconds(nowMs - p.nextTickMs)} past its time`, details, {
+      // Judged on the monotonic clock: a wall clock stepped ahead is no stall, and one stepped back
+      // cannot hide one.
+      const overdue = performance.now() - (p.nextTickMonoMs ?? performance.now());
+      if (overdue > grace) {
+        return failed(`no poll tick for ${seconds(overdue)} past its time`, details, {
           recovery: 'restart-scheduler',
           escalate: true,
         });

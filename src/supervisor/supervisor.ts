@@ -12,6 +12,7 @@ import type { PoolStats } from '../storage/sqlite/reader-pool.js';
 import { type AlertStats, Alerts } from './alerts.js';
 import { type CheckLimits, createChecks, type HealthInputs } from './checks.js';
 import { EventLoopLag } from './event-loop.js';
+import { type DatabaseIncident, DatabaseIncidents } from './incidents.js';
 import { type Quarantined, quarantineDatabase } from './quarantine.js';
 import { Recovery, type RecoveryExhaustedError, type RecoveryState } from './recovery.js';
 import {
@@ -129,6 +130,8 @@ export interface HealthReport {
       readonly at: string;
       readonly reason: string;
     }[];
+    /** Incidents (a database moved aside or removed) not yet acknowledged: the `database` check. */
+    readonly incidents: readonly DatabaseIncident[];
   };
   readonly pool: Readonly<Record<string, unknown>>;
   readonly retries: RetryStatistics | null;
@@ -181,6 +184,7 @@ export class Supervisor {
   #checkedAtMs: number | null = null;
   #stopped = false;
   readonly #quarantined: { moved_to: string; at: string; reason: string }[] = [];
+  readonly #incidents = new DatabaseIncidents();
   #previousCycle: { atMs: number; written: number; cpu: NodeJS.CpuUsage } | null = null;
   #rate = { readingsPerSecond: 0, cpuPercent: 0 };
 
@@ -231,7 +235,7 @@ export class Supervisor {
       lag: this.#lag,
       limits: () => this.#options,
     };
-    this.#checks = deps.checks ?? createChecks(inputs, deps.fetch ?? fetch);
+    this.#checks = deps.checks ?? [...createChecks(inputs, deps.fetch ?? fetch), this.#incidents.check()];
   }
 
   /** Runs the first round of checks now, then every interval. */
@@ -276,6 +280,7 @@ export class Supervisor {
         readers: pool.mode,
         readers_fallback_reason: pool.fallbackReason,
         quarantined: [...this.#quarantined],
+        incidents: [...this.#incidents.open],
       },
       pool: poolReport(pool),
       retries: status?.retries ?? null,
@@ -304,6 +309,37 @@ export class Supervisor {
   /** Records a database moved aside at start (before the supervisor existed) and raises its alert. */
   quarantinedAtStart(quarantined: Quarantined, reason: string): void {
     this.#recordQuarantine(quarantined, reason);
+  }
+
+  /**
+   * The database file was removed while open and the store continued in a new one: an incident that
+   * stays on /health (the `database` check, degraded, with its alert open) until acknowledged.
+   */
+  databaseReplaced(path: string, reason: string): void {
+    const atMs = this.#now();
+    this.#incidents.add({ kind: 'removed', file: path, at: new Date(atMs).toISOString(), reason });
+    this.alerts.incident(
+      'database',
+      'degraded',
+      `the database file ${path} was removed while the daemon was running (${reason}); readings continue in a new database at ${path}`,
+      { path },
+    );
+  }
+
+  /**
+   * The operator saw the database incidents (`kasa-monitor ack`, POST /api/ack): the `database`
+   * check is ok again and its alert resolved. Returns what was acknowledged and the fresh report.
+   */
+  async acknowledge(): Promise<{ acknowledged: readonly DatabaseIncident[]; report: HealthReport }> {
+    const acknowledged = this.#incidents.acknowledge();
+    if (acknowledged.length > 0) {
+      this.#logger.info(
+        { incidents: acknowledged.map((i) => i.file) },
+        `database incidents acknowledged: ${acknowledged.map((i) => i.file).join(', ')}`,
+      );
+    }
+    const report = await this.refresh();
+    return { acknowledged, report };
   }
 
   setOptions(options: SupervisorOptions): void {
@@ -442,6 +478,12 @@ export class Supervisor {
   #recordQuarantine(quarantined: Quarantined, reason: string): void {
     this.#quarantined.push({
       moved_to: quarantined.movedTo,
+      at: new Date(quarantined.atMs).toISOString(),
+      reason,
+    });
+    this.#incidents.add({
+      kind: 'quarantined',
+      file: quarantined.movedTo,
       at: new Date(quarantined.atMs).toISOString(),
       reason,
     });

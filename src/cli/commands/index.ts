@@ -1,4 +1,5 @@
 import type { Command } from '../command.js';
+import { ackCommand } from './ack.js';
 import { backupCommand, restoreCommand } from './backup.js';
 import { checkConfigCommand, configSchemaCommand } from './check-config.js';
 import { demoCommand } from './demo.js';
@@ -17,6 +18,7 @@ export const commands: readonly Command[] = [
   backupCommand,
   restoreCommand,
   statusCommand,
+  ackCommand,
   checkConfigCommand,
   demoCommand,
   configSchemaCommand,

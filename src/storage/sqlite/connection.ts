@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { KasaStorageCode, StorageError } from '../errors.js';
@@ -70,6 +70,53 @@ export interface OpenInfo {
   readonly journalMode: string;
 }
 
+function notWritable(path: string, why: string, cause?: unknown): StorageError {
+  return new StorageError(`the database ${path} cannot be written: ${why}`, {
+    code: KasaStorageCode.notWritable,
+    transient: false,
+    ...(cause === undefined ? {} : { cause }),
+  });
+}
+
+function reason(error: unknown): string {
+  const code = (error as { code?: unknown }).code;
+  return typeof code === 'string' ? code : error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * Refuses a path the daemon could only read. SQLite opens a file it may not write read-only without a
+ * word, and every write then fails; the directory must be writable too, for the -wal, -shm and
+ * -journal files SQLite creates beside it. access(2) answers for this process's user, and also says
+ * EROFS for a read-only mount and EPERM for an immutable file (chattr +i), which root cannot write
+ * either.
+ */
+export function assertWritablePath(path: string): void {
+  if (path === ':memory:') return;
+  const dir = dirname(path);
+  try {
+    accessSync(dir, constants.W_OK | constants.X_OK);
+  } catch (error) {
+    throw notWritable(path, `its directory ${dir} is not writable (${reason(error)})`, error);
+  }
+  if (!existsSync(path)) return;
+  try {
+    accessSync(path, constants.R_OK | constants.W_OK);
+  } catch (error) {
+    throw notWritable(path, `the file is not writable (${reason(error)})`, error);
+  }
+}
+
+/** Which file a path names now (device and inode), or null when there is none. */
+export interface FileIdentity {
+  readonly dev: number;
+  readonly ino: number;
+}
+
+export function fileIdentity(path: string): FileIdentity | null {
+  const stat = statSync(path, { throwIfNoEntry: false });
+  return stat === undefined ? null : { dev: stat.dev, ino: stat.ino };
+}
+
 /**
  * Opens the writing connection: creates the parent directory, applies the pragmas (synchronous is
  * always set explicitly: better-sqlite3 would otherwise leave WAL databases at NORMAL), migrates,
@@ -79,7 +126,14 @@ export function openWritable(options: SqliteOptions): { db: Db; info: OpenInfo }
   validateSqliteOptions(options);
   let db: Db | undefined;
   try {
-    if (options.path !== ':memory:') mkdirSync(dirname(options.path), { recursive: true });
+    if (options.path !== ':memory:') {
+      try {
+        mkdirSync(dirname(options.path), { recursive: true });
+      } catch (error) {
+        throw notWritable(options.path, `its directory cannot be created (${reason(error)})`, error);
+      }
+    }
+    assertWritablePath(options.path);
     db = new BetterSqlite3(options.path, { timeout: options.busyTimeoutMs });
     // The first statement reads the header: a non-database file fails here with SQLITE_NOTADB.
     const journalMode = String(db.pragma(`journal_mode = ${options.journalMode}`, { simple: true }));
@@ -96,6 +150,22 @@ export function openWritable(options: SqliteOptions): { db: Db; info: OpenInfo }
         `${options.path} is corrupt (PRAGMA quick_check): ${problems.slice(0, 3).join('; ')}${problems.length > 3 ? '; ...' : ''}`,
         { code: 'SQLITE_CORRUPT', transient: false },
       );
+    }
+    if (options.path !== ':memory:') {
+      // The proof: a write. Rewriting user_version with its own value writes the header page, and
+      // fails with SQLITE_READONLY when SQLite fell back to a read-only connection.
+      // Another connection holding the write lock (a backup, a sqlite3 session) proves nothing either
+      // way: then the probe is skipped, and the writer's retries deal with the lock as always.
+      try {
+        const version = Number(db.pragma('user_version', { simple: true }));
+        db.pragma(`user_version = ${version}`);
+      } catch (error) {
+        const code = reason(error);
+        if (code.startsWith('SQLITE_READONLY')) {
+          throw notWritable(options.path, `SQLite opened it read-only (${code})`, error);
+        }
+        if (!code.startsWith('SQLITE_BUSY') && !code.startsWith('SQLITE_LOCKED')) throw error;
+      }
     }
     const sqliteVersion = db.prepare('SELECT sqlite_version()').pluck().get() as string;
     return { db, info: { sqliteVersion, schemaVersion: SCHEMA_VERSION, migrationsApplied, journalMode } };

@@ -2,7 +2,7 @@ import { Worker } from 'node:worker_threads';
 import type { ChannelInfo } from '../../discovery/types.js';
 import type { Logger } from '../../log/logger.js';
 import type { Reading } from '../../poller/reading.js';
-import { KasaStorageCode, StorageError } from '../errors.js';
+import { isStorageError, KasaStorageCode, StorageError } from '../errors.js';
 import type { OpenInfo, SqliteOptions } from './connection.js';
 import { validateSqliteOptions } from './connection.js';
 import { deserializeStorageError } from './errors.js';
@@ -24,6 +24,9 @@ export interface BatchResult {
   /** Readings with a non-finite number or an empty channel id: logged and never stored. */
   readonly invalid: number;
 }
+
+/** Told when the database file was found removed and a new one was opened at the same path. */
+export type ReplacedListener = (event: { readonly path: string; readonly reason: string }) => void;
 
 /** Told after every committed batch that stored something new. */
 export type CommitListener = (commit: {
@@ -57,6 +60,10 @@ export class SqliteStore {
   readonly #pending = new Map<number, Pending>();
   #stopping: Promise<void> | null = null;
   readonly #commitListeners = new Set<CommitListener>();
+  readonly #replacedListeners = new Set<ReplacedListener>();
+  /** A reopen after the file was removed, shared by every call that found it removed. */
+  #replacing: Promise<void> | null = null;
+  #reopening: Promise<void> | null = null;
 
   constructor(
     private readonly options: SqliteOptions,
@@ -138,10 +145,19 @@ export class SqliteStore {
       this.#assertOpen();
       return { inserted: 0, duplicates: 0, invalid };
     }
-    const result = await this.#call('writeBatch', { batch }, [
-      batch.channelIndex.buffer,
-      batch.values.buffer,
-    ]);
+    let result: ResultOf['writeBatch'];
+    try {
+      result = await this.#call('writeBatch', { batch }, [batch.channelIndex.buffer, batch.values.buffer]);
+    } catch (error) {
+      if (!isRemovedError(error)) throw error;
+      await this.#replaceRemovedFile(error);
+      // The buffers went to the old worker: encode the batch again for the new database.
+      const again = encodeBatch(readings).batch;
+      result = await this.#call('writeBatch', { batch: again }, [
+        again.channelIndex.buffer,
+        again.values.buffer,
+      ]);
+    }
     if (result.inserted > 0) {
       for (const listener of this.#commitListeners) {
         try {
@@ -157,6 +173,17 @@ export class SqliteStore {
   /** Whether batches also go to the outbox (options.outbox), which feeds the InfluxDB forwarder. */
   get outboxEnabled(): boolean {
     return this.options.outbox === true;
+  }
+
+  /**
+   * Calls `listener` when the database file was removed while open and a new one was opened in its
+   * place (the reader pool must reopen too); returns the unsubscribe function.
+   */
+  onReplaced(listener: ReplacedListener): () => void {
+    this.#replacedListeners.add(listener);
+    return () => {
+      this.#replacedListeners.delete(listener);
+    };
   }
 
   /** Calls `listener` after each batch that stored new readings; returns the unsubscribe function. */
@@ -218,11 +245,44 @@ export class SqliteStore {
    * Commit listeners stay subscribed; calls made meanwhile fail with KASA_NOT_OPEN (the writer holds
    * its batch and writes it again).
    */
-  async reopen(): Promise<void> {
-    await this.stop();
-    this.#stopping = null;
-    this.#state = { kind: 'new' };
-    await this.start();
+  reopen(): Promise<void> {
+    // One at a time: the supervisor's recovery and a removed-file reopen may ask at the same moment.
+    this.#reopening ??= (async () => {
+      await this.stop();
+      this.#stopping = null;
+      this.#state = { kind: 'new' };
+      await this.start();
+    })().finally(() => {
+      this.#reopening = null;
+    });
+    return this.#reopening;
+  }
+
+  /**
+   * The file this connection writes was removed (or replaced) at its path: say so, and open a new
+   * database at the configured path (the directory is created again when it went too), so the
+   * readings from now on are kept. What was written to the removed file since its removal is lost
+   * with it; the error names the file.
+   */
+  #replaceRemovedFile(cause: StorageError): Promise<void> {
+    this.#replacing ??= (async () => {
+      const path = this.options.path;
+      this.logger.error(
+        { err: cause, path },
+        `the database file ${path} was removed while the daemon was running: continuing in a new database at ${path}`,
+      );
+      await this.reopen();
+      for (const listener of this.#replacedListeners) {
+        try {
+          listener({ path, reason: cause.message });
+        } catch (error) {
+          this.logger.error({ err: error }, 'database-replaced listener failed');
+        }
+      }
+    })().finally(() => {
+      this.#replacing = null;
+    });
+    return this.#replacing;
   }
 
   /**
@@ -323,4 +383,8 @@ export class SqliteStore {
       pending.reject(error);
     }
   }
+}
+
+function isRemovedError(error: unknown): error is StorageError {
+  return isStorageError(error) && error.code === KasaStorageCode.removed;
 }

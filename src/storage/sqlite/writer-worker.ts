@@ -6,7 +6,7 @@
 import { parentPort } from 'node:worker_threads';
 import type { ChannelInfo } from '../../discovery/types.js';
 import { KasaStorageCode, StorageError } from '../errors.js';
-import { type Db, openWritable } from './connection.js';
+import { type Db, type FileIdentity, fileIdentity, openWritable } from './connection.js';
 import { serializeStorageError, toStorageError } from './errors.js';
 import { WorkerLifecycle } from './lifecycle-worker.js';
 import {
@@ -323,12 +323,34 @@ function requireWriter(): Writer {
   return writer;
 }
 
+/** The path and the file it named when the connection was opened (null: in memory). */
+let opened: { readonly path: string; readonly identity: FileIdentity } | null = null;
+
+/**
+ * Before every write: is the file at the path still the one this connection has open? A database
+ * removed (or its directory) while open keeps accepting writes into the unlinked inode, and all of it
+ * is gone when the connection closes; a file put in its place is not the one written. One stat call.
+ */
+function assertSameFile(): void {
+  if (opened === null) return;
+  const now = fileIdentity(opened.path);
+  if (now !== null && now.dev === opened.identity.dev && now.ino === opened.identity.ino) return;
+  throw new StorageError(
+    now === null
+      ? `the database file ${opened.path} was removed while the daemon had it open`
+      : `the database file ${opened.path} was replaced by another file while the daemon had it open`,
+    { code: KasaStorageCode.removed, transient: false },
+  );
+}
+
 function handle(request: Request): unknown {
   switch (request.op) {
     case 'open': {
       if (writer !== null)
         throw new StorageError('already open', { code: KasaStorageCode.internal, transient: false });
       const { db, info } = openWritable(request.options);
+      const identity = request.options.path === ':memory:' ? null : fileIdentity(request.options.path);
+      opened = identity === null ? null : { path: request.options.path, identity };
       try {
         lifecycle = new WorkerLifecycle(db, request.options);
         writer = new Writer(db, request.options.outbox === true);
@@ -340,9 +362,11 @@ function handle(request: Request): unknown {
       return info;
     }
     case 'upsertChannels':
+      assertSameFile();
       requireWriter().upsertChannels(request.channels, request.nowMs);
       return undefined;
     case 'writeBatch':
+      assertSameFile();
       return requireWriter().writeBatch(request.batch);
     case 'readOutbox': {
       const read = requireWriter().readOutbox(request.after, request.limit);
