@@ -278,7 +278,13 @@ export class Daemon {
         pool: () => readers.stats(),
         readers,
       },
-      config.http.listen,
+      {
+        ...config.http.listen,
+        energy: () => ({
+          timeZone: this.#config.time_zone,
+          gapLimitMs: this.#config.storage.rollups.gap_limit,
+        }),
+      },
       log.child({ component: 'http' }),
     );
     this.#supervision = { readers, supervisor, http };

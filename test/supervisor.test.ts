@@ -355,7 +355,11 @@ describe('/health status codes', () => {
         devices: () => [],
         latest: new LatestReadings(),
         pool: () => POOL,
-        readers: { exportReadings: async () => ({ rows: 0 }) },
+        readers: {
+          exportReadings: async () => ({ rows: 0 }),
+          series: async () => ({ from_ms: 0, to_ms: 0, resolution: 'raw', step_ms: 1000, channels: [] }),
+          dailyEnergy: async () => ({ time_zone: 'UTC', channels: [] }),
+        },
       },
       { host: '127.0.0.1', port: 0 },
       captureLogger('warn').logger,

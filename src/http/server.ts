@@ -11,9 +11,13 @@ import { parseTime } from '../cli/time.js';
 import type { Logger } from '../log/logger.js';
 import { isStorageError, KasaStorageCode } from '../storage/errors.js';
 import type { ExportFormat } from '../storage/sqlite/export-format.js';
-import type { ExportQuery } from '../storage/sqlite/reader-pool.js';
+import type { DailyEnergyResult, SeriesResult } from '../storage/sqlite/dashboard-queries.js';
+import type { DashboardEnergyQuery, DashboardSeriesQuery, ExportQuery } from '../storage/sqlite/reader-pool.js';
 import type { HealthReport } from '../supervisor/index.js';
+import { AUTH_CHALLENGE, authorised, type HttpAuth } from './auth.js';
+import { BadParameter, parseEnergyQuery, parseSeriesQuery } from './dashboard-api.js';
 import { createMetricsRegistry, type MetricsSource } from './metrics.js';
+import { StaticAssets } from './static.js';
 
 export interface HttpSources extends MetricsSource {
   /** Runs the checks now (used when no report exists yet). */
@@ -24,12 +28,18 @@ export interface HttpSources extends MetricsSource {
       format: ExportFormat,
       sink: (bytes: Uint8Array) => Promise<void> | void,
     ): Promise<{ readonly rows: number }>;
+    series(query: DashboardSeriesQuery): Promise<SeriesResult>;
+    dailyEnergy(query: DashboardEnergyQuery): Promise<DailyEnergyResult>;
   };
 }
 
 export interface HttpOptions {
   readonly host: string;
   readonly port: number;
+  /** Basic authentication for everything but its public paths; none when absent or null. */
+  readonly auth?: HttpAuth | null;
+  /** The zone of local days and the gap limit, for /api/daily-energy (default UTC, 15 min). */
+  readonly energy?: () => { readonly timeZone: string; readonly gapLimitMs: number };
 }
 
 /** /api/readings without `from` covers this much (a whole database is never sent by accident). */
@@ -82,6 +92,7 @@ export class HttpServer {
   readonly #logger: Logger;
   readonly #options: HttpOptions;
   readonly #registry;
+  readonly #assets = new StaticAssets();
   #address: { host: string; port: number } | null = null;
   #error: string | null = null;
 
@@ -152,9 +163,13 @@ export class HttpServer {
       sendJson(res, 405, { error: `${req.method} is not allowed; use GET` }, { allow: 'GET, HEAD' });
       return;
     }
+    if (!authorised(this.#options.auth ?? null, req, url.pathname)) {
+      sendJson(res, 401, { error: 'authentication required' }, { 'www-authenticate': AUTH_CHALLENGE });
+      return;
+    }
     try {
       switch (url.pathname) {
-        case '/':
+        case '/api':
           sendJson(res, 200, {
             name: 'kasa-monitor',
             endpoints: [
@@ -162,8 +177,26 @@ export class HttpServer {
               '/metrics',
               '/api/devices',
               '/api/readings?device=&from=&to=&format=json|csv',
+              '/api/series?device=&from=&to=&points=&resolution=auto|raw|minute|hour',
+              '/api/daily-energy?device=&days=',
             ],
           });
+          return;
+        case '/api/series':
+          await this.#dashboardRead(res, () =>
+            this.#sources.readers.series(parseSeriesQuery(url.searchParams, Date.now())),
+          );
+          return;
+        case '/api/daily-energy':
+          await this.#dashboardRead(res, () =>
+            this.#sources.readers.dailyEnergy(
+              parseEnergyQuery(
+                url.searchParams,
+                Date.now(),
+                this.#options.energy?.() ?? { timeZone: 'UTC', gapLimitMs: 900_000 },
+              ),
+            ),
+          );
           return;
         case '/health':
           await this.#health(res);
@@ -178,7 +211,8 @@ export class HttpServer {
           await this.#readings(url, res);
           return;
         default:
-          throw new HttpProblem(404, `no such endpoint: ${url.pathname}`);
+          await this.#asset(url.pathname, req, res);
+          return;
       }
     } catch (error) {
       if (error instanceof ClientGone) return;
@@ -189,6 +223,44 @@ export class HttpServer {
       }
       throw error;
     }
+  }
+
+  /** A dashboard file, or 404. */
+  async #asset(pathname: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const asset = this.#assets.find(pathname);
+    const bytes = asset === null ? null : await this.#assets.read(asset);
+    if (asset === null || bytes === null) throw new HttpProblem(404, `no such endpoint: ${pathname}`);
+    res.writeHead(200, {
+      'content-type': asset.type,
+      'content-length': bytes.length,
+      'cache-control': 'no-cache',
+      'x-content-type-options': 'nosniff',
+    });
+    res.end(req.method === 'HEAD' ? undefined : bytes);
+  }
+
+  /** A JSON answer of the reader pool, with bad parameters and storage errors as HTTP statuses. */
+  async #dashboardRead(res: ServerResponse, read: () => Promise<unknown>): Promise<void> {
+    let body: unknown;
+    try {
+      body = await read();
+    } catch (error) {
+      if (error instanceof BadParameter) throw new HttpProblem(400, error.message);
+      if (isStorageError(error)) {
+        if (error.code === KasaStorageCode.unknownDevice) throw new HttpProblem(404, error.message);
+        if (error.code === KasaStorageCode.ambiguousDevice) throw new HttpProblem(400, error.message);
+        if (error.transient) throw new HttpProblem(503, error.message, { 'retry-after': '1' });
+        throw new HttpProblem(500, error.message);
+      }
+      throw error;
+    }
+    const text = JSON.stringify(body);
+    res.writeHead(200, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(text),
+      'cache-control': 'no-store',
+    });
+    res.end(text);
   }
 
   async #health(res: ServerResponse): Promise<void> {
