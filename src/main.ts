@@ -280,6 +280,14 @@ export class Daemon {
       },
       {
         ...config.http.listen,
+        auth:
+          config.http.auth.username === null
+            ? null
+            : {
+                username: config.http.auth.username,
+                password: config.http.auth.password ?? '',
+                publicPaths: config.http.public_metrics ? ['/health', '/metrics'] : [],
+              },
         energy: () => ({
           timeZone: this.#config.time_zone,
           gapLimitMs: this.#config.storage.rollups.gap_limit,

@@ -14,6 +14,8 @@ export const CONFIG_FILE_ENV = 'KASA_MONITOR_CONFIG';
 const NON_KEY_ENV: readonly string[] = [CONFIG_FILE_ENV, 'KASA_MONITOR_TEST_WEDGE_AFTER_MS'];
 /** systemd credential read for the Influx token when neither token nor token_file is set. */
 export const INFLUX_TOKEN_CREDENTIAL = 'influx-token';
+/** systemd credential read for the dashboard password when http.auth.username is set without one. */
+export const HTTP_PASSWORD_CREDENTIAL = 'http-password';
 
 export interface LoadOptions {
   /** Explicit configuration file (`-c FILE`); it must exist. */
@@ -431,6 +433,44 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     }
   }
 
+  // The dashboard's password: inline, from password_file, or from a systemd credential.
+  if (config && config.http.auth.username !== null) {
+    const auth = config.http.auth;
+    if (auth.password_file !== null && auth.password !== null) {
+      problems.push({
+        path: 'http.auth.password_file',
+        message: 'set either http.auth.password or http.auth.password_file, not both',
+      });
+    } else if (auth.password_file !== null) {
+      const read = readSecretFile(auth.password_file, 'password');
+      if (read.ok) {
+        secrets.push(read.value);
+        auth.password = read.value;
+      } else {
+        problems.push({ path: 'http.auth.password_file', message: read.message });
+      }
+    } else if (auth.password === null) {
+      const credential = env['CREDENTIALS_DIRECTORY']
+        ? join(env['CREDENTIALS_DIRECTORY'], HTTP_PASSWORD_CREDENTIAL)
+        : null;
+      const read =
+        credential !== null && existsSync(credential) ? readSecretFile(credential, 'password') : null;
+      if (read?.ok) {
+        secrets.push(read.value);
+        auth.password = read.value;
+      } else {
+        problems.push({
+          path: 'http.auth.username',
+          message:
+            read?.message ??
+            `is set but there is no password: set http.auth.password_file (or the systemd credential ${HTTP_PASSWORD_CREDENTIAL})`,
+        });
+      }
+    } else {
+      secrets.push(auth.password);
+    }
+  }
+
   if (problems.length > 0 || !config) {
     // Problems without a position (environment, flags, defaults) first, then the file's in reading order.
     const located = problems
@@ -442,14 +482,17 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   return { config, source, warnings };
 }
 
-function readSecretFile(path: string): { ok: true; value: string } | { ok: false; message: string } {
+function readSecretFile(
+  path: string,
+  what = 'token',
+): { ok: true; value: string } | { ok: false; message: string } {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    return { ok: false, message: `cannot read the token file ${path} (${code})` };
+    return { ok: false, message: `cannot read the ${what} file ${path} (${code})` };
   }
   const value = text.trim();
-  return value === '' ? { ok: false, message: `the token file ${path} is empty` } : { ok: true, value };
+  return value === '' ? { ok: false, message: `the ${what} file ${path} is empty` } : { ok: true, value };
 }

@@ -10,9 +10,13 @@ import type { AddressInfo } from 'node:net';
 import { parseTime } from '../cli/time.js';
 import type { Logger } from '../log/logger.js';
 import { isStorageError, KasaStorageCode } from '../storage/errors.js';
-import type { ExportFormat } from '../storage/sqlite/export-format.js';
 import type { DailyEnergyResult, SeriesResult } from '../storage/sqlite/dashboard-queries.js';
-import type { DashboardEnergyQuery, DashboardSeriesQuery, ExportQuery } from '../storage/sqlite/reader-pool.js';
+import type { ExportFormat } from '../storage/sqlite/export-format.js';
+import type {
+  DashboardEnergyQuery,
+  DashboardSeriesQuery,
+  ExportQuery,
+} from '../storage/sqlite/reader-pool.js';
 import type { HealthReport } from '../supervisor/index.js';
 import { AUTH_CHALLENGE, authorised, type HttpAuth } from './auth.js';
 import { BadParameter, parseEnergyQuery, parseSeriesQuery } from './dashboard-api.js';

@@ -95,7 +95,9 @@ interface ChannelRow {
 
 function selectChannels(db: Db, wanted: readonly string[] | undefined): ChannelRow[] {
   const all = db
-    .prepare('SELECT id, device_id AS deviceId, alias, parent_id AS parentId FROM channels ORDER BY device_id')
+    .prepare(
+      'SELECT id, device_id AS deviceId, alias, parent_id AS parentId FROM channels ORDER BY device_id',
+    )
     .all() as ChannelRow[];
   if (wanted === undefined) return all;
   const set = new Set(wanted);

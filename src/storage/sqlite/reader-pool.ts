@@ -15,10 +15,10 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../../log/logger.js';
 import { KasaStorageCode, StorageError } from '../errors.js';
+import type { DailyEnergyResult, SeriesResult } from './dashboard-queries.js';
 import { deserializeStorageError, toStorageError } from './errors.js';
 import type { ExportChunk, ExportFormat } from './export-format.js';
 import type { StoredChannel } from './reader.js';
-import type { DailyEnergyResult, SeriesResult } from './dashboard-queries.js';
 import type {
   DashboardEnergyQuery,
   DashboardSeriesQuery,
