@@ -187,9 +187,12 @@ export class HttpServer {
           });
           return;
         case '/api/series':
-          await this.#dashboardRead(res, () =>
-            this.#sources.readers.series(parseSeriesQuery(url.searchParams, Date.now())),
-          );
+          await this.#dashboardRead(res, async () => {
+            const result = await this.#sources.readers.series(parseSeriesQuery(url.searchParams, Date.now()));
+            // Buckets further apart than this are a gap (no readings), to be drawn as one.
+            const gapLimitMs = this.#options.energy?.().gapLimitMs ?? 0;
+            return { ...result, gap_ms: Math.max(gapLimitMs, Math.ceil(2.5 * result.step_ms)) };
+          });
           return;
         case '/api/daily-energy':
           await this.#dashboardRead(res, () =>

@@ -30,6 +30,8 @@ export interface DeviceInfo {
 export interface SeriesResult {
   readonly resolution: string;
   readonly step_ms: number;
+  /** Buckets further apart than this have no readings between them. */
+  readonly gap_ms: number;
   readonly channels: readonly {
     readonly device_id: string;
     readonly alias: string;

@@ -67,12 +67,22 @@ export interface PowerLine {
 
 /** Power of several channels on one time axis (the union of their bucket times). */
 export class PowerChart extends Chart {
-  show(lines: readonly PowerLine[]): void {
-    const times = [...new Set(lines.flatMap((l) => l.t))].sort((a, b) => a - b);
+  /** `gapMs`: buckets further apart are a gap in the line, not a straight stretch. */
+  show(lines: readonly PowerLine[], stepMs: number, gapMs: number): void {
+    // A gap marker (null) one step after the last bucket before a gap; uPlot breaks the line there
+    // and spans undefined values (times where only other channels have a bucket).
+    const gapsOf = (line: PowerLine) =>
+      line.t.flatMap((t, i) => {
+        const next = line.t[i + 1];
+        return next !== undefined && next - t > gapMs ? [t + stepMs] : [];
+      });
+    const gaps = lines.map(gapsOf);
+    const times = [...new Set([...lines.flatMap((l) => l.t), ...gaps.flat()])].sort((a, b) => a - b);
     const index = new Map(times.map((t, i) => [t, i]));
     let points = 0;
-    const columns = lines.map((line) => {
-      const column: (number | null)[] = new Array(times.length).fill(null);
+    const columns = lines.map((line, l) => {
+      const column: (number | null | undefined)[] = new Array(times.length).fill(undefined);
+      for (const t of gaps[l] ?? []) column[index.get(t) as number] = null;
       line.t.forEach((t, i) => {
         column[index.get(t) as number] = line.w[i] ?? null;
         points++;
@@ -118,7 +128,11 @@ export class EnergyBars extends Chart {
           },
         ],
         axes: axes((v) => formatEnergy(v)),
-        scales: { x: { time: true }, y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] } },
+        scales: {
+          // Half a day of room on each side, so the first and last bars are whole.
+          x: { time: true, range: (_u, min, max) => [min - 43_200, max + 43_200] },
+          y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] },
+        },
       },
       [days.map((d) => d.startMs / 1000), days.map((d) => d.kwh)],
       days.filter((d) => d.kwh > 0).length,

@@ -8,7 +8,7 @@ export function formatPower(watts: number): string {
   const a = Math.abs(watts);
   if (a >= 9_995) return `${(watts / 1000).toFixed(1)} kW`;
   if (a >= 999.5) return `${(watts / 1000).toFixed(2)} kW`;
-  if (a >= 9.95) return `${Math.round(watts)} W`;
+  if (a >= 9.95 || watts === 0) return `${Math.round(watts)} W`;
   return `${watts.toFixed(1)} W`;
 }
 
@@ -36,4 +36,11 @@ export function formatAge(iso: string, nowMs = Date.now()): string {
   if (s < 5400) return `${Math.round(s / 60)} min ago`;
   if (s < 172_800) return `${Math.round(s / 3600)} h ago`;
   return `${Math.round(s / 86_400)} d ago`;
+}
+
+/** A bucket width: '5 s', '2 min', '2 h'. */
+export function formatStep(ms: number): string {
+  if (ms < 60_000) return `${Math.round(ms / 1000)} s`;
+  if (ms < 3_600_000) return `${Math.round(ms / 60_000)} min`;
+  return `${Math.round(ms / 3_600_000)} h`;
 }

@@ -89,7 +89,7 @@ function build(list: readonly DeviceInfo[]): void {
       'span',
       {},
       deviceLink(d.device_id, d.alias),
-      element('span', { text: ` ${d.model}`, className: 'muted' }),
+      element('span', { text: ` ${d.model}`, className: 'muted model' }),
     );
     addRow(
       d.device_id,
@@ -158,7 +158,11 @@ async function drawChart(): Promise<void> {
   const wanted = range;
   const result = await series({ from: `-${wanted}`, points: 240 });
   if (wanted !== range) return;
-  chart.show(result.channels.map((c) => ({ label: c.alias || c.device_id, t: c.t, w: c.w })));
+  chart.show(
+    result.channels.map((c) => ({ label: c.alias || c.device_id, t: c.t, w: c.w })),
+    result.step_ms,
+    result.gap_ms,
+  );
 }
 rangeButtons(document.getElementById('ranges') as HTMLElement, (picked) => {
   range = picked;
