@@ -283,7 +283,7 @@ describe('the dashboard in a real browser', () => {
     assert.ok(bars >= SEED_DAYS, `${bars} daily energy bars`);
     await page.click('button[data-range="30d"]');
     await waitForText(page, '#resolution', /from hour rollups/);
-    assert.ok((await waitForPoints(page, '#chart')) > 500, '30 days of hourly points');
+    assert.ok((await waitForPoints(page, '#chart')) > 300, '30 days of 2-hour points');
     await page.waitForSelector('#readings tbody tr td.num', { timeout: 20_000 });
     const href = await page.$eval('#csv', (a) => a.getAttribute('href') ?? '');
     assert.match(href, /^api\/readings\?/, 'a relative URL');
@@ -316,6 +316,75 @@ describe('the dashboard in a real browser', () => {
     assert.ok(table <= 0, `the device table fits the screen (${table} px too wide)`);
     console.log(`overview on a phone, dark: ${await screenshot(page, 'dashboard-overview-phone-dark')}`);
     await page.close();
+  });
+
+  test('GET /api/series answers at most `points` whole buckets per channel, from readings or rollups as the range needs', async () => {
+    interface Series {
+      resolution: string;
+      step_ms: number;
+      start_ms: number;
+      channels: { device_id: string; i: number[]; w: number[] }[];
+    }
+    const get = async (query: string): Promise<Series> => {
+      const response = await fetch(`${origin}/api/series?${query}`);
+      assert.equal(response.status, 200, await response.clone().text());
+      return (await response.json()) as Series;
+    };
+    const check = (series: Series, points: number) => {
+      for (const channel of series.channels) {
+        assert.ok(channel.i.length <= points + 1, `${channel.i.length} buckets for ${points} points`);
+        assert.ok(
+          channel.i.every((i) => Number.isInteger(i) && i >= 0),
+          'whole buckets',
+        );
+        assert.equal(channel.w.length, channel.i.length);
+      }
+    };
+    const hour = await get(`device=${KETTLE}&from=-1h&points=60`);
+    assert.equal(hour.resolution, 'minute');
+    check(hour, 60);
+    const raw = await get(`device=${KETTLE}&from=-10m&points=600`);
+    assert.equal(raw.resolution, 'raw');
+    check(raw, 600);
+    const month = await get(`device=${KETTLE}&from=-30d&points=600`);
+    assert.equal(month.resolution, 'hour');
+    assert.equal(month.step_ms, 2 * 3_600_000);
+    check(month, 600);
+    assert.ok((month.channels[0]?.i.length ?? 0) > 300, 'the seeded month is there');
+    const all = await get('from=-1h&points=240');
+    assert.equal(all.channels.length, 2 + OUTLETS.length, 'every metered channel');
+    check(all, 240);
+    for (const [query, status] of [
+      ['points=0', 400],
+      ['points=abc', 400],
+      ['from=-1h&to=-2h', 400],
+      ['from=-500d', 400],
+      ['resolution=second', 400],
+      ['from=yesterday', 400],
+      ['device=nobody', 404],
+    ] as const) {
+      const response = await fetch(`${origin}/api/series?${query}`);
+      assert.equal(response.status, status, query);
+      assert.equal(typeof ((await response.json()) as { error: string }).error, 'string');
+    }
+  });
+
+  test('GET /api/daily-energy answers one entry per local day with data, today marked incomplete', async () => {
+    const response = await fetch(`${origin}/api/daily-energy?device=kettle&days=30`);
+    assert.equal(response.status, 200);
+    const body = (await response.json()) as {
+      time_zone: string;
+      channels: { device_id: string; days: { day: string; energy_kwh: number; complete: boolean }[] }[];
+    };
+    assert.equal(body.time_zone, 'UTC');
+    assert.equal(body.channels.length, 1);
+    const days = body.channels[0]?.days ?? [];
+    assert.equal(days.length, 30);
+    assert.ok(days.every((d) => d.energy_kwh > 0));
+    assert.equal(days.at(-1)?.day, new Date().toISOString().slice(0, 10));
+    assert.equal(days.at(-1)?.complete, false);
+    assert.ok(days.slice(0, -1).every((d) => d.complete));
+    assert.equal((await fetch(`${origin}/api/daily-energy?days=401`)).status, 400);
   });
 
   test('no visit had console errors or failed requests, and every request stayed on the daemon’s origin', () => {

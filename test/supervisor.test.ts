@@ -357,7 +357,14 @@ describe('/health status codes', () => {
         pool: () => POOL,
         readers: {
           exportReadings: async () => ({ rows: 0 }),
-          series: async () => ({ from_ms: 0, to_ms: 0, resolution: 'raw', step_ms: 1000, channels: [] }),
+          series: async () => ({
+            from_ms: 0,
+            to_ms: 0,
+            resolution: 'raw',
+            step_ms: 1000,
+            start_ms: 0,
+            channels: [],
+          }),
           dailyEnergy: async () => ({ time_zone: 'UTC', channels: [] }),
         },
       },

@@ -32,10 +32,12 @@ export interface SeriesResult {
   readonly step_ms: number;
   /** Buckets further apart than this have no readings between them. */
   readonly gap_ms: number;
+  /** Bucket i of a channel starts at start_ms + i x step_ms. */
+  readonly start_ms: number;
   readonly channels: readonly {
     readonly device_id: string;
     readonly alias: string;
-    readonly t: readonly number[];
+    readonly i: readonly number[];
     readonly w: readonly number[];
   }[];
 }
@@ -109,4 +111,13 @@ export function every(ms: number, task: () => Promise<void>, onError: (error: un
   };
   void run();
   setInterval(run, ms);
+}
+
+/** A series' channels as lines of bucket start times (ms) and mean power (W). */
+export function linesOf(result: SeriesResult): { label: string; t: number[]; w: readonly number[] }[] {
+  return result.channels.map((c) => ({
+    label: c.alias || c.device_id,
+    t: c.i.map((i) => result.start_ms + i * result.step_ms),
+    w: c.w,
+  }));
 }

@@ -1,5 +1,5 @@
 /** A device's page (GET /device?id=): power over a range, 30 days of energy, the last readings. */
-import { type DeviceInfo, dailyEnergy, devices, every, getJson, series } from './api.js';
+import { type DeviceInfo, dailyEnergy, devices, every, getJson, linesOf, series } from './api.js';
 import { EnergyBars, PowerChart } from './chart.js';
 import { formatEnergy, formatPower, formatStep, formatTime } from './format.js';
 import { element, notice, rangeButtons, stateLabel, watchHealth } from './page.js';
@@ -69,11 +69,7 @@ async function drawPower(): Promise<void> {
   const wanted = range;
   const result = await series({ device: id, from: `-${wanted}`, points: 600 });
   if (wanted !== range) return;
-  powerChart.show(
-    result.channels.map((c) => ({ label: c.alias || c.device_id, t: c.t, w: c.w })),
-    result.step_ms,
-    result.gap_ms,
-  );
+  powerChart.show(linesOf(result), result.step_ms, result.gap_ms);
   const source = result.resolution === 'raw' ? 'readings' : `${result.resolution} rollups`;
   byId('resolution').textContent = `Mean power per ${formatStep(result.step_ms)}, from ${source}.`;
 }

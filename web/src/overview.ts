@@ -1,5 +1,5 @@
 /** The overview (GET /): every channel's live power and today's energy, and a chart of them all. */
-import { type DeviceInfo, dailyEnergy, devices, every, series } from './api.js';
+import { type DeviceInfo, dailyEnergy, devices, every, linesOf, series } from './api.js';
 import { PowerChart } from './chart.js';
 import { formatAge, formatEnergy, formatPower } from './format.js';
 import { element, notice, rangeButtons, stateLabel, watchHealth } from './page.js';
@@ -158,11 +158,7 @@ async function drawChart(): Promise<void> {
   const wanted = range;
   const result = await series({ from: `-${wanted}`, points: 240 });
   if (wanted !== range) return;
-  chart.show(
-    result.channels.map((c) => ({ label: c.alias || c.device_id, t: c.t, w: c.w })),
-    result.step_ms,
-    result.gap_ms,
-  );
+  chart.show(linesOf(result), result.step_ms, result.gap_ms);
 }
 rangeButtons(document.getElementById('ranges') as HTMLElement, (picked) => {
   range = picked;

@@ -29,8 +29,8 @@ export interface ChannelSeries {
   readonly device_id: string;
   readonly alias: string;
   readonly parent_id: string | null;
-  /** Bucket starts, UTC ms, ascending. */
-  readonly t: number[];
+  /** Buckets, ascending: bucket i starts at start_ms + i x step_ms (small numbers keep the JSON small). */
+  readonly i: number[];
   /** Mean power in each bucket, W (one decimal). */
   readonly w: number[];
 }
@@ -40,6 +40,8 @@ export interface SeriesResult {
   readonly to_ms: number;
   readonly resolution: SeriesResolution;
   readonly step_ms: number;
+  /** Start of bucket 0: from_ms rounded down to a multiple of step_ms. */
+  readonly start_ms: number;
   readonly channels: ChannelSeries[];
 }
 
@@ -115,8 +117,8 @@ function selectChannels(db: Db, wanted: readonly string[] | undefined): ChannelR
 export function powerSeries(db: Db, query: SeriesQuery): SeriesResult {
   const { fromMs, toMs } = query;
   const { resolution, stepMs } = seriesPlan(fromMs, toMs, query.points, query.resolution);
-  const raw = db.prepare<[number, number, number, number, number]>(
-    `SELECT (ts_ms / ?) * ? AS b, sum(power_mw), count(*) FROM readings
+  const raw = db.prepare<[number, number, number, number]>(
+    `SELECT ts_ms - (ts_ms % ?) AS b, sum(power_mw), count(*) FROM readings
      WHERE channel_id = ? AND ts_ms >= ? AND ts_ms < ? GROUP BY b ORDER BY b`,
   );
   const tier = resolution === 'raw' ? null : (resolution as Tier);
@@ -124,14 +126,16 @@ export function powerSeries(db: Db, query: SeriesQuery): SeriesResult {
   const stored =
     table === null
       ? null
-      : db.prepare<[number, number, number, number, number]>(
-          `SELECT (bucket_ms / ?) * ? AS b, sum(power_sum_mw), sum(readings) FROM ${table}
+      : db.prepare<[number, number, number, number]>(
+          `SELECT bucket_ms - (bucket_ms % ?) AS b, sum(power_sum_mw), sum(readings) FROM ${table}
            WHERE channel_id = ? AND bucket_ms >= ? AND bucket_ms < ? AND readings > 0 GROUP BY b ORDER BY b`,
         );
   const last =
     table === null
       ? null
       : db.prepare<[number]>(`SELECT max(bucket_ms) FROM ${table} WHERE channel_id = ?`).pluck();
+  // Buckets are multiples of the step: the first is the one holding fromMs.
+  const startMs = Math.floor(fromMs / stepMs) * stepMs;
   const began = !db.inTransaction;
   if (began) db.exec('BEGIN');
   try {
@@ -150,25 +154,23 @@ export function powerSeries(db: Db, query: SeriesQuery): SeriesResult {
       // Raw readings from where the stored (closed) rollup buckets end.
       let rawFrom = fromMs;
       if (stored !== null && last !== null && tier !== null) {
-        // Buckets are aligned to multiples of the step: start at the bucket holding fromMs.
-        const alignedFrom = Math.floor(fromMs / stepMs) * stepMs;
-        add(stored.raw().all(stepMs, stepMs, channel.id, alignedFrom, toMs) as [number, number, number][]);
+        add(stored.raw().all(stepMs, channel.id, startMs, toMs) as [number, number, number][]);
         const lastStored = last.get(channel.id) as number | null;
         if (lastStored !== null) rawFrom = Math.max(fromMs, lastStored + TIER_MS[tier as 'minute' | 'hour']);
       }
       if (rawFrom < toMs) {
-        add(raw.raw().all(stepMs, stepMs, channel.id, rawFrom, toMs) as [number, number, number][]);
+        add(raw.raw().all(stepMs, channel.id, rawFrom, toMs) as [number, number, number][]);
       }
-      const t: number[] = [];
+      const i: number[] = [];
       const w: number[] = [];
       for (const [b, [sum, n]] of [...sums].sort((x, y) => x[0] - y[0])) {
         if (n === 0) continue;
-        t.push(b);
+        i.push((b - startMs) / stepMs);
         w.push(Math.round(sum / n / 100) / 10);
       }
-      return { device_id: channel.deviceId, alias: channel.alias, parent_id: channel.parentId, t, w };
+      return { device_id: channel.deviceId, alias: channel.alias, parent_id: channel.parentId, i, w };
     });
-    return { from_ms: fromMs, to_ms: toMs, resolution, step_ms: stepMs, channels };
+    return { from_ms: fromMs, to_ms: toMs, resolution, step_ms: stepMs, start_ms: startMs, channels };
   } finally {
     if (began) db.exec('COMMIT');
   }
