@@ -48,6 +48,8 @@ export interface DashboardBenchResult {
   readonly rawReadings: number;
   readonly rollupRows: number;
   readonly databaseBytes: number;
+  /** Each request alone, median ms. */
+  readonly perRequestMedianMs: Readonly<Record<string, number>>;
   readonly overview: { readonly http: Timing; readonly direct: Timing; readonly bytes: number };
   readonly device: { readonly http: Timing; readonly direct: Timing; readonly bytes: number };
 }
@@ -270,6 +272,9 @@ export async function benchDashboard(opts: DashboardBenchOptions = {}): Promise<
     const overviewDirect = await measure(directOverview);
     const deviceHttp = await measure(() => fetchAll(devicePaths));
     const deviceDirect = await measure(directDevice);
+    const each: Record<string, number> = {};
+    for (const p of [...overviewPaths, ...devicePaths.slice(1)])
+      each[p] = (await measure(() => fetchAll([p]))).medianMs;
     const overviewBytes = await fetchAll(overviewPaths);
     const deviceBytes = await fetchAll(devicePaths);
     direct.close();
@@ -279,6 +284,7 @@ export async function benchDashboard(opts: DashboardBenchOptions = {}): Promise<
       rawReadings,
       rollupRows,
       databaseBytes: statSync(path).size,
+      perRequestMedianMs: each,
       overview: { http: overviewHttp, direct: overviewDirect, bytes: overviewBytes },
       device: { http: deviceHttp, direct: deviceDirect, bytes: deviceBytes },
     };
