@@ -233,6 +233,8 @@ describe('the dashboard in a real browser', () => {
       `fetch(${JSON.stringify(icon)}).then((r) => r.status + ' ' + r.headers.get('content-type'))`,
     );
     assert.equal(served, '200 image/svg+xml', 'the declared favicon is served');
+    const csp = (await fetch(`${origin}/`)).headers.get('content-security-policy') ?? '';
+    assert.match(csp, /default-src 'self'/, 'the browser itself refuses other origins');
     console.log(`overview screenshot: ${await screenshot(page, 'dashboard-overview')}`);
     await page.close();
   });

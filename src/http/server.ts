@@ -49,6 +49,10 @@ export interface HttpOptions {
 /** /api/readings without `from` covers this much (a whole database is never sent by accident). */
 export const DEFAULT_READINGS_WINDOW_MS = 24 * 3_600_000;
 
+const DASHBOARD_CSP =
+  "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; " +
+  "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 class HttpProblem extends Error {
   constructor(
     readonly status: number,
@@ -242,6 +246,8 @@ export class HttpServer {
       'content-length': bytes.length,
       'cache-control': 'no-cache',
       'x-content-type-options': 'nosniff',
+      // The pages load and fetch from their own origin only; the browser enforces it too.
+      ...(asset.type.startsWith('text/html') ? { 'content-security-policy': DASHBOARD_CSP } : {}),
     });
     res.end(req.method === 'HEAD' ? undefined : bytes);
   }
