@@ -29,7 +29,7 @@ function axes(yLabel: (v: number) => string): uPlot.Axis[] {
       stroke,
       grid,
       ticks: grid,
-      size: 70,
+      size: 90,
       values: (_u, vals) => vals.map((v) => (v === null ? '' : yLabel(v))),
     },
   ];
