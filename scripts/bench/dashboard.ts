@@ -291,7 +291,6 @@ export async function benchDashboard(opts: DashboardBenchOptions = {}): Promise<
   } finally {
     await server?.stop();
     await pool?.stop();
-    if (process.env['KEEP_BENCH_DB']) console.error(`kept ${path}`);
-    else rmSync(dir, { recursive: true, force: true });
+    rmSync(dir, { recursive: true, force: true });
   }
 }

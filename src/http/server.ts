@@ -65,6 +65,15 @@ class HttpProblem extends Error {
 
 class ClientGone extends Error {}
 
+/** A read's error as the HTTP answer it deserves; anything but a StorageError as it is. */
+function storageProblem(error: unknown): unknown {
+  if (!isStorageError(error)) return error;
+  if (error.code === KasaStorageCode.unknownDevice) return new HttpProblem(404, error.message);
+  if (error.code === KasaStorageCode.ambiguousDevice) return new HttpProblem(400, error.message);
+  if (error.transient) return new HttpProblem(503, error.message, { 'retry-after': '1' });
+  return new HttpProblem(500, error.message);
+}
+
 function sendJson(
   res: ServerResponse,
   status: number,
@@ -259,13 +268,7 @@ export class HttpServer {
       body = await read();
     } catch (error) {
       if (error instanceof BadParameter) throw new HttpProblem(400, error.message);
-      if (isStorageError(error)) {
-        if (error.code === KasaStorageCode.unknownDevice) throw new HttpProblem(404, error.message);
-        if (error.code === KasaStorageCode.ambiguousDevice) throw new HttpProblem(400, error.message);
-        if (error.transient) throw new HttpProblem(503, error.message, { 'retry-after': '1' });
-        throw new HttpProblem(500, error.message);
-      }
-      throw error;
+      throw storageProblem(error);
     }
     const text = JSON.stringify(body);
     res.writeHead(200, {
@@ -375,13 +378,7 @@ export class HttpServer {
         res.destroy();
         return;
       }
-      if (isStorageError(error)) {
-        if (error.code === KasaStorageCode.unknownDevice) throw new HttpProblem(404, error.message);
-        if (error.code === KasaStorageCode.ambiguousDevice) throw new HttpProblem(400, error.message);
-        if (error.transient) throw new HttpProblem(503, error.message, { 'retry-after': '1' });
-        throw new HttpProblem(500, error.message);
-      }
-      throw error;
+      throw storageProblem(error);
     }
     res.end();
   }

@@ -37,7 +37,9 @@ function deviceLink(id: string, alias: string): HTMLAnchorElement {
 }
 
 function addRow(id: string, name: Node, state: string, channels: string[], className = ''): void {
-  const row = element('tr', { className });
+  const row = element('tr', {
+    className: `${className} state-row-${state.replace(/[^a-z_-]/gi, '')}`.trim(),
+  });
   row.dataset['channel'] = id;
   const c: RowCells = {
     state: element('td'),
