@@ -407,6 +407,22 @@ describe('the dashboard in a real browser', () => {
     assert.equal((await fetch(`${origin}/api/daily-energy?days=401`)).status, 400);
   });
 
+  test('a plug that stops answering is shown offline, without a reload', async () => {
+    const { page, log } = await browser.open(origin);
+    logs.push(log);
+    await page.goto(`${origin}/`, { waitUntil: 'networkidle0' });
+    await waitForText(page, `tr[data-channel="${FRIDGE}"] td:nth-child(2)`, /^online$/);
+    await fleet.pause(FRIDGE);
+    try {
+      await waitForText(page, `tr[data-channel="${FRIDGE}"] td:nth-child(2)`, /^offline$/, 60_000);
+      assert.equal(await rowText(page, KETTLE, 'td:nth-child(2)'), 'online');
+      console.log(`overview with an offline plug: ${await screenshot(page, 'dashboard-overview-offline')}`);
+    } finally {
+      await fleet.resume(FRIDGE);
+    }
+    await page.close();
+  });
+
   test('no visit had console errors or failed requests, and every request stayed on the daemon’s origin', () => {
     assert.ok(logs.length >= 4);
     for (const log of logs) {
