@@ -2,7 +2,7 @@
  * The dashboard's read paths with 100 channels and 30 days at a 10 s poll:
  *
  * - first paint of the overview: GET /api/devices, /api/daily-energy?days=1 and
- *   /api/series?from=-1h&points=240 (all channels) at once, as the page asks for them;
+ *   /api/series?from=-1h&points=60 (all channels) at once, as the page asks for them;
  * - a device page at 30 days: /api/devices, /api/series?device=&from=-30d&points=600 and
  *   /api/daily-energy?device=&days=30 at once;
  *
@@ -232,7 +232,7 @@ export async function benchDashboard(opts: DashboardBenchOptions = {}): Promise<
       );
       return bodies.reduce((sum, b) => sum + b.byteLength, 0);
     };
-    const overviewPaths = ['/api/devices', '/api/daily-energy?days=1', '/api/series?from=-1h&points=240'];
+    const overviewPaths = ['/api/devices', '/api/daily-energy?days=1', '/api/series?from=-1h&points=60'];
     const devicePaths = [
       '/api/devices',
       `/api/series?device=${device}&from=-30d&points=600`,
@@ -241,7 +241,7 @@ export async function benchDashboard(opts: DashboardBenchOptions = {}): Promise<
     const direct = new BetterSqlite3(path, { readonly: true });
     const directOverview = () => {
       const t = Date.now();
-      powerSeries(direct, { fromMs: t - HOUR_MS, toMs: t, points: 240 });
+      powerSeries(direct, { fromMs: t - HOUR_MS, toMs: t, points: 60 });
       dailyEnergy(path, 5000, { days: 1, nowMs: t, timeZone: 'UTC', gapLimitMs: GAP_LIMIT_MS });
     };
     const directDevice = () => {

@@ -158,7 +158,8 @@ let range = '1h';
 let chartTimer: ReturnType<typeof setInterval> | undefined;
 async function drawChart(): Promise<void> {
   const wanted = range;
-  const result = await series({ from: `-${wanted}`, points: 240 });
+  // All channels at once: 1 h in minutes, 24 h in 6 minutes, 7 d in hours (rollups, few rows).
+  const result = await series({ from: `-${wanted}`, points: wanted === '1h' ? 60 : 240 });
   if (wanted !== range) return;
   chart.show(linesOf(result), result.step_ms, result.gap_ms);
 }
