@@ -374,6 +374,15 @@ describe('the dashboard in a real browser', () => {
     const all = await get('from=-1h&points=240');
     assert.equal(all.channels.length, 2 + OUTLETS.length, 'every metered channel');
     check(all, 240);
+    const list = await fetch(`${origin}/`, { headers: { accept: 'application/json' } });
+    assert.match(
+      list.headers.get('content-type') ?? '',
+      /application\/json/,
+      'GET / for a JSON client: the endpoints',
+    );
+    assert.ok(
+      ((await list.json()) as { endpoints: string[] }).endpoints.some((e) => e.startsWith('/api/series')),
+    );
     for (const [query, status] of [
       ['points=0', 400],
       ['points=abc', 400],

@@ -184,8 +184,12 @@ export class HttpServer {
       sendJson(res, 401, { error: 'authentication required' }, { 'www-authenticate': AUTH_CHALLENGE });
       return;
     }
+    // GET / answered the endpoint list before it was the dashboard: a client asking for JSON only still gets it.
+    const accept = req.headers.accept ?? '';
+    const wantsList =
+      url.pathname === '/' && accept.includes('application/json') && !accept.includes('text/html');
     try {
-      switch (url.pathname) {
+      switch (wantsList ? '/api' : url.pathname) {
         case '/api':
           sendJson(res, 200, {
             name: 'kasa-monitor',
