@@ -13,7 +13,7 @@ import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../src/config/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { Daemon } from '../src/main.js';
-import { launchBrowser, type TestBrowser } from './helpers/browser.js';
+import { launchBrowser, screenshot, type TestBrowser } from './helpers/browser.js';
 import { runCliProcess } from './helpers/cli.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-access-'));
@@ -154,6 +154,7 @@ describe('basic authentication and the health banner', () => {
     const text = await page.$eval('#health', (el) => el.textContent ?? '');
     assert.match(text, /Monitoring (is degraded|has failed)/);
     assert.match(text, /influx: /);
+    console.log(`health banner screenshot: ${await screenshot(page, 'dashboard-health-banner')}`);
     await page.close();
   });
 });
