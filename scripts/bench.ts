@@ -3,13 +3,14 @@
  *
  *   node dist/scripts/bench.js [--quick] [--json] [--only NAME]...
  *
- * NAME: writer, bytes, e2e, discovery, rss, influx, lag, lifecycle. --quick runs shorter versions (a smoke run, figures less
+ * NAME: writer, bytes, e2e, discovery, rss, influx, lag, lifecycle, dashboard. --quick runs shorter versions (a smoke run, figures less
  * stable; the rows say what was shortened). --json prints one JSON object instead of the table.
  * Progress goes to stderr. Everything runs on loopback: simulated plugs on 127.0.50.x-127.0.55.x,
  * ports 23100 and 23200, broadcast 127.255.255.255.
  */
 import { parseArgs } from 'node:util';
 import { benchDaemon, type DaemonBenchResult } from './bench/daemon.js';
+import { benchDashboard } from './bench/dashboard.js';
 import { round } from './bench/fleet.js';
 import { benchInflux } from './bench/influx.js';
 import { benchLag } from './bench/lag.js';
@@ -17,7 +18,17 @@ import { benchLifecycle } from './bench/lifecycle.js';
 import { benchSmallFleetRss, type DaemonRssResult, idleNodeRss, type ProcMemory } from './bench/rss.js';
 import { benchWriter, type WriterBenchResult } from './bench/writer.js';
 
-const NAMES = ['writer', 'bytes', 'e2e', 'discovery', 'rss', 'influx', 'lag', 'lifecycle'] as const;
+const NAMES = [
+  'writer',
+  'bytes',
+  'e2e',
+  'discovery',
+  'rss',
+  'influx',
+  'lag',
+  'lifecycle',
+  'dashboard',
+] as const;
 type Name = (typeof NAMES)[number];
 
 interface Row {
@@ -433,6 +444,49 @@ async function main(): Promise<number> {
       });
     } catch (error) {
       rows.push(errorRow('9. data lifecycle', '-', 'ratio >= 0.7', error));
+    }
+  }
+
+  if (selected.has('dashboard')) {
+    const days = quick ? 7 : 30;
+    progress(`dashboard read paths: 100 channels x ${days} days at a 10 s poll`);
+    try {
+      const r = await benchDashboard({ channels: 100, days, repeats: quick ? 10 : 30, progress });
+      details['dashboard'] = r;
+      const setting = `${r.channels} channels x ${r.days} days at 10 s (${r.rawReadings.toLocaleString('en')} raw readings of the last day through the writer, ${r.rollupRows.toLocaleString('en')} rollup rows before; ${Math.round(r.databaseBytes / 1048576)} MiB)${quick ? '; quick: 7 days' : ''}`;
+      const page = (figure: string, t: typeof r.overview, what: string): Row => ({
+        figure,
+        unit: 'ms',
+        measured: t.http.medianMs,
+        baseline: t.direct.medianMs,
+        ratio: t.direct.medianMs > 0 ? ratioOf(t.http.medianMs, t.direct.medianMs) : null,
+        target: '< 200',
+        pass: t.http.medianMs < 200,
+        note: `median; p95 ${t.http.p95Ms} ms (direct ${t.direct.p95Ms} ms); ${what} (alone: ${Object.entries(
+          r.perRequestMedianMs,
+        )
+          .filter(([path]) => (t === r.overview ? !path.includes('device=') : path.includes('device=')))
+          .map(([path, ms]) => `${path.split('?')[0]} ${ms} ms`)
+          .join(
+            ', ',
+          )}), ${Math.round(t.bytes / 1024)} KiB of JSON; baseline: the same queries on a better-sqlite3 connection in this thread; ${setting}`,
+      });
+      rows.push(
+        page(
+          '10a. dashboard first paint data (HTTP + reader pool vs direct SQLite)',
+          r.overview,
+          '/api/devices + /api/daily-energy?days=1 + /api/series 1 h of every channel, at once',
+        ),
+      );
+      rows.push(
+        page(
+          '10b. dashboard 30-day device page data (HTTP + reader pool vs direct SQLite)',
+          r.device,
+          '/api/devices + /api/series 30 d (hour rollups) + /api/daily-energy?days=30, at once',
+        ),
+      );
+    } catch (error) {
+      rows.push(errorRow('10. dashboard read paths', 'ms', '< 200', error));
     }
   }
 

@@ -159,6 +159,10 @@ if [ "$DRY_RUN" = 1 ] && [ ! -d "$SRC/dist/src" ]; then
   printf '  would copy: %q (after the build)\n' "$SRC/dist/src"
 else
   run cp -a "$SRC/dist/src" "$STAGE/dist/"
+  # The dashboard: compiled frontend modules and its pages.
+  run cp -a "$SRC/dist/web" "$STAGE/dist/"
+  run mkdir -p "$STAGE/web"
+  run cp -a "$SRC/web/static" "$STAGE/web/"
 fi
 # Only what the program needs at run time: package-lock.json marks development-only packages.
 RUNTIME_PACKAGES=$("$NODE" -e '

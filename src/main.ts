@@ -282,7 +282,22 @@ export class Daemon {
         pool: () => readers.stats(),
         readers,
       },
-      { ...config.http.listen, writeTimeoutMs: config.http.write_timeout },
+      {
+        ...config.http.listen,
+        writeTimeoutMs: config.http.write_timeout,
+        auth:
+          config.http.auth.username === null
+            ? null
+            : {
+                username: config.http.auth.username,
+                password: config.http.auth.password ?? '',
+                publicPaths: config.http.public_metrics ? ['/health', '/metrics'] : [],
+              },
+        energy: () => ({
+          timeZone: this.#config.time_zone,
+          gapLimitMs: this.#config.storage.rollups.gap_limit,
+        }),
+      },
       log.child({ component: 'http' }),
     );
     this.#supervision = { readers, supervisor, http };

@@ -76,7 +76,13 @@ describe('defaults', () => {
       network: preset('exponential', 5, 1000, 30_000),
       file: preset('linear', 3, 100, 1000),
     });
-    assert.deepEqual(config.http, { listen: { host: '127.0.0.1', port: 9469 }, write_timeout: 30_000 });
+    assert.deepEqual(config.http, {
+      listen: { host: '127.0.0.1', port: 9469 },
+      auth: { username: null, password: null, password_file: null },
+      allow_unauthenticated: false,
+      public_metrics: false,
+      write_timeout: 30_000,
+    });
     assert.deepEqual(config.log, { level: 'info', format: 'auto' });
     assert.deepEqual(config.shutdown, { timeout: 10_000 });
   });
@@ -132,7 +138,7 @@ storage:
     url: http://influx.lan:8086
     org: lab
     tags: { site: home, floor: "1" }
-http: { listen: '0.0.0.0:0' }
+http: { listen: '0.0.0.0:0', allow_unauthenticated: true }
 log: { level: debug, format: journal }
 shutdown: { timeout: 1d }
 `);

@@ -20,6 +20,8 @@ export const INFLUX_TOKEN_CREDENTIAL = 'influx-token';
 /** systemd credentials read for the TP-Link account when nothing else sets it. */
 export const TPLINK_USERNAME_CREDENTIAL = 'tplink-username';
 export const TPLINK_PASSWORD_CREDENTIAL = 'tplink-password';
+/** systemd credential read for the dashboard password when http.auth.username is set without one. */
+export const HTTP_PASSWORD_CREDENTIAL = 'http-password';
 
 export interface LoadOptions {
   /** Explicit configuration file (`-c FILE`); it must exist. */
@@ -472,6 +474,45 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   }
 
   if (config) resolveCredentials(config.credentials, origins, env, problems, secrets);
+  // The dashboard's password: inline, from password_file, or from a systemd credential.
+  if (config && config.http.auth.username !== null) {
+    const auth = config.http.auth;
+    if (auth.password_file !== null && auth.password !== null) {
+      problems.push({
+        path: 'http.auth.password_file',
+        message: 'set either http.auth.password or http.auth.password_file, not both',
+      });
+    } else if (auth.password_file !== null) {
+      const read = readSecretFile(auth.password_file, 'password file', 'line-breaks');
+      if (read.ok) {
+        secrets.push(read.value);
+        auth.password = read.value;
+      } else {
+        problems.push({ path: 'http.auth.password_file', message: read.message });
+      }
+    } else if (auth.password === null) {
+      const credential = env['CREDENTIALS_DIRECTORY']
+        ? join(env['CREDENTIALS_DIRECTORY'], HTTP_PASSWORD_CREDENTIAL)
+        : null;
+      const read =
+        credential !== null && existsSync(credential)
+          ? readSecretFile(credential, 'credential', 'line-breaks')
+          : null;
+      if (read?.ok) {
+        secrets.push(read.value);
+        auth.password = read.value;
+      } else {
+        problems.push({
+          path: 'http.auth.username',
+          message:
+            read?.message ??
+            `is set but there is no password: set http.auth.password_file (or the systemd credential ${HTTP_PASSWORD_CREDENTIAL})`,
+        });
+      }
+    } else {
+      secrets.push(auth.password);
+    }
+  }
 
   if (problems.length > 0 || !config) {
     // Problems without a position (environment, flags, defaults) first, then the file's in reading order.

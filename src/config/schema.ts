@@ -138,6 +138,23 @@ function retryDelayProblem(
   return `must not be longer than ${maxKey} (${formatDuration(maxDelay)}), got ${formatDuration(baseDelay)}`;
 }
 
+/** Loopback addresses: reachable from this machine only. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  return (
+    h === 'localhost' || h === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(h) || h === '::ffff:127.0.0.1'
+  );
+}
+
+function openListenProblem(
+  listen: { readonly host: string },
+  username: string | null,
+  allowUnauthenticated: boolean,
+): string | undefined {
+  if (isLoopbackHost(listen.host) || username !== null || allowUnauthenticated) return undefined;
+  return `listens on ${listen.host}, which is not loopback: set http.auth (username and password_file) to require a password, or http.allow_unauthenticated: true to serve the dashboard and API to the network without auth`;
+}
+
 /** A rule between keys: `problem` gets the parsed values of `keys` (in order) and reports at `path`. */
 export interface CrossCheck {
   readonly path: string;
@@ -170,6 +187,12 @@ export const CROSS_CHECKS: readonly CrossCheck[] = [
         retryDelayProblem(baseDelay as number, maxDelay as number, `retry.${preset}.max_delay`),
     }),
   ),
+  {
+    path: 'http.listen',
+    keys: ['http.listen', 'http.auth.username', 'http.allow_unauthenticated'],
+    problem: ([listen, username, allow]) =>
+      openListenProblem(listen as { host: string }, username as string | null, allow as boolean),
+  },
   {
     path: 'health.recovery_backoff',
     keys: ['health.recovery_backoff', 'health.recovery_backoff_max'],
@@ -766,11 +789,48 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
     .prefault({})
     .meta({ description: 'Retry, circuit-breaker and timeout policies, by preset.' });
 
+  const httpAuth = z
+    .strictObject({
+      username: key(
+        z.string().min(1).nullable().optional().transform(nullWhenUnset),
+        'User name of HTTP basic authentication for the dashboard and API. Unset: no authentication.',
+        RESTART,
+      ),
+      password: key(
+        z.string().nullable().optional().transform(nullWhenUnset),
+        'The password (secret). Prefer `password_file` or the systemd credential `http-password`.',
+        { reload: 'restart', secret: true },
+      ),
+      password_file: key(
+        z
+          .string()
+          .min(1)
+          .nullable()
+          .optional()
+          .transform((path) => (path ? resolve(path) : null)),
+        'A file holding the password, read at start (surrounding whitespace trimmed).',
+        RESTART,
+      ),
+    })
+    .prefault({})
+    .meta({ description: 'HTTP basic authentication (use it behind TLS, e.g. a reverse proxy).' });
+
   const http = z
     .strictObject({
       listen: key(
         listenAddress.prefault('127.0.0.1:9469'),
-        "Address of /health, /metrics and /api: 'host:port' ('[::1]:9469' for IPv6; port 0 picks a free one).",
+        "Address of the dashboard, /health, /metrics and /api: 'host:port' ('[::1]:9469' for IPv6; port 0 picks a free one). An address other than loopback needs `auth` or `allow_unauthenticated: true`.",
+        RESTART,
+      ),
+      auth: httpAuth,
+      allow_unauthenticated: key(
+        z.boolean().prefault(false),
+        'Serve a non-loopback `listen` address without authentication (anyone on the network sees the dashboard and API).',
+        RESTART,
+      ),
+      public_metrics: key(
+        z.boolean().prefault(false),
+        'Serve /metrics and /health without authentication even when `auth` is set (for Prometheus).',
         RESTART,
       ),
       write_timeout: key(
@@ -779,6 +839,17 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
         RESTART,
       ),
     })
+    .superRefine(
+      (section, ctx) => {
+        const message = openListenProblem(
+          section.listen,
+          section.auth.username,
+          section.allow_unauthenticated,
+        );
+        if (message) ctx.addIssue({ code: 'custom', path: ['listen'], message });
+      },
+      whenParsed('listen', 'auth', 'allow_unauthenticated'),
+    )
     .prefault({})
     .meta({ description: 'The HTTP endpoint.' });
 

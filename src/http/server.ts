@@ -11,10 +11,18 @@ import { checkTimeRange, parseTime } from '../cli/time.js';
 import type { Logger } from '../log/logger.js';
 import { milliToUnit } from '../poller/reading.js';
 import { isStorageError, KasaStorageCode } from '../storage/errors.js';
+import type { DailyEnergyResult, SeriesResult } from '../storage/sqlite/dashboard-queries.js';
 import type { ExportFormat } from '../storage/sqlite/export-format.js';
-import type { ExportQuery } from '../storage/sqlite/reader-pool.js';
+import type {
+  DashboardEnergyQuery,
+  DashboardSeriesQuery,
+  ExportQuery,
+} from '../storage/sqlite/reader-pool.js';
 import type { HealthReport } from '../supervisor/index.js';
+import { AUTH_CHALLENGE, authorised, type HttpAuth } from './auth.js';
+import { BadParameter, parseEnergyQuery, parseSeriesQuery } from './dashboard-api.js';
 import { createMetricsRegistry, type MetricsSource } from './metrics.js';
+import { StaticAssets } from './static.js';
 
 export interface HttpSources extends MetricsSource {
   /** Runs the checks now (used when no report exists yet). */
@@ -27,6 +35,8 @@ export interface HttpSources extends MetricsSource {
       format: ExportFormat,
       sink: (bytes: Uint8Array) => Promise<void> | void,
     ): Promise<{ readonly rows: number }>;
+    series(query: DashboardSeriesQuery): Promise<SeriesResult>;
+    dailyEnergy(query: DashboardEnergyQuery): Promise<DailyEnergyResult>;
   };
 }
 
@@ -38,12 +48,20 @@ export interface HttpOptions {
    * (default 30 s): a client that stopped reading must not hold a reader connection forever.
    */
   readonly writeTimeoutMs?: number;
+  /** Basic authentication for everything but its public paths; none when absent or null. */
+  readonly auth?: HttpAuth | null;
+  /** The zone of local days and the gap limit, for /api/daily-energy (default UTC, 15 min). */
+  readonly energy?: () => { readonly timeZone: string; readonly gapLimitMs: number };
 }
 
 export const DEFAULT_WRITE_TIMEOUT_MS = 30_000;
 
 /** /api/readings without `from` covers this much before `to` (or now): a whole database is never sent by accident. */
 export const DEFAULT_READINGS_WINDOW_MS = 24 * 3_600_000;
+
+const DASHBOARD_CSP =
+  "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; " +
+  "object-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 class HttpProblem extends Error {
   constructor(
@@ -56,6 +74,20 @@ class HttpProblem extends Error {
 }
 
 class ClientGone extends Error {}
+
+/** A read's error as the HTTP answer it deserves; anything but a StorageError as it is. */
+/** A storage error as an HTTP answer; never the storage's own 404 text, which names the database file. */
+function storageProblem(error: unknown, device?: string | null): unknown {
+  if (!isStorageError(error)) return error;
+  if (error.code === KasaStorageCode.unknownDevice)
+    return new HttpProblem(
+      404,
+      device ? `no device with id or alias ${JSON.stringify(device)}` : 'no such device',
+    );
+  if (error.code === KasaStorageCode.ambiguousDevice) return new HttpProblem(400, error.message);
+  if (error.transient) return new HttpProblem(503, error.message, { 'retry-after': '1' });
+  return new HttpProblem(500, error.message);
+}
 
 function sendJson(
   res: ServerResponse,
@@ -98,6 +130,7 @@ export class HttpServer {
   readonly #logger: Logger;
   readonly #options: HttpOptions;
   readonly #registry;
+  readonly #assets = new StaticAssets();
   #address: { host: string; port: number } | null = null;
   #error: string | null = null;
 
@@ -195,9 +228,17 @@ export class HttpServer {
       sendJson(res, 405, { error: `${req.method} is not allowed; use GET` }, { allow: 'GET, HEAD' });
       return;
     }
+    if (!authorised(this.#options.auth ?? null, req, url.pathname)) {
+      sendJson(res, 401, { error: 'authentication required' }, { 'www-authenticate': AUTH_CHALLENGE });
+      return;
+    }
+    // GET / answered the endpoint list before it was the dashboard: a client asking for JSON only still gets it.
+    const accept = req.headers.accept ?? '';
+    const wantsList =
+      url.pathname === '/' && accept.includes('application/json') && !accept.includes('text/html');
     try {
-      switch (url.pathname) {
-        case '/':
+      switch (wantsList ? '/api' : url.pathname) {
+        case '/api':
           sendJson(res, 200, {
             name: 'kasa-monitor',
             endpoints: [
@@ -205,8 +246,29 @@ export class HttpServer {
               '/metrics',
               '/api/devices',
               '/api/readings?device=&from=&to=&format=json|csv',
+              '/api/series?device=&from=&to=&points=&resolution=auto|raw|minute|hour',
+              '/api/daily-energy?device=&days=',
             ],
           });
+          return;
+        case '/api/series':
+          await this.#dashboardRead(res, async () => {
+            const result = await this.#sources.readers.series(parseSeriesQuery(url.searchParams, Date.now()));
+            // Buckets further apart than this are a gap (no readings), to be drawn as one.
+            const gapLimitMs = this.#options.energy?.().gapLimitMs ?? 0;
+            return { ...result, gap_ms: Math.max(gapLimitMs, Math.ceil(2.5 * result.step_ms)) };
+          });
+          return;
+        case '/api/daily-energy':
+          await this.#dashboardRead(res, () =>
+            this.#sources.readers.dailyEnergy(
+              parseEnergyQuery(
+                url.searchParams,
+                Date.now(),
+                this.#options.energy?.() ?? { timeZone: 'UTC', gapLimitMs: 900_000 },
+              ),
+            ),
+          );
           return;
         case '/health':
           await this.#health(res);
@@ -221,7 +283,8 @@ export class HttpServer {
           await this.#readings(url, res);
           return;
         default:
-          throw new HttpProblem(404, `no such endpoint: ${url.pathname}`);
+          await this.#asset(url.pathname, req, res);
+          return;
       }
     } catch (error) {
       if (error instanceof ClientGone) return;
@@ -254,6 +317,40 @@ export class HttpServer {
     }
     const { acknowledged, report } = await this.#sources.acknowledge();
     sendJson(res, 200, { acknowledged, status: report.status });
+  }
+
+  /** A dashboard file, or 404. */
+  async #asset(pathname: string, req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const asset = this.#assets.find(pathname);
+    const bytes = asset === null ? null : await this.#assets.read(asset);
+    if (asset === null || bytes === null) throw new HttpProblem(404, `no such endpoint: ${pathname}`);
+    res.writeHead(200, {
+      'content-type': asset.type,
+      'content-length': bytes.length,
+      'cache-control': 'no-cache',
+      'x-content-type-options': 'nosniff',
+      // The pages load and fetch from their own origin only; the browser enforces it too.
+      ...(asset.type.startsWith('text/html') ? { 'content-security-policy': DASHBOARD_CSP } : {}),
+    });
+    res.end(req.method === 'HEAD' ? undefined : bytes);
+  }
+
+  /** A JSON answer of the reader pool, with bad parameters and storage errors as HTTP statuses. */
+  async #dashboardRead(res: ServerResponse, read: () => Promise<unknown>): Promise<void> {
+    let body: unknown;
+    try {
+      body = await read();
+    } catch (error) {
+      if (error instanceof BadParameter) throw new HttpProblem(400, error.message);
+      throw storageProblem(error);
+    }
+    const text = JSON.stringify(body);
+    res.writeHead(200, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(text),
+      'cache-control': 'no-store',
+    });
+    res.end(text);
   }
 
   async #health(res: ServerResponse): Promise<void> {
@@ -370,15 +467,7 @@ export class HttpServer {
         res.destroy();
         return;
       }
-      if (isStorageError(error)) {
-        // Not the storage's own message: it names the database file, which is no client's business.
-        if (error.code === KasaStorageCode.unknownDevice)
-          throw new HttpProblem(404, `no device with id or alias ${JSON.stringify(query.device ?? '')}`);
-        if (error.code === KasaStorageCode.ambiguousDevice) throw new HttpProblem(400, error.message);
-        if (error.transient) throw new HttpProblem(503, error.message, { 'retry-after': '1' });
-        throw new HttpProblem(500, error.message);
-      }
-      throw error;
+      throw storageProblem(error, query.device);
     }
     res.end();
   }

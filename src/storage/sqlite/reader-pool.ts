@@ -15,13 +15,21 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../../log/logger.js';
 import { KasaStorageCode, StorageError } from '../errors.js';
+import type { DailyEnergyResult, SeriesResult } from './dashboard-queries.js';
 import { deserializeStorageError, toStorageError } from './errors.js';
 import type { ExportChunk, ExportFormat } from './export-format.js';
 import type { StoredChannel } from './reader.js';
-import type { ExportQuery, ReaderRequest, ReaderResponse, ReaderResultOf } from './reader-protocol.js';
+import type {
+  DashboardEnergyQuery,
+  DashboardSeriesQuery,
+  ExportQuery,
+  ReaderRequest,
+  ReaderResponse,
+  ReaderResultOf,
+} from './reader-protocol.js';
 import { ReaderSession } from './reader-session.js';
 
-export type { ExportQuery } from './reader-protocol.js';
+export type { DashboardEnergyQuery, DashboardSeriesQuery, ExportQuery } from './reader-protocol.js';
 
 /** No connection became free within the pool timeout. Transient: a later request may get one. */
 export const POOL_TIMEOUT_CODE = 'KASA_POOL_TIMEOUT';
@@ -105,6 +113,8 @@ export interface ReaderConnection {
   ping(): Promise<number>;
   quickCheck(): Promise<string[]>;
   channels(): Promise<StoredChannel[]>;
+  series(query: DashboardSeriesQuery): Promise<SeriesResult>;
+  dailyEnergy(query: DashboardEnergyQuery): Promise<DailyEnergyResult>;
   exportOpen(query: ExportQuery, format: ExportFormat, chunkRows: number): Promise<ExportChunk>;
   exportNext(): Promise<ExportChunk>;
   exportClose(): Promise<void>;
@@ -198,6 +208,14 @@ class WorkerConnection implements ReaderConnection {
     return this.#call('channels', {});
   }
 
+  series(query: DashboardSeriesQuery): Promise<SeriesResult> {
+    return this.#call('series', { query });
+  }
+
+  dailyEnergy(query: DashboardEnergyQuery): Promise<DailyEnergyResult> {
+    return this.#call('dailyEnergy', { query });
+  }
+
   exportOpen(query: ExportQuery, format: ExportFormat, chunkRows: number): Promise<ExportChunk> {
     return this.#call('exportOpen', { query, format, chunkRows });
   }
@@ -280,6 +298,14 @@ class DirectConnection implements ReaderConnection {
 
   channels(): Promise<StoredChannel[]> {
     return this.#run(() => this.#session.channels());
+  }
+
+  series(query: DashboardSeriesQuery): Promise<SeriesResult> {
+    return this.#run(() => this.#session.series(query));
+  }
+
+  dailyEnergy(query: DashboardEnergyQuery): Promise<DailyEnergyResult> {
+    return this.#run(() => this.#session.dailyEnergy(query));
   }
 
   exportOpen(query: ExportQuery, format: ExportFormat, chunkRows: number): Promise<ExportChunk> {
@@ -452,6 +478,16 @@ export class ReaderPool {
 
   channels(): Promise<StoredChannel[]> {
     return this.use((c) => c.channels());
+  }
+
+  /** The dashboard's power series (see dashboard-queries.ts). */
+  series(query: DashboardSeriesQuery): Promise<SeriesResult> {
+    return this.use((c) => c.series(query));
+  }
+
+  /** Energy per local day (see dashboard-queries.ts). */
+  dailyEnergy(query: DashboardEnergyQuery): Promise<DailyEnergyResult> {
+    return this.use((c) => c.dailyEnergy(query));
   }
 
   /**

@@ -1,3 +1,4 @@
+import type { DailyEnergyQuery, DailyEnergyResult, SeriesQuery, SeriesResult } from './dashboard-queries.js';
 import type { SerializedStorageError } from './errors.js';
 import type { ExportChunk, ExportFormat } from './export-format.js';
 import type { StoredChannel } from './reader.js';
@@ -13,6 +14,10 @@ export interface ExportQuery {
   readonly device?: string;
 }
 
+/** A series query naming its channels as the export does (a device id or alias; all when absent). */
+export type DashboardSeriesQuery = Omit<SeriesQuery, 'channels'> & { readonly device?: string };
+export type DashboardEnergyQuery = Omit<DailyEnergyQuery, 'channels'> & { readonly device?: string };
+
 export type ReaderRequest =
   | { readonly id: number; readonly op: 'open'; readonly path: string; readonly busyTimeoutMs: number }
   | { readonly id: number; readonly op: 'ping' }
@@ -25,6 +30,8 @@ export type ReaderRequest =
       readonly format: ExportFormat;
       readonly chunkRows: number;
     }
+  | { readonly id: number; readonly op: 'series'; readonly query: DashboardSeriesQuery }
+  | { readonly id: number; readonly op: 'dailyEnergy'; readonly query: DashboardEnergyQuery }
   | { readonly id: number; readonly op: 'exportNext' }
   | { readonly id: number; readonly op: 'exportClose' }
   | { readonly id: number; readonly op: 'close' };
@@ -40,6 +47,8 @@ export type ReaderResultOf = {
   ping: number;
   quickCheck: string[];
   channels: StoredChannel[];
+  series: SeriesResult;
+  dailyEnergy: DailyEnergyResult;
   exportOpen: ExportChunk;
   exportNext: ExportChunk;
   exportClose: undefined;

@@ -3,6 +3,15 @@
  * single-connection fallback runs on the main thread. Synchronous (better-sqlite3).
  */
 import BetterSqlite3 from 'better-sqlite3';
+import { type Db, openReadonly } from './connection.js';
+import {
+  type DailyEnergyQuery,
+  type DailyEnergyResult,
+  dailyEnergy,
+  powerSeries,
+  type SeriesQuery,
+  type SeriesResult,
+} from './dashboard-queries.js';
 import { toStorageError } from './errors.js';
 import { type ExportChunk, ExportCursor, type ExportFormat } from './export-format.js';
 import { openReadingsReader, type ReadingsReader, type StoredChannel } from './reader.js';
@@ -13,6 +22,8 @@ export class ReaderSession {
   readonly #path: string;
   readonly #busyTimeoutMs: number;
   #export: ExportCursor | null = null;
+  /** The dashboard's connection, opened on first use. */
+  #dashboardDb: Db | null = null;
 
   constructor(path: string, busyTimeoutMs: number) {
     this.#path = path;
@@ -48,6 +59,35 @@ export class ReaderSession {
       throw toStorageError(error, `quick_check of ${this.#path}`);
     } finally {
       db?.close();
+    }
+  }
+
+  /** A device id or alias as the channel ids it selects (see ReadingsReader.resolveDevice). */
+  resolve(device: string | undefined): string[] | undefined {
+    return device === undefined ? undefined : this.#reader.resolveDevice(device);
+  }
+
+  /** Power of the selected channels over a range, bounded to `points` buckets each. */
+  series(query: Omit<SeriesQuery, 'channels'> & { readonly device?: string }): SeriesResult {
+    try {
+      const channels = this.resolve(query.device);
+      this.#dashboardDb ??= openReadonly(this.#path, this.#busyTimeoutMs);
+      return powerSeries(this.#dashboardDb, { ...query, ...(channels === undefined ? {} : { channels }) });
+    } catch (error) {
+      throw toStorageError(error, `series from ${this.#path}`);
+    }
+  }
+
+  /** Energy per local day of the selected channels. */
+  dailyEnergy(query: Omit<DailyEnergyQuery, 'channels'> & { readonly device?: string }): DailyEnergyResult {
+    try {
+      const channels = this.resolve(query.device);
+      return dailyEnergy(this.#path, this.#busyTimeoutMs, {
+        ...query,
+        ...(channels === undefined ? {} : { channels }),
+      });
+    } catch (error) {
+      throw toStorageError(error, `daily energy from ${this.#path}`);
     }
   }
 
@@ -89,6 +129,8 @@ export class ReaderSession {
 
   close(): void {
     this.exportClose();
+    this.#dashboardDb?.close();
+    this.#dashboardDb = null;
     this.#reader.close();
   }
 }

@@ -37,6 +37,10 @@ function handle(request: ReaderRequest): unknown {
       return open().quickCheck();
     case 'channels':
       return open().channels();
+    case 'series':
+      return open().series(request.query);
+    case 'dailyEnergy':
+      return open().dailyEnergy(request.query);
     case 'exportOpen':
       return open().exportOpen(request.query, request.format, request.chunkRows);
     case 'exportNext':
