@@ -18,7 +18,7 @@ import { runCliProcess } from './helpers/cli.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-access-'));
 const passwordFile = join(root, 'http-password');
-writeFileSync(passwordFile, '  correct horse battery\n');
+writeFileSync(passwordFile, 'correct horse battery\n');
 
 function configFile(name: string, http: string): string {
   const path = join(root, `${name}.yaml`);

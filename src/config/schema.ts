@@ -808,7 +808,7 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
           .nullable()
           .optional()
           .transform((path) => (path ? resolve(path) : null)),
-        'A file holding the password, read at start (surrounding whitespace trimmed).',
+        'A file holding the password, read at start (a trailing line break is not part of it; spaces are).',
         RESTART,
       ),
     })
