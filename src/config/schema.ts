@@ -13,6 +13,7 @@ import {
   parseDuration,
 } from './duration.js';
 import { AGE_FORMS, AGE_PATTERN, MAX_AGE_MS, parseAge, parseSize, SIZE_FORMS } from './size.js';
+import { currencyInput, periodsInput, pricesFileInput } from './tariff.js';
 
 /**
  * The configuration schema: the single source of truth for key names, types, defaults, descriptions
@@ -850,6 +851,46 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
     .prefault({})
     .meta({ description: 'Stopping the daemon.' });
 
+  // What energy costs (issue 13); the rules are checked in ./tariff.ts.
+  const tariff = z
+    .strictObject({
+      currency: key(
+        currencyInput,
+        'Currency of every price (three letters, such as EUR). Needed when periods or prices_file are set.',
+        HOT,
+      ),
+      periods: key(
+        periodsInput.prefault([]),
+        'Tariff periods, each from its date (in time_zone) until the next: standing_charge per day and rates (days, from, to, price per kWh; first match wins).',
+        HOT,
+      ),
+      prices_file: key(
+        pricesFileInput,
+        'CSV of dynamic prices (header start,end,price; ISO 8601 times with offset; end exclusive; rows must touch). A row overrides the rates for its interval.',
+        HOT,
+      ),
+    })
+    .superRefine(
+      (section, ctx) => {
+        const periods: unknown = section.periods;
+        const priced =
+          (Array.isArray(periods) && periods.length > 0) || typeof section.prices_file === 'string';
+        if (section.currency === null && priced) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['currency'],
+            message: 'must be set when tariff.periods or tariff.prices_file is (such as EUR)',
+          });
+        }
+      },
+      // Also when a period has a problem: a missing currency is reported in the same run.
+      whenParsed('currency'),
+    )
+    .prefault({})
+    .meta({
+      description: 'What energy costs: tariff periods with rates and standing charges, and dynamic prices.',
+    });
+
   return z
     .strictObject({
       discovery,
@@ -863,6 +904,7 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
       shutdown,
       health,
       time_zone: timeZone,
+      tariff,
     })
     .meta({ title: 'kasa-monitor configuration', description: 'The kasa-monitor YAML configuration file.' });
 }
@@ -891,6 +933,7 @@ export type ShutdownConfig = Config['shutdown'];
 export type RollupsConfig = StorageConfig['rollups'];
 export type RetentionConfig = StorageConfig['retention'];
 export type BackupConfig = StorageConfig['backup'];
+export type TariffSectionConfig = Config['tariff'];
 
 /** The configuration with nothing set: every default (the SQLite path depends on `env`). */
 export function defaultConfig(env: NodeJS.ProcessEnv = process.env): Config {
