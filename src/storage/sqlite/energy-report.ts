@@ -1,0 +1,226 @@
+/**
+ * Energy and cost per channel and period, from the rollups: what `kasa-monitor energy` prints and
+ * GET /api/energy returns. Synchronous (better-sqlite3): the CLI runs it in its own process, the
+ * daemon in a reader worker.
+ *
+ * Cost is computed from the rollups at report time, not stored with them: reports follow the
+ * configured tariff also for past data (a corrected tariff reprices history without rewriting
+ * anything). Hour buckets price exactly whenever every price change in the range falls on a whole
+ * UTC hour (whole-hour bands in whole-hour-offset zones, hourly dynamic prices): a year is 8,760 rows
+ * per channel. Otherwise minute buckets are used, and hour buckets only where minute rollups have
+ * already been deleted by retention. Within a bucket the accumulator has already split every
+ * reading interval by time, so pricing buckets is pricing the intervals.
+ */
+import { readFileSync } from 'node:fs';
+import {
+  type Bucket,
+  CostLedger,
+  type DynamicPrice,
+  type EnergyFlow,
+  type GapRecord,
+  PeriodCalendar,
+  type PeriodCost,
+  type PeriodEnergy,
+  type PeriodKind,
+  parsePricesCsv,
+  standingCharges,
+  summarisePeriods,
+  type TariffConfig,
+  TariffRules,
+  type Tier,
+} from '../../energy/index.js';
+import { openReadingsReader } from './reader.js';
+import { openRollupReader, type RollupChannel, type RollupReader } from './rollup-reader.js';
+
+const HOUR_MS = 3_600_000;
+
+/** The tariff as configured (config.tariff). */
+export interface TariffSettings extends TariffConfig {
+  readonly prices_file: string | null;
+}
+
+export interface EnergyReportSettings {
+  readonly timeZone: string;
+  readonly gapLimitMs: number;
+  readonly tariff: TariffSettings;
+  readonly busyTimeoutMs?: number;
+}
+
+export interface EnergyReportQuery {
+  readonly kind: PeriodKind;
+  /** Start of the range (the period containing it); default: the first data. */
+  readonly fromMs?: number;
+  /** End of the range, exclusive (whole periods up to it); default: now. */
+  readonly toMs?: number;
+  readonly device?: string;
+  readonly nowMs: number;
+}
+
+export interface EnergyReportRow {
+  readonly channel: RollupChannel;
+  /** Coverage, readings, counter restarts and gaps of the period. */
+  readonly period: PeriodEnergy;
+  /** Energy (by source) and cost of the period. */
+  readonly cost: PeriodCost;
+  /** The period has not ended yet. */
+  readonly current: boolean;
+}
+
+export interface EnergyReport {
+  readonly rows: EnergyReportRow[];
+  /** The whole periods covered (UTC ms); equal when there is no data. */
+  readonly fromMs: number;
+  readonly toMs: number;
+  readonly currency: string | null;
+  /** Standing charges of the local days of the range up to now; null when unknown (no tariff that day). */
+  readonly standingCharge: number | null;
+}
+
+/** The prices file's rows (validated when the configuration was loaded; read again here). */
+export function readPrices(path: string | null): DynamicPrice[] {
+  if (path === null) return [];
+  const parsed = parsePricesCsv(readFileSync(path, 'utf8'));
+  if (!parsed.ok) throw new Error(`tariff.prices_file ${path}: ${parsed.problems.join('; ')}`);
+  return [...parsed.rows];
+}
+
+/** The tariff's rules in `zone`, or null when nothing is configured. */
+export function tariffRules(tariff: TariffSettings, zone: string): TariffRules | null {
+  const rules = new TariffRules(tariff, zone, readPrices(tariff.prices_file));
+  return rules.empty ? null : rules;
+}
+
+/** Period bounds: on whole UTC hours everywhere, or not (India, Nepal, parts of Australia). */
+function onHours(calendar: PeriodCalendar, fromMs: number, toMs: number): boolean {
+  for (let s = fromMs; s < toMs; s = calendar.end(s)) if (s % HOUR_MS !== 0) return false;
+  return toMs % HOUR_MS === 0;
+}
+
+function pricingTier(
+  rules: TariffRules | null,
+  calendar: PeriodCalendar,
+  fromMs: number,
+  toMs: number,
+): Tier {
+  if (!onHours(calendar, fromMs, toMs)) return 'minute';
+  if (rules === null) return 'hour';
+  for (const segment of rules.schedule(fromMs, toMs)) if (segment.startMs % HOUR_MS !== 0) return 'minute';
+  return 'hour';
+}
+
+function bucketFlow(b: Bucket): EnergyFlow {
+  return { fromMs: b.startMs, toMs: b.endMs, energyWh: b.energyWh, source: 'measured' };
+}
+
+/** A gap's counter energy, spread evenly over the gap: estimated. */
+function gapFlow(g: GapRecord): EnergyFlow {
+  return { fromMs: g.fromMs, toMs: g.toMs, energyWh: g.energyWh, source: 'estimated' };
+}
+
+/** A channel's buckets for pricing: minute ones, hour ones before the minute rollups begin. */
+function bucketsOf(
+  reader: RollupReader,
+  channel: RollupChannel,
+  tier: Tier,
+  fromMs: number,
+  toMs: number,
+): { buckets: Bucket[]; gaps: GapRecord[] } {
+  const fine = reader.series(channel, tier, fromMs, toMs);
+  if (tier === 'hour') return fine;
+  const firstMinute = fine.buckets[0]?.startMs ?? toMs;
+  const cut = Math.floor(firstMinute / HOUR_MS) * HOUR_MS;
+  if (cut <= fromMs) return fine;
+  const coarse = reader.series(channel, 'hour', fromMs, cut);
+  return {
+    buckets: [
+      ...coarse.buckets.filter((b) => b.startMs < cut),
+      ...fine.buckets.filter((b) => b.startMs >= cut),
+    ],
+    gaps: fine.gaps,
+  };
+}
+
+/** Energy and cost per channel and period of the query. */
+export function energyReport(
+  path: string,
+  query: EnergyReportQuery,
+  settings: EnergyReportSettings,
+): EnergyReport {
+  const zone = settings.timeZone;
+  const rules = tariffRules(settings.tariff, zone);
+  const currency = settings.tariff.currency;
+  const reader = openRollupReader(path, {
+    timeZone: zone,
+    gapLimitMs: settings.gapLimitMs,
+    ...(settings.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: settings.busyTimeoutMs }),
+  });
+  const rows: EnergyReportRow[] = [];
+  const calendar = new PeriodCalendar(query.kind, zone);
+  let fromMs = 0;
+  let toMs = 0;
+  try {
+    let channels = reader.channels();
+    if (query.device !== undefined) {
+      const names = openReadingsReader(path);
+      try {
+        const wanted = new Set(names.resolveDevice(query.device));
+        channels = channels.filter((c) => wanted.has(c.deviceId));
+      } finally {
+        names.close();
+      }
+    }
+    const range = reader.dataRange();
+    if (range !== null && channels.length > 0) {
+      fromMs = calendar.start(query.fromMs ?? range.firstMs);
+      const lastMs = (query.toMs ?? query.nowMs + 1) - 1;
+      toMs = Math.max(fromMs, calendar.end(calendar.start(lastMs)));
+      if (toMs > fromMs) {
+        const tier = pricingTier(rules, calendar, fromMs, toMs);
+        for (const channel of channels) {
+          const { buckets, gaps } = bucketsOf(reader, channel, tier, fromMs, toMs);
+          const ledger = new CostLedger(rules, calendar, fromMs, toMs);
+          for (const b of buckets) ledger.add(bucketFlow(b));
+          for (const g of gaps) ledger.add(gapFlow(g));
+          const costs = new Map(ledger.periods().map((p) => [p.startMs, p]));
+          for (const period of summarisePeriods(buckets, gaps, calendar, fromMs, toMs)) {
+            const cost = costs.get(period.startMs);
+            if (cost === undefined) continue;
+            costs.delete(period.startMs);
+            period.energyWh = cost.energyWh;
+            rows.push({ channel, period, cost, current: period.endMs > query.nowMs });
+          }
+          // A period reached only by a gap's spread energy.
+          for (const cost of costs.values()) {
+            const period: PeriodEnergy = {
+              label: cost.label,
+              startMs: cost.startMs,
+              endMs: cost.endMs,
+              energyWh: cost.energyWh,
+              coveredMs: 0,
+              readings: 0,
+              resets: 0,
+              gaps: gaps
+                .filter((g) => g.fromMs < cost.endMs && g.toMs > cost.startMs)
+                .map((g) => ({ ...g, attributed: false })),
+            };
+            rows.push({ channel, period, cost, current: period.endMs > query.nowMs });
+          }
+        }
+      }
+    }
+  } finally {
+    reader.close();
+  }
+  rows.sort(
+    (a, b) => a.period.startMs - b.period.startMs || (a.channel.deviceId < b.channel.deviceId ? -1 : 1),
+  );
+  // Days that have begun: today's charge is due, tomorrow's is not yet.
+  const chargedTo = Math.min(toMs, query.nowMs + 1);
+  return {
+    rows,
+    fromMs,
+    toMs,
+    currency,
+    standingCharge: toMs > fromMs ? standingCharges(rules, fromMs, chargedTo) : null,
+  };
+}
