@@ -277,6 +277,11 @@ export class Daemon {
         latest,
         pool: () => readers.stats(),
         readers,
+        energySettings: () => ({
+          timeZone: this.#config.time_zone,
+          gapLimitMs: this.#config.storage.rollups.gap_limit,
+          tariff: this.#config.tariff,
+        }),
       },
       config.http.listen,
       log.child({ component: 'http' }),

@@ -7,12 +7,20 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { energyJsonRow, energyJsonTotals } from '../cli/energy-json.js';
 import { parseTime } from '../cli/time.js';
+import { type PeriodKind, parseLocalDate, zoneCalendar } from '../energy/index.js';
 import type { Logger } from '../log/logger.js';
 import { isStorageError, KasaStorageCode } from '../storage/errors.js';
+import type {
+  EnergyReport,
+  EnergyReportQuery,
+  EnergyReportSettings,
+} from '../storage/sqlite/energy-report.js';
 import type { ExportFormat } from '../storage/sqlite/export-format.js';
 import type { ExportQuery } from '../storage/sqlite/reader-pool.js';
 import type { HealthReport } from '../supervisor/index.js';
+import { EnergyCostTotals } from './energy-cost.js';
 import { createMetricsRegistry, type MetricsSource } from './metrics.js';
 
 export interface HttpSources extends MetricsSource {
@@ -24,8 +32,14 @@ export interface HttpSources extends MetricsSource {
       format: ExportFormat,
       sink: (bytes: Uint8Array) => Promise<void> | void,
     ): Promise<{ readonly rows: number }>;
+    /** Absent: GET /api/energy answers 503. */
+    energyReport?(query: EnergyReportQuery, settings: EnergyReportSettings): Promise<EnergyReport>;
   };
+  /** The time zone, gap limit and tariff as configured now (a reload applies a new tariff). */
+  energySettings?(): EnergySettingsNow;
 }
+
+export type EnergySettingsNow = EnergyReportSettings;
 
 export interface HttpOptions {
   readonly host: string;
@@ -76,6 +90,15 @@ function drainedOrClosed(res: ServerResponse): Promise<void> {
   });
 }
 
+/** A storage error as the HTTP problem it means; anything else unchanged. */
+function storageProblem(error: unknown): unknown {
+  if (!isStorageError(error)) return error;
+  if (error.code === KasaStorageCode.unknownDevice) return new HttpProblem(404, error.message);
+  if (error.code === KasaStorageCode.ambiguousDevice) return new HttpProblem(400, error.message);
+  if (error.transient) return new HttpProblem(503, error.message, { 'retry-after': '1' });
+  return new HttpProblem(500, error.message);
+}
+
 export class HttpServer {
   readonly #server: Server;
   readonly #sources: HttpSources;
@@ -89,7 +112,35 @@ export class HttpServer {
     this.#sources = sources;
     this.#options = options;
     this.#logger = logger;
-    this.#registry = createMetricsRegistry(sources);
+    const settings = sources.energySettings;
+    const report = sources.readers.energyReport;
+    const costs =
+      settings === undefined || report === undefined
+        ? null
+        : new EnergyCostTotals({
+            report: (query, s) => report.call(sources.readers, query, s),
+            settings: () => settings.call(sources),
+          });
+    this.#registry = createMetricsRegistry(
+      costs === null
+        ? sources
+        : {
+            status: () => sources.status(),
+            health: () => sources.health(),
+            devices: () => sources.devices(),
+            latest: sources.latest,
+            pool: () => sources.pool(),
+            energyCost: async () => {
+              try {
+                return await costs.totals();
+              } catch (error) {
+                // A scrape still answers with everything else; the cost shows up again when it can.
+                logger.warn({ err: error }, 'kasa_energy_cost_total: cannot compute the cost');
+                return [];
+              }
+            },
+          },
+    );
     this.#server = createServer((req, res) => {
       this.#handle(req, res).catch((error: unknown) => {
         this.#logger.error({ err: error, url: req.url }, 'HTTP request failed');
@@ -162,6 +213,7 @@ export class HttpServer {
               '/metrics',
               '/api/devices',
               '/api/readings?device=&from=&to=&format=json|csv',
+              '/api/energy?period=day|month&from=&to=&device=',
             ],
           });
           return;
@@ -176,6 +228,9 @@ export class HttpServer {
           return;
         case '/api/readings':
           await this.#readings(url, res);
+          return;
+        case '/api/energy':
+          await this.#energy(url, res);
           return;
         default:
           throw new HttpProblem(404, `no such endpoint: ${url.pathname}`);
@@ -244,6 +299,55 @@ export class HttpServer {
     sendJson(res, 200, { devices });
   }
 
+  /**
+   * Energy and cost per device and period (the JSON of `kasa-monitor energy`, with totals that carry
+   * the standing charge separately). Without from/to: the current local month.
+   */
+  async #energy(url: URL, res: ServerResponse): Promise<void> {
+    const params = url.searchParams;
+    const kind = (params.get('period') || 'day') as PeriodKind;
+    if (kind !== 'day' && kind !== 'month')
+      throw new HttpProblem(400, `period must be day or month, got '${kind}'`);
+    const readers = this.#sources.readers;
+    const settings = this.#sources.energySettings?.();
+    if (settings === undefined || readers.energyReport === undefined)
+      throw new HttpProblem(503, 'energy reports are not available');
+    const zone = settings.timeZone;
+    const nowMs = Date.now();
+    const time = (name: 'from' | 'to'): number | undefined => {
+      const text = params.get(name);
+      if (text === null || text === '') return undefined;
+      try {
+        return parseLocalDate(text, zone) ?? parseTime(text, nowMs, name);
+      } catch (error) {
+        throw new HttpProblem(400, error instanceof Error ? error.message : String(error));
+      }
+    };
+    const calendar = zoneCalendar(zone);
+    const fromMs = time('from') ?? calendar.monthStart(nowMs);
+    const toMs = time('to') ?? calendar.nextMonthStart(calendar.monthStart(nowMs));
+    if (toMs <= fromMs) throw new HttpProblem(400, 'to must be later than from');
+    const device = params.get('device');
+    let report: EnergyReport;
+    try {
+      report = await readers.energyReport(
+        { kind, fromMs, toMs, nowMs, ...(device === null || device === '' ? {} : { device }) },
+        settings,
+      );
+    } catch (error) {
+      throw storageProblem(error);
+    }
+    sendJson(res, 200, {
+      period: kind,
+      time_zone: zone,
+      from: new Date(report.fromMs).toISOString(),
+      to: new Date(report.toMs).toISOString(),
+      currency: report.currency,
+      rows: report.rows.map((row) => energyJsonRow(row, report.currency)),
+      totals: energyJsonTotals(report),
+    });
+  }
+
   async #readings(url: URL, res: ServerResponse): Promise<void> {
     const params = url.searchParams;
     const format = (params.get('format') ?? 'json') as ExportFormat;
@@ -290,13 +394,7 @@ export class HttpServer {
         res.destroy();
         return;
       }
-      if (isStorageError(error)) {
-        if (error.code === KasaStorageCode.unknownDevice) throw new HttpProblem(404, error.message);
-        if (error.code === KasaStorageCode.ambiguousDevice) throw new HttpProblem(400, error.message);
-        if (error.transient) throw new HttpProblem(503, error.message, { 'retry-after': '1' });
-        throw new HttpProblem(500, error.message);
-      }
-      throw error;
+      throw storageProblem(error);
     }
     res.end();
   }

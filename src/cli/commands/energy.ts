@@ -8,6 +8,7 @@ import {
 import { type EnergyReport, type EnergyReportRow, energyReport } from '../../storage/sqlite/index.js';
 import { type Command, stringFlag } from '../command.js';
 import { csvField } from '../decimal.js';
+import { energyJsonRow, energyTotals, kwh, money } from '../energy-json.js';
 import { EXIT_OK, UsageError } from '../exit-codes.js';
 import { loadForCommand } from '../load-config.js';
 import { parseTime } from '../time.js';
@@ -23,10 +24,6 @@ function parseBound(text: string, zone: string, nowMs: number, flag: string): nu
   return parseLocalDate(text, zone) ?? parseTime(text, nowMs, flag);
 }
 
-function kwh(wh: number): string {
-  return (Math.round(wh) / 1000).toFixed(3);
-}
-
 function localTime(ms: number, zone: string): string {
   const p = zoneCalendar(zone).parts(ms);
   const pad = (n: number) => String(n).padStart(2, '0');
@@ -38,15 +35,6 @@ function span(ms: number): string {
   if (minutes < 60) return `${minutes}m`;
   const hours = Math.floor(minutes / 60);
   return minutes % 60 === 0 ? `${hours}h` : `${hours}h ${minutes % 60}m`;
-}
-
-/**
- * Money as a plain decimal: at least two decimals, up to four when they carry something (a kWh of a
- * few minutes costs fractions of a cent). No symbol: the currency is its own column.
- */
-export function money(amount: number): string {
-  const text = amount.toFixed(4).replace(/(\.\d\d\d*?)0+$/, '$1');
-  return text === '-0.00' ? '0.00' : text;
 }
 
 function costText(row: EnergyReportRow): string {
@@ -109,29 +97,6 @@ function tableText(report: EnergyReport, zone: string, gapLimitMs: number): stri
   return text;
 }
 
-export interface EnergyTotals {
-  readonly energyWh: number;
-  /** Energy cost of all rows; null when any is unpriced. */
-  readonly cost: number | null;
-  readonly standingCharge: number | null;
-  /** cost + standing charge; null when either is unknown. */
-  readonly total: number | null;
-}
-
-export function energyTotals(report: EnergyReport): EnergyTotals {
-  let energyWh = 0;
-  let cost: number | null = 0;
-  for (const row of report.rows) {
-    energyWh += row.cost.energyWh;
-    const c = periodCost(row.cost);
-    cost = cost === null || c === null ? null : cost + c;
-  }
-  if (report.currency === null) cost = null;
-  const standingCharge = report.standingCharge;
-  const total = cost === null || standingCharge === null ? null : cost + standingCharge;
-  return { energyWh, cost, standingCharge, total };
-}
-
 /** One write; a closed pipe (`| head`) becomes an error of the command, not an unhandled event. */
 function writeAll(out: NodeJS.WritableStream, text: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -161,51 +126,6 @@ function gapLines(rows: readonly EnergyReportRow[], zone: string): string[] {
     }
   }
   return lines;
-}
-
-/** One period of one channel as JSON (also the rows of GET /api/energy). */
-export function energyJsonRow(row: EnergyReportRow, currency: string | null): Record<string, unknown> {
-  const { channel, period, current, cost } = row;
-  const priced = periodCost(cost);
-  return {
-    period: period.label,
-    device_id: channel.deviceId,
-    alias: channel.alias,
-    energy_kwh: Number(kwh(cost.energyWh)),
-    cost: priced === null || currency === null ? null : Number(money(priced)),
-    currency,
-    source: periodSource(cost),
-    measured_kwh: Number(kwh(cost.bySource.measured)),
-    estimated_kwh: Number(kwh(cost.bySource.estimated)),
-    device_kwh: Number(kwh(cost.bySource.device)),
-    unpriced_kwh: Number(kwh(cost.unpricedWh)),
-    covered_hours: Number((period.coveredMs / HOUR_MS).toFixed(3)),
-    period_hours: (period.endMs - period.startMs) / HOUR_MS,
-    readings: period.readings,
-    counter_restarts: period.resets,
-    complete: !current,
-    gaps: period.gaps.map((g) => ({
-      from: new Date(g.fromMs).toISOString(),
-      to: new Date(g.toMs).toISOString(),
-      counter_kwh: Number(kwh(g.energyWh)),
-      counter_restarted: g.reset,
-      // Spread evenly over the gap: the part inside this period counts here, as estimated.
-      counted: true,
-    })),
-  };
-}
-
-/** Totals of a report as JSON: energy, cost, and the standing charge separately. */
-export function energyJsonTotals(report: EnergyReport): Record<string, unknown> {
-  const totals = energyTotals(report);
-  const round = (n: number | null) => (n === null ? null : Number(money(n)));
-  return {
-    energy_kwh: Number(kwh(totals.energyWh)),
-    cost: round(totals.cost),
-    standing_charge: round(totals.standingCharge),
-    total: round(totals.total),
-    currency: report.currency,
-  };
 }
 
 export const energyCommand: Command = {

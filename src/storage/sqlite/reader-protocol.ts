@@ -1,3 +1,4 @@
+import type { EnergyReport, EnergyReportQuery, EnergyReportSettings } from './energy-report.js';
 import type { SerializedStorageError } from './errors.js';
 import type { ExportChunk, ExportFormat } from './export-format.js';
 import type { StoredChannel } from './reader.js';
@@ -25,6 +26,12 @@ export type ReaderRequest =
       readonly format: ExportFormat;
       readonly chunkRows: number;
     }
+  | {
+      readonly id: number;
+      readonly op: 'energy';
+      readonly query: EnergyReportQuery;
+      readonly settings: EnergyReportSettings;
+    }
   | { readonly id: number; readonly op: 'exportNext' }
   | { readonly id: number; readonly op: 'exportClose' }
   | { readonly id: number; readonly op: 'close' };
@@ -43,6 +50,7 @@ export type ReaderResultOf = {
   exportOpen: ExportChunk;
   exportNext: ExportChunk;
   exportClose: undefined;
+  energy: EnergyReport;
   close: undefined;
 };
 
