@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, mock, test } from 'node:test';
 import { Discovery } from '../src/discovery/discovery.js';
+import { zoneCalendar } from '../src/energy/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { Poller } from '../src/poller/poller.js';
 import type { Reading } from '../src/poller/reading.js';
@@ -42,6 +43,7 @@ async function record(
   from: number,
   to: number,
   meter: (t: number) => number,
+  plugs: readonly string[] = [PLUG],
 ): Promise<void> {
   const log = createSilentLogger();
   const discovery = new Discovery(
@@ -83,18 +85,20 @@ async function record(
   try {
     for (let t = from; t <= to; t += POLL_MS) {
       mock.timers.setTime(t);
-      fleet.setRealtime(PLUG, {
-        power_mw: WATTS * 1000,
-        voltage_mv: 230_000,
-        current_ma: 5217,
-        total_wh: meter(t),
-      });
+      for (const plug of plugs) {
+        fleet.setRealtime(plug, {
+          power_mw: WATTS * 1000,
+          voltage_mv: 230_000,
+          current_ma: 5217,
+          total_wh: meter(t),
+        });
+      }
       await poller.tick();
     }
   } finally {
     mock.timers.reset();
   }
-  assert.equal(poller.stats().pollsOk, (to - from) / POLL_MS + 1, 'every poll answered');
+  assert.equal(poller.stats().pollsOk, plugs.length * ((to - from) / POLL_MS + 1), 'every poll answered');
   await poller.stop();
   await writer.stop();
   await store.stop();
@@ -160,5 +164,159 @@ describe('cost of a simulated plug through a band edge', () => {
     assert.equal(table.code, 0, table.stderr);
     assert.match(table.stdout, /^total\s+2\.4\d\d\s+0\.5\d+/m);
     assert.match(table.stdout, /Standing charge \(not split over devices\): 0\.45 EUR/);
+  });
+});
+
+const HOME = `E7${'0'.repeat(37)}2`;
+const AWAY = `E7${'0'.repeat(37)}3`;
+
+interface DayRow {
+  period: string;
+  device_id: string;
+  energy_kwh: number;
+  source: string;
+  measured_kwh: number;
+  device_kwh: number;
+  estimated_kwh: number;
+}
+
+describe('backfill from the plugs’ own day statistics', () => {
+  test('a day the daemon was stopped is filled with the plug’s day total minus the measured part; a second run changes nothing; a plug in another zone is filled per month with one warning', async () => {
+    // Last month (always complete, within the plugs' two months of day statistics): readings from
+    // day 9 20:00 to 23:00, the daemon stopped until day 11 02:00, readings again until 04:00.
+    // Both plugs draw 1.2 kW throughout; their counters kept counting while the daemon was down.
+    const cal = zoneCalendar(ZONE);
+    const lastMonth = cal.monthStart(cal.monthStart(Date.now()) - 1);
+    const { year, month } = cal.parts(lastMonth);
+    const day = (d: number) => cal.midnight(year, month, d);
+    const label = (d: number) => cal.formatDay(day(d));
+    const first: [number, number] = [day(9) + 20 * HOUR, day(9) + 23 * HOUR];
+    const second: [number, number] = [day(11) + 2 * HOUR, day(11) + 4 * HOUR];
+    const counter = (t: number) => 10_000 + Math.floor((WATTS * (t - first[0])) / HOUR);
+    // What the plugs say for those days (not what the counter would give: the figures must be theirs).
+    const seeded = new Map([
+      [9, 4200],
+      [10, 20_500],
+      [11, 3900],
+    ]);
+    const daysInMonth = cal.parts(cal.nextMonthStart(lastMonth) - 1).day;
+    const stats = Array.from({ length: daysInMonth }, (_, i) => ({
+      year,
+      month,
+      day: i + 1,
+      energyWh: seeded.get(i + 1) ?? 0,
+    }));
+    const dbPath = join(root, 'backfill.db');
+    const fleet = await startSimulators({
+      port: PORT,
+      devices: [
+        { model: 'hs110v2', address: '127.37.0.2', deviceId: HOME, alias: 'home' },
+        { model: 'hs110v2', address: '127.37.0.3', deviceId: AWAY, alias: 'away' },
+      ],
+    });
+    const config = join(root, 'backfill.yaml');
+    writeFileSync(
+      config,
+      [
+        `time_zone: ${ZONE}`,
+        'discovery:',
+        '  broadcast: 127.255.255.255',
+        `  port: ${PORT}`,
+        '  timeout: 1s',
+        'polling:\n  timeout: 2s',
+        'storage:',
+        `  sqlite:\n    path: ${dbPath}`,
+        '  rollups:\n    gap_limit: 5m',
+        '',
+      ].join('\n'),
+    );
+    const report = async (period: 'day' | 'month') => {
+      const result = await runCliProcess([
+        'energy',
+        '-c',
+        config,
+        '--format',
+        'json',
+        '--period',
+        period,
+        '--from',
+        label(9),
+        '--to',
+        label(12),
+      ]);
+      assert.equal(result.code, 0, result.stderr);
+      return JSON.parse(result.stdout) as DayRow[];
+    };
+    try {
+      await record(fleet, dbPath, first[0], first[1], counter, [HOME, AWAY]);
+      await record(fleet, dbPath, second[0], second[1], counter, [HOME, AWAY]);
+      fleet.setDayStats(HOME, stats);
+      fleet.setDayStats(AWAY, stats);
+      // HOME keeps our zone's clock; AWAY's clock is nine hours ahead of UTC (another zone).
+      fleet.setClockOffset(HOME, cal.offsetMs(day(10)));
+      fleet.setClockOffset(AWAY, 9 * HOUR);
+
+      const backfill = await runCliProcess([
+        'energy',
+        '-c',
+        config,
+        '--backfill',
+        '--format',
+        'json',
+        '--from',
+        label(9),
+        '--to',
+        label(12),
+      ]);
+      assert.equal(backfill.code, 0, backfill.stderr);
+      const warnings = backfill.stderr.split('\n').filter((l) => l.includes('not in time_zone'));
+      assert.equal(warnings.length, 1, backfill.stderr);
+      assert.match(warnings[0] ?? '', new RegExp(AWAY));
+      assert.match(backfill.stderr, /backfill: 4 gap fill\(s\) stored/);
+
+      const days = await report('day');
+      const home = (d: number) => days.find((r) => r.device_id === HOME && r.period === label(d));
+      // Each filled day: the plug's total; the fill is that total minus what the readings measured.
+      for (const [d, measured] of [
+        [9, 3600],
+        [10, 0],
+        [11, 2400],
+      ] as const) {
+        const row = home(d);
+        assert.ok(row, `no row for ${label(d)}: ${JSON.stringify(days)}`);
+        assert.equal(row.source, 'device');
+        assert.ok(Math.abs(row.measured_kwh - measured / 1000) <= 0.01, JSON.stringify(row));
+        const fill = ((seeded.get(d) ?? 0) - measured) / 1000;
+        assert.ok(Math.abs(row.device_kwh - fill) <= 0.01, `${label(d)}: fill ${row.device_kwh} vs ${fill}`);
+        assert.ok(Math.abs(row.energy_kwh - (seeded.get(d) ?? 0) / 1000) <= 0.01, JSON.stringify(row));
+        assert.equal(row.estimated_kwh, 0);
+      }
+      // AWAY's days stay estimated (the gap's counter, spread evenly); its month is the plug's.
+      assert.equal(days.find((r) => r.device_id === AWAY && r.period === label(10))?.source, 'estimated');
+      const months = await report('month');
+      const away = months.find((r) => r.device_id === AWAY);
+      assert.ok(away, JSON.stringify(months));
+      assert.equal(away.source, 'device');
+      assert.ok(Math.abs(away.energy_kwh - 28.6) <= 0.01, JSON.stringify(away));
+
+      // A second run asks nothing new and changes nothing.
+      const again = await runCliProcess([
+        'energy',
+        '-c',
+        config,
+        '--backfill',
+        '--format',
+        'json',
+        '--from',
+        label(9),
+        '--to',
+        label(12),
+      ]);
+      assert.equal(again.code, 0, again.stderr);
+      assert.match(again.stderr, /backfill: 0 gap fill\(s\) stored/);
+      assert.equal(again.stdout, backfill.stdout);
+    } finally {
+      await fleet.stop();
+    }
   });
 });

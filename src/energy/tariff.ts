@@ -27,6 +27,8 @@ export interface PeriodCost {
   readonly endMs: number;
   energyWh: number;
   readonly bySource: Record<EnergySource, number>;
+  /** Some flow of this source reached the period (a device fill of 0 Wh still says "device"). */
+  readonly seen: Record<EnergySource, boolean>;
   /** Money for the priced energy, in the tariff's currency. */
   pricedCost: number;
   /** Time of flows that fell on unpriced time, ms (energy there has no price). */
@@ -42,7 +44,7 @@ export function periodCost(period: PeriodCost): number | null {
 /** measured, unless some of it is estimated (a gap's counter) or from the plug's statistics. */
 export function periodSource(period: PeriodCost): EnergySource {
   if (period.bySource.estimated > 0) return 'estimated';
-  if (period.bySource.device > 0) return 'device';
+  if (period.seen.device) return 'device';
   return 'measured';
 }
 
@@ -101,6 +103,7 @@ export class CostLedger {
     const period = this.#period(piece.period);
     period.energyWh += energy;
     period.bySource[flow.source] += energy;
+    period.seen[flow.source] = true;
     if (piece.price === null) {
       period.unpricedMs += Math.max(ms, 1);
       period.unpricedWh += energy;
@@ -119,6 +122,7 @@ export class CostLedger {
         endMs: this.#calendar.end(start),
         energyWh: 0,
         bySource: { measured: 0, device: 0, estimated: 0 },
+        seen: { measured: false, device: false, estimated: false },
         pricedCost: 0,
         unpricedMs: 0,
         unpricedWh: 0,

@@ -1,3 +1,4 @@
+import { backfillOnce } from '../../backfill/targets.js';
 import {
   type PeriodKind,
   parseLocalDate,
@@ -5,8 +6,9 @@ import {
   periodSource,
   zoneCalendar,
 } from '../../energy/index.js';
+import { createRootLogger } from '../../log/logger.js';
 import { type EnergyReport, type EnergyReportRow, energyReport } from '../../storage/sqlite/index.js';
-import { type Command, stringFlag } from '../command.js';
+import { boolFlag, type Command, stringFlag } from '../command.js';
 import { csvField } from '../decimal.js';
 import { energyJsonRow, energyTotals, kwh, money } from '../energy-json.js';
 import { EXIT_OK, UsageError } from '../exit-codes.js';
@@ -131,7 +133,7 @@ function gapLines(rows: readonly EnergyReportRow[], zone: string): string[] {
 export const energyCommand: Command = {
   name: 'energy',
   summary: 'energy used and what it cost, per device per day or month, from the plugs’ counters',
-  usage: `[-c FILE] [--period day|month] [--from T] [--to T] [--device ID_OR_ALIAS] [--format table|csv|json]
+  usage: `[-c FILE] [--period day|month] [--from T] [--to T] [--device ID_OR_ALIAS] [--format table|csv|json] [--backfill]
 
 Prints the energy each channel used per local day or month in the configured time_zone (a DST
 day has 23 or 25 hours). Energy comes from each plug's cumulative counter: a counter that
@@ -149,6 +151,8 @@ in the table's totals, not split over devices. CSV columns:
                            (-7d); whole periods from the one containing --from up to --to
                            (exclusive); default: all data up to now
       --device ID_OR_ALIAS a plug's id or alias; a strip's id selects all its outlets
+      --backfill           first ask the plugs for their own day statistics and fill the
+                           complete days that gaps touched (source device); idempotent
       --format table|csv|json   default table; json adds energy by source, coverage, counter
                            restarts and gaps
 `,
@@ -159,6 +163,7 @@ in the table's totals, not split over devices. CSV columns:
     to: { type: 'string' },
     device: { type: 'string' },
     format: { type: 'string' },
+    backfill: { type: 'boolean' },
   },
   async run(context) {
     const kind = (stringFlag(context, 'period') ?? 'day') as PeriodKind;
@@ -178,6 +183,14 @@ in the table's totals, not split over devices. CSV columns:
     if (fromArg !== undefined && toArg !== undefined && toArg <= fromArg)
       throw new UsageError('--to must be later than --from');
 
+    if (boolFlag(context, 'backfill')) {
+      // Warnings (a plug in another zone, a plug that cannot be asked) go to stderr as log lines.
+      const logger = createRootLogger({ level: 'warn', format: 'json', destination: context.stderr });
+      const done = await backfillOnce(config, logger, nowMs);
+      context.stderr.write(
+        `backfill: ${done.filled} gap fill(s) stored, ${done.requests} request(s) to plugs${done.failed > 0 ? `, ${done.failed} plug(s) could not be asked` : ''}\n`,
+      );
+    }
     const device = stringFlag(context, 'device');
     const report = energyReport(
       config.storage.sqlite.path,

@@ -29,6 +29,7 @@ import {
   TariffRules,
   type Tier,
 } from '../../energy/index.js';
+import type { EnergyFill } from './fills.js';
 import { openReadingsReader } from './reader.js';
 import { openRollupReader, type RollupChannel, type RollupReader } from './rollup-reader.js';
 
@@ -112,9 +113,43 @@ function bucketFlow(b: Bucket): EnergyFlow {
   return { fromMs: b.startMs, toMs: b.endMs, energyWh: b.energyWh, source: 'measured' };
 }
 
-/** A gap's counter energy, spread evenly over the gap: estimated. */
-function gapFlow(g: GapRecord): EnergyFlow {
-  return { fromMs: g.fromMs, toMs: g.toMs, energyWh: g.energyWh, source: 'estimated' };
+/**
+ * The flows of a channel's gaps: each gap's counter energy spread evenly over it (estimated),
+ * except inside a period the plug's own statistics filled: there the fill is spread over the gap
+ * time of that period instead (device).
+ */
+function gapFlows(gaps: readonly GapRecord[], fills: readonly EnergyFill[]): EnergyFlow[] {
+  const out: EnergyFlow[] = [];
+  const windows = [...fills].sort((a, b) => a.startMs - b.startMs);
+  for (const g of gaps) {
+    const duration = g.toMs - g.fromMs;
+    let t = g.fromMs;
+    // The parts of the gap outside every filled window keep their share of the counter's energy.
+    for (const w of windows) {
+      if (w.endMs <= t || w.startMs >= g.toMs) continue;
+      if (w.startMs > t) out.push(share(g, t, w.startMs, duration));
+      t = Math.max(t, Math.min(w.endMs, g.toMs));
+    }
+    if (t < g.toMs) out.push(share(g, t, g.toMs, duration));
+  }
+  for (const w of windows) {
+    const parts = gaps
+      .map((g) => [Math.max(g.fromMs, w.startMs), Math.min(g.toMs, w.endMs)] as const)
+      .filter(([a, b]) => b > a);
+    const total = parts.reduce((sum, [a, b]) => sum + (b - a), 0);
+    if (total === 0) {
+      out.push({ fromMs: w.startMs, toMs: w.endMs, energyWh: w.energyWh, source: 'device' });
+      continue;
+    }
+    for (const [a, b] of parts) {
+      out.push({ fromMs: a, toMs: b, energyWh: (w.energyWh * (b - a)) / total, source: 'device' });
+    }
+  }
+  return out;
+}
+
+function share(g: GapRecord, from: number, to: number, duration: number): EnergyFlow {
+  return { fromMs: from, toMs: to, energyWh: (g.energyWh * (to - from)) / duration, source: 'estimated' };
 }
 
 /** A channel's buckets for pricing: minute ones, hour ones before the minute rollups begin. */
@@ -180,7 +215,11 @@ export function energyReport(
           const { buckets, gaps } = bucketsOf(reader, channel, tier, fromMs, toMs);
           const ledger = new CostLedger(rules, calendar, fromMs, toMs);
           for (const b of buckets) ledger.add(bucketFlow(b));
-          for (const g of gaps) ledger.add(gapFlow(g));
+          // Day fills apply to every report; month fills (a plug in another zone) only to months.
+          const fills = reader
+            .fills(channel, fromMs, toMs)
+            .filter((f) => f.kind === 'day' || query.kind === 'month');
+          for (const flow of gapFlows(gaps, fills)) ledger.add(flow);
           const costs = new Map(ledger.periods().map((p) => [p.startMs, p]));
           for (const period of summarisePeriods(buckets, gaps, calendar, fromMs, toMs)) {
             const cost = costs.get(period.startMs);

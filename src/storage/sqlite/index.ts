@@ -28,6 +28,7 @@ export type {
 } from './energy-report.js';
 export { energyReport, readPrices, tariffRules } from './energy-report.js';
 export { isTransientSqliteCode } from './errors.js';
+export { type EnergyFill, type FillKind, writeFillsToFile } from './fills.js';
 export type {
   BackupReport,
   LifecycleAction,
