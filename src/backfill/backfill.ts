@@ -14,7 +14,6 @@
  */
 import type { EnergyStatsSource } from '../discovery/energy-stats.js';
 import { zoneCalendar } from '../energy/index.js';
-import type { Logger } from '../log/logger.js';
 import {
   type EnergyFill,
   openRollupReader,
@@ -48,8 +47,10 @@ export interface BackfillReport {
   readonly filled: number;
   /** Statistics requests sent (clock included). */
   readonly requests: number;
-  /** Plugs that could not be asked (offline, an error answer). */
-  readonly failed: number;
+  /** Plugs that could not be asked (offline, an error answer), with why. */
+  readonly failed: readonly { readonly deviceId: string; readonly error: string }[];
+  /** Plugs whose clock is not in time_zone: filled per month (the caller warns once per plug). */
+  readonly otherClock: readonly { readonly deviceId: string; readonly offsetMinutes: number }[];
 }
 
 interface Day {
@@ -80,13 +81,9 @@ function measuredWh(reader: RollupReader, channel: RollupChannel, fromMs: number
 
 export class Backfill {
   readonly #options: BackfillOptions;
-  readonly #logger: Logger;
-  /** Plugs already warned about (a different zone): log once. */
-  readonly #warned = new Set<string>();
 
-  constructor(options: BackfillOptions, logger: Logger) {
+  constructor(options: BackfillOptions) {
     this.#options = options;
-    this.#logger = logger;
   }
 
   async run(targets: readonly BackfillTarget[], nowMs: number = Date.now()): Promise<BackfillReport> {
@@ -100,7 +97,8 @@ export class Backfill {
       ...(this.#options.busyTimeoutMs === undefined ? {} : { busyTimeoutMs: this.#options.busyTimeoutMs }),
     });
     let requests = 0;
-    let failed = 0;
+    const failed: { deviceId: string; error: string }[] = [];
+    const otherClock: { deviceId: string; offsetMinutes: number }[] = [];
     const fills: EnergyFill[] = [];
     try {
       const known = new Map(reader.channels().map((c) => [c.deviceId, c]));
@@ -138,17 +136,21 @@ export class Backfill {
         try {
           requests++;
           const offset = await target.stats.clockOffsetMs();
+          let warned = false;
           for (const plan of plans) {
             const result = await this.#fillChannel(reader, target, plan, offset, maxRequests, nowMs);
             requests += result.requests;
+            if (result.otherClock && !warned) {
+              warned = true;
+              otherClock.push({ deviceId: target.deviceId, offsetMinutes: offset / 60_000 });
+            }
             fills.push(...result.fills);
           }
         } catch (error) {
-          failed++;
-          this.#logger.warn(
-            { err: error, device_id: target.deviceId },
-            'backfill: cannot read the plug’s energy statistics; trying again after the next gap',
-          );
+          failed.push({
+            deviceId: target.deviceId,
+            error: error instanceof Error ? error.message : String(error),
+          });
         }
       }
     } finally {
@@ -158,9 +160,7 @@ export class Backfill {
       fills.length === 0
         ? 0
         : writeFillsToFile(this.#options.dbPath, fills, nowMs, this.#options.busyTimeoutMs);
-    if (filled > 0)
-      this.#logger.info({ filled, requests }, `backfill: ${filled} gap fill(s) from the plugs’ statistics`);
-    return { filled, requests, failed };
+    return { filled, requests, failed, otherClock };
   }
 
   async #fillChannel(
@@ -170,7 +170,7 @@ export class Backfill {
     plugOffsetMs: number,
     maxRequests: number,
     nowMs: number,
-  ): Promise<{ fills: EnergyFill[]; requests: number }> {
+  ): Promise<{ fills: EnergyFill[]; requests: number; otherClock: boolean }> {
     const cal = zoneCalendar(this.#options.timeZone);
     const fills: EnergyFill[] = [];
     let requests = 0;
@@ -180,17 +180,6 @@ export class Backfill {
     const otherClock = new Set(plan.days.filter((d) => !sameClock(d)).map((d) => cal.monthStart(d.startMs)));
     const dayLevel = plan.days.filter((d) => !otherClock.has(cal.monthStart(d.startMs)));
     const monthLevel = plan.days.filter((d) => otherClock.has(cal.monthStart(d.startMs)));
-    if (monthLevel.length > 0 && !this.#warned.has(target.deviceId)) {
-      this.#warned.add(target.deviceId);
-      this.#logger.warn(
-        {
-          device_id: target.deviceId,
-          plug_offset_minutes: plugOffsetMs / 60_000,
-          time_zone: this.#options.timeZone,
-        },
-        'backfill: the plug’s clock is not in time_zone, so its days are not ours: gaps are filled per month',
-      );
-    }
     // Day level: one get_daystat per month.
     const months = new Map<string, Day[]>();
     for (const d of dayLevel) {
@@ -247,6 +236,38 @@ export class Backfill {
         });
       }
     }
-    return { fills, requests };
+    return { fills, requests, otherClock: monthLevel.length > 0 };
+  }
+}
+
+/**
+ * Logs a run's outcome: each plug on another clock once per `warned` set (the set lives as long as
+ * the caller: the daemon's scheduler, or one CLI run), failures at warn, fills at info.
+ */
+export function logBackfill(
+  report: BackfillReport,
+  logger: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void },
+  timeZone: string,
+  warned: Set<string>,
+): void {
+  for (const { deviceId, offsetMinutes } of report.otherClock) {
+    if (warned.has(deviceId)) continue;
+    warned.add(deviceId);
+    logger.warn(
+      { device_id: deviceId, plug_offset_minutes: offsetMinutes, time_zone: timeZone },
+      'backfill: the plug’s clock is not in time_zone, so its days are not ours: its gaps are filled per month',
+    );
+  }
+  for (const { deviceId, error } of report.failed) {
+    logger.warn(
+      { device_id: deviceId, error },
+      'backfill: cannot read the plug’s energy statistics; trying again next run',
+    );
+  }
+  if (report.filled > 0) {
+    logger.info(
+      { filled: report.filled, requests: report.requests },
+      `backfill: ${report.filled} gap fill(s) from the plugs’ statistics`,
+    );
   }
 }

@@ -4,7 +4,7 @@ import { Discovery } from '../discovery/discovery.js';
 import { LegacyStatsSource } from '../discovery/energy-stats.js';
 import type { DeviceRegistry } from '../discovery/registry.js';
 import type { Logger } from '../log/logger.js';
-import { Backfill, type BackfillReport, type BackfillTarget } from './backfill.js';
+import { Backfill, type BackfillReport, type BackfillTarget, logBackfill } from './backfill.js';
 
 /**
  * The plugs a backfill can ask: every online plug with a meter in the registry, through its legacy
@@ -30,21 +30,20 @@ export async function backfillOnce(
   const discovery = new Discovery(discoveryOptions(config), logger.child({ component: 'discovery' }));
   try {
     await discovery.runRound();
-    const backfill = new Backfill(
-      {
-        dbPath: config.storage.sqlite.path,
-        timeZone: config.time_zone,
-        gapLimitMs: config.storage.rollups.gap_limit,
-      },
-      logger.child({ component: 'backfill' }),
-    );
-    return await backfill.run(
+    const backfill = new Backfill({
+      dbPath: config.storage.sqlite.path,
+      timeZone: config.time_zone,
+      gapLimitMs: config.storage.rollups.gap_limit,
+    });
+    const report = await backfill.run(
       backfillTargets(discovery.registry, {
         transport: config.polling.transport,
         timeoutMs: config.polling.timeout,
       }),
       nowMs,
     );
+    logBackfill(report, logger.child({ component: 'backfill' }), config.time_zone, new Set());
+    return report;
   } finally {
     await discovery.stop();
   }

@@ -188,7 +188,7 @@ in the table's totals, not split over devices. CSV columns:
       const logger = createRootLogger({ level: 'warn', format: 'json', destination: context.stderr });
       const done = await backfillOnce(config, logger, nowMs);
       context.stderr.write(
-        `backfill: ${done.filled} gap fill(s) stored, ${done.requests} request(s) to plugs${done.failed > 0 ? `, ${done.failed} plug(s) could not be asked` : ''}\n`,
+        `backfill: ${done.filled} gap fill(s) stored, ${done.requests} request(s) to plugs${done.failed.length > 0 ? `, ${done.failed.length} plug(s) could not be asked` : ''}\n`,
       );
     }
     const device = stringFlag(context, 'device');
