@@ -1,3 +1,4 @@
+import { BackfillScheduler } from './backfill/scheduler.js';
 import { type Config, diffConfig, redactConfig } from './config/index.js';
 import {
   discoveryOptions,
@@ -78,6 +79,8 @@ interface Supervision {
   readonly readers: ReaderPool;
   readonly supervisor: Supervisor;
   readonly http: HttpServer;
+  /** Scheduled gap fills from the plugs' statistics; null when backfill.enabled is false. */
+  readonly backfill: BackfillScheduler | null;
 }
 
 export interface DaemonHooks {
@@ -286,10 +289,24 @@ export class Daemon {
       config.http.listen,
       log.child({ component: 'http' }),
     );
-    this.#supervision = { readers, supervisor, http };
+    const backfill = config.backfill.enabled
+      ? new BackfillScheduler(
+          {
+            dbPath: config.storage.sqlite.path,
+            timeZone: config.time_zone,
+            gapLimitMs: config.storage.rollups.gap_limit,
+            intervalMs: config.backfill.interval,
+            request: { transport: config.polling.transport, timeoutMs: config.polling.timeout },
+          },
+          parts.discovery.registry,
+          log.child({ component: 'backfill' }),
+        )
+      : null;
+    this.#supervision = { readers, supervisor, http, backfill };
     if (quarantined !== null) supervisor.quarantinedAtStart(quarantined.files, quarantined.reason);
     await http.start();
     supervisor.start();
+    backfill?.start();
   }
 
   status(): DaemonStatus | null {
@@ -421,6 +438,7 @@ export class Daemon {
       }
     };
     const s = this.#supervision;
+    await step('backfill', () => s?.backfill?.stop());
     await step('http', () => s?.http.stop());
     await step('supervisor', () => s?.supervisor.stop());
     await step('poller', () => p.poller.stop());

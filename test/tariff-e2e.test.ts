@@ -12,6 +12,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, mock, test } from 'node:test';
+import type { BackfillReport } from '../src/backfill/backfill.js';
+import { BackfillScheduler } from '../src/backfill/scheduler.js';
 import { Discovery } from '../src/discovery/discovery.js';
 import { zoneCalendar } from '../src/energy/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
@@ -20,6 +22,7 @@ import type { Reading } from '../src/poller/reading.js';
 import { BoundedQueue } from '../src/queue/bounded-queue.js';
 import { SqliteStore } from '../src/storage/sqlite/index.js';
 import { Writer } from '../src/storage/writer.js';
+import { captureLogger } from './helpers/capture-logger.js';
 import { runCliProcess } from './helpers/cli.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 
@@ -256,23 +259,44 @@ describe('backfill from the plugs’ own day statistics', () => {
       fleet.setClockOffset(HOME, cal.offsetMs(day(10)));
       fleet.setClockOffset(AWAY, 9 * HOUR);
 
-      const backfill = await runCliProcess([
-        'energy',
-        '-c',
-        config,
-        '--backfill',
-        '--format',
-        'json',
-        '--from',
-        label(9),
-        '--to',
-        label(12),
-      ]);
-      assert.equal(backfill.code, 0, backfill.stderr);
-      const warnings = backfill.stderr.split('\n').filter((l) => l.includes('not in time_zone'));
-      assert.equal(warnings.length, 1, backfill.stderr);
-      assert.match(warnings[0] ?? '', new RegExp(AWAY));
-      assert.match(backfill.stderr, /backfill: 4 gap fill\(s\) stored/);
+      // The daemon's scheduled run (in a worker thread) over the plugs discovery finds.
+      const discovery = new Discovery(
+        {
+          broadcast: ['127.255.255.255'],
+          port: PORT,
+          intervalMs: HOUR,
+          timeoutMs: 500,
+          hosts: [],
+          offlineTolerance: 1_000_000,
+          receiveBufferBytes: 1 << 20,
+        },
+        createSilentLogger(),
+      );
+      const captured = captureLogger('info');
+      let done: BackfillReport | null;
+      try {
+        await discovery.runRound();
+        const scheduler = new BackfillScheduler(
+          {
+            dbPath,
+            timeZone: ZONE,
+            gapLimitMs: 5 * 60_000,
+            intervalMs: HOUR,
+            request: { transport: 'udp', timeoutMs: 2000 },
+          },
+          discovery.registry,
+          captured.logger,
+        );
+        done = await scheduler.runNow();
+        await scheduler.stop();
+      } finally {
+        await discovery.stop();
+      }
+      assert.ok(done, JSON.stringify(captured.lines()));
+      assert.equal(done.filled, 4, JSON.stringify(done));
+      const warnings = captured.lines().filter((l) => String(l.msg).includes('not in time_zone'));
+      assert.equal(warnings.length, 1, JSON.stringify(captured.lines()));
+      assert.equal(warnings[0]?.['device_id'], AWAY);
 
       const days = await report('day');
       const home = (d: number) => days.find((r) => r.device_id === HOME && r.period === label(d));
@@ -299,7 +323,8 @@ describe('backfill from the plugs’ own day statistics', () => {
       assert.equal(away.source, 'device');
       assert.ok(Math.abs(away.energy_kwh - 28.6) <= 0.01, JSON.stringify(away));
 
-      // A second run asks nothing new and changes nothing.
+      // A second run (`energy --backfill`, another process) stores nothing and changes nothing.
+      const before = await report('day');
       const again = await runCliProcess([
         'energy',
         '-c',
@@ -313,8 +338,8 @@ describe('backfill from the plugs’ own day statistics', () => {
         label(12),
       ]);
       assert.equal(again.code, 0, again.stderr);
-      assert.match(again.stderr, /backfill: 0 gap fill\(s\) stored/);
-      assert.equal(again.stdout, backfill.stdout);
+      assert.match(again.stderr, /backfill: 0 gap fill\(s\) stored, 0 request\(s\) to plugs/);
+      assert.deepEqual(JSON.parse(again.stdout), before);
     } finally {
       await fleet.stop();
     }

@@ -891,6 +891,23 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
       description: 'What energy costs: tariff periods with rates and standing charges, and dynamic prices.',
     });
 
+  // Filling gaps from the plugs' own statistics (issue 13).
+  const backfill = z
+    .strictObject({
+      enabled: key(
+        z.boolean().prefault(true),
+        "After a gap, fill each complete day it touched from the plugs' own day statistics (`kasa-monitor energy --backfill` does the same once).",
+        RESTART,
+      ),
+      interval: key(
+        duration('1h'),
+        'How often the daemon looks for gaps to fill (a run asks a plug only when it has an unfilled day).',
+        RESTART,
+      ),
+    })
+    .prefault({})
+    .meta({ description: "Gap fills from the plugs' own energy statistics." });
+
   return z
     .strictObject({
       discovery,
@@ -905,6 +922,7 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
       health,
       time_zone: timeZone,
       tariff,
+      backfill,
     })
     .meta({ title: 'kasa-monitor configuration', description: 'The kasa-monitor YAML configuration file.' });
 }
