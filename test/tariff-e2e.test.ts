@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { after, describe, mock, test } from 'node:test';
 import type { BackfillReport } from '../src/backfill/backfill.js';
 import { BackfillScheduler } from '../src/backfill/scheduler.js';
+import { backfillTargets } from '../src/backfill/targets.js';
 import { Discovery } from '../src/discovery/discovery.js';
 import { zoneCalendar } from '../src/energy/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
@@ -341,6 +342,52 @@ describe('backfill from the plugs’ own day statistics', () => {
       assert.match(again.stderr, /backfill: 0 gap fill\(s\) stored, 0 request\(s\) to plugs/);
       assert.deepEqual(JSON.parse(again.stdout), before);
     } finally {
+      await fleet.stop();
+    }
+  });
+});
+
+describe('the legacy statistics source', () => {
+  test('old firmware (kWh floats) and newer (Wh) both read as Wh; a strip outlet answers for itself', async () => {
+    const OLD = `E7${'0'.repeat(37)}4`;
+    const STRIP = `E7${'0'.repeat(36)}5`;
+    const fleet = await startSimulators({
+      port: PORT,
+      devices: [
+        { model: 'hs110', address: '127.37.0.4', deviceId: OLD, alias: 'old' },
+        { model: 'hs300', address: '127.37.0.5', deviceId: STRIP, alias: 'strip' },
+      ],
+    });
+    const discovery = new Discovery(
+      {
+        broadcast: ['127.255.255.255'],
+        port: PORT,
+        intervalMs: HOUR,
+        timeoutMs: 500,
+        hosts: [],
+        offlineTolerance: 1_000_000,
+        receiveBufferBytes: 1 << 20,
+      },
+      createSilentLogger(),
+    );
+    try {
+      await discovery.runRound();
+      const strip = fleet.devices.find((d) => d.deviceId === STRIP);
+      const outlet = strip?.childIds[2] as string;
+      fleet.setDayStats(OLD, [{ year: 2026, month: 6, day: 10, energyWh: 1234 }]);
+      fleet.setDayStats(outlet, [{ year: 2026, month: 6, day: 10, energyWh: 777 }]);
+      const targets = backfillTargets(discovery.registry, { transport: 'udp', timeoutMs: 2000 });
+      const old = targets.find((t) => t.deviceId === OLD);
+      const bar = targets.find((t) => t.deviceId === STRIP);
+      assert.ok(old && bar);
+      const oldDays = await old.stats.dayStats(null, 2026, 6);
+      assert.ok(Math.abs((oldDays.get(10) ?? 0) - 1234) < 1e-6, `old firmware: ${oldDays.get(10)}`);
+      const outletDays = await bar.stats.dayStats(outlet, 2026, 6);
+      assert.equal(outletDays.get(10), 777);
+      const months = await bar.stats.monthStats(outlet, 2026);
+      assert.ok((months.get(6) ?? 0) >= 777);
+    } finally {
+      await discovery.stop();
       await fleet.stop();
     }
   });

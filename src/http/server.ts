@@ -114,6 +114,8 @@ export class HttpServer {
     this.#logger = logger;
     const settings = sources.energySettings;
     const report = sources.readers.energyReport;
+    /** Logged once per episode, not at every scrape. */
+    let costFailing = false;
     const costs =
       settings === undefined || report === undefined
         ? null
@@ -132,10 +134,14 @@ export class HttpServer {
             pool: () => sources.pool(),
             energyCost: async () => {
               try {
-                return await costs.totals();
+                const totals = await costs.totals();
+                costFailing = false;
+                return totals;
               } catch (error) {
                 // A scrape still answers with everything else; the cost shows up again when it can.
-                logger.warn({ err: error }, 'kasa_energy_cost_total: cannot compute the cost');
+                if (!costFailing)
+                  logger.warn({ err: error }, 'kasa_energy_cost_total: cannot compute the cost');
+                costFailing = true;
                 return [];
               }
             },
