@@ -5,11 +5,11 @@
  *
  * Cost is computed from the rollups at report time, not stored with them: reports follow the
  * configured tariff also for past data (a corrected tariff reprices history without rewriting
- * anything). Hour buckets price exactly whenever every price change in the range falls on a whole
- * UTC hour (whole-hour bands in whole-hour-offset zones, hourly dynamic prices): a year is 8,760 rows
- * per channel. Otherwise minute buckets are used, and hour buckets only where minute rollups have
- * already been deleted by retention. Within a bucket the accumulator has already split every
- * reading interval by time, so pricing buckets is pricing the intervals.
+ * anything). Hour buckets price exactly wherever the price is constant for the whole hour (whole-hour
+ * bands in whole-hour-offset zones, hourly dynamic prices): a year is 8,760 rows per channel. Hours
+ * with a change inside (a 07:30 edge) are priced from their minute buckets, as long as retention has
+ * kept them. Within a bucket the accumulator has already split every reading interval by time, so
+ * pricing buckets is pricing the intervals.
  */
 import { readFileSync } from 'node:fs';
 import {
@@ -27,7 +27,6 @@ import {
   summarisePeriods,
   type TariffConfig,
   TariffRules,
-  type Tier,
 } from '../../energy/index.js';
 import type { EnergyFill } from './fills.js';
 import { openReadingsReader } from './reader.js';
@@ -91,22 +90,24 @@ export function tariffRules(tariff: TariffSettings, zone: string): TariffRules |
   return rules.empty ? null : rules;
 }
 
-/** Period bounds: on whole UTC hours everywhere, or not (India, Nepal, parts of Australia). */
-function onHours(calendar: PeriodCalendar, fromMs: number, toMs: number): boolean {
-  for (let s = fromMs; s < toMs; s = calendar.end(s)) if (s % HOUR_MS !== 0) return false;
-  return toMs % HOUR_MS === 0;
-}
-
-function pricingTier(
+/**
+ * Hours (UTC starts) inside which something changes that an hour bucket cannot split: a price
+ * change or a period boundary off the whole hour (a 07:30 band edge, a zone such as Asia/Kolkata).
+ */
+function splitHours(
   rules: TariffRules | null,
   calendar: PeriodCalendar,
   fromMs: number,
   toMs: number,
-): Tier {
-  if (!onHours(calendar, fromMs, toMs)) return 'minute';
-  if (rules === null) return 'hour';
-  for (const segment of rules.schedule(fromMs, toMs)) if (segment.startMs % HOUR_MS !== 0) return 'minute';
-  return 'hour';
+): Set<number> {
+  const out = new Set<number>();
+  const cut = (ms: number) => {
+    if (ms % HOUR_MS !== 0) out.add(Math.floor(ms / HOUR_MS) * HOUR_MS);
+  };
+  for (let s = fromMs; s < toMs; s = calendar.end(s)) cut(s);
+  cut(toMs);
+  if (rules !== null) for (const segment of rules.schedule(fromMs, toMs)) cut(segment.startMs);
+  return out;
 }
 
 function bucketFlow(b: Bucket): EnergyFlow {
@@ -152,27 +153,40 @@ function share(g: GapRecord, from: number, to: number, duration: number): Energy
   return { fromMs: from, toMs: to, energyWh: (g.energyWh * (to - from)) / duration, source: 'estimated' };
 }
 
-/** A channel's buckets for pricing: minute ones, hour ones before the minute rollups begin. */
+/**
+ * A channel's buckets for pricing: hour buckets, and in the hours that `split` names their minute
+ * buckets instead (where minute rollups still exist; retention may have deleted old ones, and then
+ * the hour's energy is split in proportion to time). A year is then about 9,000 hour rows plus 60
+ * minute rows per split hour, instead of half a million minute rows.
+ */
 function bucketsOf(
   reader: RollupReader,
   channel: RollupChannel,
-  tier: Tier,
+  split: ReadonlySet<number>,
   fromMs: number,
   toMs: number,
 ): { buckets: Bucket[]; gaps: GapRecord[] } {
-  const fine = reader.series(channel, tier, fromMs, toMs);
-  if (tier === 'hour') return fine;
-  const firstMinute = fine.buckets[0]?.startMs ?? toMs;
-  const cut = Math.floor(firstMinute / HOUR_MS) * HOUR_MS;
-  if (cut <= fromMs) return fine;
-  const coarse = reader.series(channel, 'hour', fromMs, cut);
-  return {
-    buckets: [
-      ...coarse.buckets.filter((b) => b.startMs < cut),
-      ...fine.buckets.filter((b) => b.startMs >= cut),
-    ],
-    gaps: fine.gaps,
-  };
+  const coarse = reader.series(channel, 'hour', fromMs, toMs);
+  if (split.size === 0) return coarse;
+  const tail = reader.tail(channel, 'minute', fromMs, toMs);
+  const buckets: Bucket[] = [];
+  for (const hour of coarse.buckets) {
+    if (!split.has(hour.startMs)) {
+      buckets.push(hour);
+      continue;
+    }
+    const end = hour.startMs + HOUR_MS;
+    const minutes =
+      hour.startMs >= tail.floorMs
+        ? tail.buckets.filter((b) => b.startMs >= hour.startMs && b.startMs < end)
+        : [
+            ...reader.stored(channel, 'minute', hour.startMs, Math.min(end, tail.floorMs)),
+            ...tail.buckets.filter((b) => b.startMs >= hour.startMs && b.startMs < end),
+          ].filter((b) => b.startMs >= hour.startMs);
+    if (minutes.length === 0) buckets.push(hour);
+    else buckets.push(...minutes);
+  }
+  return { buckets, gaps: coarse.gaps };
 }
 
 /** Energy and cost per channel and period of the query. */
@@ -210,9 +224,9 @@ export function energyReport(
       const lastMs = (query.toMs ?? query.nowMs + 1) - 1;
       toMs = Math.max(fromMs, calendar.end(calendar.start(lastMs)));
       if (toMs > fromMs) {
-        const tier = pricingTier(rules, calendar, fromMs, toMs);
+        const split = splitHours(rules, calendar, fromMs, toMs);
         for (const channel of channels) {
-          const { buckets, gaps } = bucketsOf(reader, channel, tier, fromMs, toMs);
+          const { buckets, gaps } = bucketsOf(reader, channel, split, fromMs, toMs);
           const ledger = new CostLedger(rules, calendar, fromMs, toMs);
           for (const b of buckets) ledger.add(bucketFlow(b));
           // Day fills apply to every report; month fills (a plug in another zone) only to months.
