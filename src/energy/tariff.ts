@@ -64,14 +64,23 @@ export class CostLedger {
   readonly #periods: (PeriodCost | null)[];
   readonly #starts: readonly number[];
 
-  constructor(rules: TariffRules | null, calendar: PeriodCalendar, fromMs: number, toMs: number) {
+  /** `schedule`: rules.schedule(fromMs, toMs) when the caller already has it (one per report, not per channel). */
+  constructor(
+    rules: TariffRules | null,
+    calendar: PeriodCalendar,
+    fromMs: number,
+    toMs: number,
+    schedule?: readonly PriceSegment[],
+  ) {
     this.#calendar = calendar;
     this.#fromMs = fromMs;
     this.#toMs = toMs;
     this.#starts = calendar.starts(fromMs, toMs);
     this.#periods = this.#starts.map(() => null);
     this.#pieces = piecesOf(
-      rules === null ? [{ startMs: fromMs, endMs: toMs, price: null }] : rules.schedule(fromMs, toMs),
+      rules === null
+        ? [{ startMs: fromMs, endMs: toMs, price: null }]
+        : (schedule ?? rules.schedule(fromMs, toMs)),
       this.#starts,
     );
   }

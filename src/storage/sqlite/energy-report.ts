@@ -22,6 +22,7 @@ import {
   type PeriodCost,
   type PeriodEnergy,
   type PeriodKind,
+  type PriceSegment,
   parsePricesCsv,
   standingCharges,
   summarisePeriods,
@@ -95,7 +96,7 @@ export function tariffRules(tariff: TariffSettings, zone: string): TariffRules |
  * change or a period boundary off the whole hour (a 07:30 band edge, a zone such as Asia/Kolkata).
  */
 function splitHours(
-  rules: TariffRules | null,
+  schedule: readonly PriceSegment[],
   calendar: PeriodCalendar,
   fromMs: number,
   toMs: number,
@@ -106,7 +107,7 @@ function splitHours(
   };
   for (let s = fromMs; s < toMs; s = calendar.end(s)) cut(s);
   cut(toMs);
-  if (rules !== null) for (const segment of rules.schedule(fromMs, toMs)) cut(segment.startMs);
+  for (const segment of schedule) cut(segment.startMs);
   return out;
 }
 
@@ -180,7 +181,7 @@ function bucketsOf(
       hour.startMs >= tail.floorMs
         ? tail.buckets.filter((b) => b.startMs >= hour.startMs && b.startMs < end)
         : [
-            ...reader.stored(channel, 'minute', hour.startMs, Math.min(end, tail.floorMs)),
+            ...reader.storedRows(channel, 'minute', hour.startMs, Math.min(end, tail.floorMs)),
             ...tail.buckets.filter((b) => b.startMs >= hour.startMs && b.startMs < end),
           ].filter((b) => b.startMs >= hour.startMs);
     if (minutes.length === 0) buckets.push(hour);
@@ -224,10 +225,11 @@ export function energyReport(
       const lastMs = (query.toMs ?? query.nowMs + 1) - 1;
       toMs = Math.max(fromMs, calendar.end(calendar.start(lastMs)));
       if (toMs > fromMs) {
-        const split = splitHours(rules, calendar, fromMs, toMs);
+        const schedule = rules === null ? [] : rules.schedule(fromMs, toMs);
+        const split = splitHours(schedule, calendar, fromMs, toMs);
         for (const channel of channels) {
           const { buckets, gaps } = bucketsOf(reader, channel, split, fromMs, toMs);
-          const ledger = new CostLedger(rules, calendar, fromMs, toMs);
+          const ledger = new CostLedger(rules, calendar, fromMs, toMs, schedule);
           for (const b of buckets) ledger.add(bucketFlow(b));
           // Day fills apply to every report; month fills (a plug in another zone) only to months.
           const fills = reader

@@ -186,6 +186,12 @@ export class RollupReader {
     };
   }
 
+  /** Stored rows of `tier` with start in [fromMs, toMs), as an array (one cached statement: many small reads). */
+  storedRows(channel: RollupChannel, tier: Tier, fromMs: number, toMs: number): Bucket[] {
+    const calendar = this.#calendars[tier];
+    return this.#queries.allRows(tier, channel.id, fromMs, toMs).map((row) => bucketFromRow(calendar, row));
+  }
+
   /** Gap fills from the plugs' own statistics overlapping [fromMs, toMs). */
   fills(channel: RollupChannel, fromMs: number, toMs: number): EnergyFill[] {
     return readFills(this.#db, channel.deviceId, fromMs, toMs);
