@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { ConfigError, loadConfig } from '../src/config/index.js';
+import { ConfigError, diffConfig, loadConfig } from '../src/config/index.js';
 import {
   CostLedger,
   type CounterReading,
@@ -124,6 +124,18 @@ describe('tariff configuration', () => {
     assert.match(text, /tariff\.periods\.1\.from: periods must be in date order/);
     assert.match(text, /tariff\.periods\.2\.from: overlaps the period before/);
     assert.match(text, /tariff\.currency: must be set/);
+  });
+
+  test('a changed tariff is applied by a reload (hot keys); backfill settings need a restart', () => {
+    const before = load(
+      'tariff:\n  currency: EUR\n  periods:\n    - from: 2026-01-01\n      rates: [{ price: 0.2 }]\n',
+    ).config;
+    const after = load(
+      'tariff:\n  currency: EUR\n  periods:\n    - from: 2026-01-01\n      rates: [{ price: 0.25 }]\nbackfill:\n  enabled: false\n',
+    ).config;
+    const diff = diffConfig(before, after);
+    assert.deepEqual(diff.hot, ['tariff.periods']);
+    assert.deepEqual(diff.restart, ['backfill.enabled']);
   });
 
   test('a prices file with a gap or an overlap is an error naming tariff.prices_file', () => {
