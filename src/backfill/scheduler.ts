@@ -25,6 +25,7 @@ export class BackfillScheduler {
   readonly #warned = new Set<string>();
   #timer: NodeJS.Timeout | null = null;
   #running: Promise<BackfillReport | null> | null = null;
+  #worker: Worker | null = null;
   #stopped = false;
 
   constructor(options: BackfillSchedulerOptions, registry: DeviceRegistry, logger: Logger) {
@@ -38,10 +39,12 @@ export class BackfillScheduler {
     this.#schedule(this.#options.firstRunAfterMs ?? 60_000);
   }
 
+  /** Stops the schedule; a run in progress is ended at once (what it stored stays, the rest waits). */
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#timer !== null) clearTimeout(this.#timer);
     this.#timer = null;
+    await this.#worker?.terminate();
     await this.#running;
   }
 
@@ -76,6 +79,7 @@ export class BackfillScheduler {
     try {
       const result = await new Promise<BackfillWorkerResult>((resolve, reject) => {
         const worker = new Worker(new URL('./backfill-worker.js', import.meta.url), { workerData: data });
+        this.#worker = worker;
         worker.once('message', (message: BackfillWorkerResult) => {
           resolve(message);
           void worker.terminate();
@@ -83,11 +87,13 @@ export class BackfillScheduler {
         worker.once('error', reject);
         worker.once('exit', (code) => reject(new Error(`backfill worker exited with code ${code}`)));
       });
+      this.#worker = null;
       if (!result.ok) throw new Error(result.error);
       logBackfill(result.report, this.#logger, this.#options.timeZone, this.#warned);
       return result.report;
     } catch (error) {
-      this.#logger.warn({ err: error }, 'backfill run failed; the next one tries again');
+      this.#worker = null;
+      if (!this.#stopped) this.#logger.warn({ err: error }, 'backfill run failed; the next one tries again');
       return null;
     }
   }
