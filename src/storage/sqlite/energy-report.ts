@@ -124,6 +124,8 @@ function gapFlows(gaps: readonly GapRecord[], fills: readonly EnergyFill[]): Ene
   const out: EnergyFlow[] = [];
   const windows = [...fills].sort((a, b) => a.startMs - b.startMs);
   for (const g of gaps) {
+    // A counter that did not move says nothing was used: no estimated energy, no rows of zeros.
+    if (g.energyWh <= 0) continue;
     const duration = g.toMs - g.fromMs;
     let t = g.fromMs;
     // The parts of the gap outside every filled window keep their share of the counter's energy.
