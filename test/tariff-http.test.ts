@@ -5,6 +5,7 @@
  * real HTTP server on 127.37.0.1.
  */
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -122,6 +123,9 @@ async function getJson<T>(path: string): Promise<T> {
 
 async function costCounter(port: number): Promise<number> {
   const text = await (await fetch(`http://127.37.0.1:${port}/metrics`)).text();
+  // promtool-clean is part of the /metrics contract (.ci/run installs it).
+  const check = spawnSync('promtool', ['check', 'metrics'], { input: text, encoding: 'utf8' });
+  assert.equal(check.status, 0, `promtool check metrics:\n${check.stdout}${check.stderr}`);
   const match = /^kasa_energy_cost_total\{device_id="PLUG",alias="[^"]*",currency="EUR"\} (\S+)$/m.exec(text);
   assert.ok(
     match,
