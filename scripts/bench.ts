@@ -3,7 +3,7 @@
  *
  *   node dist/scripts/bench.js [--quick] [--json] [--only NAME]...
  *
- * NAME: writer, bytes, e2e, discovery, rss, influx, lag, lifecycle, dashboard. --quick runs shorter versions (a smoke run, figures less
+ * NAME: writer, bytes, e2e, discovery, rss, influx, lag, lifecycle, dashboard, tariff. --quick runs shorter versions (a smoke run, figures less
  * stable; the rows say what was shortened). --json prints one JSON object instead of the table.
  * Progress goes to stderr. Everything runs on loopback: simulated plugs on 127.0.50.x-127.0.55.x,
  * ports 23100 and 23200, broadcast 127.255.255.255.
@@ -16,6 +16,7 @@ import { benchInflux } from './bench/influx.js';
 import { benchLag } from './bench/lag.js';
 import { benchLifecycle } from './bench/lifecycle.js';
 import { benchSmallFleetRss, type DaemonRssResult, idleNodeRss, type ProcMemory } from './bench/rss.js';
+import { benchTariff } from './bench/tariff.js';
 import { benchWriter, type WriterBenchResult } from './bench/writer.js';
 
 const NAMES = [
@@ -28,6 +29,7 @@ const NAMES = [
   'lag',
   'lifecycle',
   'dashboard',
+  'tariff',
 ] as const;
 type Name = (typeof NAMES)[number];
 
@@ -487,6 +489,29 @@ async function main(): Promise<number> {
       );
     } catch (error) {
       rows.push(errorRow('10. dashboard read paths', 'ms', '< 200', error));
+    }
+  }
+
+  if (selected.has('tariff')) {
+    const plan = quick ? { channels: 2, days: 60 } : { channels: 5, days: 365 };
+    progress(
+      `cost report: ${plan.channels} channels x ${plan.days} days of minute readings, monthly, tariff vs none`,
+    );
+    try {
+      const r = await benchTariff(plan);
+      details['tariff'] = r;
+      rows.push({
+        figure: '11. energy report by month over a year: 07:30 tariff vs no tariff',
+        unit: 'ms',
+        measured: r.tariffMs,
+        baseline: r.plainMs,
+        ratio: r.ratio,
+        target: 'ratio <= 4',
+        pass: r.ratio <= 4,
+        note: `${r.channels} channels x ${r.days} days, cost computed from hour rollups (minute rollups only in hours with a change inside) at report time${quick ? '; quick: shortened' : ''}`,
+      });
+    } catch (error) {
+      rows.push(errorRow('11. energy report with a tariff', 'ms', 'ratio <= 4', error));
     }
   }
 

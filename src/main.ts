@@ -1,3 +1,4 @@
+import { BackfillScheduler } from './backfill/scheduler.js';
 import { type Config, diffConfig, redactConfig } from './config/index.js';
 import { configSummary } from './config/summary.js';
 import {
@@ -80,6 +81,8 @@ interface Supervision {
   readonly readers: ReaderPool;
   readonly supervisor: Supervisor;
   readonly http: HttpServer;
+  /** Scheduled gap fills from the plugs' statistics; null when backfill.enabled is false. */
+  readonly backfill: BackfillScheduler | null;
 }
 
 export interface DaemonHooks {
@@ -281,6 +284,11 @@ export class Daemon {
         latest,
         pool: () => readers.stats(),
         readers,
+        energySettings: () => ({
+          timeZone: this.#config.time_zone,
+          gapLimitMs: this.#config.storage.rollups.gap_limit,
+          tariff: this.#config.tariff,
+        }),
       },
       {
         ...config.http.listen,
@@ -300,7 +308,20 @@ export class Daemon {
       },
       log.child({ component: 'http' }),
     );
-    this.#supervision = { readers, supervisor, http };
+    const backfill = config.backfill.enabled
+      ? new BackfillScheduler(
+          {
+            dbPath: config.storage.sqlite.path,
+            timeZone: config.time_zone,
+            gapLimitMs: config.storage.rollups.gap_limit,
+            intervalMs: config.backfill.interval,
+            request: { transport: config.polling.transport, timeoutMs: config.polling.timeout },
+          },
+          parts.discovery.registry,
+          log.child({ component: 'backfill' }),
+        )
+      : null;
+    this.#supervision = { readers, supervisor, http, backfill };
     if (quarantined !== null) supervisor.quarantinedAtStart(quarantined.files, quarantined.reason);
     // The database file was removed while open and the store went on in a new one: the readers
     // follow it, the plugs' names are stored again, and /health keeps it visible until acknowledged.
@@ -315,6 +336,7 @@ export class Daemon {
       throw listenFailure(config.http.listen.host, config.http.listen.port, http.error);
     }
     supervisor.start();
+    backfill?.start();
   }
 
   status(): DaemonStatus | null {
@@ -446,6 +468,7 @@ export class Daemon {
       }
     };
     const s = this.#supervision;
+    await step('backfill', () => s?.backfill?.stop());
     await step('http', () => s?.http.stop());
     await step('supervisor', () => s?.supervisor.stop());
     await step('poller', () => p.poller.stop());

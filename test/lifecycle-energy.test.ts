@@ -53,6 +53,8 @@ interface EnergyJsonRow {
   energy_kwh: number;
   covered_hours: number;
   counter_restarts: number;
+  estimated_kwh: number;
+  source: string;
   gaps: { from: string; to: string; counter_kwh: number; counted: boolean }[];
 }
 
@@ -204,25 +206,28 @@ describe('energy from simulated plugs over a simulated day', () => {
     );
   });
 
-  test('a gap is reported as a gap: counted in its day when inside it, in no day when it crosses midnight', () => {
+  test('a gap is reported, and its counter increase is spread evenly over it as estimated energy (also across midnight)', () => {
     const day = row(GAPPY, '2026-06-10');
     assert.deepEqual(
       day.gaps.map((g) => [g.from, g.to, g.counted]),
       [
         ['2026-06-10T08:00:00.000Z', '2026-06-10T08:30:00.000Z', true],
-        ['2026-06-10T21:30:00.000Z', '2026-06-10T22:30:00.000Z', false],
+        ['2026-06-10T21:30:00.000Z', '2026-06-10T22:30:00.000Z', true],
       ],
     );
     assert.ok(Math.abs((day.gaps[0]?.counter_kwh ?? 0) - 0.5) <= 0.002, JSON.stringify(day.gaps[0]));
     assert.ok(Math.abs((day.gaps[1]?.counter_kwh ?? 0) - 1) <= 0.002, JSON.stringify(day.gaps[1]));
-    // The half hour before midnight is not invented: 24 kWh less the 0.5 kWh in the open gap.
-    assert.ok(Math.abs(day.energy_kwh - 23.5) <= 0.005, `got ${day.energy_kwh} kWh`);
+    // The gap across midnight gives each day the half hour it holds, as estimated energy.
+    assert.ok(Math.abs(day.energy_kwh - 24) <= 0.005, `got ${day.energy_kwh} kWh`);
+    assert.ok(Math.abs(day.estimated_kwh - 1) <= 0.005, `estimated ${day.estimated_kwh} kWh`);
+    assert.equal(day.source, 'estimated');
     assert.ok(Math.abs(day.covered_hours - 23) <= 0.01, `covered ${day.covered_hours} h`);
     const next = row(GAPPY, '2026-06-11');
     assert.deepEqual(
       next.gaps.map((g) => g.counted),
-      [false],
+      [true],
     );
-    assert.ok(Math.abs(next.energy_kwh - 0.5) <= 0.005, `got ${next.energy_kwh} kWh`);
+    assert.ok(Math.abs(next.energy_kwh - 1) <= 0.005, `got ${next.energy_kwh} kWh`);
+    assert.equal(row(STEADY, '2026-06-10').source, 'measured');
   });
 });

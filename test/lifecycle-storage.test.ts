@@ -208,7 +208,23 @@ describe('DST days', () => {
       '2026-10',
     ]);
     assert.equal(csv.code, 0, csv.stderr);
-    assert.equal(csv.stdout, 'period,device_id,alias,energy_kwh\n2026-10,DST,,73.000\n');
+    // The months between the two written stretches are a gap: its counter increase is spread over
+    // it (estimated), so October also holds the gap's share from the 1st to the 23rd.
+    const [header, line] = csv.stdout.split('\n');
+    assert.equal(header, 'period,device_id,alias,energy_kwh,cost,currency,source');
+    assert.match(line ?? '', /^2026-10,DST,,\d+\.\d{3},,,estimated$/);
+    const month = await runCliProcess([
+      'energy',
+      '-c',
+      config,
+      '--format',
+      'json',
+      '--period',
+      'month',
+      '--from',
+      '2026-10',
+    ]);
+    assert.equal((JSON.parse(month.stdout) as { measured_kwh: number }[])[0]?.measured_kwh, 73);
     // The day rollups are local days too: 23 h and 25 h of coverage.
     const days2 = await runCliProcess([
       'export',

@@ -13,6 +13,7 @@ import {
   parseDuration,
 } from './duration.js';
 import { AGE_FORMS, AGE_PATTERN, MAX_AGE_MS, parseAge, parseSize, SIZE_FORMS } from './size.js';
+import { currencyInput, periodsInput, pricesFileInput } from './tariff.js';
 
 /**
  * The configuration schema: the single source of truth for key names, types, defaults, descriptions
@@ -985,6 +986,63 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
     .prefault({})
     .meta({ description: 'The TP-Link account that newer (KLAP/AES) plugs need for local access.' });
 
+  // What energy costs (issue 13); the rules are checked in ./tariff.ts.
+  const tariff = z
+    .strictObject({
+      currency: key(
+        currencyInput,
+        'Currency of every price (three letters, such as EUR). Needed when periods or prices_file are set.',
+        HOT,
+      ),
+      periods: key(
+        periodsInput.prefault([]),
+        'Tariff periods, each from its date (in time_zone) until the next: standing_charge per day and rates (days, from, to, price per kWh; first match wins).',
+        HOT,
+      ),
+      prices_file: key(
+        pricesFileInput,
+        'CSV of dynamic prices (header start,end,price; ISO 8601 times with offset; end exclusive; rows must touch). A row overrides the rates for its interval.',
+        HOT,
+      ),
+    })
+    .superRefine(
+      (section, ctx) => {
+        const periods: unknown = section.periods;
+        const priced =
+          (Array.isArray(periods) && periods.length > 0) || typeof section.prices_file === 'string';
+        if (section.currency === null && priced) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['currency'],
+            message: 'must be set when tariff.periods or tariff.prices_file is (such as EUR)',
+          });
+        }
+      },
+      // Also when a period has a problem: a missing currency is reported in the same run.
+      whenParsed('currency'),
+    )
+    .prefault({})
+    .meta({
+      description: 'What energy costs: tariff periods with rates and standing charges, and dynamic prices.',
+    });
+
+  // Filling gaps from the plugs' own statistics (issue 13).
+  const backfill = z
+    .strictObject({
+      enabled: key(
+        z.boolean().prefault(true),
+        "After a gap, fill each complete day it touched from the plugs' own day statistics (`kasa-monitor energy --backfill` does the same once).",
+        RESTART,
+      ),
+      interval: key(
+        duration('1h'),
+        'How often the daemon looks for gaps to fill (a run asks a plug only when it has an unfilled day).',
+        RESTART,
+      ),
+    })
+    .prefault({})
+    .meta({ description: "Gap fills from the plugs' own energy statistics." });
+
   return z
     .strictObject({
       discovery,
@@ -999,6 +1057,8 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
       health,
       time_zone: timeZone,
       credentials,
+      tariff,
+      backfill,
     })
     .meta({ title: 'kasa-monitor configuration', description: 'The kasa-monitor YAML configuration file.' });
 }
@@ -1028,6 +1088,7 @@ export type RollupsConfig = StorageConfig['rollups'];
 export type RetentionConfig = StorageConfig['retention'];
 export type BackupConfig = StorageConfig['backup'];
 export type CredentialsConfig = Config['credentials'];
+export type TariffSectionConfig = Config['tariff'];
 
 /** The configuration with nothing set: every default (the SQLite path depends on `env`). */
 export function defaultConfig(env: NodeJS.ProcessEnv = process.env): Config {

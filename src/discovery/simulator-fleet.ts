@@ -92,7 +92,21 @@ export interface SimulatorFleet {
   animate(intervalMs?: number): () => void;
   /** Called for every request a device receives; returns the unsubscribe function. */
   onRequest(listener: (request: SimRequest) => void): () => void;
+  /**
+   * Seeds a plug's (or an outlet's) day statistics, in the units its firmware uses (hs110: kWh in
+   * `energy`; newer: Wh in `energy_wh`). Unseeded days the simulator answers with random values.
+   */
+  setDayStats(id: string, days: readonly SimDayStat[]): void;
+  /** Sets the plug's clock (`time.get_time`) to UTC plus `offsetMs`: a plug in another time zone. */
+  setClockOffset(deviceId: string, offsetMs: number): void;
   stop(): Promise<void>;
+}
+
+export interface SimDayStat {
+  readonly year: number;
+  readonly month: number;
+  readonly day: number;
+  readonly energyWh: number;
 }
 
 interface RealtimeStore {
@@ -102,12 +116,20 @@ interface RealtimeStore {
   total: number;
 }
 
+interface DayStatStore {
+  day_list: Record<string, number>[];
+}
+
 interface SimInternals {
   data: {
     system: { sysinfo: Record<string, unknown> };
-    emeter?: { realtime?: RealtimeStore };
-    children?: Record<string, { sysinfo: { alias: string }; emeter?: { realtime?: RealtimeStore } }>;
+    emeter?: { realtime?: RealtimeStore; daystat?: DayStatStore };
+    children?: Record<
+      string,
+      { sysinfo: { alias: string }; emeter?: { realtime?: RealtimeStore; daystat?: DayStatStore } }
+    >;
   };
+  api?: { time?: { get_time?: () => unknown } };
   deviceNetworking: {
     address: string;
     responseDelay: number;
@@ -312,6 +334,40 @@ export async function startSimulatorFleet(options: SimulatorFleetOptions): Promi
       entry.info = { ...entry.info, address };
       await startSim(entry.sim);
       entry.running = true;
+    },
+    setDayStats(id, days) {
+      const owner = childOwner.get(id);
+      const sim = owner ?? lookup(id).sim;
+      const emeter = owner === undefined ? sim.data.emeter : sim.data.children?.[id]?.emeter;
+      if (emeter === undefined) throw new Error(`${id} has no meter`);
+      // The simulator's old-firmware model (hs110) answers kWh in `energy`; the others Wh.
+      const oldUnits = owner === undefined && lookup(id).info.model === 'hs110';
+      emeter.daystat = {
+        day_list: days.map((d) => ({
+          year: d.year,
+          month: d.month,
+          day: d.day,
+          ...(oldUnits ? { energy: d.energyWh / 1000 } : { energy_wh: d.energyWh }),
+        })),
+      };
+    },
+    setClockOffset(deviceId, offsetMs) {
+      const { sim } = lookup(deviceId);
+      const time = sim.api?.time;
+      if (time === undefined) throw new Error(`device ${deviceId} has no clock`);
+      time.get_time = () => {
+        const d = new Date(Date.now() + offsetMs);
+        return {
+          year: d.getUTCFullYear(),
+          month: d.getUTCMonth() + 1,
+          mday: d.getUTCDate(),
+          wday: d.getUTCDay(),
+          hour: d.getUTCHours(),
+          min: d.getUTCMinutes(),
+          sec: d.getUTCSeconds(),
+          err_code: 0,
+        };
+      };
     },
     async pause(deviceId) {
       const entry = lookup(deviceId);

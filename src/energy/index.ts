@@ -17,5 +17,24 @@ export {
   type PeriodKind,
   summarisePeriods,
 } from './periods.js';
+export { type DynamicPrice, type PricesParse, parsePricesCsv } from './prices.js';
+export {
+  CostLedger,
+  type EnergyFlow,
+  type EnergySource,
+  flowsFromReadings,
+  type PeriodCost,
+  periodCost,
+  periodSource,
+  standingCharges,
+} from './tariff.js';
+export {
+  DAY_NAMES,
+  type DayName,
+  type PriceSegment,
+  parseClock,
+  type TariffConfig,
+  TariffRules,
+} from './tariff-rules.js';
 export { type BucketCalendar, bucketCalendar, TIERS, type Tier } from './tiers.js';
 export { isValidTimeZone, parseLocalDate, systemTimeZone, ZoneCalendar, zoneCalendar } from './zone.js';

@@ -21,6 +21,7 @@ import type { DurationSummary } from '../poller/histogram.js';
 import { milliToUnit, type Reading } from '../poller/reading.js';
 import type { PoolStats } from '../storage/sqlite/reader-pool.js';
 import type { CheckStatus, HealthReport } from '../supervisor/index.js';
+import type { ChannelCost } from './energy-cost.js';
 import type { LatestReadings } from './latest.js';
 
 export interface MetricsSource {
@@ -30,6 +31,8 @@ export interface MetricsSource {
   devices(): readonly DeviceSnapshot[];
   readonly latest: LatestReadings;
   pool(): PoolStats;
+  /** What each channel's priced energy has cost, from stored data; absent: no cost metric. */
+  energyCost?(): Promise<readonly ChannelCost[]>;
 }
 
 const STATUSES: readonly CheckStatus[] = ['ok', 'degraded', 'failed'];
@@ -155,6 +158,21 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
     "The plug's own energy counter (its total_wh x 3600): it restarts when the plug reboots, and on newer plugs also at the start of the plug's month.",
     (r) => r.totalWh * 3600,
   );
+  const energyCost = source.energyCost;
+  if (energyCost !== undefined) {
+    new Counter({
+      name: 'kasa_energy_cost_total',
+      help: 'What the energy of the channel has cost since its data begins, by the configured tariff (priced energy only), in the currency label. From stored data: survives restarts; a changed tariff reprices history.',
+      labelNames: ['device_id', 'alias', 'currency'] as const,
+      registers,
+      async collect() {
+        this.reset();
+        for (const c of await energyCost.call(source)) {
+          setCounter(this, { device_id: c.deviceId, alias: c.alias, currency: c.currency }, c.cost);
+        }
+      },
+    });
+  }
   perChannel(
     'kasa_reading_timestamp_seconds',
     'When the latest reading was taken (Unix time).',

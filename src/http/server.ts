@@ -7,11 +7,18 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { energyJsonRow, energyJsonTotals } from '../cli/energy-json.js';
 import { checkTimeRange, parseTime } from '../cli/time.js';
+import { type PeriodKind, parseLocalDate, zoneCalendar } from '../energy/index.js';
 import type { Logger } from '../log/logger.js';
 import { milliToUnit } from '../poller/reading.js';
 import { isStorageError, KasaStorageCode } from '../storage/errors.js';
 import type { DailyEnergyResult, SeriesResult } from '../storage/sqlite/dashboard-queries.js';
+import type {
+  EnergyReport,
+  EnergyReportQuery,
+  EnergyReportSettings,
+} from '../storage/sqlite/energy-report.js';
 import type { ExportFormat } from '../storage/sqlite/export-format.js';
 import type {
   DashboardEnergyQuery,
@@ -21,6 +28,7 @@ import type {
 import type { HealthReport } from '../supervisor/index.js';
 import { AUTH_CHALLENGE, authorised, type HttpAuth } from './auth.js';
 import { BadParameter, parseEnergyQuery, parseSeriesQuery } from './dashboard-api.js';
+import { EnergyCostTotals } from './energy-cost.js';
 import { createMetricsRegistry, type MetricsSource } from './metrics.js';
 import { StaticAssets } from './static.js';
 
@@ -37,8 +45,14 @@ export interface HttpSources extends MetricsSource {
     ): Promise<{ readonly rows: number }>;
     series(query: DashboardSeriesQuery): Promise<SeriesResult>;
     dailyEnergy(query: DashboardEnergyQuery): Promise<DailyEnergyResult>;
+    /** Absent: GET /api/energy answers 503. */
+    energyReport?(query: EnergyReportQuery, settings: EnergyReportSettings): Promise<EnergyReport>;
   };
+  /** The time zone, gap limit and tariff as configured now (a reload applies a new tariff). */
+  energySettings?(): EnergySettingsNow;
 }
+
+export type EnergySettingsNow = EnergyReportSettings;
 
 export interface HttpOptions {
   readonly host: string;
@@ -138,7 +152,41 @@ export class HttpServer {
     this.#sources = sources;
     this.#options = options;
     this.#logger = logger;
-    this.#registry = createMetricsRegistry(sources);
+    const settings = sources.energySettings;
+    const report = sources.readers.energyReport;
+    /** Logged once per episode, not at every scrape. */
+    let costFailing = false;
+    const costs =
+      settings === undefined || report === undefined
+        ? null
+        : new EnergyCostTotals({
+            report: (query, s) => report.call(sources.readers, query, s),
+            settings: () => settings.call(sources),
+          });
+    this.#registry = createMetricsRegistry(
+      costs === null
+        ? sources
+        : {
+            status: () => sources.status(),
+            health: () => sources.health(),
+            devices: () => sources.devices(),
+            latest: sources.latest,
+            pool: () => sources.pool(),
+            energyCost: async () => {
+              try {
+                const totals = await costs.totals();
+                costFailing = false;
+                return totals;
+              } catch (error) {
+                // A scrape still answers with everything else; the cost shows up again when it can.
+                if (!costFailing)
+                  logger.warn({ err: error }, 'kasa_energy_cost_total: cannot compute the cost');
+                costFailing = true;
+                return [];
+              }
+            },
+          },
+    );
     this.#server = createServer((req, res) => {
       this.#handle(req, res)
         .catch((error: unknown) => {
@@ -248,6 +296,7 @@ export class HttpServer {
               '/api/readings?device=&from=&to=&format=json|csv',
               '/api/series?device=&from=&to=&points=&resolution=auto|raw|minute|hour',
               '/api/daily-energy?device=&days=',
+              '/api/energy?period=day|month&from=&to=&device=',
             ],
           });
           return;
@@ -281,6 +330,9 @@ export class HttpServer {
           return;
         case '/api/readings':
           await this.#readings(url, res);
+          return;
+        case '/api/energy':
+          await this.#energy(url, res);
           return;
         default:
           await this.#asset(url.pathname, req, res);
@@ -404,6 +456,55 @@ export class HttpServer {
       }),
     }));
     sendJson(res, 200, { devices });
+  }
+
+  /**
+   * Energy and cost per device and period (the JSON of `kasa-monitor energy`, with totals that carry
+   * the standing charge separately). Without from/to: the current local month.
+   */
+  async #energy(url: URL, res: ServerResponse): Promise<void> {
+    const params = url.searchParams;
+    const kind = (params.get('period') || 'day') as PeriodKind;
+    if (kind !== 'day' && kind !== 'month')
+      throw new HttpProblem(400, `period must be day or month, got '${kind}'`);
+    const readers = this.#sources.readers;
+    const settings = this.#sources.energySettings?.();
+    if (settings === undefined || readers.energyReport === undefined)
+      throw new HttpProblem(503, 'energy reports are not available');
+    const zone = settings.timeZone;
+    const nowMs = Date.now();
+    const time = (name: 'from' | 'to'): number | undefined => {
+      const text = params.get(name);
+      if (text === null || text === '') return undefined;
+      try {
+        return parseLocalDate(text, zone) ?? parseTime(text, nowMs, name);
+      } catch (error) {
+        throw new HttpProblem(400, error instanceof Error ? error.message : String(error));
+      }
+    };
+    const calendar = zoneCalendar(zone);
+    const fromMs = time('from') ?? calendar.monthStart(nowMs);
+    const toMs = time('to') ?? calendar.nextMonthStart(calendar.monthStart(nowMs));
+    if (toMs <= fromMs) throw new HttpProblem(400, 'to must be later than from');
+    const device = params.get('device');
+    let report: EnergyReport;
+    try {
+      report = await readers.energyReport(
+        { kind, fromMs, toMs, nowMs, ...(device === null || device === '' ? {} : { device }) },
+        settings,
+      );
+    } catch (error) {
+      throw storageProblem(error, device);
+    }
+    sendJson(res, 200, {
+      period: kind,
+      time_zone: zone,
+      from: new Date(report.fromMs).toISOString(),
+      to: new Date(report.toMs).toISOString(),
+      currency: report.currency,
+      rows: report.rows.map((row) => energyJsonRow(row, report.currency)),
+      totals: energyJsonTotals(report),
+    });
   }
 
   async #readings(url: URL, res: ServerResponse): Promise<void> {

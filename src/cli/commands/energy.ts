@@ -1,37 +1,29 @@
+import { backfillOnce } from '../../backfill/targets.js';
 import {
-  PeriodCalendar,
-  type PeriodEnergy,
   type PeriodKind,
   parseLocalDate,
-  summarisePeriods,
-  type Tier,
+  periodCost,
+  periodSource,
   zoneCalendar,
 } from '../../energy/index.js';
-import { openReadingsReader, openRollupReader, type RollupChannel } from '../../storage/sqlite/index.js';
-import { type Command, stringFlag } from '../command.js';
+import { createRootLogger } from '../../log/logger.js';
+import { type EnergyReport, type EnergyReportRow, energyReport } from '../../storage/sqlite/index.js';
+import { boolFlag, type Command, stringFlag } from '../command.js';
 import { csvField } from '../decimal.js';
+import { energyJsonRow, energyTotals, kwh, money } from '../energy-json.js';
 import { EXIT_OK, UsageError } from '../exit-codes.js';
 import { existingDatabase, loadForCommand } from '../load-config.js';
 import { parseTime } from '../time.js';
 
-export const ENERGY_CSV_HEADER = 'period,device_id,alias,energy_kwh';
+export const ENERGY_CSV_HEADER = 'period,device_id,alias,energy_kwh,cost,currency,source';
 
 const HOUR_MS = 3_600_000;
 
-export interface EnergyRow {
-  readonly channel: RollupChannel;
-  readonly period: PeriodEnergy;
-  /** The period has not ended yet. */
-  readonly current: boolean;
-}
+export type EnergyRow = EnergyReportRow;
 
 /** A --from/--to value: a local date or month in the zone ('2026-11-26', '2026-11'), or any export time. */
 function parseBound(text: string, zone: string, nowMs: number, flag: string): number {
   return parseLocalDate(text, zone) ?? parseTime(text, nowMs, flag);
-}
-
-function kwh(wh: number): string {
-  return (Math.round(wh) / 1000).toFixed(3);
 }
 
 function localTime(ms: number, zone: string): string {
@@ -47,41 +39,58 @@ function span(ms: number): string {
   return minutes % 60 === 0 ? `${hours}h` : `${hours}h ${minutes % 60}m`;
 }
 
-/**
- * Hour buckets fit local periods when every period boundary is on a whole UTC hour (zones with
- * whole-hour offsets); otherwise (India, Nepal, parts of Australia) minute buckets are used.
- */
-function tierFor(calendar: PeriodCalendar, fromMs: number, toMs: number): Tier {
-  for (let s = fromMs; s < toMs; s = calendar.end(s)) {
-    if (s % HOUR_MS !== 0) return 'minute';
-  }
-  return toMs % HOUR_MS === 0 ? 'hour' : 'minute';
+function costText(row: EnergyReportRow): string {
+  const cost = periodCost(row.cost);
+  return cost === null ? '' : money(cost);
 }
 
-function tableText(rows: readonly EnergyRow[], zone: string, gapLimitMs: number): string {
-  const header = ['period', 'device_id', 'alias', 'energy_kwh', 'covered_h', 'note'];
-  const cells = rows.map(({ channel, period, current }) => {
+function tableText(report: EnergyReport, zone: string, gapLimitMs: number): string {
+  const { rows } = report;
+  const header = ['period', 'device_id', 'alias', 'energy_kwh', 'cost', 'source', 'covered_h', 'note'];
+  const cells = rows.map((row) => {
+    const { channel, period, current } = row;
     const notes: string[] = [];
     if (current) notes.push('so far');
     if (period.resets > 0) notes.push(`${period.resets} counter restart${period.resets === 1 ? '' : 's'}`);
     if (period.gaps.length > 0) notes.push(`${period.gaps.length} gap${period.gaps.length === 1 ? '' : 's'}`);
+    if (row.cost.unpricedMs > 0) notes.push('partly unpriced');
     return [
       period.label,
       channel.deviceId,
       channel.alias,
-      kwh(period.energyWh),
+      kwh(row.cost.energyWh),
+      costText(row),
+      periodSource(row.cost),
       (period.coveredMs / HOUR_MS).toFixed(1),
       notes.join(', '),
     ];
   });
+  const totals = energyTotals(report);
+  const unit = report.currency === null ? '' : ` ${report.currency}`;
+  cells.push([
+    'total',
+    '',
+    '',
+    kwh(totals.energyWh),
+    totals.cost === null ? '' : money(totals.cost),
+    '',
+    '',
+    totals.cost === null ? 'cost: part of it is unpriced' : '',
+  ]);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] ?? '').length)));
+  const right = new Set([3, 4, 6]);
   const line = (c: readonly string[]) =>
     c
-      .map((text, i) => (i === 3 || i === 4 ? text.padStart(widths[i] ?? 0) : text.padEnd(widths[i] ?? 0)))
+      .map((text, i) => (right.has(i) ? text.padStart(widths[i] ?? 0) : text.padEnd(widths[i] ?? 0)))
       .join('  ')
       .trimEnd();
   let text = `${line(header)}\n`;
-  for (const c of cells) text += `${line(c)}\n`;
+  for (const c of cells.slice(0, -1)) text += `${line(c)}\n`;
+  text += `${line(cells.at(-1) ?? [])}\n`;
+  if (report.currency !== null) {
+    text += `\nStanding charge (not split over devices): ${totals.standingCharge === null ? 'unknown (no tariff period on some days)' : `${money(totals.standingCharge)}${unit}`}\n`;
+    text += `Total with standing charge: ${totals.total === null ? 'not known (part of it is unpriced)' : `${money(totals.total)}${unit}`}\n`;
+  }
   const gaps = gapLines(rows, zone);
   if (gaps.length > 0) {
     text += `\nGaps (no readings for longer than ${span(gapLimitMs)}; times in ${zone}):\n`;
@@ -104,7 +113,7 @@ function writeAll(out: NodeJS.WritableStream, text: string): Promise<void> {
 }
 
 /** One line per distinct gap of a channel. */
-function gapLines(rows: readonly EnergyRow[], zone: string): string[] {
+function gapLines(rows: readonly EnergyReportRow[], zone: string): string[] {
   const seen = new Set<string>();
   const lines: string[] = [];
   for (const { channel, period } of rows) {
@@ -113,48 +122,28 @@ function gapLines(rows: readonly EnergyRow[], zone: string): string[] {
       if (seen.has(key)) continue;
       seen.add(key);
       const counter = `the counter shows ${kwh(gap.energyWh)} kWh${gap.reset ? ' since it restarted (at least)' : ''}`;
-      const counted = gap.attributed
-        ? `counted in ${period.label}`
-        : 'counted in no period (the gap crosses a period boundary)';
       lines.push(
-        `${channel.alias || channel.deviceId}: ${localTime(gap.fromMs, zone)} to ${localTime(gap.toMs, zone)} (${span(gap.toMs - gap.fromMs)}): ${counter}, ${counted}`,
+        `${channel.alias || channel.deviceId}: ${localTime(gap.fromMs, zone)} to ${localTime(gap.toMs, zone)} (${span(gap.toMs - gap.fromMs)}): ${counter}, spread evenly over the gap (estimated)`,
       );
     }
   }
   return lines;
 }
 
-function jsonRow({ channel, period, current }: EnergyRow): Record<string, unknown> {
-  return {
-    period: period.label,
-    device_id: channel.deviceId,
-    alias: channel.alias,
-    energy_kwh: Number(kwh(period.energyWh)),
-    covered_hours: Number((period.coveredMs / HOUR_MS).toFixed(3)),
-    period_hours: (period.endMs - period.startMs) / HOUR_MS,
-    readings: period.readings,
-    counter_restarts: period.resets,
-    complete: !current,
-    gaps: period.gaps.map((g) => ({
-      from: new Date(g.fromMs).toISOString(),
-      to: new Date(g.toMs).toISOString(),
-      counter_kwh: Number(kwh(g.energyWh)),
-      counter_restarted: g.reset,
-      counted: g.attributed,
-    })),
-  };
-}
-
 export const energyCommand: Command = {
   name: 'energy',
-  summary: 'energy used per device per day or month, from the plugs’ counters',
-  usage: `[-c FILE] [--period day|month] [--from T] [--to T] [--device ID_OR_ALIAS] [--format table|csv|json]
+  summary: 'energy used and what it cost, per device per day or month, from the plugs’ counters',
+  usage: `[-c FILE] [--period day|month] [--from T] [--to T] [--device ID_OR_ALIAS] [--format table|csv|json] [--backfill]
 
 Prints the energy each channel used per local day or month in the configured time_zone (a DST
 day has 23 or 25 hours). Energy comes from each plug's cumulative counter: a counter that
 restarts (the plug rebooted) never makes a negative step, and readings further apart than
-storage.rollups.gap_limit leave a gap that is reported, not filled in. CSV columns:
+storage.rollups.gap_limit leave a gap whose counter increase is spread evenly over it (source
+estimated). Cost follows the configured tariff (also for past data), priced by the time the
+energy was used; it is empty when any part of the period has no price. The standing charge is
+in the table's totals, not split over devices. CSV columns:
   ${ENERGY_CSV_HEADER}
+(source: measured, device = the plug's own day statistics, estimated = a gap's counter)
 
   -c, --config FILE        finds the database and the time zone
       --period day|month   default day
@@ -162,7 +151,10 @@ storage.rollups.gap_limit leave a gap that is reported, not filled in. CSV colum
                            (-7d); whole periods from the one containing --from up to --to
                            (exclusive); default: all data up to now
       --device ID_OR_ALIAS a plug's id or alias; a strip's id selects all its outlets
-      --format table|csv|json   default table; json adds coverage, counter restarts and gaps
+      --backfill           first ask the plugs for their own day statistics and fill the
+                           complete days that gaps touched (source device); idempotent
+      --format table|csv|json   default table; json adds energy by source, coverage, counter
+                           restarts and gaps
 `,
   options: {
     config: { type: 'string', short: 'c' },
@@ -171,6 +163,7 @@ storage.rollups.gap_limit leave a gap that is reported, not filled in. CSV colum
     to: { type: 'string' },
     device: { type: 'string' },
     format: { type: 'string' },
+    backfill: { type: 'boolean' },
   },
   async run(context) {
     const kind = (stringFlag(context, 'period') ?? 'day') as PeriodKind;
@@ -192,51 +185,45 @@ storage.rollups.gap_limit leave a gap that is reported, not filled in. CSV colum
     if (fromArg !== undefined && toArg !== undefined && toArg <= fromArg)
       throw new UsageError('--to must be later than --from');
 
-    const reader = openRollupReader(config.storage.sqlite.path, { timeZone: zone, gapLimitMs });
-    const rows: EnergyRow[] = [];
-    try {
-      const all = reader.channels();
-      const device = stringFlag(context, 'device');
-      let channels = all;
-      if (device !== undefined) {
-        const names = openReadingsReader(config.storage.sqlite.path);
-        try {
-          const wanted = new Set(names.resolveDevice(device));
-          channels = all.filter((c) => wanted.has(c.deviceId));
-        } finally {
-          names.close();
-        }
-      }
-      const range = reader.dataRange();
-      if (range !== null && channels.length > 0) {
-        const calendar = new PeriodCalendar(kind, zone);
-        const fromMs = calendar.start(fromArg ?? range.firstMs);
-        const lastMs = (toArg ?? nowMs + 1) - 1;
-        const toMs = calendar.end(calendar.start(lastMs));
-        if (toMs > fromMs) {
-          const tier = tierFor(calendar, fromMs, toMs);
-          for (const channel of channels) {
-            const { buckets, gaps } = reader.series(channel, tier, fromMs, toMs);
-            for (const period of summarisePeriods(buckets, gaps, calendar, fromMs, toMs)) {
-              rows.push({ channel, period, current: period.endMs > nowMs });
-            }
-          }
-        }
-      }
-    } finally {
-      reader.close();
+    if (boolFlag(context, 'backfill')) {
+      // Warnings (a plug in another zone, a plug that cannot be asked) go to stderr as log lines.
+      const logger = createRootLogger({ level: 'warn', format: 'json', destination: context.stderr });
+      const done = await backfillOnce(config, logger, nowMs);
+      context.stderr.write(
+        `backfill: ${done.filled} gap fill(s) stored, ${done.requests} request(s) to plugs${done.failed.length > 0 ? `, ${done.failed.length} plug(s) could not be asked` : ''}\n`,
+      );
     }
-    rows.sort(
-      (a, b) => a.period.startMs - b.period.startMs || (a.channel.deviceId < b.channel.deviceId ? -1 : 1),
+    const device = stringFlag(context, 'device');
+    const report = energyReport(
+      config.storage.sqlite.path,
+      {
+        kind,
+        nowMs,
+        ...(fromArg === undefined ? {} : { fromMs: fromArg }),
+        ...(toArg === undefined ? {} : { toMs: toArg }),
+        ...(device === undefined ? {} : { device }),
+      },
+      { timeZone: zone, gapLimitMs, tariff: config.tariff },
     );
+    const rows = report.rows;
+    const currency = report.currency;
 
     const out = context.stdout;
     if (format === 'json') {
-      await writeAll(out, `${JSON.stringify(rows.map(jsonRow), null, 2)}\n`);
+      await writeAll(
+        out,
+        `${JSON.stringify(
+          rows.map((row) => energyJsonRow(row, currency)),
+          null,
+          2,
+        )}\n`,
+      );
     } else if (format === 'csv') {
       let text = `${ENERGY_CSV_HEADER}\n`;
-      for (const { channel, period } of rows) {
-        text += `${period.label},${csvField(channel.deviceId)},${csvField(channel.alias)},${kwh(period.energyWh)}\n`;
+      for (const row of rows) {
+        const { channel, period } = row;
+        const cost = currency === null ? '' : costText(row);
+        text += `${period.label},${csvField(channel.deviceId)},${csvField(channel.alias)},${kwh(row.cost.energyWh)},${cost},${currency ?? ''},${periodSource(row.cost)}\n`;
       }
       await writeAll(out, text);
       const gaps = gapLines(rows, zone);
@@ -247,7 +234,7 @@ storage.rollups.gap_limit leave a gap that is reported, not filled in. CSV colum
     } else {
       await writeAll(
         out,
-        rows.length === 0 ? 'no readings in this range\n' : tableText(rows, zone, gapLimitMs),
+        rows.length === 0 ? 'no readings in this range\n' : tableText(report, zone, gapLimitMs),
       );
     }
     return EXIT_OK;

@@ -183,3 +183,8 @@ export function openWritable(options: SqliteOptions): { db: Db; info: OpenInfo }
 export function openReadonly(path: string, busyTimeoutMs: number): Db {
   return new BetterSqlite3(path, { readonly: true, fileMustExist: true, timeout: busyTimeoutMs });
 }
+
+/** A short-lived read-write connection beside the daemon's writer (WAL: waits its turn for the lock). */
+export function openSideWriter(path: string, busyTimeoutMs: number): Db {
+  return new BetterSqlite3(path, { fileMustExist: true, timeout: busyTimeoutMs });
+}

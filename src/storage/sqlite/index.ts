@@ -19,7 +19,16 @@ export {
 } from './backup.js';
 export { checkDatabaseFileInThread } from './check-worker.js';
 export type { JournalMode, SqliteOptions, SynchronousMode, TempStore } from './connection.js';
+export type {
+  EnergyReport,
+  EnergyReportQuery,
+  EnergyReportRow,
+  EnergyReportSettings,
+  TariffSettings,
+} from './energy-report.js';
+export { energyReport, readPrices, tariffRules } from './energy-report.js';
 export { isTransientSqliteCode } from './errors.js';
+export { type EnergyFill, type FillKind, writeFillsToFile } from './fills.js';
 export type {
   BackupReport,
   LifecycleAction,

@@ -16,6 +16,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from '../../log/logger.js';
 import { KasaStorageCode, StorageError } from '../errors.js';
 import type { DailyEnergyResult, SeriesResult } from './dashboard-queries.js';
+import type { EnergyReport, EnergyReportQuery, EnergyReportSettings } from './energy-report.js';
 import { deserializeStorageError, toStorageError } from './errors.js';
 import type { ExportChunk, ExportFormat } from './export-format.js';
 import type { StoredChannel } from './reader.js';
@@ -118,6 +119,7 @@ export interface ReaderConnection {
   exportOpen(query: ExportQuery, format: ExportFormat, chunkRows: number): Promise<ExportChunk>;
   exportNext(): Promise<ExportChunk>;
   exportClose(): Promise<void>;
+  energy(query: EnergyReportQuery, settings: EnergyReportSettings): Promise<EnergyReport>;
   close(): Promise<void>;
 }
 
@@ -228,6 +230,10 @@ class WorkerConnection implements ReaderConnection {
     await this.#call('exportClose', {});
   }
 
+  energy(query: EnergyReportQuery, settings: EnergyReportSettings): Promise<EnergyReport> {
+    return this.#call('energy', { query, settings });
+  }
+
   async close(): Promise<void> {
     if (!this.#broken) {
       try {
@@ -318,6 +324,10 @@ class DirectConnection implements ReaderConnection {
 
   exportClose(): Promise<void> {
     return this.#run(() => this.#session.exportClose());
+  }
+
+  energy(query: EnergyReportQuery, settings: EnergyReportSettings): Promise<EnergyReport> {
+    return this.#run(() => this.#session.energy(query, settings));
   }
 
   close(): Promise<void> {
@@ -553,6 +563,11 @@ export class ReaderPool {
         if (!chunk.done && !connection.broken) await connection.exportClose().catch(() => undefined);
       }
     });
+  }
+
+  /** Energy and cost per channel and period (GET /api/energy, the cost metric), in a reader worker. */
+  energyReport(query: EnergyReportQuery, settings: EnergyReportSettings): Promise<EnergyReport> {
+    return this.use((connection) => connection.energy(query, settings));
   }
 
   /**

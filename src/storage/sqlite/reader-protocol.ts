@@ -1,4 +1,5 @@
 import type { DailyEnergyQuery, DailyEnergyResult, SeriesQuery, SeriesResult } from './dashboard-queries.js';
+import type { EnergyReport, EnergyReportQuery, EnergyReportSettings } from './energy-report.js';
 import type { SerializedStorageError } from './errors.js';
 import type { ExportChunk, ExportFormat } from './export-format.js';
 import type { StoredChannel } from './reader.js';
@@ -32,6 +33,12 @@ export type ReaderRequest =
     }
   | { readonly id: number; readonly op: 'series'; readonly query: DashboardSeriesQuery }
   | { readonly id: number; readonly op: 'dailyEnergy'; readonly query: DashboardEnergyQuery }
+  | {
+      readonly id: number;
+      readonly op: 'energy';
+      readonly query: EnergyReportQuery;
+      readonly settings: EnergyReportSettings;
+    }
   | { readonly id: number; readonly op: 'exportNext' }
   | { readonly id: number; readonly op: 'exportClose' }
   | { readonly id: number; readonly op: 'close' };
@@ -52,6 +59,7 @@ export type ReaderResultOf = {
   exportOpen: ExportChunk;
   exportNext: ExportChunk;
   exportClose: undefined;
+  energy: EnergyReport;
   close: undefined;
 };
 

@@ -12,6 +12,12 @@ import {
   type SeriesQuery,
   type SeriesResult,
 } from './dashboard-queries.js';
+import {
+  type EnergyReport,
+  type EnergyReportQuery,
+  type EnergyReportSettings,
+  energyReport,
+} from './energy-report.js';
 import { toStorageError } from './errors.js';
 import { type ExportChunk, ExportCursor, type ExportFormat } from './export-format.js';
 import { openReadingsReader, type ReadingsReader, type StoredChannel } from './reader.js';
@@ -119,6 +125,15 @@ export class ReaderSession {
     } catch (error) {
       this.exportClose();
       throw toStorageError(error, `export from ${this.#path}`);
+    }
+  }
+
+  /** Energy and cost per channel and period (its own read transaction on this file). */
+  energy(query: EnergyReportQuery, settings: EnergyReportSettings): EnergyReport {
+    try {
+      return energyReport(this.#path, query, { ...settings, busyTimeoutMs: this.#busyTimeoutMs });
+    } catch (error) {
+      throw toStorageError(error, `energy report from ${this.#path}`);
     }
   }
 

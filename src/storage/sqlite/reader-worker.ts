@@ -45,6 +45,8 @@ function handle(request: ReaderRequest): unknown {
       return open().exportOpen(request.query, request.format, request.chunkRows);
     case 'exportNext':
       return open().exportNext();
+    case 'energy':
+      return open().energy(request.query, request.settings);
     case 'exportClose':
       open().exportClose();
       return undefined;

@@ -16,6 +16,7 @@ import {
 import { KasaStorageCode, StorageError } from '../errors.js';
 import { type Db, openReadonly } from './connection.js';
 import { toStorageError } from './errors.js';
+import { type EnergyFill, readFills } from './fills.js';
 import { bucketFromRow, foldTail, RollupQueries, type RollupRow, TIER_TABLES } from './rollups.js';
 import { assertReadableSchema } from './schema.js';
 
@@ -183,6 +184,17 @@ export class RollupReader {
       buckets: [...stored, ...tail.buckets],
       gaps: [...gaps.values()].sort((a, b) => a.fromMs - b.fromMs),
     };
+  }
+
+  /** Stored rows of `tier` with start in [fromMs, toMs), as an array (one cached statement: many small reads). */
+  storedRows(channel: RollupChannel, tier: Tier, fromMs: number, toMs: number): Bucket[] {
+    const calendar = this.#calendars[tier];
+    return this.#queries.allRows(tier, channel.id, fromMs, toMs).map((row) => bucketFromRow(calendar, row));
+  }
+
+  /** Gap fills from the plugs' own statistics overlapping [fromMs, toMs). */
+  fills(channel: RollupChannel, fromMs: number, toMs: number): EnergyFill[] {
+    return readFills(this.#db, channel.deviceId, fromMs, toMs);
   }
 
   close(): void {

@@ -1,0 +1,56 @@
+/**
+ * One backfill run in a worker thread: its SQLite reads (gaps, measured energy per day) and its
+ * write (the fills) never block the daemon's event loop. It gets the plugs' endpoints and sysinfo,
+ * opens connections of its own, answers with the run's report, and ends.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { LegacyStatsSource } from '../discovery/energy-stats.js';
+import { KasaClient, type KasaSysinfo, type RequestOptions } from '../discovery/kasa.js';
+import { createSilentLogger } from '../log/logger.js';
+import { Backfill, type BackfillOptions, type BackfillReport } from './backfill.js';
+
+export interface BackfillWorkerTarget {
+  readonly deviceId: string;
+  readonly host: string;
+  readonly port: number;
+  readonly sysinfo: KasaSysinfo;
+  readonly channels: readonly { readonly channel: string; readonly childId: string | null }[];
+}
+
+export interface BackfillWorkerData {
+  readonly options: BackfillOptions;
+  readonly request: RequestOptions;
+  readonly targets: readonly BackfillWorkerTarget[];
+  readonly nowMs: number;
+}
+
+export type BackfillWorkerResult =
+  | { readonly ok: true; readonly report: BackfillReport }
+  | { readonly ok: false; readonly error: string };
+
+if (parentPort === null) throw new Error('backfill-worker.js must run in a worker thread');
+const port = parentPort;
+const data = workerData as BackfillWorkerData;
+
+const client = new KasaClient(createSilentLogger(), { sharedSocketTimeoutMs: 1000 });
+const connections = data.targets.map((t) => client.connect(t.sysinfo, { host: t.host, port: t.port }));
+new Backfill(data.options)
+  .run(
+    data.targets.map((t, i) => ({
+      deviceId: t.deviceId,
+      channels: t.channels,
+      stats: new LegacyStatsSource(connections[i] as NonNullable<(typeof connections)[number]>, data.request),
+    })),
+    data.nowMs,
+  )
+  .then(
+    (report): BackfillWorkerResult => ({ ok: true, report }),
+    (error: unknown): BackfillWorkerResult => ({
+      ok: false,
+      error: error instanceof Error ? error.message : String(error),
+    }),
+  )
+  .then((result) => {
+    for (const c of connections) c.close();
+    port.postMessage(result);
+  });

@@ -1,0 +1,50 @@
+import type { Config } from '../config/index.js';
+import { discoveryOptions } from '../daemon-options.js';
+import { Discovery } from '../discovery/discovery.js';
+import { LegacyStatsSource } from '../discovery/energy-stats.js';
+import type { DeviceRegistry } from '../discovery/registry.js';
+import type { Logger } from '../log/logger.js';
+import { Backfill, type BackfillReport, type BackfillTarget, logBackfill } from './backfill.js';
+
+/**
+ * The plugs a backfill can ask: every online plug with a meter in the registry, through its legacy
+ * connection. Smart (KLAP) plugs get their own EnergyStatsSource when their transport lands.
+ */
+export function backfillTargets(
+  registry: DeviceRegistry,
+  request: { readonly transport: 'udp' | 'tcp'; readonly timeoutMs: number },
+): BackfillTarget[] {
+  return registry.pollTargets().map((t) => ({
+    deviceId: t.deviceId,
+    channels: t.channels,
+    stats: new LegacyStatsSource(t.connection, request),
+  }));
+}
+
+/** `kasa-monitor energy --backfill`: one discovery round, then one backfill run over what it found. */
+export async function backfillOnce(
+  config: Config,
+  logger: Logger,
+  nowMs = Date.now(),
+): Promise<BackfillReport> {
+  const discovery = new Discovery(discoveryOptions(config), logger.child({ component: 'discovery' }));
+  try {
+    await discovery.runRound();
+    const backfill = new Backfill({
+      dbPath: config.storage.sqlite.path,
+      timeZone: config.time_zone,
+      gapLimitMs: config.storage.rollups.gap_limit,
+    });
+    const report = await backfill.run(
+      backfillTargets(discovery.registry, {
+        transport: config.polling.transport,
+        timeoutMs: config.polling.timeout,
+      }),
+      nowMs,
+    );
+    logBackfill(report, logger.child({ component: 'backfill' }), config.time_zone, new Set());
+    return report;
+  } finally {
+    await discovery.stop();
+  }
+}
