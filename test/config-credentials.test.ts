@@ -271,8 +271,8 @@ discovery: { broadcast: "${USER}" }
     }
     const log = JSON.stringify(lines());
     assert.ok(
-      lines().some((l) => l.msg === 'starting'),
-      'the config was logged at start',
+      lines().some((l) => l.msg === 'configuration' && l['config'] !== undefined),
+      'the whole config was logged (at debug) at start',
     );
     assert.ok(!log.includes(USER) && !log.includes(PASSWORD.trim()), 'account in the logs');
   });
