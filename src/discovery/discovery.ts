@@ -1,5 +1,5 @@
 import type { Logger } from '../log/logger.js';
-import { type Endpoint, type ProbeResult, probe } from './kasa.js';
+import { type Endpoint, type ProbeReply, type ProbeResult, probe } from './kasa.js';
 import { DeviceRegistry, type DeviceSnapshot } from './registry.js';
 
 export interface DiscoveryOptions {
@@ -182,7 +182,7 @@ export class Discovery {
       this.#receiveBuffer = result.receiveBufferBytes;
       this.#lastRoundAtMs = startedAt;
       this.#lastRoundDurationMs = result.durationMs;
-      this.#lastRoundFound = result.replies.length;
+      this.#lastRoundFound = new Set(result.replies.map((r) => r.sysinfo.deviceId)).size;
       if (abort.signal.aborted) return result; // stopped mid-round: do not count misses
       const now = Date.now();
       const seen = new Set<string>();
@@ -196,7 +196,7 @@ export class Discovery {
       }
       this.logger.debug(
         {
-          found: result.replies.length,
+          found: this.#lastRoundFound,
           garbage: result.garbage,
           durationMs: Math.round(result.durationMs),
           receiveBufferBytes: result.receiveBufferBytes,
@@ -242,7 +242,11 @@ export async function discoverOnce(options: DiscoverOnceOptions): Promise<Discov
     timeoutMs: options.timeoutMs,
     receiveBufferBytes: options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER_BYTES,
   });
-  return result.replies
+  const firstPerDevice = new Map<string, ProbeReply>();
+  for (const reply of result.replies) {
+    if (!firstPerDevice.has(reply.sysinfo.deviceId)) firstPerDevice.set(reply.sysinfo.deviceId, reply);
+  }
+  return [...firstPerDevice.values()]
     .map((r) => ({
       id: r.sysinfo.deviceId,
       alias: r.sysinfo.alias,
