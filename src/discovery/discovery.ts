@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js';
 import { type Endpoint, type ProbeReply, type ProbeResult, probe } from './kasa.js';
-import { DeviceRegistry, type DeviceSnapshot } from './registry.js';
+import { DeviceRegistry, type DeviceSnapshot, type IdentityConflict } from './registry.js';
 
 export interface DiscoveryOptions {
   /** Broadcast addresses (e.g. 255.255.255.255 on a LAN, 127.255.255.255 for simulated plugs). */
@@ -34,6 +34,8 @@ export interface DiscoveryStats {
   /** Receive buffer the kernel granted in the last round. */
   readonly receiveBufferBytes: number | null;
   readonly running: boolean;
+  /** Identities claimed twice right now (a spoofed deviceId, a strip child id equal to a plug's). */
+  readonly identityConflicts: readonly IdentityConflict[];
 }
 
 /** Parses 'host' or 'host:port' (IPv4 or name). Throws RangeError on a bad port. */
@@ -137,6 +139,7 @@ export class Discovery {
       garbageReplies: this.#garbage,
       receiveBufferBytes: this.#receiveBuffer,
       running: this.#running,
+      identityConflicts: this.registry.conflicts(),
     };
   }
 

@@ -75,8 +75,6 @@ export interface RegistryCounts {
   readonly channels: number;
   /** Meter channels of online devices (what a tick polls). */
   readonly onlineChannels: number;
-  /** Identities claimed twice right now (see IdentityConflict). */
-  readonly conflicts: readonly IdentityConflict[];
 }
 
 /** What the poller needs to poll one device: its connection and its channels in outlet order. */
@@ -95,7 +93,6 @@ export interface RegistryOptions {
 interface Contest {
   readonly endpoint: Endpoint;
   readonly sysinfo: KasaSysinfo;
-  readonly round: number;
 }
 
 interface ConflictRecord {
@@ -282,7 +279,7 @@ export class DeviceRegistry {
       return;
     }
     // The device known first wins while it still answers at its address: check that before moving.
-    existing.contest = { endpoint, sysinfo, round: this.#round };
+    existing.contest = { endpoint, sysinfo };
     if (how === 'discovery' && existing.seenRound === this.#round) this.#confirmConflict(existing, nowMs);
     else {
       this.logger.debug(
@@ -480,9 +477,9 @@ export class DeviceRegistry {
         this.#dropConflict(key, nowMs);
     }
     for (const entry of this.#entries.values()) {
-      // A claim from another address that the known one did not answer against for a whole round wins.
+      // A claim from another address wins when the known address did not answer this round.
       const contest = entry.contest;
-      if (contest !== null && contest.round < this.#round && entry.seenRound !== this.#round) {
+      if (contest !== null && entry.seenRound !== this.#round) {
         this.#move(entry, contest.endpoint, contest.sysinfo, nowMs);
       }
     }
@@ -572,15 +569,7 @@ export class DeviceRegistry {
       if (isOnline && isPolled(entry.sysinfo)) onlineChannels += entry.channels.length;
     }
     const devices = this.#entries.size;
-    return {
-      devices,
-      online,
-      offline: devices - online,
-      polled,
-      channels,
-      onlineChannels,
-      conflicts: this.conflicts(),
-    };
+    return { devices, online, offline: devices - online, polled, channels, onlineChannels };
   }
 
   /** Closes every device connection (sockets reopen on the next poll). */

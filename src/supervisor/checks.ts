@@ -363,7 +363,7 @@ function identityCheck(inputs: HealthInputs): HealthCheck {
   return {
     name: 'identity',
     run() {
-      const conflicts = inputs.status()?.devices.conflicts ?? [];
+      const conflicts = inputs.status()?.discovery.identityConflicts ?? [];
       if (conflicts.length === 0) return ok('every device identity is claimed once');
       const details = {
         conflicts: conflicts.map((c) => ({
