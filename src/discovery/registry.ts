@@ -183,7 +183,7 @@ export class DeviceRegistry {
     client?: KasaClient,
   ) {
     this.#tolerance = Math.max(1, Math.floor(options.offlineTolerance));
-    this.#client = client ?? new KasaClient(logger);
+    this.#client = client ?? new KasaClient();
   }
 
   /** Subscribes to an event; returns the unsubscribe function. */

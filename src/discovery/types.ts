@@ -35,5 +35,11 @@ export type AnswerFailure = 'timeout' | 'refused' | 'network' | 'malformed';
  * at this address (the legacy transport's sysinfo).
  */
 export type EnergyAnswer<Identity = unknown> =
-  | { readonly ok: true; readonly reply: unknown; readonly responder: Responder; readonly identity: Identity }
+  | {
+      readonly ok: true;
+      readonly reply: unknown;
+      /** Null only when the request did not ask (`identify: false`, see EnergyRequest). */
+      readonly responder: Responder | null;
+      readonly identity: Identity | null;
+    }
   | { readonly ok: false; readonly failure: AnswerFailure; readonly detail: string };
