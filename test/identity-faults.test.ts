@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { afterEach, describe, test } from 'node:test';
 import { Discovery } from '../src/discovery/discovery.js';
-import { nestsDeeperThan, parseReply, probe } from '../src/discovery/kasa.js';
+import { type KasaSysinfo, nestsDeeperThan, parseReply, parseSysinfo, probe } from '../src/discovery/kasa.js';
+import { DeviceRegistry } from '../src/discovery/registry.js';
 import { Poller } from '../src/poller/poller.js';
 import { captureLogger } from './helpers/capture-logger.js';
 import { decrypt, encrypt, plugSysinfo, startFakePlug } from './helpers/fake-plug.js';
@@ -160,6 +161,50 @@ describe('a plug that answers is online', () => {
     assert.equal(sink.of(id).length, 9, 'every poll gave a reading');
     const noted = lines().filter((l) => /another address/.test(l.msg ?? ''));
     assert.equal(noted.length, 1, JSON.stringify(noted));
+  });
+});
+
+describe('identity claims', () => {
+  function sysinfo(id: string, alias: string): KasaSysinfo {
+    const parsed = parseSysinfo(plugSysinfo(id, alias));
+    assert.ok(parsed);
+    return parsed;
+  }
+
+  test('a lost discovery reply does not hand a polled device to another address claiming its id', () => {
+    const { logger, lines } = captureLogger('info');
+    const registry = new DeviceRegistry({ offlineTolerance: 3 }, logger);
+    const id = 'ID9K000000000000000000000000000000000011';
+    const X = { host: '127.31.10.1', port: 9999 };
+    const Y = { host: '127.31.10.2', port: 9999 };
+    registry.observe({ ...X, sysinfo: sysinfo(id, 'Real') });
+    registry.endRound(new Set([id]));
+    registry.recordPoll(id, true);
+    // This round only the impostor's reply arrived.
+    registry.observe({ ...Y, sysinfo: sysinfo(id, 'Impostor') });
+    registry.endRound(new Set([id]));
+    assert.equal(registry.get(id)?.host, X.host, 'not moved on a claim alone');
+    assert.equal(registry.get(id)?.alias, 'Real');
+    // The next poll at the known address answers: a conflict, reported once, the known one kept.
+    registry.recordPoll(id, true);
+    assert.equal(registry.get(id)?.host, X.host);
+    assert.equal(registry.conflicts().length, 1);
+    const warned = lines().filter((l) => l.level >= 40 && /conflict/.test(l.msg ?? ''));
+    assert.equal(warned.length, 1);
+    assert.match(warned[0]?.msg ?? '', /127\.31\.10\.1:9999.*127\.31\.10\.2:9999/);
+  });
+
+  test('when the known address stops answering, the other claim wins: the device moved', () => {
+    const registry = new DeviceRegistry({ offlineTolerance: 3 }, captureLogger('warn').logger);
+    const id = 'ID9L000000000000000000000000000000000012';
+    registry.observe({ host: '127.31.10.3', port: 9999, sysinfo: sysinfo(id, 'Plug') });
+    registry.endRound(new Set([id]));
+    registry.recordPoll(id, true);
+    registry.observe({ host: '127.31.10.4', port: 9999, sysinfo: sysinfo(id, 'Plug') });
+    registry.endRound(new Set([id]));
+    registry.recordPoll(id, false);
+    assert.equal(registry.get(id)?.host, '127.31.10.4');
+    assert.deepEqual(registry.conflicts(), []);
   });
 });
 

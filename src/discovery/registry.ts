@@ -93,6 +93,8 @@ export interface RegistryOptions {
 interface Contest {
   readonly endpoint: Endpoint;
   readonly sysinfo: KasaSysinfo;
+  /** The discovery round it was claimed in. */
+  readonly round: number;
 }
 
 interface ConflictRecord {
@@ -116,6 +118,8 @@ interface Entry {
   contest: Contest | null;
   /** The other reply address already logged (once per device and address). */
   replyFromLogged: string | null;
+  /** Its last poll answered with its identity proven (false also before any poll). */
+  lastPollAnswered: boolean;
   channels: readonly ChannelInfo[];
   channelsKey: string;
   state: DeviceState;
@@ -218,6 +222,7 @@ export class DeviceRegistry {
   ): void {
     const entry = this.#entries.get(deviceId);
     if (entry !== undefined && sameEndpoint(entry.endpoint, endpoint)) {
+      entry.lastPollAnswered = false;
       this.logger.info(
         {
           deviceId,
@@ -279,7 +284,7 @@ export class DeviceRegistry {
       return;
     }
     // The device known first wins while it still answers at its address: check that before moving.
-    existing.contest = { endpoint, sysinfo };
+    existing.contest = { endpoint, sysinfo, round: this.#round };
     if (how === 'discovery' && existing.seenRound === this.#round) this.#confirmConflict(existing, nowMs);
     else {
       this.logger.debug(
@@ -296,6 +301,7 @@ export class DeviceRegistry {
       seenRound: how === 'discovery' ? this.#round : -1,
       contest: null,
       replyFromLogged: null,
+      lastPollAnswered: false,
       channels: [],
       channelsKey: '',
       state: { kind: 'online', since: nowMs },
@@ -363,6 +369,7 @@ export class DeviceRegistry {
     existing.contest = null;
     existing.endpoint = endpoint;
     existing.seenRound = -1;
+    existing.lastPollAnswered = false;
     existing.connection?.retarget(endpoint);
     existing.target = null;
     this.#dropConflict(`device:${sysinfo.deviceId}`, nowMs);
@@ -477,9 +484,13 @@ export class DeviceRegistry {
         this.#dropConflict(key, nowMs);
     }
     for (const entry of this.#entries.values()) {
-      // A claim from another address wins when the known address did not answer this round.
+      // A claim from another address wins when the known address did not answer this round, unless
+      // the device's last poll answered there: then its next poll decides (a lost discovery reply
+      // must not hand the id to an impostor), within two rounds at most.
       const contest = entry.contest;
-      if (contest !== null && entry.seenRound !== this.#round) {
+      const pollsAnswer =
+        entry.lastPollAnswered && entry.state.kind === 'online' && this.#round - (contest?.round ?? 0) < 2;
+      if (contest !== null && entry.seenRound !== this.#round && !pollsAnswer) {
         this.#move(entry, contest.endpoint, contest.sysinfo, nowMs);
       }
     }
@@ -502,6 +513,7 @@ export class DeviceRegistry {
   recordPoll(deviceId: string, answered: boolean, nowMs: number = Date.now()): void {
     const entry = this.#entries.get(deviceId);
     if (entry === undefined) return;
+    entry.lastPollAnswered = answered;
     if (answered) {
       entry.failedPolls = 0;
       entry.lastSeenMs = nowMs;
