@@ -347,7 +347,9 @@ export class Poller {
           unanswered = isTransientDeviceFailure(answer.failure);
           this.#failed(target.deviceId, channel, answer.failure, answer.detail);
           // The device is not answering: its other outlets would only time out one after another.
-          break;
+          // A garbled answer (malformed) says nothing about the next outlet: go on.
+          if (unanswered) break;
+          continue;
         }
         if (answer.responder !== null && !isExpected(target, answer.responder)) {
           // Never file another device's reading under this one; the registry logs the change once.
