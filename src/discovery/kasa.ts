@@ -145,7 +145,8 @@ export function parseSysinfo(sysinfo: Record<string, unknown>): KasaSysinfo | nu
       outlets.push({ id: fullChildId(deviceId, child['id']), alias: childAlias });
     }
   }
-  // Mirrors the library's isPlugSysinfo(), so getDeviceFromSysInfo() will not throw on it.
+  // Mirrors the library's isPlugSysinfo(): the fields of a plug we know how to poll (and the bench's
+  // bare-library baseline can build a device object from).
   const isPlug =
     /plug/i.test(type) &&
     ('mac' in sysinfo || 'ethernet_mac' in sysinfo) &&
