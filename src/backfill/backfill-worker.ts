@@ -6,7 +6,6 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { LegacyStatsSource } from '../discovery/energy-stats.js';
 import { KasaClient, type KasaSysinfo, type RequestOptions } from '../discovery/kasa.js';
-import { createSilentLogger } from '../log/logger.js';
 import { Backfill, type BackfillOptions, type BackfillReport } from './backfill.js';
 
 export interface BackfillWorkerTarget {
@@ -32,7 +31,8 @@ if (parentPort === null) throw new Error('backfill-worker.js must run in a worke
 const port = parentPort;
 const data = workerData as BackfillWorkerData;
 
-const client = new KasaClient(createSilentLogger(), { sharedSocketTimeoutMs: 1000 });
+// Each connection has its own sockets, closed when the run ends, so the worker can exit.
+const client = new KasaClient();
 const connections = data.targets.map((t) => client.connect(t.sysinfo, { host: t.host, port: t.port }));
 new Backfill(data.options)
   .run(

@@ -6,15 +6,19 @@
  * socket keeps the kernel's default receive buffer (about 208 KiB), and with a few hundred plugs
  * answering one broadcast at once the replies overflow it and are silently lost (measured: 500
  * simulated plugs took 3.5-19 s to be found instead of 81 ms with a 4 MiB buffer).
- * Energy requests go through the library's device objects (shared UDP socket or one TCP connection
- * per request), and come back as the decoded text for our own validation (src/poller/normalise.ts).
+ * Energy requests go out on our own sockets too (udp-request.ts, tcp-frame.ts: bounded replies, no
+ * per-request overhead), each with `system.get_sysinfo` so that every answer says which device sent
+ * it; the library remains for the benchmarks' bare-library baseline (`BareLibrary`).
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
-import type { Logger as ApiLogger, Client, Plug, Sysinfo } from 'tplink-smarthome-api';
+import type { Logger as ApiLogger, Client } from 'tplink-smarthome-api';
 import tplink from 'tplink-smarthome-api';
-import { decrypt, encrypt } from 'tplink-smarthome-crypto';
+import { decrypt, encrypt, encryptWithHeader } from 'tplink-smarthome-crypto';
 import type { Logger } from '../log/logger.js';
+import { requestFrame } from './tcp-frame.js';
+import type { AnswerFailure, EnergyAnswer, Responder } from './types.js';
+import { type DatagramResult, UdpRequester } from './udp-request.js';
 
 /** Where a device answers: an IPv4 address (or host name) and a UDP/TCP port (9999 on real plugs). */
 export interface Endpoint {
@@ -54,17 +58,60 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 /**
- * Parses a decoded discovery reply (`{"system":{"get_sysinfo":{...}}}`). Returns null for anything
- * that is not a usable sysinfo (garbage, an error code, a missing deviceId ...).
+ * Deepest nesting of objects and arrays accepted in a device reply. A sysinfo nests 5 deep (a strip
+ * outlet's `next_action`); anything much deeper is a malformed reply, refused before it is parsed, so
+ * that it cannot exhaust the stack later (structuredClone, JSON.stringify in a log line).
  */
-export function parseSysinfoResponse(text: string): KasaSysinfo | null {
+export const MAX_REPLY_NESTING = 16;
+
+/** Whether `text` nests objects/arrays deeper than `max` (brackets inside strings do not count). */
+export function nestsDeeperThan(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+/** Parses a decoded device reply into an object, or says why it is not one (a malformed reply). */
+export function parseReply(
+  text: string,
+):
+  | { readonly ok: true; readonly value: Record<string, unknown> }
+  | { readonly ok: false; readonly detail: string } {
+  if (nestsDeeperThan(text, MAX_REPLY_NESTING)) {
+    return { ok: false, detail: `reply nests deeper than ${MAX_REPLY_NESTING} levels` };
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
-    return null;
+    return { ok: false, detail: `not JSON (${text.length} chars)` };
   }
-  if (!isRecord(parsed)) return null;
+  if (!isRecord(parsed)) return { ok: false, detail: 'reply is not an object' };
+  return { ok: true, value: parsed };
+}
+
+/**
+ * Parses a decoded discovery reply (`{"system":{"get_sysinfo":{...}}}`). Returns null for anything
+ * that is not a usable sysinfo (garbage, an error code, a missing deviceId ...).
+ */
+export function parseSysinfoResponse(text: string): KasaSysinfo | null {
+  const reply = parseReply(text);
+  if (!reply.ok) return null;
+  const parsed = reply.value;
   const system = parsed['system'];
   if (!isRecord(system)) return null;
   const sysinfo = system['get_sysinfo'];
@@ -98,7 +145,8 @@ export function parseSysinfo(sysinfo: Record<string, unknown>): KasaSysinfo | nu
       outlets.push({ id: fullChildId(deviceId, child['id']), alias: childAlias });
     }
   }
-  // Mirrors the library's isPlugSysinfo(), so getDeviceFromSysInfo() will not throw on it.
+  // Mirrors the library's isPlugSysinfo(): the fields of a plug we know how to poll (and the bench's
+  // bare-library baseline can build a device object from).
   const isPlug =
     /plug/i.test(type) &&
     ('mac' in sysinfo || 'ethernet_mac' in sysinfo) &&
@@ -128,14 +176,22 @@ export interface ProbeReply extends Endpoint {
   readonly sysinfo: KasaSysinfo;
   /** Milliseconds from the first packet sent to this reply. */
   readonly elapsedMs: number;
+  /**
+   * A static host answered from another address than the one asked: `host:port` is the address
+   * asked (where requests reach it), this is where the reply came from.
+   */
+  readonly replyFrom?: Endpoint;
 }
 
 export interface ProbeResult {
-  /** One reply per deviceId (the first one received). */
+  /**
+   * One reply per deviceId and reply address (the first one received): two addresses answering as
+   * one deviceId are both reported, for the registry to see the conflict.
+   */
   readonly replies: readonly ProbeReply[];
   /** Replies that did not decode to a usable sysinfo. */
   readonly garbage: number;
-  /** Further replies from a deviceId already seen this round. */
+  /** Further replies from a deviceId and address already seen this round. */
   readonly duplicates: number;
   /** Destinations the packet could not be sent to. */
   readonly sendErrors: readonly { readonly target: string; readonly error: string }[];
@@ -171,12 +227,17 @@ function sendTo(socket: Socket, packet: Buffer, target: Endpoint): Promise<strin
  * One discovery round: sends the encrypted sysinfo request to every broadcast address and every
  * static host, then collects and decodes replies until `timeoutMs` (or earlier when only static hosts
  * were asked and each has answered). Throws only when no packet could be sent at all.
+ *
+ * Each static host is asked from a socket of its own, so a reply is attributed to the host asked
+ * whatever address it comes from: a round ends early when every host has answered (counted by host,
+ * not by reply address), and a plug that answers from another address is polled where it is asked.
  */
 export async function probe(options: ProbeOptions): Promise<ProbeResult> {
   const started = performance.now();
-  const socket = createSocket({ type: 'udp4' });
+  const broadcastSocket = createSocket({ type: 'udp4' });
+  const hostSockets = options.hosts.map(() => createSocket({ type: 'udp4' }));
   const replies = new Map<string, ProbeReply>();
-  const sources = new Set<string>();
+  const answeredHosts = new Set<number>();
   const staticOnly = options.broadcast.length === 0;
   let garbage = 0;
   let duplicates = 0;
@@ -190,7 +251,8 @@ export async function probe(options: ProbeOptions): Promise<ProbeResult> {
   options.signal?.addEventListener('abort', onAbort, { once: true });
   if (options.signal?.aborted) finish();
 
-  socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
+  /** `hostIndex`: the static host whose socket received it; null for the broadcast socket. */
+  const onMessage = (msg: Buffer, rinfo: RemoteInfo, hostIndex: number | null): void => {
     let sysinfo: KasaSysinfo | null = null;
     try {
       sysinfo = parseSysinfoResponse(decrypt(msg).toString('utf8'));
@@ -201,40 +263,49 @@ export async function probe(options: ProbeOptions): Promise<ProbeResult> {
       garbage++;
       return;
     }
-    sources.add(`${rinfo.address}:${rinfo.port}`);
-    if (replies.has(sysinfo.deviceId)) {
-      duplicates++;
-    } else {
-      replies.set(sysinfo.deviceId, {
-        host: rinfo.address,
-        port: rinfo.port,
+    const key = `${sysinfo.deviceId}|${rinfo.address}:${rinfo.port}`;
+    const asked = hostIndex === null ? undefined : options.hosts[hostIndex];
+    const previous = replies.get(key);
+    if (previous !== undefined) duplicates++;
+    if (previous === undefined || (asked !== undefined && previous.replyFrom === undefined)) {
+      const from = { host: rinfo.address, port: rinfo.port };
+      const differs = asked !== undefined && (asked.host !== from.host || asked.port !== from.port);
+      replies.set(key, {
+        host: asked?.host ?? from.host,
+        port: asked?.port ?? from.port,
         sysinfo,
-        elapsedMs: performance.now() - started,
+        elapsedMs: previous?.elapsedMs ?? performance.now() - started,
+        ...(differs ? { replyFrom: from } : {}),
       });
     }
-    if (staticOnly && sources.size >= options.hosts.length) finish();
+    if (hostIndex !== null) answeredHosts.add(hostIndex);
+    if (staticOnly && answeredHosts.size >= options.hosts.length) finish();
+  };
+  broadcastSocket.on('message', (msg: Buffer, rinfo: RemoteInfo) => onMessage(msg, rinfo, null));
+  hostSockets.forEach((socket, i) => {
+    socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => onMessage(msg, rinfo, i));
   });
   // Errors on an unconnected UDP socket (e.g. ICMP noise) must neither end nor crash the round.
-  socket.on('error', () => {});
+  for (const socket of [broadcastSocket, ...hostSockets]) socket.on('error', () => {});
 
   try {
-    await bindSocket(socket);
-    socket.setBroadcast(true);
+    await Promise.all([broadcastSocket, ...hostSockets].map((socket) => bindSocket(socket)));
+    broadcastSocket.setBroadcast(true);
     try {
-      socket.setRecvBufferSize(options.receiveBufferBytes);
+      broadcastSocket.setRecvBufferSize(options.receiveBufferBytes);
     } catch {
       // A kernel refusing the size keeps its default; replies may then be lost with many plugs.
     }
-    const granted = socket.getRecvBufferSize();
+    const granted = broadcastSocket.getRecvBufferSize();
 
     const packet = encrypt(SYSINFO_REQUEST);
-    const targets: Endpoint[] = [
-      ...options.broadcast.map((host) => ({ host, port: options.port })),
-      ...options.hosts,
+    const targets: { socket: Socket; target: Endpoint }[] = [
+      ...options.broadcast.map((host) => ({ socket: broadcastSocket, target: { host, port: options.port } })),
+      ...options.hosts.map((target, i) => ({ socket: hostSockets[i] ?? broadcastSocket, target })),
     ];
     if (targets.length === 0) finish();
     const sendResults = await Promise.all(
-      targets.map(async (target) => ({ target, error: await sendTo(socket, packet, target) })),
+      targets.map(async ({ socket, target }) => ({ target, error: await sendTo(socket, packet, target) })),
     );
     const sendErrors = sendResults
       .filter((r): r is { target: Endpoint; error: string } => r.error !== null)
@@ -256,7 +327,7 @@ export async function probe(options: ProbeOptions): Promise<ProbeResult> {
   } finally {
     clearTimeout(timer);
     options.signal?.removeEventListener('abort', onAbort);
-    socket.close();
+    for (const socket of [broadcastSocket, ...hostSockets]) socket.close();
   }
 }
 
@@ -265,13 +336,22 @@ export type RequestFailure = 'timeout' | 'refused' | 'network';
 
 export type RawResponse =
   | { readonly ok: true; readonly text: string }
-  | { readonly ok: false; readonly failure: RequestFailure; readonly detail: string };
+  | { readonly ok: false; readonly failure: AnswerFailure; readonly detail: string };
 
 export type Transport = 'udp' | 'tcp';
 
 export interface RequestOptions {
   readonly transport: Transport;
   readonly timeoutMs: number;
+}
+
+export interface EnergyRequestOptions extends RequestOptions {
+  /**
+   * Ask who answers in the same request (default true). The poller asks on the first request of
+   * each device's job; a strip's further outlets, polled right after on the same connection, skip
+   * it: the strip's sysinfo is 1.5 KiB, six times per strip would be most of the CPU per reading.
+   */
+  readonly identify?: boolean;
 }
 
 /** A library logger that forwards to ours at debug: the library logs every timeout as an error. */
@@ -284,15 +364,6 @@ function apiLogger(logger: Logger): ApiLogger {
   return { debug: forward, info: forward, warn: forward, error: forward };
 }
 
-function classify(err: unknown): { failure: RequestFailure; detail: string } {
-  const message = err instanceof Error ? err.message : String(err);
-  const detail = message.split('\n', 1)[0] ?? message;
-  const code = isRecord(err) ? err['code'] : undefined;
-  if (/timeout/i.test(detail)) return { failure: 'timeout', detail };
-  if (code === 'ECONNREFUSED') return { failure: 'refused', detail };
-  return { failure: 'network', detail: typeof code === 'string' ? `${code}: ${detail}` : detail };
-}
-
 const REALTIME_REQUEST = '{"emeter":{"get_realtime":{}}}';
 
 /** The `get_realtime` payload for a plug, or for one outlet of a strip. */
@@ -302,27 +373,51 @@ export function realtimePayload(childId: string | null): string {
     : `{"context":{"child_ids":[${JSON.stringify(childId)}]},"emeter":{"get_realtime":{}}}`;
 }
 
-/**
- * Beyond the library's own per-request timer, a request is abandoned after this much extra time:
- * a poll is bounded by its timeout whatever the library does.
- */
-const GUARD_MS = 250;
+const ENERGY_REQUEST = '{"system":{"get_sysinfo":{}},"emeter":{"get_realtime":{}}}';
 
 /**
- * The connection to one device, through the library's device object. Re-targeted (sockets closed,
- * device object rebuilt) when the device is found at another address.
+ * The energy query with the device's identity in the same request: the legacy protocol answers
+ * several modules at once, so every poll says who answered (deviceId, and a strip's child ids).
+ */
+export function energyPayload(childId: string | null): string {
+  return childId === null
+    ? ENERGY_REQUEST
+    : `{"context":{"child_ids":[${JSON.stringify(childId)}]},"system":{"get_sysinfo":{}},"emeter":{"get_realtime":{}}}`;
+}
+
+/** The legacy transport's energy answer: the responder's sysinfo is what the registry learns. */
+export type KasaEnergyAnswer = EnergyAnswer<KasaSysinfo>;
+
+/** Reads the responder out of a reply to `energyPayload()`; null when it carries no usable sysinfo. */
+export function responderOf(
+  reply: Record<string, unknown>,
+): { responder: Responder; sysinfo: KasaSysinfo } | null {
+  const system = reply['system'];
+  if (!isRecord(system)) return null;
+  const raw = system['get_sysinfo'];
+  if (!isRecord(raw)) return null;
+  const sysinfo = parseSysinfo(raw);
+  if (sysinfo === null) return null;
+  return { responder: { deviceId: sysinfo.deviceId, childIds: sysinfo.outlets.map((o) => o.id) }, sysinfo };
+}
+
+/**
+ * The connection to one device: UDP on a socket of its own (src/discovery/udp-request.ts) or one
+ * TCP connection per request (src/discovery/tcp-frame.ts). Re-targeted (socket closed) when the
+ * device is found at another address.
  */
 export class KasaConnection {
-  #device: Plug | null = null;
   #endpoint: Endpoint;
+  readonly #udp = new UdpRequester();
+  /** Encrypted requests, made once per payload: UDP as is, TCP with its length header. */
+  readonly #packets = new Map<string, { udp?: Buffer; tcp?: Buffer }>();
   readonly #payloads = new Map<string | null, string>();
+  readonly #realtimePayloads = new Map<string | null, string>();
 
   constructor(
-    private readonly client: Client,
     /** The sysinfo the device answered discovery with. */
     readonly sysinfo: KasaSysinfo,
     endpoint: Endpoint,
-    private readonly sharedSocketTimeoutMs: number,
   ) {
     this.#endpoint = endpoint;
   }
@@ -339,92 +434,65 @@ export class KasaConnection {
   }
 
   /**
-   * Sends `emeter.get_realtime` (for `childId`'s outlet when given) and resolves with the decoded
-   * response text, or with the reason there is none. Never rejects.
+   * Sends `emeter.get_realtime` (for `childId`'s outlet when given) together with
+   * `system.get_sysinfo`, and resolves with the parsed reply and who sent it, or with the reason
+   * there is none. Never rejects.
    */
-  async getRealtime(childId: string | null, options: RequestOptions): Promise<RawResponse> {
-    let payload = this.#payloads.get(childId);
+  async getEnergy(childId: string | null, options: EnergyRequestOptions): Promise<KasaEnergyAnswer> {
+    const identify = options.identify ?? true;
+    const payloads = identify ? this.#payloads : this.#realtimePayloads;
+    let payload = payloads.get(childId);
     if (payload === undefined) {
-      payload = realtimePayload(childId);
-      this.#payloads.set(childId, payload);
+      payload = identify ? energyPayload(childId) : realtimePayload(childId);
+      payloads.set(childId, payload);
     }
-    return this.send(payload, options);
+    const response = await this.send(payload, options);
+    if (!response.ok) return response;
+    const parsed = parseReply(response.text);
+    if (!parsed.ok) return { ok: false, failure: 'malformed', detail: parsed.detail };
+    if (!identify) return { ok: true, reply: parsed.value, responder: null, identity: null };
+    const who = responderOf(parsed.value);
+    if (who === null) {
+      return {
+        ok: false,
+        failure: 'malformed',
+        detail: 'the answer does not say which device sent it (no sysinfo)',
+      };
+    }
+    return { ok: true, reply: parsed.value, responder: who.responder, identity: who.sysinfo };
   }
 
   /** Sends any payload; resolves with the decoded text or a failure. Never rejects. */
   async send(payload: string, options: RequestOptions): Promise<RawResponse> {
-    let device: Plug;
-    try {
-      device = this.#deviceObject();
-    } catch (err) {
-      return { ok: false, failure: 'network', detail: err instanceof Error ? err.message : String(err) };
+    const { host, port } = this.#endpoint;
+    let packets = this.#packets.get(payload);
+    if (packets === undefined) {
+      packets = {};
+      // Only the poller's few fixed payloads repeat; anything else is not worth keeping.
+      if (this.#packets.size < 32) this.#packets.set(payload, packets);
     }
-    let guard: NodeJS.Timeout | undefined;
-    const guardFired = new Promise<RawResponse>((resolve) => {
-      guard = setTimeout(() => {
-        // The library did not settle in time: drop its sockets so the next poll starts clean.
-        device.closeConnection();
-        resolve({ ok: false, failure: 'timeout', detail: `no answer within ${options.timeoutMs} ms` });
-      }, options.timeoutMs + GUARD_MS);
-    });
-    const request = device
-      .send(payload, {
-        transport: options.transport,
-        timeout: options.timeoutMs,
-        useSharedSocket: true,
-        sharedSocketTimeout: this.sharedSocketTimeoutMs,
-      })
-      .then(
-        (text): RawResponse => ({ ok: true, text: typeof text === 'string' ? text : String(text) }),
-        (err: unknown): RawResponse => ({ ok: false, ...classify(err) }),
-      );
-    try {
-      return await Promise.race([request, guardFired]);
-    } finally {
-      clearTimeout(guard);
+    let result: DatagramResult;
+    if (options.transport === 'tcp') {
+      packets.tcp ??= encryptWithHeader(payload);
+      result = await requestFrame(host, port, packets.tcp, { timeoutMs: options.timeoutMs });
+    } else {
+      packets.udp ??= encrypt(payload);
+      result = await this.#udp.request(host, port, packets.udp, options.timeoutMs);
     }
+    if (!result.ok) return result;
+    return { ok: true, text: decrypt(result.body).toString('utf8') };
   }
 
   /** Closes the device's sockets (a later request opens new ones). */
   close(): void {
-    const device = this.#device;
-    this.#device = null;
-    if (device !== null) device.closeConnection();
-  }
-
-  #deviceObject(): Plug {
-    if (this.#device === null) {
-      // structuredClone: the library normalises children ids in place.
-      const sysInfo = structuredClone(this.sysinfo.raw) as unknown as Sysinfo;
-      const device = this.client.getDeviceFromSysInfo(sysInfo, {
-        client: this.client,
-        host: this.#endpoint.host,
-        port: this.#endpoint.port,
-      });
-      if (!(device instanceof tplink.Plug)) throw new Error(`${this.sysinfo.model} is not a plug`);
-      this.#device = device;
-    }
-    return this.#device;
+    this.#udp.close();
   }
 }
 
-export interface KasaClientOptions {
-  /** How long an idle shared UDP socket stays open (the library's `sharedSocketTimeout`). */
-  readonly sharedSocketTimeoutMs?: number;
-}
-
-/** Factory of device connections around one library `Client`. */
+/** Factory of device connections. */
 export class KasaClient {
-  readonly #client: Client;
-  readonly #sharedSocketTimeoutMs: number;
-
-  constructor(logger: Logger, options: KasaClientOptions = {}) {
-    this.#client = new tplink.Client({ logger: apiLogger(logger) });
-    this.#sharedSocketTimeoutMs = options.sharedSocketTimeoutMs ?? 60_000;
-  }
-
   connect(sysinfo: KasaSysinfo, endpoint: Endpoint): KasaConnection {
-    return new KasaConnection(this.#client, sysinfo, endpoint, this.#sharedSocketTimeoutMs);
+    return new KasaConnection(sysinfo, endpoint);
   }
 }
 

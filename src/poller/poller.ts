@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
-import type { RequestFailure, Transport } from '../discovery/kasa.js';
+import type { Endpoint, Transport } from '../discovery/kasa.js';
 import type { PollTarget } from '../discovery/registry.js';
+import type { AnswerFailure, Responder } from '../discovery/types.js';
 import type { Logger } from '../log/logger.js';
 import {
   DeviceBackoff,
@@ -41,8 +42,12 @@ export function deviceBackoffOptions(options: PollerOptions): DeviceBackoffOptio
   };
 }
 
-/** Why a request gave no reading: no answer (transport) or an answer rejected by normalise. */
-export type PollFailure = RequestFailure | RejectReason;
+/**
+ * Why a request gave no reading: no answer (transport), an answer that is not one (`malformed`), an
+ * answer from another device than the one polled (`other-device`: its address changed hands), or
+ * an answer rejected by normalise.
+ */
+export type PollFailure = AnswerFailure | RejectReason | 'other-device';
 
 export const POLL_FAILURES: readonly PollFailure[] = [
   'timeout',
@@ -51,12 +56,29 @@ export const POLL_FAILURES: readonly PollFailure[] = [
   'malformed',
   'error-code',
   'implausible',
+  'other-device',
 ];
 
 /** What the poller needs from the registry (DeviceRegistry implements it). */
 export interface PollSource {
   pollTargets(): readonly PollTarget[];
-  recordPoll(deviceId: string, ok: boolean, nowMs?: number): void;
+  /**
+   * The outcome of one poll job: `answered` when the device answered and proved who it is (even
+   * with a reading rejected as implausible: a plug that answers is online).
+   */
+  recordPoll(deviceId: string, answered: boolean, nowMs?: number): void;
+  /**
+   * A poll of `deviceId` at `endpoint` was answered by another device: record nothing for the
+   * expected one; the registry learns who is at that address now. `identity` is the transport's
+   * description of the responder (see EnergyAnswer).
+   */
+  answeredBy(
+    deviceId: string,
+    endpoint: Endpoint,
+    responder: Responder,
+    identity: unknown,
+    nowMs?: number,
+  ): void;
 }
 
 /** Where readings go: the bounded queue. `offer` must never block. */
@@ -112,7 +134,21 @@ interface Episode {
 }
 
 function emptyFailures(): Record<PollFailure, number> {
-  return { timeout: 0, refused: 0, network: 0, malformed: 0, 'error-code': 0, implausible: 0 };
+  return {
+    timeout: 0,
+    refused: 0,
+    network: 0,
+    malformed: 0,
+    'error-code': 0,
+    implausible: 0,
+    'other-device': 0,
+  };
+}
+
+/** The answer proves it comes from the device polled (for a strip: one with every outlet polled). */
+function isExpected(target: PollTarget, responder: Responder): boolean {
+  if (responder.deviceId !== target.deviceId) return false;
+  return target.channels.every((c) => c.childId === null || responder.childIds.includes(c.childId));
 }
 
 /**
@@ -124,6 +160,9 @@ function emptyFailures(): Record<PollFailure, number> {
  * - Every request has its own timeout, so a slow plug holds one slot for at most that long and delays
  *   no other plug beyond it. After a timeout/refusal the rest of a strip's outlets wait for next tick.
  * - A reading's tsMs is taken when its request is sent. Readings are offered to the queue, never awaited.
+ * - Every job proves who answers (sysinfo in the same request) on its first and last request; an
+ *   answer from another device records nothing for the job and tells the registry who is there.
+ *   A strip's readings are offered at the end of its job, once the last answer proved it again.
  * - Failures never throw: they are counted by reason, logged once per device episode at warn (then at
  *   debug), and reported to the registry, which takes the device offline after the tolerance.
  */
@@ -310,37 +349,62 @@ export class Poller {
     }
     let ok = false;
     let attempted = false;
+    /** The device answered and proved who it is (a reading may still have been rejected). */
+    let answered = false;
+    /** Another device answered at the address: the registry sorts out who is where. */
+    let misdirected = false;
     /** The plug did not answer at all (timeout, refused, network): counts towards its backoff. */
     let unanswered = false;
+    /** Readings of this job, offered once the job's last answer has proven who answered again. */
+    const held: Reading[] = [];
+    const last = target.channels.length - 1;
     try {
-      for (const { channel, childId } of target.channels) {
+      for (const [index, { channel, childId }] of target.channels.entries()) {
         if (this.#stopping) break;
         attempted = true;
         const { transport, timeoutMs } = this.#options;
+        const endpoint = target.connection.endpoint;
         const tsMs = Date.now();
         const t0 = performance.now();
         this.#requests++;
-        const response = await target.connection.getRealtime(childId, { transport, timeoutMs });
+        // Who answers is asked on the job's first request and again on its last: a strip's outlets in
+        // between follow within milliseconds, and its sysinfo on each would cost most of the CPU.
+        const identify = !answered || index === last;
+        const answer = await target.connection.getEnergy(childId, { transport, timeoutMs, identify });
         this.#durations.record(performance.now() - t0);
-        if (!response.ok) {
-          unanswered = isTransientDeviceFailure(response.failure);
-          this.#failed(target.deviceId, channel, response.failure, response.detail);
+        if (!answer.ok) {
+          unanswered = isTransientDeviceFailure(answer.failure);
+          this.#failed(target.deviceId, channel, answer.failure, answer.detail);
           // The device is not answering: its other outlets would only time out one after another.
+          // A garbled answer (malformed) says nothing about the next outlet: go on.
+          if (unanswered) break;
+          continue;
+        }
+        if (answer.responder !== null && !isExpected(target, answer.responder)) {
+          // Never file another device's reading under this one; the registry logs the change once.
+          misdirected = true;
+          held.length = 0;
+          this.#rejected['other-device']++;
+          this.registry.answeredBy(target.deviceId, endpoint, answer.responder, answer.identity);
           break;
         }
-        const result = normaliseRealtime(response.text, channel, tsMs);
+        answered = true;
+        const result = normaliseRealtime(answer.reply, channel, tsMs);
         if (result.ok) {
-          ok = true;
-          this.#pollsOk++;
-          this.#offer(result.reading);
+          held.push(result.reading);
         } else {
           this.#failed(target.deviceId, channel, result.reason, result.detail);
         }
       }
-      if (attempted) {
+      for (const reading of held) {
+        ok = true;
+        this.#pollsOk++;
+        this.#offer(reading);
+      }
+      if (attempted && !misdirected) {
         if (ok) this.#recovered(target.deviceId);
         this.#backoffOutcome(target.deviceId, ok || !unanswered);
-        this.registry.recordPoll(target.deviceId, ok);
+        this.registry.recordPoll(target.deviceId, answered);
       }
     } catch (err) {
       // Not expected (connections never reject, the registry catches its listeners' errors):
