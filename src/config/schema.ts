@@ -936,13 +936,13 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
           .nullable()
           .optional()
           .transform((path) => (path ? resolve(path) : null)),
-        'PEM file with the CA certificate(s) that sign the broker\'s certificate (mqtts://). Empty: the system CAs.',
+        "PEM file with the CA certificate(s) that sign the broker's certificate (mqtts://). Empty: the system CAs.",
         HOT,
       ),
       topic_prefix: key(
         z
           .string()
-          .regex(/^[^#+\u0000]+$/, { message: 'must be a non-empty MQTT topic without # or +' })
+          .regex(/^[^#+]+$/, { message: 'must be a non-empty MQTT topic without # or +' })
           .refine((text) => !text.startsWith('/') && !text.endsWith('/'), {
             message: 'must not start or end with /',
           })
@@ -960,9 +960,9 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
           prefix: key(
             z
               .string()
-              .regex(/^[^#+\u0000]+$/, { message: 'must be a non-empty MQTT topic without # or +' })
+              .regex(/^[^#+]+$/, { message: 'must be a non-empty MQTT topic without # or +' })
               .prefault('homeassistant'),
-            'Home Assistant\'s discovery prefix.',
+            "Home Assistant's discovery prefix.",
             HOT,
           ),
           expire_after: key(

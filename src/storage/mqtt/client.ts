@@ -101,7 +101,9 @@ export class MqttConnection {
       if (this.#closed) return;
       this.#closed = true;
       // A session that ended without an error (the broker went away) is a network failure too.
-      events.closed(this.#error ?? new MqttLinkError('the connection to the broker was lost', 'KASA_CLOSED', false));
+      events.closed(
+        this.#error ?? new MqttLinkError('the connection to the broker was lost', 'KASA_CLOSED', false),
+      );
       this.#client.end(true);
     });
   }

@@ -7,8 +7,8 @@ export {
   discoveryConfigs,
   haId,
   statePayload,
-  statusTopic,
   stateTopic,
+  statusTopic,
   type TopicOptions,
 } from './payloads.js';
 export {

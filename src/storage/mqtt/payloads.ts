@@ -14,7 +14,7 @@ export interface TopicOptions {
 
 /** A device or channel id usable as one MQTT topic level (no wildcards, separators or NUL). */
 export function isTopicSafe(id: string): boolean {
-  return id.length > 0 && id.length <= 128 && !/[#+/\u0000]/.test(id);
+  return id.length > 0 && id.length <= 128 && !/[#+/]/.test(id) && !id.includes(String.fromCharCode(0));
 }
 
 /** Home Assistant's node_id / object_id alphabet: [a-zA-Z0-9_-]. */

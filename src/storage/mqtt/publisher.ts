@@ -24,8 +24,8 @@ import {
   discoveryConfigs,
   isTopicSafe,
   statePayload,
-  statusTopic,
   stateTopic,
+  statusTopic,
   type TopicOptions,
 } from './payloads.js';
 
@@ -173,7 +173,8 @@ export class MqttPublisher {
       this.#drop(false);
       this.#connect();
     } else {
-      if (before.discovery !== options.discovery || before.haPrefix !== options.haPrefix) this.#clearConfigs();
+      if (before.discovery !== options.discovery || before.haPrefix !== options.haPrefix)
+        this.#clearConfigs();
       this.#expired.clear();
       for (const device of this.devices.snapshot()) this.deviceChanged(device.id);
     }
