@@ -171,7 +171,7 @@ describe('MQTT with Home Assistant discovery, against a real Mosquitto', () => {
       assert.equal(sensor(kettle.deviceId, 'current')?.['unit_of_measurement'], 'A');
       const outlet = sensor(strip.childIds[0] as string, 'power');
       assert.equal(
-        (outlet?.['device'] as Record<string, unknown>)['via_device'],
+        (outlet?.['device'] as Record<string, unknown> | undefined)?.['via_device'],
         `kasa_monitor_${strip.deviceId}`,
       );
       assert.ok(

@@ -28,6 +28,8 @@ export class Mosquitto {
 
   constructor(readonly options: MosquittoOptions) {
     const lines = [`listener ${options.port} ${options.host}`, 'persistence false', 'log_dest stderr'];
+    // As root, mosquitto would switch to the user `mosquitto`, who cannot read this private directory.
+    if (process.getuid?.() === 0) lines.push('user root');
     if (options.users !== undefined) {
       const file = join(this.#dir, 'passwords');
       writeFileSync(file, '');
