@@ -454,6 +454,12 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
 
   if (config) resolveCredentials(config.credentials, origins, env, problems, secrets);
   if (config) resolveMqttPassword(config.mqtt, origins, env, problems, secrets);
+  // A password written into mqtt.url (refused: it belongs in password_file) is not echoed either.
+  const mqttUrl = valueAt(raw, ['mqtt', 'url']);
+  if (typeof mqttUrl === 'string' && URL.canParse(mqttUrl)) {
+    const password = decodeURIComponent(new URL(mqttUrl).password);
+    if (password !== '') secrets.push(password, new URL(mqttUrl).password);
+  }
 
   if (problems.length > 0 || !config) {
     // Problems without a position (environment, flags, defaults) first, then the file's in reading order.
