@@ -37,6 +37,7 @@ function daemonConfig(name: string, simPort: number, overrides: Record<string, u
       'writer.flush_interval': '100ms',
       'storage.sqlite.path': join(root, `${name}.db`),
       'storage.sqlite.synchronous': 'NORMAL',
+      'http.listen': '127.39.0.1:0',
       ...overrides,
     },
   }).config;
@@ -204,6 +205,12 @@ describe('MQTT with Home Assistant discovery, against a real Mosquitto', () => {
 
       const health = await daemon.refreshHealth();
       assert.equal(health?.checks['mqtt']?.status, 'ok', health?.checks['mqtt']?.reason);
+      const http = daemon.httpAddress;
+      assert.ok(http !== null);
+      const metrics = await (await fetch(`http://${http.host}:${http.port}/metrics`)).text();
+      assert.match(metrics, /^kasa_monitor_mqtt_connected 1$/m);
+      assert.match(metrics, /^kasa_monitor_mqtt_messages_published_total [1-9]\d*$/m);
+      assert.match(metrics, /^kasa_monitor_mqtt_states_dropped_total 0$/m);
     } finally {
       await daemon.stop();
       await waitFor(() => live.last('kasa-monitor/status')?.payload === 'offline', 'offline on stop');
@@ -363,6 +370,60 @@ describe('MQTT with Home Assistant discovery, against a real Mosquitto', () => {
       !sub.messages.some((m) => m.payload.includes(password)),
       'no password in any published message',
     );
+  });
+
+  test('a reload switches MQTT on and moves it to a new topic prefix; expire_after removes a gone plug from Home Assistant until it is back', async () => {
+    const broker = new Mosquitto({ host: '127.39.0.4', port: 39004 });
+    await broker.start();
+    const fleet = await startSimulators({
+      port: 39104,
+      devices: [{ model: 'hs110', address: '127.39.4.1', alias: 'Heater' }],
+    });
+    const id = fleet.devices[0]?.deviceId as string;
+    const live = await Subscriber.start(broker.url);
+    const base = daemonConfig('reload', 39104, {});
+    const daemon = new Daemon(base, createSilentLogger());
+    try {
+      await daemon.start();
+      await waitFor(() => (daemon.status()?.writer.written ?? 0) > 0, 'recording without MQTT');
+      assert.equal(daemon.status()?.mqtt, null);
+      daemon.reload(
+        daemonConfig('reload', 39104, { 'mqtt.url': broker.url, 'mqtt.homeassistant.expire_after': '2s' }),
+      );
+      await waitFor(() => live.on(`kasa-monitor/${id}/state`).length > 0, 'states once MQTT is switched on');
+
+      daemon.reload(
+        daemonConfig('reload', 39104, {
+          'mqtt.url': broker.url,
+          'mqtt.homeassistant.expire_after': '2s',
+          'mqtt.topic_prefix': 'home/kasa',
+        }),
+      );
+      await waitFor(() => live.on(`home/kasa/${id}/state`).length > 0, 'states under the new prefix');
+      assert.equal(live.last('kasa-monitor/status')?.payload, 'offline', 'the old status topic says offline');
+      const config = `homeassistant/sensor/${id}/power/config`;
+      await waitFor(
+        () =>
+          (JSON.parse(live.last(config)?.payload || '{}') as { state_topic?: string }).state_topic ===
+          `home/kasa/${id}/state`,
+        'discovery points at the new state topic',
+      );
+
+      await fleet.pause(id);
+      await waitFor(
+        () => live.last(config)?.payload === '',
+        'the gone plug’s config removed (empty retained)',
+      );
+      assert.equal(live.last(`home/kasa/${id}/availability`)?.payload, 'offline');
+      await fleet.resume(id);
+      await waitFor(() => (live.last(config)?.payload ?? '') !== '', 'the config back with the plug');
+      assert.equal(live.last(`home/kasa/${id}/availability`)?.payload, 'online');
+    } finally {
+      await daemon.stop();
+      await live.stop();
+      await fleet.stop();
+      await broker.dispose();
+    }
   });
 
   test('a renamed plug keeps its unique_ids; only the names change', () => {

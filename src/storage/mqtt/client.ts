@@ -114,6 +114,20 @@ export class MqttConnection {
     return this.#client.connected && (stream?.writableLength ?? 0) < MAX_BUFFERED_BYTES;
   }
 
+  /**
+   * Runs `publishes` with the socket corked, so a batch of messages leaves in one write instead of
+   * several small writes per message (MQTT.js writes header, topic and payload separately).
+   */
+  batch(publishes: () => void): void {
+    const stream = this.#client.stream as { cork?: () => void; uncork?: () => void } | undefined;
+    stream?.cork?.();
+    try {
+      publishes();
+    } finally {
+      stream?.uncork?.();
+    }
+  }
+
   /** Fire-and-forget publish (QoS 0 or 1). Never queued by the library while disconnected. */
   publish(topic: string, payload: string, qos: 0 | 1, retain: boolean): void {
     if (!this.#client.connected) return;

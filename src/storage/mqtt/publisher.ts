@@ -170,7 +170,8 @@ export class MqttPublisher {
       this.#expired.clear();
       for (const device of this.devices.snapshot()) this.deviceChanged(device.id);
       this.#failures = 0;
-      this.#drop(false);
+      // The old session ends cleanly with `offline` on its status topic (no stale `online` retained).
+      this.#drop(statusTopic(before));
       this.#connect();
     } else {
       if (before.discovery !== options.discovery || before.haPrefix !== options.haPrefix)
@@ -183,6 +184,12 @@ export class MqttPublisher {
 
   /** Readings of a batch the writer committed: each becomes its channel's state. */
   committed(readings: readonly Reading[]): void {
+    const link = this.#link;
+    if (link.kind === 'connected') link.conn.batch(() => this.#committed(readings));
+    else this.#committed(readings);
+  }
+
+  #committed(readings: readonly Reading[]): void {
     const publishNow = this.#link.kind === 'connected' && this.#link.conn.writable;
     for (const reading of readings) {
       let state = this.#channels.get(reading.channel);
@@ -352,7 +359,7 @@ export class MqttPublisher {
     }
     this.#failures = 0;
     this.#authLogged = false;
-    this.#republish(conn);
+    conn.batch(() => this.#republish(conn));
   }
 
   /** Everything the broker may have lost (it may run without persistence), then the latest states. */
@@ -441,14 +448,14 @@ export class MqttPublisher {
     this.#link = { kind: 'waiting', timer };
   }
 
-  /** Ends the current connection, if any, without a reconnect of its own. */
-  #drop(graceful: boolean): void {
+  /** Ends the current connection, if any, without a reconnect of its own; `offline` on `status` first. */
+  #drop(status: string): void {
     const link = this.#link;
     if (link.kind === 'waiting') clearTimeout(link.timer);
-    if (link.kind === 'connecting' || link.kind === 'connected') {
-      if (link.kind === 'connected' && graceful)
-        this.#send(link.conn, statusTopic(this.#options), 'offline', 1, true);
-      void link.conn.end(graceful);
+    if (link.kind === 'connecting') void link.conn.end(false);
+    if (link.kind === 'connected') {
+      this.#send(link.conn, status, 'offline', 1, true);
+      void link.conn.end(true);
     }
     this.#link = { kind: 'idle' };
   }
