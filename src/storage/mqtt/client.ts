@@ -83,6 +83,8 @@ export class MqttConnection {
       keepalive: options.keepaliveSeconds,
       queueQoSZero: false,
       resubscribe: false,
+      // MQTT.js logs every packet through `debug`; a no-op spares the formatting on the hot path.
+      log: () => undefined,
       will: { topic: options.will.topic, payload: Buffer.from(options.will.payload), qos: 1, retain: true },
       ...(options.username === null ? {} : { username: options.username }),
       ...(options.password === null ? {} : { password: options.password }),
@@ -114,24 +116,12 @@ export class MqttConnection {
     return this.#client.connected && (stream?.writableLength ?? 0) < MAX_BUFFERED_BYTES;
   }
 
-  /**
-   * Runs `publishes` with the socket corked, so a batch of messages leaves in one write instead of
-   * several small writes per message (MQTT.js writes header, topic and payload separately).
-   */
-  batch(publishes: () => void): void {
-    const stream = this.#client.stream as { cork?: () => void; uncork?: () => void } | undefined;
-    stream?.cork?.();
-    try {
-      publishes();
-    } finally {
-      stream?.uncork?.();
-    }
-  }
-
   /** Fire-and-forget publish (QoS 0 or 1). Never queued by the library while disconnected. */
   publish(topic: string, payload: string, qos: 0 | 1, retain: boolean): void {
     if (!this.#client.connected) return;
-    this.#client.publish(topic, payload, { qos, retain }, () => undefined);
+    // No callback: with one, MQTT.js adds a 'drain' listener per message whenever the socket buffer
+    // is above its high-water mark (a batch of 1,000 states is), which costs CPU and warns.
+    this.#client.publish(topic, payload, { qos, retain });
   }
 
   /** A clean DISCONNECT (no last will) with what was published flushed; then the socket closes. */

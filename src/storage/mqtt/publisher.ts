@@ -184,12 +184,6 @@ export class MqttPublisher {
 
   /** Readings of a batch the writer committed: each becomes its channel's state. */
   committed(readings: readonly Reading[]): void {
-    const link = this.#link;
-    if (link.kind === 'connected') link.conn.batch(() => this.#committed(readings));
-    else this.#committed(readings);
-  }
-
-  #committed(readings: readonly Reading[]): void {
     const publishNow = this.#link.kind === 'connected' && this.#link.conn.writable;
     for (const reading of readings) {
       let state = this.#channels.get(reading.channel);
@@ -359,7 +353,7 @@ export class MqttPublisher {
     }
     this.#failures = 0;
     this.#authLogged = false;
-    conn.batch(() => this.#republish(conn));
+    this.#republish(conn);
   }
 
   /** Everything the broker may have lost (it may run without persistence), then the latest states. */
