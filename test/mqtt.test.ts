@@ -426,6 +426,31 @@ describe('MQTT with Home Assistant discovery, against a real Mosquitto', () => {
     }
   });
 
+  test('mqtts:// with ca_file: states reach a broker whose certificate that CA signed', async () => {
+    const broker = new Mosquitto({ host: '127.39.0.5', port: 39005, tls: true });
+    await broker.start();
+    const fleet = await startSimulators({
+      port: 39105,
+      devices: [{ model: 'hs110v2', address: '127.39.5.1', alias: 'Dryer' }],
+    });
+    const id = fleet.devices[0]?.deviceId as string;
+    const sub = await Subscriber.start(broker.url, '#', null, broker.caFile);
+    const daemon = new Daemon(
+      daemonConfig('tls', 39105, { 'mqtt.url': broker.url, 'mqtt.ca_file': broker.caFile }),
+      createSilentLogger(),
+    );
+    try {
+      await daemon.start();
+      await waitFor(() => sub.on(`kasa-monitor/${id}/state`).length > 0, 'a state over TLS');
+      assert.equal(daemon.status()?.mqtt?.url, broker.url);
+    } finally {
+      await daemon.stop();
+      await sub.stop();
+      await fleet.stop();
+      await broker.dispose();
+    }
+  });
+
   test('a renamed plug keeps its unique_ids; only the names change', () => {
     const device = (alias: string): DeviceSnapshot => ({
       id: 'AA01',

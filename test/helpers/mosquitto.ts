@@ -6,7 +6,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,6 +19,8 @@ export interface MosquittoOptions {
   readonly port: number;
   /** Users and passwords; anonymous access is refused when set. */
   readonly users?: Readonly<Record<string, string>>;
+  /** TLS (mqtts://) with a certificate for `host` signed by a CA made here (see `caFile`). */
+  readonly tls?: boolean;
 }
 
 export class Mosquitto {
@@ -40,11 +42,24 @@ export class Mosquitto {
     } else {
       lines.push('allow_anonymous true');
     }
+    if (options.tls === true) {
+      makeCertificates(this.#dir, options.host);
+      lines.push(
+        `cafile ${this.caFile}`,
+        `certfile ${join(this.#dir, 'server.crt')}`,
+        `keyfile ${join(this.#dir, 'server.key')}`,
+      );
+    }
     writeFileSync(join(this.#dir, 'mosquitto.conf'), `${lines.join('\n')}\n`);
   }
 
+  /** The CA that signed the broker's certificate (TLS only). */
+  get caFile(): string {
+    return join(this.#dir, 'ca.crt');
+  }
+
   get url(): string {
-    return `mqtt://${this.options.host}:${this.options.port}`;
+    return `${this.options.tls === true ? 'mqtts' : 'mqtt'}://${this.options.host}:${this.options.port}`;
   }
 
   async start(): Promise<void> {
@@ -76,6 +91,56 @@ export class Mosquitto {
     await this.stop();
     rmSync(this.#dir, { recursive: true, force: true });
   }
+}
+
+/** A throw-away CA and a server certificate for `ip` (subjectAltName IP), with openssl. */
+function makeCertificates(dir: string, ip: string): void {
+  const run = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
+  run(
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'ca.key',
+    '-out',
+    'ca.crt',
+    '-days',
+    '2',
+    '-subj',
+    '/CN=kasa-monitor test CA',
+  );
+  run(
+    'req',
+    '-newkey',
+    'rsa:2048',
+    '-nodes',
+    '-keyout',
+    'server.key',
+    '-out',
+    'server.csr',
+    '-subj',
+    `/CN=${ip}`,
+  );
+  writeFileSync(join(dir, 'ext.cnf'), `subjectAltName=IP:${ip}\n`);
+  run(
+    'x509',
+    '-req',
+    '-in',
+    'server.csr',
+    '-CA',
+    'ca.crt',
+    '-CAkey',
+    'ca.key',
+    '-CAcreateserial',
+    '-out',
+    'server.crt',
+    '-days',
+    '2',
+    '-extfile',
+    'ext.cnf',
+  );
 }
 
 function accepts(host: string, port: number): Promise<boolean> {
@@ -112,11 +177,13 @@ export class Subscriber {
     url: string,
     filter = '#',
     auth: { username: string; password: string } | null = null,
+    ca: string | null = null,
   ): Promise<Subscriber> {
     const client = connect(url, {
       reconnectPeriod: 500,
       resubscribe: true,
       ...(auth === null ? {} : auth),
+      ...(ca === null ? {} : { ca: readFileSync(ca) }),
     });
     const subscriber = new Subscriber(client);
     await new Promise<void>((resolve) => client.once('connect', () => resolve()));
