@@ -118,5 +118,6 @@ export function mqttOptions(config: Config): MqttOptions | null {
     haPrefix: m.homeassistant.prefix,
     expireAfterMs: m.homeassistant.expire_after,
     gapLimitMs: config.storage.rollups.gap_limit,
+    energyFile: join(dirname(config.storage.sqlite.path), 'mqtt-energy.json'),
   };
 }

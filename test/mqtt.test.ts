@@ -6,7 +6,7 @@
  * outage, and a wrong password.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -23,6 +23,9 @@ const root = mkdtempSync(join(tmpdir(), 'kasa-mqtt-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 
 function daemonConfig(name: string, simPort: number, overrides: Record<string, unknown>) {
+  // A folder per daemon: the MQTT energy counters are kept beside the database.
+  const folder = join(root, name);
+  mkdirSync(folder, { recursive: true });
   return loadConfig({
     env: {},
     defaultFile: join(root, 'absent.yaml'),
@@ -35,7 +38,7 @@ function daemonConfig(name: string, simPort: number, overrides: Record<string, u
       'polling.interval': '1s',
       'polling.timeout': '500ms',
       'writer.flush_interval': '100ms',
-      'storage.sqlite.path': join(root, `${name}.db`),
+      'storage.sqlite.path': join(folder, 'kasa.db'),
       'storage.sqlite.synchronous': 'NORMAL',
       'http.listen': '127.39.0.1:0',
       ...overrides,
@@ -417,7 +420,7 @@ describe('MQTT with Home Assistant discovery, against a real Mosquitto', () => {
       assert.equal(live.last(`home/kasa/${id}/availability`)?.payload, 'offline');
       await fleet.resume(id);
       await waitFor(() => (live.last(config)?.payload ?? '') !== '', 'the config back with the plug');
-      assert.equal(live.last(`home/kasa/${id}/availability`)?.payload, 'online');
+      await waitFor(() => live.last(`home/kasa/${id}/availability`)?.payload === 'online', 'online again');
     } finally {
       await daemon.stop();
       await live.stop();
@@ -446,6 +449,59 @@ describe('MQTT with Home Assistant discovery, against a real Mosquitto', () => {
     } finally {
       await daemon.stop();
       await sub.stop();
+      await fleet.stop();
+      await broker.dispose();
+    }
+  });
+
+  test('the energy counter carries on across a restart of the daemon, even when the plug rebooted meanwhile', async () => {
+    const broker = new Mosquitto({ host: '127.39.0.6', port: 39006 });
+    await broker.start();
+    const fleet = await startSimulators({
+      port: 39106,
+      devices: [
+        {
+          model: 'hs110v2',
+          address: '127.39.6.1',
+          alias: 'Freezer',
+          realtime: { power_mw: 500, voltage_mv: 230_000, current_ma: 3, total_wh: 5000 },
+        },
+      ],
+    });
+    const id = fleet.devices[0]?.deviceId as string;
+    const live = await Subscriber.start(broker.url);
+    const config = daemonConfig('restart', 39106, { 'mqtt.url': broker.url });
+    try {
+      const first = new Daemon(config, createSilentLogger());
+      try {
+        await first.start();
+        fleet.setRealtime(id, { power_mw: 500, voltage_mv: 230_000, current_ma: 3, total_wh: 5002 });
+        await waitFor(() => states(live, id).some((s) => s['energy_kwh'] === 5.002), 'counter at 5.002');
+      } finally {
+        await first.stop();
+      }
+      // The plug reboots while the daemon is down: its own counter is back near zero.
+      fleet.setRealtime(id, { power_mw: 500, voltage_mv: 230_000, current_ma: 3, total_wh: 1 });
+      const restartAt = live.messages.length;
+      const second = new Daemon(config, createSilentLogger());
+      try {
+        await second.start();
+        const after = () =>
+          live.messages
+            .slice(restartAt)
+            .filter((m) => m.topic === `kasa-monitor/${id}/state`)
+            .map((m) => (JSON.parse(m.payload) as { energy_kwh: number }).energy_kwh);
+        await waitFor(() => after().length >= 2, 'states after the restart');
+        assert.ok(
+          after().every((e) => e >= 5.002),
+          `never below 5.002 after the restart: ${after().join(', ')}`,
+        );
+        assert.equal(after().at(-1), 5.003, 'the 1 Wh since the plug rebooted is added');
+      } finally {
+        await second.stop();
+      }
+    } finally {
+      await live.stop();
       await fleet.stop();
       await broker.dispose();
     }

@@ -1,7 +1,7 @@
 /** MQTT sink with Home Assistant discovery: the only importer of mqtt (MQTT.js). Fed by the writer's commits. */
 
 export { MqttLinkError } from './client.js';
-export { EnergyStitcher } from './energy.js';
+export { EnergyLedger, EnergyStitcher, type StitchedCounter } from './energy.js';
 export {
   availabilityTopic,
   discoveryConfigs,

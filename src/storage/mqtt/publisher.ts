@@ -18,7 +18,7 @@ import type { DeviceSnapshot } from '../../discovery/registry.js';
 import type { Logger } from '../../log/logger.js';
 import type { Reading } from '../../poller/reading.js';
 import { MqttConnection, type MqttConnectOptions, type MqttLinkError } from './client.js';
-import { EnergyStitcher } from './energy.js';
+import { EnergyLedger, EnergyStitcher, type StitchedCounter } from './energy.js';
 import {
   availabilityTopic,
   discoveryConfigs,
@@ -38,6 +38,8 @@ export interface MqttOptions extends TopicOptions {
   readonly expireAfterMs: number | null;
   /** Readings further apart than this are a gap for the energy counter (storage.rollups.gap_limit). */
   readonly gapLimitMs: number;
+  /** Where the energy counters are kept across restarts (beside the database); null: not kept. */
+  readonly energyFile: string | null;
 }
 
 /** The registry, as the publisher reads it. */
@@ -94,6 +96,8 @@ const CONNECT_TIMEOUT_MS = 10_000;
 const KEEPALIVE_S = 30;
 /** How often held states are tried again while the socket is full. */
 const PENDING_RETRY_MS = 250;
+/** How often the energy counters are saved (and at stop). */
+const ENERGY_SAVE_MS = 60_000;
 
 /** The URL without user-info, for logs and /health. */
 export function safeMqttUrl(url: string): string {
@@ -124,6 +128,10 @@ export class MqttPublisher {
   readonly #expired = new Set<string>();
   #pendingTimer: NodeJS.Timeout | null = null;
   #expiryTimer: NodeJS.Timeout | null = null;
+  #saveTimer: NodeJS.Timeout | null = null;
+  #ledger: EnergyLedger | null = null;
+  /** Counters saved by the previous run, taken by each channel's first reading. */
+  #savedEnergy = new Map<string, StitchedCounter>();
 
   #failures = 0;
   #episodeStartedMs = 0;
@@ -148,6 +156,12 @@ export class MqttPublisher {
 
   start(): void {
     if (this.#link.kind !== 'idle') return;
+    if (this.#options.energyFile !== null) {
+      this.#ledger = new EnergyLedger(this.#options.energyFile);
+      this.#savedEnergy = this.#ledger.load();
+      this.#saveTimer = setInterval(() => void this.#saveEnergy(), ENERGY_SAVE_MS);
+      this.#saveTimer.unref();
+    }
     for (const device of this.devices.snapshot()) this.deviceChanged(device.id);
     this.#armExpiry();
     this.#connect();
@@ -189,8 +203,10 @@ export class MqttPublisher {
       let state = this.#channels.get(reading.channel);
       if (state === undefined) {
         if (!isTopicSafe(reading.channel)) continue;
+        const saved = this.#savedEnergy.get(reading.channel) ?? null;
+        this.#savedEnergy.delete(reading.channel);
         state = {
-          energy: new EnergyStitcher(this.#options.gapLimitMs),
+          energy: new EnergyStitcher(this.#options.gapLimitMs, saved),
           payload: null,
           pending: false,
           measuresVoltage: false,
@@ -264,8 +280,11 @@ export class MqttPublisher {
     this.#link = { kind: 'stopped' };
     if (this.#pendingTimer !== null) clearTimeout(this.#pendingTimer);
     if (this.#expiryTimer !== null) clearInterval(this.#expiryTimer);
+    if (this.#saveTimer !== null) clearInterval(this.#saveTimer);
     this.#pendingTimer = null;
     this.#expiryTimer = null;
+    this.#saveTimer = null;
+    if (link.kind !== 'stopped') await this.#saveEnergy();
     if (link.kind === 'waiting') clearTimeout(link.timer);
     if (link.kind === 'connecting') await link.conn.end(false);
     if (link.kind === 'connected') {
@@ -297,6 +316,23 @@ export class MqttPublisher {
       lastError: this.#lastError,
       authFailing: this.#authFailing,
     };
+  }
+
+  /** Saves every channel's counter (and those of channels not seen since the start, unchanged). */
+  #saveEnergy(): Promise<void> {
+    const ledger = this.#ledger;
+    if (ledger === null) return Promise.resolve();
+    const counters = new Map(this.#savedEnergy);
+    for (const [channel, state] of this.#channels) {
+      const saved = state.energy.saved();
+      if (saved !== null) counters.set(channel, saved);
+    }
+    return ledger.save(counters, (error) =>
+      this.logger.warn(
+        { err: error, path: ledger.path },
+        'could not save the MQTT energy counters; after a restart they start again at the plugs’ counters',
+      ),
+    );
   }
 
   #connectOptions(): MqttConnectOptions {
