@@ -3,7 +3,7 @@
  *
  *   node dist/scripts/bench.js [--quick] [--json] [--only NAME]...
  *
- * NAME: writer, bytes, e2e, discovery, rss, influx, lag, lifecycle, dashboard, tariff. --quick runs shorter versions (a smoke run, figures less
+ * NAME: writer, bytes, e2e, discovery, rss, influx, lag, lifecycle, dashboard, tariff, mqtt. --quick runs shorter versions (a smoke run, figures less
  * stable; the rows say what was shortened). --json prints one JSON object instead of the table.
  * Progress goes to stderr. Everything runs on loopback: simulated plugs on 127.0.50.x-127.0.55.x,
  * ports 23100 and 23200, broadcast 127.255.255.255.
@@ -15,6 +15,7 @@ import { round } from './bench/fleet.js';
 import { benchInflux } from './bench/influx.js';
 import { benchLag } from './bench/lag.js';
 import { benchLifecycle } from './bench/lifecycle.js';
+import { benchMqtt } from './bench/mqtt.js';
 import { benchSmallFleetRss, type DaemonRssResult, idleNodeRss, type ProcMemory } from './bench/rss.js';
 import { benchTariff } from './bench/tariff.js';
 import { benchWriter, type WriterBenchResult } from './bench/writer.js';
@@ -30,6 +31,7 @@ const NAMES = [
   'lifecycle',
   'dashboard',
   'tariff',
+  'mqtt',
 ] as const;
 type Name = (typeof NAMES)[number];
 
@@ -401,6 +403,26 @@ async function main(): Promise<number> {
       });
     } catch (error) {
       rows.push(errorRow('8. event-loop lag', 'ms', '< 50', error));
+    }
+  }
+
+  if (selected.has('mqtt')) {
+    progress('MQTT: 1,000 channels at 1 Hz with and without publishing to a local Mosquitto');
+    try {
+      const r = await benchMqtt(quick ? { repeats: 1, windowS: 10, warmupS: 2 } : {});
+      details['mqtt'] = r;
+      rows.push({
+        figure: `12. CPU per 1,000 readings with MQTT (${r.channels} channels at 1 Hz, local Mosquitto) vs without`,
+        unit: 'CPU s',
+        measured: r.withMedian,
+        baseline: r.withoutMedian,
+        ratio: r.ratio,
+        target: 'ratio <= 1.2',
+        pass: r.ratio <= 1.2,
+        note: `alternating ${r.windowS} s windows in one run; ${r.statesPerReading} states published per committed reading, ${r.dropped} dropped${quick ? '; quick: one window each' : ''}`,
+      });
+    } catch (error) {
+      rows.push(errorRow('12. MQTT CPU per reading', 'CPU s', 'ratio <= 1.2', error));
     }
   }
 

@@ -5,6 +5,7 @@ import type { PollerOptions } from './poller/poller.js';
 import type { BoundedQueueOptions } from './queue/bounded-queue.js';
 import type { ForwarderOptions, InfluxClientOptions } from './storage/influx/index.js';
 import type { DataLifecycleOptions } from './storage/lifecycle.js';
+import type { MqttOptions } from './storage/mqtt/index.js';
 import type { SqliteOptions } from './storage/sqlite/index.js';
 import type { WriterOptions } from './storage/writer.js';
 
@@ -100,5 +101,23 @@ export function influxClientOptions(config: Config): InfluxClientOptions | null 
     bucket: i.bucket,
     timeoutMs: config.retry.network.timeout + 1000,
     gzip: i.gzip,
+  };
+}
+
+/** The MQTT sink's options; null when mqtt.url is not set. */
+export function mqttOptions(config: Config): MqttOptions | null {
+  const m = config.mqtt;
+  if (m.url === null) return null;
+  return {
+    url: m.url,
+    username: m.username,
+    password: m.password,
+    caFile: m.ca_file,
+    topicPrefix: m.topic_prefix,
+    discovery: m.homeassistant.discovery,
+    haPrefix: m.homeassistant.prefix,
+    expireAfterMs: m.homeassistant.expire_after,
+    gapLimitMs: config.storage.rollups.gap_limit,
+    energyFile: join(dirname(config.storage.sqlite.path), 'mqtt-energy.json'),
   };
 }

@@ -6,6 +6,7 @@ import {
   forwarderOptions,
   influxClientOptions,
   lifecycleOptions,
+  mqttOptions,
   pollerOptions,
   queueOptions,
   sqliteOptions,
@@ -22,6 +23,7 @@ import { BoundedQueue } from './queue/bounded-queue.js';
 import { presetSettings, Resilience, type RetryStatistics } from './resilience/index.js';
 import { InfluxForwarder, InfluxHttpWriter, safeUrl } from './storage/influx/index.js';
 import { DataLifecycle } from './storage/lifecycle.js';
+import { MqttPublisher, safeMqttUrl } from './storage/mqtt/index.js';
 import { SqliteStore } from './storage/sqlite/index.js';
 import { ReaderPool } from './storage/sqlite/reader-pool.js';
 import { Writer } from './storage/writer.js';
@@ -48,6 +50,8 @@ export interface DaemonStatus {
   readonly accounting: Readonly<Record<'sqlite' | 'influx', SinkAccounting | null>>;
   /** Retention, disk use and scheduled backups. */
   readonly lifecycle: ReturnType<DataLifecycle['stats']>;
+  /** The MQTT publisher (connection, messages published, states dropped); null without MQTT. */
+  readonly mqtt?: ReturnType<MqttPublisher['stats']> | null;
 }
 
 export interface SinkAccounting {
@@ -109,6 +113,8 @@ export class Daemon {
   #summaryTimer: NodeJS.Timeout | null = null;
   #stopping: Promise<DaemonStatus | null> | null = null;
   #supervision: Supervision | null = null;
+  /** The MQTT sink; a reload may switch it on or off, so it is not one of the fixed parts. */
+  #mqtt: MqttPublisher | null = null;
 
   constructor(
     config: Config,
@@ -191,6 +197,16 @@ export class Daemon {
       ),
     );
     registry.on('offline', (d) => log.warn({ deviceId: d.id, alias: d.alias, host: d.host }, 'plug offline'));
+    // MQTT: states from what the writer committed (the latest per channel is all MQTT needs, and the
+    // batch is at hand in memory); discovery configs and availability follow the registry.
+    writer.onCommit((batch) => this.#mqtt?.committed(batch));
+    registry.on('added', (d) => this.#mqtt?.deviceChanged(d.id));
+    registry.on('online', (d) => this.#mqtt?.deviceChanged(d.id));
+    registry.on('offline', (d) => this.#mqtt?.deviceChanged(d.id));
+    registry.on('channels', (channels) => {
+      const first = channels[0];
+      if (first !== undefined) this.#mqtt?.deviceChanged(first.parentId ?? first.id);
+    });
     registry.on('online', (d) => {
       log.info({ deviceId: d.id, alias: d.alias, host: d.host }, 'plug back online');
       // Discovery heard it: a backed-off plug gets its trial poll on the next tick.
@@ -200,6 +216,7 @@ export class Daemon {
     writer.start();
     lifecycle.start();
     await forwarder?.start();
+    this.#startMqtt(config);
     poller.start();
     discovery.start();
     await this.#startSupervision(this.#parts, latest, quarantined);
@@ -352,7 +369,35 @@ export class Daemon {
       retries: p.resilience.stats(),
       accounting: sinkAccounting(p),
       lifecycle: p.lifecycle.stats(),
+      mqtt: this.#mqtt?.stats() ?? null,
     };
+  }
+
+  /** Starts the MQTT publisher when mqtt.url is set (it connects, and reconnects, by itself). */
+  #startMqtt(config: Config): void {
+    const options = mqttOptions(config);
+    const registry = this.#parts?.discovery.registry;
+    if (options === null || registry === undefined || this.#mqtt !== null) return;
+    this.#mqtt = new MqttPublisher(options, registry, this.logger.child({ component: 'mqtt' }));
+    this.#mqtt.start();
+  }
+
+  /** A reload: MQTT switched on or off, or its settings applied in place (see MqttPublisher.setOptions). */
+  #reloadMqtt(config: Config): void {
+    const options = mqttOptions(config);
+    const running = this.#mqtt;
+    if (running !== null && options === null) {
+      this.#mqtt = null;
+      void running
+        .stop()
+        .catch((error: unknown) => this.logger.error({ err: error }, 'stopping MQTT failed'));
+      this.logger.info('MQTT switched off by a reload');
+    } else if (running === null && options !== null) {
+      this.#startMqtt(config);
+      this.logger.info({ url: safeMqttUrl(options.url) }, 'MQTT switched on by a reload');
+    } else if (running !== null && options !== null) {
+      running.setOptions(options);
+    }
   }
 
   /**
@@ -374,6 +419,7 @@ export class Daemon {
       if (touched('writer')) p.writer.setOptions(writerOptions(effective));
       if (touched('retry')) this.#reloadRetry(p, effective);
       if (touched('storage.influx') || touched('retry')) this.#reloadInflux(p, current, effective, diff.hot);
+      if (touched('mqtt') || touched('storage.rollups')) this.#reloadMqtt(effective);
       if (touched('health')) this.#supervision?.supervisor.setOptions(supervisorOptions(effective.health));
       if (touched('storage.retention') || touched('storage.backup'))
         p.lifecycle.setOptions(lifecycleOptions(effective));
@@ -477,6 +523,8 @@ export class Daemon {
     await step('writer', () => p.writer.stop(Math.max(0, deadlineMs - (Date.now() - started))));
     // What InfluxDB has not acknowledged stays in SQLite and is sent after the next start.
     await step('influx', () => p.forwarder?.stop());
+    // After the writer: the last committed states go out, then `offline` on the status topic.
+    await step('mqtt', () => this.#mqtt?.stop());
     const status = this.status();
     await step('readers', () => s?.readers.stop());
     await step('sqlite', () => p.store.stop());

@@ -83,7 +83,7 @@ describe('the unit file', () => {
     const credentials = directives()
       .filter(([name]) => name === 'LoadCredential')
       .map(([, value]) => value);
-    assert.deepEqual(credentials, ['influx-token', 'tplink-username', 'tplink-password']);
+    assert.deepEqual(credentials, ['influx-token', 'tplink-username', 'tplink-password', 'mqtt-password']);
   });
 
   it('keeps what the daemon needs inside the hardening: V8 JIT, UDP broadcast, loopback, notify socket', () => {

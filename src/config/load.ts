@@ -22,6 +22,8 @@ export const TPLINK_USERNAME_CREDENTIAL = 'tplink-username';
 export const TPLINK_PASSWORD_CREDENTIAL = 'tplink-password';
 /** systemd credential read for the dashboard password when http.auth.username is set without one. */
 export const HTTP_PASSWORD_CREDENTIAL = 'http-password';
+/** systemd credential read for the MQTT password when neither password nor password_file is set. */
+export const MQTT_PASSWORD_CREDENTIAL = 'mqtt-password';
 
 export interface LoadOptions {
   /** Explicit configuration file (`-c FILE`); it must exist. */
@@ -312,6 +314,8 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     const fileSecret = valueAt(raw, ['credentials', name]);
     if (typeof fileSecret === 'string') secrets.push(fileSecret);
   }
+  const fileMqttPassword = valueAt(raw, ['mqtt', 'password']);
+  if (typeof fileMqttPassword === 'string') secrets.push(fileMqttPassword);
 
   // Environment, then flags, each setting whole leaves.
   const origins = new Map<string, Origin>();
@@ -513,6 +517,13 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
       secrets.push(auth.password);
     }
   }
+  if (config) resolveMqttPassword(config.mqtt, origins, env, problems, secrets);
+  // A password written into mqtt.url (refused: it belongs in password_file) is not echoed either.
+  const mqttUrl = valueAt(raw, ['mqtt', 'url']);
+  if (typeof mqttUrl === 'string' && URL.canParse(mqttUrl)) {
+    const password = decodeURIComponent(new URL(mqttUrl).password);
+    if (password !== '') secrets.push(password, new URL(mqttUrl).password);
+  }
 
   if (problems.length > 0 || !config) {
     // Problems without a position (environment, flags, defaults) first, then the file's in reading order.
@@ -574,6 +585,46 @@ function readSecretFile(
   }
   const value = trim === 'whitespace' ? text.trim() : text.replace(/[\r\n]+$/, '');
   return value === '' ? { ok: false, message: `the ${what} ${path} is empty` } : { ok: true, value };
+}
+
+/**
+ * The MQTT password: inline or from password_file (not both), else the systemd credential
+ * mqtt-password. The file's trailing line break is not part of it. Values are never echoed.
+ */
+function resolveMqttPassword(
+  mqtt: Config['mqtt'],
+  origins: ReadonlyMap<string, Origin>,
+  env: NodeJS.ProcessEnv,
+  problems: ConfigProblem[],
+  secrets: string[],
+): void {
+  const fileOrigin = origins.get('mqtt.password_file');
+  const fileLabel = fileOrigin?.kind === 'env' ? fileOrigin.name : 'mqtt.password_file';
+  if (mqtt.password !== null && mqtt.password_file !== null) {
+    problems.push({ path: fileLabel, message: 'set either mqtt.password or mqtt.password_file, not both' });
+    return;
+  }
+  if (mqtt.password_file !== null) {
+    const read = readSecretFile(mqtt.password_file, 'password file', 'line-breaks');
+    if (!read.ok) {
+      problems.push({ path: fileLabel, message: read.message });
+      return;
+    }
+    secrets.push(read.value);
+    mqtt.password = read.value;
+    return;
+  }
+  const directory = env['CREDENTIALS_DIRECTORY'];
+  if (mqtt.password !== null || !directory) return;
+  const path = join(directory, MQTT_PASSWORD_CREDENTIAL);
+  if (!existsSync(path)) return;
+  const read = readSecretFile(path, 'credential', 'line-breaks');
+  if (read.ok) {
+    secrets.push(read.value);
+    mqtt.password = read.value;
+  } else {
+    problems.push({ path: 'CREDENTIALS_DIRECTORY', message: read.message });
+  }
 }
 
 /** Where a key's value came from, for precedence between two keys: file 0 < environment 1 < flag 2. */

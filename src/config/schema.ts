@@ -235,6 +235,20 @@ const listenAddress = z.string().transform((text, ctx): HostPort => {
 /** Tags the forwarder sets on every point itself; a global tag must not shadow them. */
 export const RESERVED_TAGS: readonly string[] = ['device_id', 'alias', 'model', 'parent_id'];
 
+function isMqttUrl(text: string): boolean {
+  try {
+    const url = new URL(text);
+    return (
+      (url.protocol === 'mqtt:' || url.protocol === 'mqtts:') &&
+      url.hostname !== '' &&
+      url.username === '' &&
+      url.password === ''
+    );
+  } catch {
+    return false;
+  }
+}
+
 function isHttpUrl(text: string): boolean {
   try {
     const url = new URL(text);
@@ -1043,6 +1057,91 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
     .prefault({})
     .meta({ description: "Gap fills from the plugs' own energy statistics." });
 
+  // MQTT with Home Assistant discovery (issue 15). load.ts resolves the password from
+  // password_file or the systemd credential mqtt-password. Every key is applied by a reload.
+  const mqtt = z
+    .strictObject({
+      url: key(
+        z
+          .string()
+          .refine((text) => text === '' || isMqttUrl(text), {
+            message:
+              'must be an mqtt:// or mqtts:// URL such as mqtt://127.0.0.1:1883, without user or password (use mqtt.username and mqtt.password_file), or empty for no MQTT',
+          })
+          .nullable()
+          .optional()
+          .transform(nullWhenUnset),
+        'MQTT broker URL (mqtt:// or mqtts://). Absent or empty: no MQTT.',
+        HOT,
+      ),
+      username: key(
+        z.string().nullable().optional().transform(nullWhenUnset),
+        'MQTT user name. Empty: connect without one.',
+        HOT,
+      ),
+      password: key(
+        z.string().nullable().optional().transform(nullWhenUnset),
+        'MQTT password (secret). Prefer `password_file` or the systemd credential mqtt-password.',
+        { reload: 'hot', secret: true },
+      ),
+      password_file: key(
+        z
+          .string()
+          .min(1)
+          .nullable()
+          .optional()
+          .transform((path) => (path ? resolve(path) : null)),
+        'A file holding the MQTT password, read at load time (a trailing newline is not part of it).',
+        HOT,
+      ),
+      ca_file: key(
+        z
+          .string()
+          .min(1)
+          .nullable()
+          .optional()
+          .transform((path) => (path ? resolve(path) : null)),
+        "PEM file with the CA certificate(s) that sign the broker's certificate (mqtts://). Empty: the system CAs.",
+        HOT,
+      ),
+      topic_prefix: key(
+        z
+          .string()
+          .regex(/^[^#+]+$/, { message: 'must be a non-empty MQTT topic without # or +' })
+          .refine((text) => !text.startsWith('/') && !text.endsWith('/'), {
+            message: 'must not start or end with /',
+          })
+          .prefault('kasa-monitor'),
+        'Topics are <topic_prefix>/<device_id>/state, <topic_prefix>/<device_id>/availability and <topic_prefix>/status.',
+        HOT,
+      ),
+      homeassistant: z
+        .strictObject({
+          discovery: key(
+            z.boolean().prefault(true),
+            'Publish Home Assistant discovery configs (retained), so plugs appear in Home Assistant by themselves.',
+            HOT,
+          ),
+          prefix: key(
+            z
+              .string()
+              .regex(/^[^#+]+$/, { message: 'must be a non-empty MQTT topic without # or +' })
+              .prefault('homeassistant'),
+            "Home Assistant's discovery prefix.",
+            HOT,
+          ),
+          expire_after: key(
+            optionalDuration(),
+            'A plug offline for longer than this has its Home Assistant entities removed (they come back when it does). Empty: never.',
+            HOT,
+          ),
+        })
+        .prefault({})
+        .meta({ description: 'Home Assistant MQTT discovery.' }),
+    })
+    .prefault({})
+    .meta({ description: 'Publishing readings to an MQTT broker, with Home Assistant discovery.' });
+
   return z
     .strictObject({
       discovery,
@@ -1059,6 +1158,7 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
       credentials,
       tariff,
       backfill,
+      mqtt,
     })
     .meta({ title: 'kasa-monitor configuration', description: 'The kasa-monitor YAML configuration file.' });
 }
@@ -1089,6 +1189,7 @@ export type RetentionConfig = StorageConfig['retention'];
 export type BackupConfig = StorageConfig['backup'];
 export type CredentialsConfig = Config['credentials'];
 export type TariffSectionConfig = Config['tariff'];
+export type MqttConfig = Config['mqtt'];
 
 /** The configuration with nothing set: every default (the SQLite path depends on `env`). */
 export function defaultConfig(env: NodeJS.ProcessEnv = process.env): Config {

@@ -11,6 +11,8 @@ export interface DeviceSnapshot {
   readonly id: string;
   readonly alias: string;
   readonly model: string;
+  /** Firmware version as the device reports it (`sw_ver`); null when it sends none. */
+  readonly firmware?: string | null;
   readonly host: string;
   readonly port: number;
   /** The sysinfo `feature` lists ENE. */
@@ -614,6 +616,7 @@ export class DeviceRegistry {
       id: sysinfo.deviceId,
       alias: sysinfo.alias,
       model: sysinfo.model,
+      firmware: typeof sysinfo.raw['sw_ver'] === 'string' ? sysinfo.raw['sw_ver'].slice(0, 64) : null,
       host: entry.endpoint.host,
       port: entry.endpoint.port,
       hasEmeter: sysinfo.hasEmeter,

@@ -35,6 +35,8 @@ export interface MetricsSource {
   energyCost?(): Promise<readonly ChannelCost[]>;
 }
 
+type MqttStatus = NonNullable<DaemonStatus['mqtt']>;
+
 const STATUSES: readonly CheckStatus[] = ['ok', 'degraded', 'failed'];
 const BREAKER_STATES = ['closed', 'open', 'half-open', 'isolated'] as const;
 const SINKS = ['sqlite', 'influx'] as const;
@@ -284,6 +286,52 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
         const a = accounting?.[sink];
         if (a !== null && a !== undefined) this.set({ sink }, a.queued);
       }
+    },
+  });
+  new Gauge({
+    name: 'kasa_monitor_mqtt_connected',
+    help: '1 while connected to the MQTT broker, 0 while not (absent without MQTT).',
+    registers,
+    collect() {
+      this.reset();
+      const m = source.status()?.mqtt;
+      if (m != null) this.set(m.connected ? 1 : 0);
+    },
+  });
+  const mqttCounter = (name: string, help: string, pick: (m: MqttStatus) => number) =>
+    new Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        this.reset();
+        const m = source.status()?.mqtt;
+        if (m != null) setCounter(this, {}, pick(m));
+      },
+    });
+  mqttCounter(
+    'kasa_monitor_mqtt_messages_published_total',
+    'MQTT messages handed to the broker connection (states, discovery configs, availability, status).',
+    (m) => m.published,
+  );
+  mqttCounter(
+    'kasa_monitor_mqtt_states_dropped_total',
+    'Channel states never published to MQTT: a newer reading replaced them while the broker was away.',
+    (m) => m.dropped,
+  );
+  mqttCounter(
+    'kasa_monitor_mqtt_connect_failures_total',
+    'Failed connection attempts to the MQTT broker (unreachable, refused, bad credentials).',
+    (m) => m.failedConnects,
+  );
+  new Gauge({
+    name: 'kasa_monitor_mqtt_last_error_timestamp_seconds',
+    help: 'When the MQTT connection last failed, Unix time (0 when never).',
+    registers,
+    collect() {
+      this.reset();
+      const m = source.status()?.mqtt;
+      if (m != null) this.set((m.lastError?.atMs ?? 0) / 1000);
     },
   });
   new Gauge({

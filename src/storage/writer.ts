@@ -115,6 +115,7 @@ export class Writer {
   #lastCommitAtMs: number | null = null;
   #lastError: WriterError | null = null;
   #lastFailure: unknown = null;
+  readonly #commitListeners = new Set<(batch: readonly Reading[]) => void>();
   readonly #commitLatency = new DurationHistogram(COMMIT_LATENCY_WINDOW);
 
   constructor(
@@ -137,6 +138,18 @@ export class Writer {
     });
     this.#armFlushTimer();
     this.#queueKick();
+  }
+
+  /**
+   * Told after every batch the sink committed, with the batch itself (replays included: a listener
+   * that wants only new states skips readings not newer than what it has). Runs on the writer's
+   * path: a listener must only hand work off, never block. Returns the unsubscribe function.
+   */
+  onCommit(listener: (batch: readonly Reading[]) => void): () => void {
+    this.#commitListeners.add(listener);
+    return () => {
+      this.#commitListeners.delete(listener);
+    };
   }
 
   /** Applies reloaded options; takes effect from the next batch. */
@@ -242,6 +255,13 @@ export class Writer {
         const committedMs = Date.now();
         this.#lastCommitAtMs = committedMs;
         for (const reading of batch) this.#commitLatency.record(Math.max(0, committedMs - reading.tsMs));
+        for (const listener of this.#commitListeners) {
+          try {
+            listener(batch);
+          } catch (error) {
+            this.logger.error({ err: error }, 'commit listener failed; the batch is stored');
+          }
+        }
         if (this.#failures > 0) {
           this.logger.info(
             {

@@ -613,5 +613,41 @@ export function createChecks(inputs: HealthInputs, fetchImpl: typeof fetch = fet
     eventLoopCheck(inputs),
     memoryCheck(inputs),
     readerPoolCheck(inputs),
+    mqttCheck(inputs),
   ];
+}
+
+/**
+ * MQTT: connected, or why not. Degraded at worst and no recovery action: the publisher reconnects by
+ * itself, and a restart would not bring a broker back or fix a password. Never shows the password.
+ */
+function mqttCheck(inputs: HealthInputs): HealthCheck {
+  return {
+    name: 'mqtt',
+    async run() {
+      const m = inputs.status()?.mqtt ?? null;
+      if (m === null) return ok('not configured', { configured: false });
+      const details: Record<string, unknown> = {
+        url: m.url,
+        connected: m.connected,
+        breaker: m.breaker,
+        published: m.published,
+        states_published: m.statesPublished,
+        dropped: m.dropped,
+        pending: m.pending,
+        failed_connects: m.failedConnects,
+        last_connected_ms: m.lastConnectedAtMs,
+        last_error: m.lastError,
+      };
+      if (m.connected) return ok(`connected to ${m.url}, ${m.published} messages published`, details);
+      const why = m.lastError === null ? 'connecting' : m.lastError.message;
+      if (m.authFailing) {
+        return degraded(`the MQTT broker at ${m.url} refuses the credentials (${why})`, details);
+      }
+      return degraded(
+        `not connected to the MQTT broker at ${m.url} (${why}); the latest state of ${m.pending} channels waits`,
+        details,
+      );
+    },
+  };
 }
