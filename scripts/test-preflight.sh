@@ -13,6 +13,10 @@ has systemd-nspawn || need 'systemd-nspawn (apt-get install systemd-container)'
 has debootstrap || need 'debootstrap (apt-get install debootstrap)'
 has nsenter || need 'nsenter (apt-get install util-linux)'
 has script || need 'script (apt-get install bsdutils)'
+has faketime || need 'faketime (apt-get install faketime)'
+has chromium || need 'chromium (apt-get install chromium)'
+has mosquitto || need 'mosquitto (apt-get install mosquitto)'
+has openssl || need 'openssl (apt-get install openssl)'
 
 if [ -n "$missing" ]; then
   echo "npm test cannot run here: missing $missing. Run .ci/run as root, which installs them (see README, Development)." >&2
