@@ -190,8 +190,8 @@ class SimDevice implements SmartSimDevice {
   readonly klapAuth: Buffer;
   readonly klapVersion: KlapVersion;
   readonly account: Account;
-  /** Device-local month, "YYYY-MM". */
-  month: string;
+  /** The device clock's offset from ours (a month rollover moves it to the 1st). */
+  clockOffsetMs = 0;
   server: Server | null = null;
   udp: Socket | null = null;
   readonly hanging = new Set<ServerResponse>();
@@ -213,7 +213,6 @@ class SimDevice implements SmartSimDevice {
     this.account = accountOf(spec);
     this.klapVersion = spec.kind === 'klap' ? 2 : (spec.klapVersion ?? 1);
     this.klapAuth = authHash(this.klapVersion, this.account.username, this.account.password);
-    this.month = new Date().toISOString().slice(0, 7);
     const base: SmartSimChannelValues = {
       powerMw: 12_345,
       voltageMv: 230_100,
@@ -224,10 +223,11 @@ class SimDevice implements SmartSimDevice {
       ...spec.values,
     };
     const outlets = spec.outlets ?? [];
+    // Legacy strips: deviceId + 2-digit index; smart strips: 40-hex ids of their own.
     this.outletIds = outlets.map((_, i) =>
       spec.kind === 'iot-klap'
         ? `${this.deviceId}${String(i).padStart(2, '0')}`
-        : `${this.deviceId.slice(0, 38)}${String(i + 1).padStart(2, '0')}`,
+        : createHash('sha1').update(`${this.deviceId}/${i}`).digest('hex').toUpperCase(),
     );
     if (outlets.length === 0) {
       this.channels.set(this.deviceId, { id: this.deviceId, alias: this.alias, values: { ...base } });
@@ -245,8 +245,7 @@ class SimDevice implements SmartSimDevice {
   }
 
   localTime(): string {
-    const now = new Date().toISOString().slice(8, 19).replace('T', ' ');
-    return `${this.month}-${now}`;
+    return new Date(Date.now() + this.clockOffsetMs).toISOString().slice(0, 19).replace('T', ' ');
   }
 
   // ---- discovery ----
@@ -767,9 +766,8 @@ export async function startSmartSimulators(options: SmartSimFleetOptions): Promi
     },
     monthRollover: (id) => {
       const d = device(id);
-      const [y, m] = d.month.split('-').map(Number) as [number, number];
-      const next = new Date(Date.UTC(y, m, 1));
-      d.month = next.toISOString().slice(0, 7);
+      const now = new Date(Date.now() + d.clockOffsetMs);
+      d.clockOffsetMs += Date.UTC(now.getUTCFullYear(), now.getUTCMonth() + 1, 1, 0, 0, 5) - now.getTime();
       for (const c of d.channels.values()) {
         c.values.monthWh = 0;
         c.values.todayWh = 0;
