@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js';
-import { type Endpoint, type ProbeResult, probe } from './kasa.js';
-import { DeviceRegistry, type DeviceSnapshot } from './registry.js';
+import { type Endpoint, type ProbeReply, type ProbeResult, probe } from './kasa.js';
+import { DeviceRegistry, type DeviceSnapshot, type IdentityConflict } from './registry.js';
 
 export interface DiscoveryOptions {
   /** Broadcast addresses (e.g. 255.255.255.255 on a LAN, 127.255.255.255 for simulated plugs). */
@@ -34,6 +34,8 @@ export interface DiscoveryStats {
   /** Receive buffer the kernel granted in the last round. */
   readonly receiveBufferBytes: number | null;
   readonly running: boolean;
+  /** Identities claimed twice right now (a spoofed deviceId, a strip child id equal to a plug's). */
+  readonly identityConflicts: readonly IdentityConflict[];
 }
 
 /** Parses 'host' or 'host:port' (IPv4 or name). Throws RangeError on a bad port. */
@@ -137,6 +139,7 @@ export class Discovery {
       garbageReplies: this.#garbage,
       receiveBufferBytes: this.#receiveBuffer,
       running: this.#running,
+      identityConflicts: this.registry.conflicts(),
     };
   }
 
@@ -182,7 +185,7 @@ export class Discovery {
       this.#receiveBuffer = result.receiveBufferBytes;
       this.#lastRoundAtMs = startedAt;
       this.#lastRoundDurationMs = result.durationMs;
-      this.#lastRoundFound = result.replies.length;
+      this.#lastRoundFound = new Set(result.replies.map((r) => r.sysinfo.deviceId)).size;
       if (abort.signal.aborted) return result; // stopped mid-round: do not count misses
       const now = Date.now();
       const seen = new Set<string>();
@@ -196,7 +199,7 @@ export class Discovery {
       }
       this.logger.debug(
         {
-          found: result.replies.length,
+          found: this.#lastRoundFound,
           garbage: result.garbage,
           durationMs: Math.round(result.durationMs),
           receiveBufferBytes: result.receiveBufferBytes,
@@ -242,7 +245,11 @@ export async function discoverOnce(options: DiscoverOnceOptions): Promise<Discov
     timeoutMs: options.timeoutMs,
     receiveBufferBytes: options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER_BYTES,
   });
-  return result.replies
+  const firstPerDevice = new Map<string, ProbeReply>();
+  for (const reply of result.replies) {
+    if (!firstPerDevice.has(reply.sysinfo.deviceId)) firstPerDevice.set(reply.sysinfo.deviceId, reply);
+  }
+  return [...firstPerDevice.values()]
     .map((r) => ({
       id: r.sysinfo.deviceId,
       alias: r.sysinfo.alias,

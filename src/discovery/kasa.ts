@@ -13,8 +13,10 @@ import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
 import type { Logger as ApiLogger, Client, Plug, Sysinfo } from 'tplink-smarthome-api';
 import tplink from 'tplink-smarthome-api';
-import { decrypt, encrypt } from 'tplink-smarthome-crypto';
+import { decrypt, encrypt, encryptWithHeader } from 'tplink-smarthome-crypto';
 import type { Logger } from '../log/logger.js';
+import { requestFrame } from './tcp-frame.js';
+import type { AnswerFailure, EnergyAnswer, Responder } from './types.js';
 
 /** Where a device answers: an IPv4 address (or host name) and a UDP/TCP port (9999 on real plugs). */
 export interface Endpoint {
@@ -54,17 +56,60 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 /**
- * Parses a decoded discovery reply (`{"system":{"get_sysinfo":{...}}}`). Returns null for anything
- * that is not a usable sysinfo (garbage, an error code, a missing deviceId ...).
+ * Deepest nesting of objects and arrays accepted in a device reply. A sysinfo nests 5 deep (a strip
+ * outlet's `next_action`); anything much deeper is a malformed reply, refused before it is parsed, so
+ * that it cannot exhaust the stack later (structuredClone, JSON.stringify in a log line).
  */
-export function parseSysinfoResponse(text: string): KasaSysinfo | null {
+export const MAX_REPLY_NESTING = 16;
+
+/** Whether `text` nests objects/arrays deeper than `max` (brackets inside strings do not count). */
+export function nestsDeeperThan(text: string, max: number): boolean {
+  let depth = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (inString) {
+      if (c === 0x5c)
+        i++; // backslash: skip the escaped character
+      else if (c === 0x22) inString = false;
+    } else if (c === 0x22) {
+      inString = true;
+    } else if (c === 0x7b || c === 0x5b) {
+      if (++depth > max) return true;
+    } else if (c === 0x7d || c === 0x5d) {
+      depth--;
+    }
+  }
+  return false;
+}
+
+/** Parses a decoded device reply into an object, or says why it is not one (a malformed reply). */
+export function parseReply(
+  text: string,
+):
+  | { readonly ok: true; readonly value: Record<string, unknown> }
+  | { readonly ok: false; readonly detail: string } {
+  if (nestsDeeperThan(text, MAX_REPLY_NESTING)) {
+    return { ok: false, detail: `reply nests deeper than ${MAX_REPLY_NESTING} levels` };
+  }
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
-    return null;
+    return { ok: false, detail: `not JSON (${text.length} chars)` };
   }
-  if (!isRecord(parsed)) return null;
+  if (!isRecord(parsed)) return { ok: false, detail: 'reply is not an object' };
+  return { ok: true, value: parsed };
+}
+
+/**
+ * Parses a decoded discovery reply (`{"system":{"get_sysinfo":{...}}}`). Returns null for anything
+ * that is not a usable sysinfo (garbage, an error code, a missing deviceId ...).
+ */
+export function parseSysinfoResponse(text: string): KasaSysinfo | null {
+  const reply = parseReply(text);
+  if (!reply.ok) return null;
+  const parsed = reply.value;
   const system = parsed['system'];
   if (!isRecord(system)) return null;
   const sysinfo = system['get_sysinfo'];
@@ -128,14 +173,22 @@ export interface ProbeReply extends Endpoint {
   readonly sysinfo: KasaSysinfo;
   /** Milliseconds from the first packet sent to this reply. */
   readonly elapsedMs: number;
+  /**
+   * A static host answered from another address than the one asked: `host:port` is the address
+   * asked (where requests reach it), this is where the reply came from.
+   */
+  readonly replyFrom?: Endpoint;
 }
 
 export interface ProbeResult {
-  /** One reply per deviceId (the first one received). */
+  /**
+   * One reply per deviceId and reply address (the first one received): two addresses answering as
+   * one deviceId are both reported, for the registry to see the conflict.
+   */
   readonly replies: readonly ProbeReply[];
   /** Replies that did not decode to a usable sysinfo. */
   readonly garbage: number;
-  /** Further replies from a deviceId already seen this round. */
+  /** Further replies from a deviceId and address already seen this round. */
   readonly duplicates: number;
   /** Destinations the packet could not be sent to. */
   readonly sendErrors: readonly { readonly target: string; readonly error: string }[];
@@ -171,12 +224,17 @@ function sendTo(socket: Socket, packet: Buffer, target: Endpoint): Promise<strin
  * One discovery round: sends the encrypted sysinfo request to every broadcast address and every
  * static host, then collects and decodes replies until `timeoutMs` (or earlier when only static hosts
  * were asked and each has answered). Throws only when no packet could be sent at all.
+ *
+ * Each static host is asked from a socket of its own, so a reply is attributed to the host asked
+ * whatever address it comes from: a round ends early when every host has answered (counted by host,
+ * not by reply address), and a plug that answers from another address is polled where it is asked.
  */
 export async function probe(options: ProbeOptions): Promise<ProbeResult> {
   const started = performance.now();
-  const socket = createSocket({ type: 'udp4' });
+  const broadcastSocket = createSocket({ type: 'udp4' });
+  const hostSockets = options.hosts.map(() => createSocket({ type: 'udp4' }));
   const replies = new Map<string, ProbeReply>();
-  const sources = new Set<string>();
+  const answeredHosts = new Set<number>();
   const staticOnly = options.broadcast.length === 0;
   let garbage = 0;
   let duplicates = 0;
@@ -190,7 +248,8 @@ export async function probe(options: ProbeOptions): Promise<ProbeResult> {
   options.signal?.addEventListener('abort', onAbort, { once: true });
   if (options.signal?.aborted) finish();
 
-  socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => {
+  /** `hostIndex`: the static host whose socket received it; null for the broadcast socket. */
+  const onMessage = (msg: Buffer, rinfo: RemoteInfo, hostIndex: number | null): void => {
     let sysinfo: KasaSysinfo | null = null;
     try {
       sysinfo = parseSysinfoResponse(decrypt(msg).toString('utf8'));
@@ -201,40 +260,49 @@ export async function probe(options: ProbeOptions): Promise<ProbeResult> {
       garbage++;
       return;
     }
-    sources.add(`${rinfo.address}:${rinfo.port}`);
-    if (replies.has(sysinfo.deviceId)) {
-      duplicates++;
-    } else {
-      replies.set(sysinfo.deviceId, {
-        host: rinfo.address,
-        port: rinfo.port,
+    const key = `${sysinfo.deviceId}|${rinfo.address}:${rinfo.port}`;
+    const asked = hostIndex === null ? undefined : options.hosts[hostIndex];
+    const previous = replies.get(key);
+    if (previous !== undefined) duplicates++;
+    if (previous === undefined || (asked !== undefined && previous.replyFrom === undefined)) {
+      const from = { host: rinfo.address, port: rinfo.port };
+      const differs = asked !== undefined && (asked.host !== from.host || asked.port !== from.port);
+      replies.set(key, {
+        host: asked?.host ?? from.host,
+        port: asked?.port ?? from.port,
         sysinfo,
-        elapsedMs: performance.now() - started,
+        elapsedMs: previous?.elapsedMs ?? performance.now() - started,
+        ...(differs ? { replyFrom: from } : {}),
       });
     }
-    if (staticOnly && sources.size >= options.hosts.length) finish();
+    if (hostIndex !== null) answeredHosts.add(hostIndex);
+    if (staticOnly && answeredHosts.size >= options.hosts.length) finish();
+  };
+  broadcastSocket.on('message', (msg: Buffer, rinfo: RemoteInfo) => onMessage(msg, rinfo, null));
+  hostSockets.forEach((socket, i) => {
+    socket.on('message', (msg: Buffer, rinfo: RemoteInfo) => onMessage(msg, rinfo, i));
   });
   // Errors on an unconnected UDP socket (e.g. ICMP noise) must neither end nor crash the round.
-  socket.on('error', () => {});
+  for (const socket of [broadcastSocket, ...hostSockets]) socket.on('error', () => {});
 
   try {
-    await bindSocket(socket);
-    socket.setBroadcast(true);
+    await Promise.all([broadcastSocket, ...hostSockets].map((socket) => bindSocket(socket)));
+    broadcastSocket.setBroadcast(true);
     try {
-      socket.setRecvBufferSize(options.receiveBufferBytes);
+      broadcastSocket.setRecvBufferSize(options.receiveBufferBytes);
     } catch {
       // A kernel refusing the size keeps its default; replies may then be lost with many plugs.
     }
-    const granted = socket.getRecvBufferSize();
+    const granted = broadcastSocket.getRecvBufferSize();
 
     const packet = encrypt(SYSINFO_REQUEST);
-    const targets: Endpoint[] = [
-      ...options.broadcast.map((host) => ({ host, port: options.port })),
-      ...options.hosts,
+    const targets: { socket: Socket; target: Endpoint }[] = [
+      ...options.broadcast.map((host) => ({ socket: broadcastSocket, target: { host, port: options.port } })),
+      ...options.hosts.map((target, i) => ({ socket: hostSockets[i] ?? broadcastSocket, target })),
     ];
     if (targets.length === 0) finish();
     const sendResults = await Promise.all(
-      targets.map(async (target) => ({ target, error: await sendTo(socket, packet, target) })),
+      targets.map(async ({ socket, target }) => ({ target, error: await sendTo(socket, packet, target) })),
     );
     const sendErrors = sendResults
       .filter((r): r is { target: Endpoint; error: string } => r.error !== null)
@@ -256,7 +324,7 @@ export async function probe(options: ProbeOptions): Promise<ProbeResult> {
   } finally {
     clearTimeout(timer);
     options.signal?.removeEventListener('abort', onAbort);
-    socket.close();
+    for (const socket of [broadcastSocket, ...hostSockets]) socket.close();
   }
 }
 
@@ -265,7 +333,7 @@ export type RequestFailure = 'timeout' | 'refused' | 'network';
 
 export type RawResponse =
   | { readonly ok: true; readonly text: string }
-  | { readonly ok: false; readonly failure: RequestFailure; readonly detail: string };
+  | { readonly ok: false; readonly failure: AnswerFailure; readonly detail: string };
 
 export type Transport = 'udp' | 'tcp';
 
@@ -300,6 +368,34 @@ export function realtimePayload(childId: string | null): string {
   return childId === null
     ? REALTIME_REQUEST
     : `{"context":{"child_ids":[${JSON.stringify(childId)}]},"emeter":{"get_realtime":{}}}`;
+}
+
+const ENERGY_REQUEST = '{"system":{"get_sysinfo":{}},"emeter":{"get_realtime":{}}}';
+
+/**
+ * The energy query with the device's identity in the same request: the legacy protocol answers
+ * several modules at once, so every poll says who answered (deviceId, and a strip's child ids).
+ */
+export function energyPayload(childId: string | null): string {
+  return childId === null
+    ? ENERGY_REQUEST
+    : `{"context":{"child_ids":[${JSON.stringify(childId)}]},"system":{"get_sysinfo":{}},"emeter":{"get_realtime":{}}}`;
+}
+
+/** The legacy transport's energy answer: the responder's sysinfo is what the registry learns. */
+export type KasaEnergyAnswer = EnergyAnswer<KasaSysinfo>;
+
+/** Reads the responder out of a reply to `energyPayload()`; null when it carries no usable sysinfo. */
+export function responderOf(
+  reply: Record<string, unknown>,
+): { responder: Responder; sysinfo: KasaSysinfo } | null {
+  const system = reply['system'];
+  if (!isRecord(system)) return null;
+  const raw = system['get_sysinfo'];
+  if (!isRecord(raw)) return null;
+  const sysinfo = parseSysinfo(raw);
+  if (sysinfo === null) return null;
+  return { responder: { deviceId: sysinfo.deviceId, childIds: sysinfo.outlets.map((o) => o.id) }, sysinfo };
 }
 
 /**
@@ -339,20 +435,34 @@ export class KasaConnection {
   }
 
   /**
-   * Sends `emeter.get_realtime` (for `childId`'s outlet when given) and resolves with the decoded
-   * response text, or with the reason there is none. Never rejects.
+   * Sends `emeter.get_realtime` (for `childId`'s outlet when given) together with
+   * `system.get_sysinfo`, and resolves with the parsed reply and who sent it, or with the reason
+   * there is none. Never rejects.
    */
-  async getRealtime(childId: string | null, options: RequestOptions): Promise<RawResponse> {
+  async getEnergy(childId: string | null, options: RequestOptions): Promise<KasaEnergyAnswer> {
     let payload = this.#payloads.get(childId);
     if (payload === undefined) {
-      payload = realtimePayload(childId);
+      payload = energyPayload(childId);
       this.#payloads.set(childId, payload);
     }
-    return this.send(payload, options);
+    const response = await this.send(payload, options);
+    if (!response.ok) return response;
+    const parsed = parseReply(response.text);
+    if (!parsed.ok) return { ok: false, failure: 'malformed', detail: parsed.detail };
+    const who = responderOf(parsed.value);
+    if (who === null) {
+      return {
+        ok: false,
+        failure: 'malformed',
+        detail: 'the answer does not say which device sent it (no sysinfo)',
+      };
+    }
+    return { ok: true, reply: parsed.value, responder: who.responder, identity: who.sysinfo };
   }
 
   /** Sends any payload; resolves with the decoded text or a failure. Never rejects. */
   async send(payload: string, options: RequestOptions): Promise<RawResponse> {
+    if (options.transport === 'tcp') return this.#sendTcp(payload, options);
     let device: Plug;
     try {
       device = this.#deviceObject();
@@ -383,6 +493,16 @@ export class KasaConnection {
     } finally {
       clearTimeout(guard);
     }
+  }
+
+  /** TCP: one connection per request, our own framing with a bounded reply (src/discovery/tcp-frame.ts). */
+  async #sendTcp(payload: string, options: RequestOptions): Promise<RawResponse> {
+    const { host, port } = this.#endpoint;
+    const result = await requestFrame(host, port, encryptWithHeader(payload), {
+      timeoutMs: options.timeoutMs,
+    });
+    if (!result.ok) return result;
+    return { ok: true, text: decrypt(result.body).toString('utf8') };
   }
 
   /** Closes the device's sockets (a later request opens new ones). */

@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js';
 import { type Endpoint, KasaClient, type KasaConnection, type KasaSysinfo, type OutletInfo } from './kasa.js';
-import type { ChannelInfo } from './types.js';
+import type { ChannelInfo, Responder } from './types.js';
 
 /** A device is online until it misses `offlineTolerance` discovery rounds or polls in a row. */
 export type DeviceState =
@@ -49,6 +49,22 @@ export interface RegistryEvents {
   moved: (move: DeviceMove) => void;
 }
 
+/**
+ * Two claims on one identity. `device`: two addresses answer as one deviceId; `channel`: a strip
+ * outlet's child id equals another device's channel (a plug's deviceId or another strip's outlet).
+ * The device known first keeps the identity while it still answers; the other claim is not obeyed.
+ */
+export interface IdentityConflict {
+  readonly kind: 'device' | 'channel';
+  /** The contested id: a deviceId, or a channel id. */
+  readonly id: string;
+  /** The device that keeps the id, and where it answers. */
+  readonly kept: { readonly deviceId: string; readonly host: string; readonly port: number };
+  /** The other claimant, and where it answers. */
+  readonly other: { readonly deviceId: string; readonly host: string; readonly port: number };
+  readonly sinceMs: number;
+}
+
 export interface RegistryCounts {
   readonly devices: number;
   readonly online: number;
@@ -73,9 +89,33 @@ export interface RegistryOptions {
   readonly offlineTolerance: number;
 }
 
+/** Another address claims an online device's id; settled by whether the known address still answers. */
+interface Contest {
+  readonly endpoint: Endpoint;
+  readonly sysinfo: KasaSysinfo;
+}
+
+interface ConflictRecord {
+  conflict: IdentityConflict;
+  /** The discovery round (number) that last saw the other claim. */
+  lastClaimRound: number;
+}
+
+/** A discovery reply, or what a poll answer said about the device that sent it. */
+export interface Observation extends Endpoint {
+  readonly sysinfo: KasaSysinfo;
+  /** The reply came from this address although it was asked at `host:port` (a static host). */
+  readonly replyFrom?: Endpoint | undefined;
+}
+
 interface Entry {
   sysinfo: KasaSysinfo;
   endpoint: Endpoint;
+  /** The round in which discovery last heard it at `endpoint`. */
+  seenRound: number;
+  contest: Contest | null;
+  /** The other reply address already logged (once per device and address). */
+  replyFromLogged: string | null;
   channels: readonly ChannelInfo[];
   channelsKey: string;
   state: DeviceState;
@@ -103,6 +143,12 @@ function channelsOf(sysinfo: KasaSysinfo): ChannelInfo[] {
   }));
 }
 
+function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
+  return a.host === b.host && a.port === b.port;
+}
+
+const addressOf = (e: Endpoint): string => `${e.host}:${e.port}`;
+
 function isPolled(sysinfo: KasaSysinfo): boolean {
   return sysinfo.hasEmeter && sysinfo.isPlug;
 }
@@ -125,6 +171,11 @@ export class DeviceRegistry {
     moved: new Set(),
   };
   #tolerance: number;
+  /** Number of the discovery round in progress (rounds end with `endRound`). */
+  #round = 0;
+  /** Channel id → the deviceId that claimed it first. */
+  readonly #channelOwner = new Map<string, string>();
+  readonly #conflicts = new Map<string, ConflictRecord>();
 
   constructor(
     options: RegistryOptions,
@@ -149,55 +200,140 @@ export class DeviceRegistry {
   }
 
   /** A device answered discovery at `endpoint`. */
-  observe(reply: Endpoint & { readonly sysinfo: KasaSysinfo }, nowMs: number = Date.now()): void {
+  observe(reply: Observation, nowMs: number = Date.now()): void {
+    this.#claim(reply, 'discovery', nowMs);
+  }
+
+  /**
+   * A poll of `deviceId` at `endpoint` was answered by another device (`identity` is its sysinfo).
+   * The expected device is not there any more: it moves to the address another claim gave for it,
+   * or stops being polled until it is seen again. The responder is learnt at that address.
+   */
+  answeredBy(
+    deviceId: string,
+    endpoint: Endpoint,
+    responder: Responder,
+    identity: unknown,
+    nowMs: number = Date.now(),
+  ): void {
+    const entry = this.#entries.get(deviceId);
+    if (entry !== undefined && sameEndpoint(entry.endpoint, endpoint)) {
+      this.logger.info(
+        {
+          deviceId,
+          alias: entry.sysinfo.alias,
+          address: addressOf(endpoint),
+          answeredBy: responder.deviceId,
+        },
+        'another device answers at this address: nothing recorded for the expected one',
+      );
+      if (entry.contest !== null) this.#move(entry, entry.contest.endpoint, entry.contest.sysinfo, nowMs);
+      else if (entry.state.kind === 'online') {
+        this.#goOffline(entry, entry.failedPolls, nowMs, 'its address answers as another device');
+      }
+    }
+    const sysinfo = identity as KasaSysinfo | null;
+    if (sysinfo !== null && typeof sysinfo === 'object' && sysinfo.deviceId === responder.deviceId) {
+      this.#claim({ host: endpoint.host, port: endpoint.port, sysinfo }, 'poll', nowMs);
+    }
+  }
+
+  /** Every identity claimed twice right now. */
+  conflicts(): IdentityConflict[] {
+    return [...this.#conflicts.values()].map((r) => r.conflict);
+  }
+
+  #claim(reply: Observation, how: 'discovery' | 'poll', nowMs: number): void {
     const { sysinfo } = reply;
     const endpoint: Endpoint = { host: reply.host, port: reply.port };
     const existing = this.#entries.get(sysinfo.deviceId);
-    const channels = channelsOf(sysinfo);
-    const channelsKey = JSON.stringify(channels);
     if (existing === undefined) {
-      const entry: Entry = {
-        sysinfo,
-        endpoint,
-        channels,
-        channelsKey,
-        state: { kind: 'online', since: nowMs },
-        firstSeenMs: nowMs,
-        lastSeenMs: nowMs,
-        missedRounds: 0,
-        failedPolls: 0,
-        connection: null,
-        target: null,
-      };
-      this.#entries.set(sysinfo.deviceId, entry);
-      this.logger.info(
-        {
-          deviceId: sysinfo.deviceId,
-          alias: sysinfo.alias,
-          model: sysinfo.model,
-          host: endpoint.host,
-          port: endpoint.port,
-          emeter: sysinfo.hasEmeter,
-          outlets: sysinfo.outlets.length,
-        },
-        'device found',
-      );
-      this.#emit('added', this.#snapshot(entry));
-      if (channels.length > 0) this.#emit('channels', channels);
+      this.#add(sysinfo, endpoint, nowMs, how);
+      this.#noteReplyFrom(this.#entries.get(sysinfo.deviceId), reply);
       return;
     }
+    if (sameEndpoint(existing.endpoint, endpoint)) {
+      if (how === 'discovery') existing.seenRound = this.#round;
+      this.#noteReplyFrom(existing, reply);
+      // The known address still answers as this device: a pending claim elsewhere is a conflict.
+      if (existing.contest !== null && existing.state.kind === 'online')
+        this.#confirmConflict(existing, nowMs);
+      this.#refresh(existing, sysinfo, nowMs);
+      return;
+    }
+    const conflict = this.#conflicts.get(`device:${sysinfo.deviceId}`);
+    if (
+      conflict !== undefined &&
+      existing.state.kind === 'online' &&
+      sameEndpoint(conflict.conflict.other, endpoint)
+    ) {
+      conflict.lastClaimRound = this.#round; // the same episode goes on
+      return;
+    }
+    const knownAddressTaken = [...this.#entries.values()].some(
+      (e) => e !== existing && e.state.kind === 'online' && sameEndpoint(e.endpoint, existing.endpoint),
+    );
+    if (existing.state.kind === 'offline' || knownAddressTaken) {
+      this.#move(existing, endpoint, sysinfo, nowMs);
+      this.#noteReplyFrom(existing, reply);
+      return;
+    }
+    // The device known first wins while it still answers at its address: check that before moving.
+    existing.contest = { endpoint, sysinfo };
+    if (how === 'discovery' && existing.seenRound === this.#round) this.#confirmConflict(existing, nowMs);
+    else {
+      this.logger.debug(
+        { deviceId: sysinfo.deviceId, known: addressOf(existing.endpoint), claimed: addressOf(endpoint) },
+        'device answers at another address: checking whether the known one still answers',
+      );
+    }
+  }
 
-    const previous = existing.endpoint;
-    const moved = previous.host !== endpoint.host || previous.port !== endpoint.port;
+  #add(sysinfo: KasaSysinfo, endpoint: Endpoint, nowMs: number, how: 'discovery' | 'poll'): void {
+    const entry: Entry = {
+      sysinfo,
+      endpoint,
+      seenRound: how === 'discovery' ? this.#round : -1,
+      contest: null,
+      replyFromLogged: null,
+      channels: [],
+      channelsKey: '',
+      state: { kind: 'online', since: nowMs },
+      firstSeenMs: nowMs,
+      lastSeenMs: nowMs,
+      missedRounds: 0,
+      failedPolls: 0,
+      connection: null,
+      target: null,
+    };
+    this.#entries.set(sysinfo.deviceId, entry);
+    const channels = this.#ownChannels(entry, channelsOf(sysinfo), nowMs);
+    entry.channels = channels;
+    entry.channelsKey = JSON.stringify(channels);
+    this.logger.info(
+      {
+        deviceId: sysinfo.deviceId,
+        alias: sysinfo.alias,
+        model: sysinfo.model,
+        host: endpoint.host,
+        port: endpoint.port,
+        emeter: sysinfo.hasEmeter,
+        outlets: sysinfo.outlets.length,
+      },
+      'device found',
+    );
+    this.#emit('added', this.#snapshot(entry));
+    if (channels.length > 0) this.#emit('channels', channels);
+  }
+
+  /** A known device answered at its known address: take its (possibly renamed) sysinfo. */
+  #refresh(existing: Entry, sysinfo: KasaSysinfo, nowMs: number): void {
+    const channels = this.#ownChannels(existing, channelsOf(sysinfo), nowMs);
+    const channelsKey = JSON.stringify(channels);
     const pollingChanged = isPolled(existing.sysinfo) !== isPolled(sysinfo);
     existing.sysinfo = sysinfo;
     existing.lastSeenMs = nowMs;
     existing.missedRounds = 0;
-    if (moved) {
-      existing.endpoint = endpoint;
-      existing.connection?.retarget(endpoint);
-      existing.target = null;
-    }
     if (pollingChanged) {
       existing.connection?.close();
       existing.connection = null;
@@ -214,13 +350,6 @@ export class DeviceRegistry {
       existing.failedPolls = 0;
       existing.state = { kind: 'online', since: nowMs };
     }
-    if (moved) {
-      this.logger.info(
-        { deviceId: sysinfo.deviceId, alias: sysinfo.alias, from: previous, to: endpoint },
-        'device moved to another address',
-      );
-      this.#emit('moved', { device: this.#snapshot(existing), from: previous, to: endpoint });
-    }
     if (channelsChanged && channels.length > 0) this.#emit('channels', channels);
     if (cameBack) {
       this.logger.info({ deviceId: sysinfo.deviceId, alias: sysinfo.alias }, 'device back online');
@@ -228,8 +357,133 @@ export class DeviceRegistry {
     }
   }
 
+  /** The device is at another address now (DHCP, a swap): same id, same channels, new connection target. */
+  #move(existing: Entry, endpoint: Endpoint, sysinfo: KasaSysinfo, nowMs: number): void {
+    const previous = existing.endpoint;
+    existing.contest = null;
+    existing.endpoint = endpoint;
+    existing.seenRound = -1;
+    existing.connection?.retarget(endpoint);
+    existing.target = null;
+    this.#dropConflict(`device:${sysinfo.deviceId}`, nowMs);
+    this.logger.info(
+      { deviceId: sysinfo.deviceId, alias: sysinfo.alias, from: previous, to: endpoint },
+      'device moved to another address',
+    );
+    this.#emit('moved', { device: this.#snapshot(existing), from: previous, to: endpoint });
+    this.#refresh(existing, sysinfo, nowMs);
+  }
+
+  /** The known address still answers while another claims the same id: report, do not obey. */
+  #confirmConflict(existing: Entry, nowMs: number): void {
+    const contest = existing.contest;
+    existing.contest = null;
+    if (contest === null) return;
+    const id = existing.sysinfo.deviceId;
+    const key = `device:${id}`;
+    const record = this.#conflicts.get(key);
+    if (record !== undefined && sameEndpoint(record.conflict.other, contest.endpoint)) {
+      record.lastClaimRound = this.#round;
+      return;
+    }
+    this.#report(key, {
+      kind: 'device',
+      id,
+      kept: { deviceId: id, host: existing.endpoint.host, port: existing.endpoint.port },
+      other: { deviceId: id, host: contest.endpoint.host, port: contest.endpoint.port },
+      sinceMs: nowMs,
+    });
+  }
+
+  #report(key: string, conflict: IdentityConflict): void {
+    this.#conflicts.set(key, { conflict, lastClaimRound: this.#round });
+    const kept = addressOf(conflict.kept);
+    const other = addressOf(conflict.other);
+    this.logger.warn(
+      {
+        conflict: conflict.kind,
+        id: conflict.id,
+        kept,
+        other,
+        keptDevice: conflict.kept.deviceId,
+        otherDevice: conflict.other.deviceId,
+      },
+      conflict.kind === 'device'
+        ? `identity conflict: deviceId ${conflict.id} answers at ${kept} and at ${other}; keeping ${kept}, the device known first, while it answers`
+        : `identity conflict: channel id ${conflict.id} of the device at ${other} is already the channel of the device at ${kept}; not recorded for the newcomer`,
+    );
+  }
+
+  #dropConflict(key: string, nowMs: number): void {
+    const record = this.#conflicts.get(key);
+    if (record === undefined) return;
+    this.#conflicts.delete(key);
+    this.logger.info(
+      { id: record.conflict.id, durationMs: nowMs - record.conflict.sinceMs },
+      'identity conflict ended',
+    );
+  }
+
+  /**
+   * The channels of `entry` that are its own: a channel id already owned by another device (a strip
+   * outlet whose child id equals a plug's deviceId) stays with its first owner and is reported.
+   */
+  #ownChannels(entry: Entry, channels: readonly ChannelInfo[], nowMs: number): ChannelInfo[] {
+    const deviceId = entry.sysinfo.deviceId;
+    const own: ChannelInfo[] = [];
+    for (const channel of channels) {
+      const owner = this.#channelOwner.get(channel.id);
+      if (owner === undefined || owner === deviceId) {
+        this.#channelOwner.set(channel.id, deviceId);
+        own.push(channel);
+        continue;
+      }
+      const key = `channel:${channel.id}:${deviceId}`;
+      if (this.#conflicts.has(key)) continue;
+      const holder = this.#entries.get(owner);
+      this.#report(key, {
+        kind: 'channel',
+        id: channel.id,
+        kept: { deviceId: owner, host: holder?.endpoint.host ?? '', port: holder?.endpoint.port ?? 0 },
+        other: { deviceId, host: entry.endpoint.host, port: entry.endpoint.port },
+        sinceMs: nowMs,
+      });
+    }
+    return own;
+  }
+
+  #noteReplyFrom(entry: Entry | undefined, reply: Observation): void {
+    if (entry === undefined || reply.replyFrom === undefined) return;
+    const from = addressOf(reply.replyFrom);
+    if (entry.replyFromLogged === from) return;
+    entry.replyFromLogged = from;
+    this.logger.info(
+      {
+        deviceId: entry.sysinfo.deviceId,
+        alias: entry.sysinfo.alias,
+        asked: addressOf(reply),
+        replyFrom: from,
+      },
+      'plug answers from another address than it is asked at: polled at the address asked',
+    );
+  }
+
   /** A discovery round ended: every known device not in `seen` missed it. */
   endRound(seen: ReadonlySet<string>, nowMs: number = Date.now()): void {
+    for (const [key, record] of this.#conflicts) {
+      // A device conflict lasts while the other address keeps claiming the id; channel conflicts
+      // last while the newcomer reports the channel (re-checked whenever its sysinfo changes).
+      if (record.conflict.kind === 'device' && record.lastClaimRound < this.#round)
+        this.#dropConflict(key, nowMs);
+    }
+    for (const entry of this.#entries.values()) {
+      // A claim from another address wins when the known address did not answer this round.
+      const contest = entry.contest;
+      if (contest !== null && entry.seenRound !== this.#round) {
+        this.#move(entry, contest.endpoint, contest.sysinfo, nowMs);
+      }
+    }
+    this.#round++;
     for (const [id, entry] of this.#entries) {
       if (seen.has(id)) continue;
       entry.missedRounds++;
@@ -241,13 +495,22 @@ export class DeviceRegistry {
     }
   }
 
-  /** The outcome of one poll job (ok: at least one channel answered with a valid reading). */
-  recordPoll(deviceId: string, ok: boolean, nowMs: number = Date.now()): void {
+  /**
+   * The outcome of one poll job: `answered` when the device answered and proved who it is, even if
+   * its reading was rejected (a plug that answers is online).
+   */
+  recordPoll(deviceId: string, answered: boolean, nowMs: number = Date.now()): void {
     const entry = this.#entries.get(deviceId);
     if (entry === undefined) return;
-    if (ok) {
+    if (answered) {
       entry.failedPolls = 0;
       entry.lastSeenMs = nowMs;
+      if (entry.contest !== null) this.#confirmConflict(entry, nowMs);
+      return;
+    }
+    if (entry.contest !== null) {
+      // The known address does not answer while another claims the id: the device moved there.
+      this.#move(entry, entry.contest.endpoint, entry.contest.sysinfo, nowMs);
       return;
     }
     entry.failedPolls++;

@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
-import type { RequestFailure, Transport } from '../discovery/kasa.js';
+import type { Endpoint, Transport } from '../discovery/kasa.js';
 import type { PollTarget } from '../discovery/registry.js';
+import type { AnswerFailure, Responder } from '../discovery/types.js';
 import type { Logger } from '../log/logger.js';
 import {
   DeviceBackoff,
@@ -40,8 +41,12 @@ export function deviceBackoffOptions(options: PollerOptions): DeviceBackoffOptio
   };
 }
 
-/** Why a request gave no reading: no answer (transport) or an answer rejected by normalise. */
-export type PollFailure = RequestFailure | RejectReason;
+/**
+ * Why a request gave no reading: no answer (transport), an answer that is not one (`malformed`), an
+ * answer from another device than the one polled (`other-device`: its address changed hands), or
+ * an answer rejected by normalise.
+ */
+export type PollFailure = AnswerFailure | RejectReason | 'other-device';
 
 export const POLL_FAILURES: readonly PollFailure[] = [
   'timeout',
@@ -50,12 +55,29 @@ export const POLL_FAILURES: readonly PollFailure[] = [
   'malformed',
   'error-code',
   'implausible',
+  'other-device',
 ];
 
 /** What the poller needs from the registry (DeviceRegistry implements it). */
 export interface PollSource {
   pollTargets(): readonly PollTarget[];
-  recordPoll(deviceId: string, ok: boolean, nowMs?: number): void;
+  /**
+   * The outcome of one poll job: `answered` when the device answered and proved who it is (even
+   * with a reading rejected as implausible: a plug that answers is online).
+   */
+  recordPoll(deviceId: string, answered: boolean, nowMs?: number): void;
+  /**
+   * A poll of `deviceId` at `endpoint` was answered by another device: record nothing for the
+   * expected one; the registry learns who is at that address now. `identity` is the transport's
+   * description of the responder (see EnergyAnswer).
+   */
+  answeredBy(
+    deviceId: string,
+    endpoint: Endpoint,
+    responder: Responder,
+    identity: unknown,
+    nowMs?: number,
+  ): void;
 }
 
 /** Where readings go: the bounded queue. `offer` must never block. */
@@ -104,7 +126,21 @@ interface Episode {
 }
 
 function emptyFailures(): Record<PollFailure, number> {
-  return { timeout: 0, refused: 0, network: 0, malformed: 0, 'error-code': 0, implausible: 0 };
+  return {
+    timeout: 0,
+    refused: 0,
+    network: 0,
+    malformed: 0,
+    'error-code': 0,
+    implausible: 0,
+    'other-device': 0,
+  };
+}
+
+/** The answer proves it comes from the device (and, for a strip outlet, the strip) that was polled. */
+function isExpected(deviceId: string, childId: string | null, responder: Responder): boolean {
+  if (responder.deviceId !== deviceId) return false;
+  return childId === null || responder.childIds.includes(childId);
 }
 
 /**
@@ -288,6 +324,10 @@ export class Poller {
     }
     let ok = false;
     let attempted = false;
+    /** The device answered and proved who it is (a reading may still have been rejected). */
+    let answered = false;
+    /** Another device answered at the address: the registry sorts out who is where. */
+    let misdirected = false;
     /** The plug did not answer at all (timeout, refused, network): counts towards its backoff. */
     let unanswered = false;
     try {
@@ -295,18 +335,27 @@ export class Poller {
         if (this.#stopping) break;
         attempted = true;
         const { transport, timeoutMs } = this.#options;
+        const endpoint = target.connection.endpoint;
         const tsMs = Date.now();
         const t0 = performance.now();
         this.#requests++;
-        const response = await target.connection.getRealtime(childId, { transport, timeoutMs });
+        const answer = await target.connection.getEnergy(childId, { transport, timeoutMs });
         this.#durations.record(performance.now() - t0);
-        if (!response.ok) {
-          unanswered = isTransientDeviceFailure(response.failure);
-          this.#failed(target.deviceId, channel, response.failure, response.detail);
+        if (!answer.ok) {
+          unanswered = isTransientDeviceFailure(answer.failure);
+          this.#failed(target.deviceId, channel, answer.failure, answer.detail);
           // The device is not answering: its other outlets would only time out one after another.
           break;
         }
-        const result = normaliseRealtime(response.text, channel, tsMs);
+        if (!isExpected(target.deviceId, childId, answer.responder)) {
+          // Never file another device's reading under this one; the registry logs the change once.
+          misdirected = true;
+          this.#rejected['other-device']++;
+          this.registry.answeredBy(target.deviceId, endpoint, answer.responder, answer.identity);
+          break;
+        }
+        answered = true;
+        const result = normaliseRealtime(answer.reply, channel, tsMs);
         if (result.ok) {
           ok = true;
           this.#pollsOk++;
@@ -315,10 +364,10 @@ export class Poller {
           this.#failed(target.deviceId, channel, result.reason, result.detail);
         }
       }
-      if (attempted) {
+      if (attempted && !misdirected) {
         if (ok) this.#recovered(target.deviceId);
         this.#backoffOutcome(target.deviceId, ok || !unanswered);
-        this.registry.recordPoll(target.deviceId, ok);
+        this.registry.recordPoll(target.deviceId, answered);
       }
     } catch (err) {
       // Not expected (connections never reject, the registry catches its listeners' errors):

@@ -358,6 +358,37 @@ function plugsCheck(inputs: HealthInputs): HealthCheck {
   };
 }
 
+/** Identities claimed twice (a spoofed deviceId, a strip child id equal to a plug's): reported, not obeyed. */
+function identityCheck(inputs: HealthInputs): HealthCheck {
+  return {
+    name: 'identity',
+    run() {
+      const conflicts = inputs.status()?.discovery.identityConflicts ?? [];
+      if (conflicts.length === 0) return ok('every device identity is claimed once');
+      const details = {
+        conflicts: conflicts.map((c) => ({
+          kind: c.kind,
+          id: c.id,
+          kept: `${c.kept.host}:${c.kept.port}`,
+          kept_device: c.kept.deviceId,
+          other: `${c.other.host}:${c.other.port}`,
+          other_device: c.other.deviceId,
+          since: new Date(c.sinceMs).toISOString(),
+        })),
+      };
+      return degraded(
+        conflicts
+          .map(
+            (c) =>
+              `${c.id} claimed at ${c.kept.host}:${c.kept.port} (kept) and at ${c.other.host}:${c.other.port}`,
+          )
+          .join('; '),
+        details,
+      );
+    },
+  };
+}
+
 /** The poll scheduler: ticking on time, without missed or overlapping runs. */
 function schedulerCheck(inputs: HealthInputs): HealthCheck {
   let previous: { missed: number; overlap: number } | null = null;
@@ -564,6 +595,7 @@ export function createChecks(inputs: HealthInputs, fetchImpl: typeof fetch = fet
     influxCheck(inputs, fetchImpl),
     discoveryCheck(inputs),
     plugsCheck(inputs),
+    identityCheck(inputs),
     schedulerCheck(inputs),
     pollsCheck(inputs),
     queueCheck(inputs),
