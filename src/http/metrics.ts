@@ -18,7 +18,7 @@ import {
 import type { DeviceSnapshot } from '../discovery/registry.js';
 import type { DaemonStatus } from '../main.js';
 import type { DurationSummary } from '../poller/histogram.js';
-import type { Reading } from '../poller/reading.js';
+import { milliToUnit, type Reading } from '../poller/reading.js';
 import type { PoolStats } from '../storage/sqlite/reader-pool.js';
 import type { CheckStatus, HealthReport } from '../supervisor/index.js';
 import type { LatestReadings } from './latest.js';
@@ -128,7 +128,8 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
   // Per channel: the latest reading of every channel of an online plug. Each gauge collects for
   // itself (prom-client reads a gauge right after its own collect callback).
   const channelLabels = ['device_id', 'alias'] as const;
-  const perChannel = (name: string, help: string, value: (r: Reading) => number) =>
+  // A value the plug does not measure (null) has no series at all, rather than a 0.
+  const perChannel = (name: string, help: string, value: (r: Reading) => number | null) =>
     new Gauge({
       name,
       help,
@@ -140,14 +141,15 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
           if (device.state.kind !== 'online') continue;
           for (const channel of device.channels) {
             const r = source.latest.get(channel.id);
-            if (r !== undefined) this.set({ device_id: channel.id, alias: channel.alias }, value(r));
+            const v = r === undefined ? null : value(r);
+            if (v !== null) this.set({ device_id: channel.id, alias: channel.alias }, v);
           }
         }
       },
     });
   perChannel('kasa_power_watts', 'Power drawn, latest reading.', (r) => r.powerMw / 1000);
-  perChannel('kasa_voltage_volts', 'Voltage, latest reading.', (r) => r.voltageMv / 1000);
-  perChannel('kasa_current_amperes', 'Current, latest reading.', (r) => r.currentMa / 1000);
+  perChannel('kasa_voltage_volts', 'Voltage, latest reading.', (r) => milliToUnit(r.voltageMv));
+  perChannel('kasa_current_amperes', 'Current, latest reading.', (r) => milliToUnit(r.currentMa));
   perChannel(
     'kasa_energy_joules',
     'Energy counted by the plug since its last reboot (its total_wh x 3600); resets when the plug restarts.',

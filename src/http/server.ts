@@ -9,6 +9,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { parseTime } from '../cli/time.js';
 import type { Logger } from '../log/logger.js';
+import { milliToUnit } from '../poller/reading.js';
 import { isStorageError, KasaStorageCode } from '../storage/errors.js';
 import type { ExportFormat } from '../storage/sqlite/export-format.js';
 import type { ExportQuery } from '../storage/sqlite/reader-pool.js';
@@ -234,8 +235,8 @@ export class HttpServer {
               : {
                   time: new Date(r.tsMs).toISOString(),
                   power_w: r.powerMw / 1000,
-                  voltage_v: r.voltageMv / 1000,
-                  current_a: r.currentMa / 1000,
+                  voltage_v: milliToUnit(r.voltageMv),
+                  current_a: milliToUnit(r.currentMa),
                   total_wh: r.totalWh,
                 },
         };

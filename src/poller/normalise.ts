@@ -114,3 +114,53 @@ export function normaliseRealtime(raw: unknown, channel: string, tsMs: number): 
     },
   };
 }
+
+/** A reading's values already in canonical units; null where the plug does not measure the quantity. */
+export interface CanonicalValues {
+  readonly powerMw: unknown;
+  readonly voltageMv: unknown;
+  readonly currentMa: unknown;
+  readonly totalWh: unknown;
+}
+
+/**
+ * A reading from values a device sent in canonical units (the smart protocol's mW, mV, mA, Wh),
+ * checked as the legacy answer is: numbers, finite, not negative, within PLAUSIBLE_LIMITS, rounded.
+ * Power and energy are required; voltage and current may be null or absent (many newer plugs do not
+ * measure them) and then stay null: never 0, which would read as a brown-out.
+ */
+export function canonicalReading(values: CanonicalValues, channel: string, tsMs: number): NormaliseResult {
+  const checked: Record<Quantity, number | null> = {
+    powerMw: null,
+    voltageMv: null,
+    currentMa: null,
+    totalWh: null,
+  };
+  for (const quantity of Object.keys(checked) as Quantity[]) {
+    const value = values[quantity];
+    const optional = quantity === 'voltageMv' || quantity === 'currentMa';
+    if (value === undefined || value === null) {
+      if (optional) continue;
+      return reject('malformed', `missing ${quantity}`);
+    }
+    if (typeof value !== 'number') return reject('malformed', `${quantity} is not a number`);
+    if (!Number.isFinite(value)) return reject('malformed', `${quantity} is not finite`);
+    if (value < 0) return reject('implausible', `${quantity} is negative (${value})`);
+    const canonical = Math.round(value);
+    if (canonical > PLAUSIBLE_LIMITS[quantity]) {
+      return reject('implausible', `${quantity} ${value} beyond ${PLAUSIBLE_LIMITS[quantity]}`);
+    }
+    checked[quantity] = canonical;
+  }
+  return {
+    ok: true,
+    reading: {
+      channel,
+      tsMs,
+      powerMw: checked.powerMw as number,
+      voltageMv: checked.voltageMv,
+      currentMa: checked.currentMa,
+      totalWh: checked.totalWh as number,
+    },
+  };
+}

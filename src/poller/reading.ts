@@ -10,8 +10,20 @@ export interface Reading {
   /** Poll time, UTC milliseconds since the epoch (taken when the request was sent). */
   readonly tsMs: number;
   readonly powerMw: number;
-  readonly voltageMv: number;
-  readonly currentMa: number;
-  /** Cumulative energy counter since the plug's last reboot, in Wh. */
+  /**
+   * Null when the plug does not measure it (many newer plugs report power and energy only): never 0,
+   * which would read as a brown-out. Legacy plugs always have both.
+   */
+  readonly voltageMv: number | null;
+  readonly currentMa: number | null;
+  /**
+   * The plug's own energy counter, in Wh: since the last reboot on legacy plugs; a counter that can
+   * also restart at other times on newer ones. Energy accounting treats any drop as a restart.
+   */
   readonly totalWh: number;
+}
+
+/** Thousandths (mV, mA, mW) in the base unit (V, A, W); an unmeasured value stays null, never 0. */
+export function milliToUnit(milli: number | null): number | null {
+  return milli === null ? null : milli / 1000;
 }

@@ -55,8 +55,8 @@ export function demoDevices(count: number): SimDeviceSpec[] {
 function line(r: StoredReading): string {
   const time = new Date(r.tsMs).toISOString().slice(11, 19);
   const w = `${milliToDecimal(r.powerMw)} W`.padStart(11);
-  const v = `${milliToDecimal(r.voltageMv)} V`.padStart(10);
-  const a = `${milliToDecimal(r.currentMa)} A`.padStart(9);
+  const v = (r.voltageMv === null ? '- V' : `${milliToDecimal(r.voltageMv)} V`).padStart(10);
+  const a = (r.currentMa === null ? '- A' : `${milliToDecimal(r.currentMa)} A`).padStart(9);
   return `${time}  ${r.alias.padEnd(18)} ${w} ${v} ${a}   total ${r.totalWh} Wh`;
 }
 

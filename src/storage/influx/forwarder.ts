@@ -18,7 +18,7 @@ import {
 } from '../../resilience/index.js';
 import { isStorageError } from '../errors.js';
 import type { CursorInfo, OutboxCursor, OutboxRead } from '../sqlite/index.js';
-import { OUTBOX_COLUMNS } from '../sqlite/index.js';
+import { absentAsNull, OUTBOX_COLUMNS } from '../sqlite/index.js';
 import type { LineWriter } from './client.js';
 import { fieldsAndTime, seriesPrefix } from './line-protocol.js';
 
@@ -390,8 +390,8 @@ export class InfluxForwarder {
           fieldsAndTime({
             tsMs: values[at + 1] as number,
             powerMw: values[at + 2] as number,
-            voltageMv: values[at + 3] as number,
-            currentMa: values[at + 4] as number,
+            voltageMv: absentAsNull(values[at + 3] as number),
+            currentMa: absentAsNull(values[at + 4] as number),
             totalWh: values[at + 5] as number,
           });
         after[i] = { seq: slice.seq, position: slice.start + k + 1 };

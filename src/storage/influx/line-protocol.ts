@@ -1,7 +1,8 @@
 /**
  * InfluxDB line protocol for readings, exactly as DESIGN.md specifies: measurement `kasa_energy`;
  * tags device_id, alias, model, parent_id (strip outlets only) and the configured global tags;
- * float fields power_w, voltage_v, current_a, total_wh; the poll time in milliseconds.
+ * float fields power_w, voltage_v, current_a, total_wh (voltage_v and current_a omitted when the plug
+ * does not measure them); the poll time in milliseconds.
  *
  * The same reading always gives the same line (tags sorted by name), so a replay writes identical
  * points, which InfluxDB stores once (same measurement, tag set and timestamp).
@@ -22,8 +23,9 @@ export interface ChannelTags {
 export interface LineReading {
   readonly tsMs: number;
   readonly powerMw: number;
-  readonly voltageMv: number;
-  readonly currentMa: number;
+  /** Null: not measured, the field is left out of the point (never written as 0). */
+  readonly voltageMv: number | null;
+  readonly currentMa: number | null;
   readonly totalWh: number;
 }
 
@@ -62,7 +64,9 @@ function milli(value: number): string {
 
 /** The line of one reading after its series prefix. */
 export function fieldsAndTime(reading: LineReading): string {
-  return `power_w=${milli(reading.powerMw)},voltage_v=${milli(reading.voltageMv)},current_a=${milli(reading.currentMa)},total_wh=${reading.totalWh} ${reading.tsMs}`;
+  const voltage = reading.voltageMv === null ? '' : `,voltage_v=${milli(reading.voltageMv)}`;
+  const current = reading.currentMa === null ? '' : `,current_a=${milli(reading.currentMa)}`;
+  return `power_w=${milli(reading.powerMw)}${voltage}${current},total_wh=${reading.totalWh} ${reading.tsMs}`;
 }
 
 /** The whole line of one reading. */

@@ -3,6 +3,7 @@
  * read: in a reader worker, so the daemon's event loop only moves finished bytes to the socket.
  */
 import { csvField, milliToDecimal } from '../../cli/decimal.js';
+import { milliToUnit } from '../../poller/reading.js';
 import type { StoredReading } from './reader.js';
 
 export type ExportFormat = 'csv' | 'json';
@@ -17,8 +18,9 @@ export function csvRow(r: StoredReading): string {
     csvField(r.deviceId),
     csvField(r.alias),
     milliToDecimal(r.powerMw),
-    milliToDecimal(r.voltageMv),
-    milliToDecimal(r.currentMa),
+    // An unmeasured voltage or current is an empty cell, never 0.
+    r.voltageMv === null ? '' : milliToDecimal(r.voltageMv),
+    r.currentMa === null ? '' : milliToDecimal(r.currentMa),
     String(r.totalWh),
   ].join(',');
 }
@@ -29,8 +31,8 @@ export function jsonRow(r: StoredReading): string {
     device_id: r.deviceId,
     alias: r.alias,
     power_w: r.powerMw / 1000,
-    voltage_v: r.voltageMv / 1000,
-    current_a: r.currentMa / 1000,
+    voltage_v: milliToUnit(r.voltageMv),
+    current_a: milliToUnit(r.currentMa),
     total_wh: r.totalWh,
   });
 }

@@ -37,7 +37,7 @@ export type {
   OutboxRead,
   OutboxSlice,
 } from './protocol.js';
-export { OUTBOX_COLUMNS } from './protocol.js';
+export { absentAsNull, OUTBOX_COLUMNS } from './protocol.js';
 export type { ReadingsQuery, ReadingsReader, StoredChannel, StoredReading } from './reader.js';
 export { openReadingsReader } from './reader.js';
 export type { RollupChannel, RollupReader, RollupReaderOptions, RollupTail } from './rollup-reader.js';

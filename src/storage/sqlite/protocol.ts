@@ -14,7 +14,10 @@ export interface EncodedBatch {
   readonly channels: readonly string[];
   /** For each reading, its index into `channels`. */
   readonly channelIndex: Uint32Array<ArrayBuffer>;
-  /** Five columns of `count` values each: tsMs, powerMw, voltageMv, currentMa, totalWh. */
+  /**
+   * Five columns of `count` values each: tsMs, powerMw, voltageMv, currentMa, totalWh. NaN marks a
+   * value the plug did not measure (voltage, current); SQLite stores NULL for it.
+   */
   readonly values: Float64Array<ArrayBuffer>;
   readonly count: number;
 }
@@ -90,7 +93,10 @@ export interface OutboxChannel {
 }
 
 export interface OutboxRead {
-  /** OUTBOX_COLUMNS values a reading: channel id, ts_ms, power_mw, voltage_mv, current_ma, total_wh. */
+  /**
+   * OUTBOX_COLUMNS values a reading: channel id, ts_ms, power_mw, voltage_mv, current_ma, total_wh.
+   * NaN for a voltage or current the plug did not measure (see `absentAsNull`).
+   */
   readonly values: Float64Array<ArrayBuffer>;
   readonly count: number;
   readonly slices: readonly OutboxSlice[];
@@ -132,14 +138,30 @@ export interface Encoded {
   readonly invalid: number;
 }
 
+/**
+ * How an absent value (voltage or current the plug does not measure) travels in the float64 columns
+ * and the outbox: NaN, which no reading can hold otherwise (non-finite values are rejected).
+ */
+export const ABSENT = Number.NaN;
+
+/** A float column value back as the reading's `number | null`. */
+export function absentAsNull(value: number): number | null {
+  return Number.isNaN(value) ? null : value;
+}
+
+/** An optional quantity as a float column value: rounded, or ABSENT. */
+function optionalColumn(value: number | null): number {
+  return value === null ? ABSENT : Math.round(value);
+}
+
 function isValidReading(r: Reading): boolean {
   return (
     typeof r.channel === 'string' &&
     r.channel.length > 0 &&
     Number.isFinite(r.tsMs) &&
     Number.isFinite(r.powerMw) &&
-    Number.isFinite(r.voltageMv) &&
-    Number.isFinite(r.currentMa) &&
+    (r.voltageMv === null || Number.isFinite(r.voltageMv)) &&
+    (r.currentMa === null || Number.isFinite(r.currentMa)) &&
     Number.isFinite(r.totalWh)
   );
 }
@@ -164,8 +186,8 @@ export function encodeBatch(readings: readonly Reading[]): Encoded {
     channelIndex[count] = c;
     values[count] = Math.round(r.tsMs);
     values[n + count] = Math.round(r.powerMw);
-    values[2 * n + count] = Math.round(r.voltageMv);
-    values[3 * n + count] = Math.round(r.currentMa);
+    values[2 * n + count] = optionalColumn(r.voltageMv);
+    values[3 * n + count] = optionalColumn(r.currentMa);
     values[4 * n + count] = Math.round(r.totalWh);
     count++;
   }

@@ -20,8 +20,9 @@ export interface StoredReading {
   readonly deviceId: string;
   readonly alias: string;
   readonly powerMw: number;
-  readonly voltageMv: number;
-  readonly currentMa: number;
+  /** Null when the plug does not measure it. */
+  readonly voltageMv: number | null;
+  readonly currentMa: number | null;
   readonly totalWh: number;
 }
 
@@ -59,7 +60,7 @@ interface ChannelRow {
 }
 
 /** [ts_ms, power_mw, voltage_mv, current_ma, total_wh] */
-type RawReading = [number, number, number, number, number];
+type RawReading = [number, number, number | null, number | null, number];
 
 interface Cursor {
   readonly channel: ChannelRow;

@@ -92,6 +92,28 @@ const migrations: readonly Migration[] = [
       ) STRICT;
     `);
   },
+  // 4: voltage and current become optional (NULL: the plug does not measure them; many newer plugs
+  // report power and energy only). SQLite cannot drop NOT NULL in place, so the table is rebuilt:
+  // every row copied in key order, then renamed. Nothing references `readings`, and the rollups and
+  // outbox do not hold voltage or current, so they stay as they are.
+  (db) => {
+    db.exec(`
+      CREATE TABLE readings_v4 (
+        channel_id INTEGER NOT NULL REFERENCES channels (id),
+        ts_ms      INTEGER NOT NULL,
+        power_mw   INTEGER NOT NULL,
+        voltage_mv INTEGER,
+        current_ma INTEGER,
+        total_wh   INTEGER NOT NULL,
+        PRIMARY KEY (channel_id, ts_ms)
+      ) WITHOUT ROWID, STRICT;
+      INSERT INTO readings_v4 (channel_id, ts_ms, power_mw, voltage_mv, current_ma, total_wh)
+        SELECT channel_id, ts_ms, power_mw, voltage_mv, current_ma, total_wh FROM readings
+        ORDER BY channel_id, ts_ms;
+      DROP TABLE readings;
+      ALTER TABLE readings_v4 RENAME TO readings;
+    `);
+  },
 ];
 
 /** The schema version this code writes and understands. */

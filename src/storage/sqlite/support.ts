@@ -58,7 +58,7 @@ export function runRawInsertBaseline(
       for (const c of channels)
         ids.set(c.id, upsert.get(c.id, c.alias, c.model, c.parentId, c.parentAlias, nowMs, nowMs) as number);
     })();
-    const insert = db.prepare<[number, number, number, number, number, number]>(
+    const insert = db.prepare<[number, number, number, number | null, number | null, number]>(
       `INSERT OR IGNORE INTO readings (channel_id, ts_ms, power_mw, voltage_mv, current_ma, total_wh)
        VALUES (?, ?, ?, ?, ?, ?)`,
     );

@@ -10,6 +10,7 @@ import { type Db, openWritable } from './connection.js';
 import { serializeStorageError, toStorageError } from './errors.js';
 import { WorkerLifecycle } from './lifecycle-worker.js';
 import {
+  absentAsNull,
   type CursorInfo,
   type EncodedBatch,
   OUTBOX_COLUMNS,
@@ -80,7 +81,7 @@ class Writer {
          FROM outbox WHERE seq > :seq OR (seq = :seq AND count > :position)`,
       )
       .raw();
-    this.#insertReading = db.prepare<[number, number, number, number, number, number]>(
+    this.#insertReading = db.prepare<[number, number, number, number | null, number | null, number]>(
       `INSERT OR IGNORE INTO readings (channel_id, ts_ms, power_mw, voltage_mv, current_ma, total_wh)
        VALUES (?, ?, ?, ?, ?, ?)`,
     );
@@ -155,8 +156,8 @@ class Writer {
           channelId,
           values[i] as number,
           values[stride + i] as number,
-          values[2 * stride + i] as number,
-          values[3 * stride + i] as number,
+          absentAsNull(values[2 * stride + i] as number),
+          absentAsNull(values[3 * stride + i] as number),
           values[4 * stride + i] as number,
         ).changes;
         if (changes > 0 && fresh !== null) {
