@@ -379,18 +379,17 @@ describe('strips', () => {
     fleet.setValues(`${id(7)}01`, { powerMw: 4321, voltageMv: 120_500, currentMa: 40, sinceBootWh: 77 });
     const answer = await device.readChannel(`${id(7)}01`, TIMEOUT);
     assert.ok(answer.ok && answer.kind === 'iot');
-    assert.deepEqual(answer.reply, {
-      emeter: {
-        get_realtime: {
-          err_code: 0,
-          power_mw: 4321,
-          voltage_mv: 120_500,
-          current_ma: 40,
-          total_wh: 77,
-          slot_id: 1,
-        },
+    assert.deepEqual((answer.reply as Record<string, unknown>)['emeter'], {
+      get_realtime: {
+        err_code: 0,
+        power_mw: 4321,
+        voltage_mv: 120_500,
+        current_ma: 40,
+        total_wh: 77,
+        slot_id: 1,
       },
     });
+    assert.equal(answer.deviceId, id(7));
   });
 
   test('an IOT plug over KLAP v1 is identified by its legacy sysinfo', async () => {

@@ -10,7 +10,7 @@
  * answers 403, and the next handshake is followed by a fresh identification), so an answer is
  * never filed under another plug.
  */
-import { type KasaSysinfo, parseSysinfo, realtimePayload } from '../discovery/kasa.js';
+import { energyPayload, type KasaSysinfo, parseReply, parseSysinfo, responderOf } from '../discovery/kasa.js';
 import { AesTransport } from './aes.js';
 import type { Account } from './credentials.js';
 import { EnergyMethods, energyVersion, mapEnergy, type SmartEnergy } from './energy.js';
@@ -140,7 +140,7 @@ export class SmartDevice {
     if (this.#identity === null) await this.identify(left());
     const answer =
       this.payload === 'iot' ? await this.#readIot(childId, left()) : await this.#readSmart(childId, left());
-    if (this.transport.stats().handshakes !== this.#identifiedAt) {
+    if (this.payload === 'smart' && this.transport.stats().handshakes !== this.#identifiedAt) {
       // The answer came through a new session: identify that session's device before trusting it.
       const identity = await this.identify(left());
       if (answer.ok)
@@ -290,22 +290,21 @@ export class SmartDevice {
     return this.#iotSysinfo;
   }
 
+  /** Legacy JSON: the identity comes in the same answer (sysinfo with the realtime), as over 9999. */
   async #readIot(childId: string | null, timeoutMs: number): Promise<ChannelAnswer> {
-    const identity = this.#identity;
-    if (identity === null) throw new SmartError('protocol', 'device not identified');
-    const text = await this.transport.send(realtimePayload(childId), timeoutMs);
-    let reply: unknown;
-    try {
-      reply = JSON.parse(text);
-    } catch {
-      return { ok: false, reason: 'malformed', detail: `not JSON (${text.length} chars)` };
-    }
+    const text = await this.transport.send(energyPayload(childId), timeoutMs);
+    const parsed = parseReply(text);
+    if (!parsed.ok) return { ok: false, reason: 'malformed', detail: parsed.detail };
+    const who = responderOf(parsed.value);
+    if (who === null)
+      return { ok: false, reason: 'malformed', detail: 'the answer does not say which device sent it' };
+    this.#iotSysinfo = who.sysinfo;
     return {
       ok: true,
       kind: 'iot',
-      reply,
-      deviceId: identity.deviceId,
-      childIds: identity.outlets.map((o) => o.id),
+      reply: parsed.value,
+      deviceId: who.responder.deviceId,
+      childIds: who.responder.childIds,
     };
   }
 }
