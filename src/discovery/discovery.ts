@@ -1,5 +1,8 @@
 import type { Logger } from '../log/logger.js';
-import { type Endpoint, type ProbeReply, type ProbeResult, probe } from './kasa.js';
+import type { Account } from '../smart/credentials.js';
+import { probeSmart, type SmartProbeResult } from '../smart/discovery.js';
+import { SmartFleet, type SmartPeerSnapshot } from '../smart/fleet.js';
+import { type Endpoint, KasaClient, type KasaSysinfo, type ProbeReply, type ProbeResult, probe } from './kasa.js';
 import { DeviceRegistry, type DeviceSnapshot, type IdentityConflict } from './registry.js';
 
 export interface DiscoveryOptions {
@@ -17,6 +20,15 @@ export interface DiscoveryOptions {
   readonly offlineTolerance: number;
   /** SO_RCVBUF of the discovery socket: 500 plugs answering at once need about 1-2 MiB. */
   readonly receiveBufferBytes: number;
+  /**
+   * UDP port of the newer plugs' discovery (20002 on real plugs), asked at the same broadcast
+   * addresses and static hosts every round; absent: legacy discovery only.
+   */
+  readonly smartPort?: number | undefined;
+  /** The TP-Link account for the newer plugs' handshakes (null: built-in and blank credentials only). */
+  readonly account?: Account | null | undefined;
+  /** Per-request timeout of the newer plugs' handshakes and identification (default: timeoutMs). */
+  readonly smartRequestTimeoutMs?: number | undefined;
 }
 
 /** 4 MiB: enough for thousands of sysinfo replies arriving at once. */
@@ -36,6 +48,20 @@ export interface DiscoveryStats {
   readonly running: boolean;
   /** Identities claimed twice right now (a spoofed deviceId, a strip child id equal to a plug's). */
   readonly identityConflicts: readonly IdentityConflict[];
+  /** Newer plugs (port 20002) seen, with their problem when they are not polled. */
+  readonly smartPlugs: readonly SmartPeerSnapshot[];
+}
+
+/** A legacy sysinfo's MAC in the form port-20002 replies use ("AA-BB-..."), or null. */
+export function legacyMac(sysinfo: KasaSysinfo): string | null {
+  const raw = sysinfo.raw['mac'] ?? sysinfo.raw['ethernet_mac'] ?? sysinfo.raw['mic_mac'];
+  if (typeof raw !== 'string' || raw.length > 32) return null;
+  const hex = raw.replace(/[^0-9a-fA-F]/g, '').toUpperCase();
+  return hex.length === 12 ? (hex.match(/../g)?.join('-') ?? null) : null;
+}
+
+function smartFleetOptions(options: DiscoveryOptions) {
+  return { account: options.account ?? null, timeoutMs: options.smartRequestTimeoutMs ?? options.timeoutMs };
 }
 
 /** Parses 'host' or 'host:port' (IPv4 or name). Throws RangeError on a bad port. */
@@ -71,6 +97,10 @@ export class Discovery {
   #lastRoundFound = 0;
   #garbage = 0;
   #receiveBuffer: number | null = null;
+  /** The newer plugs (null when smart discovery is off). */
+  readonly smart: SmartFleet | null;
+  /** MACs of legacy plugs ever seen (to recognise one that a firmware update moved to port 20002). */
+  readonly #legacyMacs = new Set<string>();
 
   constructor(
     options: DiscoveryOptions,
@@ -79,7 +109,13 @@ export class Discovery {
   ) {
     this.#options = options;
     this.#hosts = options.hosts.map((h) => parseHostPort(h, options.port));
-    this.registry = registry ?? new DeviceRegistry({ offlineTolerance: options.offlineTolerance }, logger);
+    this.smart =
+      options.smartPort === undefined
+        ? null
+        : new SmartFleet(smartFleetOptions(options), logger.child({ part: 'smart' }), new KasaClient(logger));
+    this.registry =
+      registry ??
+      new DeviceRegistry({ offlineTolerance: options.offlineTolerance }, logger, this.smart ?? undefined);
   }
 
   get options(): DiscoveryOptions {
@@ -100,6 +136,7 @@ export class Discovery {
     this.#abort?.abort();
     await this.#round;
     this.registry.close();
+    this.smart?.close();
   }
 
   /** Applies reloaded options: the next round uses them; a changed interval reschedules. */
@@ -109,6 +146,7 @@ export class Discovery {
     this.#options = options;
     this.#hosts = hosts;
     this.registry.setOfflineTolerance(options.offlineTolerance);
+    this.smart?.setOptions(smartFleetOptions(options));
     if (this.#running && intervalChanged && this.#timer !== null) {
       clearTimeout(this.#timer);
       this.#timer = null;
@@ -140,7 +178,29 @@ export class Discovery {
       receiveBufferBytes: this.#receiveBuffer,
       running: this.#running,
       identityConflicts: this.registry.conflicts(),
+      smartPlugs: this.smart?.snapshot() ?? [],
     };
+  }
+
+  /** The port-20002 probe of one round; a failure costs the smart part of the round only. */
+  async #smartProbe(options: DiscoveryOptions, port: number, signal: AbortSignal): Promise<SmartProbeResult | null> {
+    try {
+      const result = await probeSmart({
+        broadcast: options.broadcast,
+        hosts: this.#hosts.map((h) => h.host),
+        port,
+        timeoutMs: options.timeoutMs,
+        receiveBufferBytes: options.receiveBufferBytes,
+        signal,
+      });
+      for (const e of result.sendErrors) {
+        this.logger.debug({ target: e.target, error: e.error }, 'port-20002 discovery packet not sent');
+      }
+      return result;
+    } catch (err) {
+      this.logger.warn({ err }, 'port-20002 discovery failed this round');
+      return null;
+    }
   }
 
   #loop(): void {
@@ -164,14 +224,18 @@ export class Discovery {
     this.#abort = abort;
     const startedAt = Date.now();
     try {
-      const result = await probe({
-        broadcast: options.broadcast,
-        hosts: this.#hosts,
-        port: options.port,
-        timeoutMs: options.timeoutMs,
-        receiveBufferBytes: options.receiveBufferBytes,
-        signal: abort.signal,
-      });
+      const smartPort = this.smart === null ? undefined : options.smartPort;
+      const [result, smartResult] = await Promise.all([
+        probe({
+          broadcast: options.broadcast,
+          hosts: this.#hosts,
+          port: options.port,
+          timeoutMs: options.timeoutMs,
+          receiveBufferBytes: options.receiveBufferBytes,
+          signal: abort.signal,
+        }),
+        smartPort === undefined ? null : this.#smartProbe(options, smartPort, abort.signal),
+      ]);
       this.#rounds++;
       this.#garbage += result.garbage;
       if (this.#receiveBuffer === null && result.receiveBufferBytes < options.receiveBufferBytes) {
@@ -192,6 +256,24 @@ export class Discovery {
       for (const reply of result.replies) {
         seen.add(reply.sysinfo.deviceId);
         this.registry.observe(reply, now);
+      }
+      if (this.smart !== null && smartResult !== null) {
+        const legacyNow = new Set<string>();
+        for (const reply of result.replies) {
+          const mac = legacyMac(reply.sysinfo);
+          if (mac === null) continue;
+          legacyNow.add(mac);
+          this.#legacyMacs.add(mac);
+        }
+        // A plug heard on both ports is polled the legacy way (no account needed).
+        const observations = await this.smart.round(smartResult.replies, legacyNow, this.#legacyMacs, now);
+        if (abort.signal.aborted) return result;
+        const identifiedAt = Date.now();
+        for (const observation of observations) {
+          seen.add(observation.sysinfo.deviceId);
+          this.registry.observe(observation, identifiedAt);
+        }
+        this.#lastRoundFound += observations.length;
       }
       this.registry.endRound(seen, now);
       for (const e of result.sendErrors) {

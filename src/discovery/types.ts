@@ -1,3 +1,5 @@
+import type { CanonicalValues } from '../poller/normalise.js';
+
 /**
  * What the rest of the daemon knows about a meter channel: the unit that is polled and stored.
  * A single plug has one channel (its deviceId); a strip (HS300) has one per outlet (child id).
@@ -35,5 +37,15 @@ export type AnswerFailure = 'timeout' | 'refused' | 'network' | 'malformed';
  * at this address (the legacy transport's sysinfo).
  */
 export type EnergyAnswer<Identity = unknown> =
-  | { readonly ok: true; readonly reply: unknown; readonly responder: Responder; readonly identity: Identity }
+  | {
+      readonly ok: true;
+      readonly reply: unknown;
+      readonly responder: Responder;
+      readonly identity: Identity;
+      /**
+       * Values already in canonical units (the newer plugs' smart protocol): checked by
+       * canonicalReading instead of normalising `reply` as a legacy get_realtime answer.
+       */
+      readonly canonical?: CanonicalValues;
+    }
   | { readonly ok: false; readonly failure: AnswerFailure; readonly detail: string };
