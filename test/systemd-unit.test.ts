@@ -75,12 +75,15 @@ describe('the unit file', () => {
     );
   });
 
-  it('runs without root, with its own state and config directories and the Influx token as a credential', () => {
+  it('runs without root, with its own state and config directories, the Influx token and the TP-Link account as credentials', () => {
     const d = new Map(directives());
     assert.equal(d.get('DynamicUser'), 'yes');
     assert.equal(d.get('StateDirectory'), 'kasa-monitor');
     assert.equal(d.get('ConfigurationDirectory'), 'kasa-monitor');
-    assert.equal(d.get('LoadCredential'), 'influx-token');
+    const credentials = directives()
+      .filter(([name]) => name === 'LoadCredential')
+      .map(([, value]) => value);
+    assert.deepEqual(credentials, ['influx-token', 'tplink-username', 'tplink-password']);
   });
 
   it('keeps what the daemon needs inside the hardening: V8 JIT, UDP broadcast, loopback, notify socket', () => {

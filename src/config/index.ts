@@ -1,4 +1,5 @@
 export { type HostPort, parseAddress } from './address.js';
+export { TplinkAccount, tplinkAccount } from './credentials.js';
 export { type ConfigDiff, diffConfig } from './diff.js';
 export { DURATION_FORMS, formatDuration, parseDuration } from './duration.js';
 export { ConfigError, type ConfigProblem, formatProblem } from './errors.js';
@@ -12,6 +13,8 @@ export {
   type LoadOptions,
   loadConfig,
   sqlitePathFromUrl,
+  TPLINK_PASSWORD_CREDENTIAL,
+  TPLINK_USERNAME_CREDENTIAL,
 } from './load.js';
 export { REDACTED, redactConfig } from './redact.js';
 export {
@@ -19,6 +22,7 @@ export {
   type Config,
   type ConfigInput,
   type ConfigSchema,
+  type CredentialsConfig,
   createConfigSchema,
   type DiscoveryConfig,
   defaultConfig,

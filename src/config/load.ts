@@ -14,6 +14,9 @@ export const CONFIG_FILE_ENV = 'KASA_MONITOR_CONFIG';
 const NON_KEY_ENV: readonly string[] = [CONFIG_FILE_ENV, 'KASA_MONITOR_TEST_WEDGE_AFTER_MS'];
 /** systemd credential read for the Influx token when neither token nor token_file is set. */
 export const INFLUX_TOKEN_CREDENTIAL = 'influx-token';
+/** systemd credentials read for the TP-Link account when nothing else sets it. */
+export const TPLINK_USERNAME_CREDENTIAL = 'tplink-username';
+export const TPLINK_PASSWORD_CREDENTIAL = 'tplink-password';
 
 export interface LoadOptions {
   /** Explicit configuration file (`-c FILE`); it must exist. */
@@ -46,6 +49,15 @@ const LEGACY_ENV: readonly (readonly [name: string, path: string])[] = [
   ['RETRY_BASE_DELAY', 'retry.base_delay'],
   ['RETRY_MAX_DELAY', 'retry.max_delay'],
 ];
+
+/** The names python-kasa (and Home Assistant) users know; applied like LEGACY_ENV, KASA_MONITOR_* wins. */
+const PYTHON_KASA_ENV: readonly (readonly [name: string, path: string])[] = [
+  ['KASA_USERNAME', 'credentials.username'],
+  ['KASA_PASSWORD', 'credentials.password'],
+];
+
+/** Keys whose value is used exactly as given: whitespace can be part of a password. */
+const EXACT_KEYS: ReadonlySet<string> = new Set(['credentials.password']);
 
 type Origin = { readonly kind: 'env'; readonly name: string } | { readonly kind: 'flag' };
 
@@ -120,6 +132,7 @@ function convert(key: ConfigKey, value: unknown): Converted {
     }
     default:
       // Strings keep surrounding whitespace out; secrets are never echoed, so no message here.
+      if (EXACT_KEYS.has(key.path)) return { ok: true, value };
       return { ok: true, value: key.secret ? value.trim() : text };
   }
 }
@@ -285,6 +298,10 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   const raw = file.data;
   const fileToken = valueAt(raw, ['storage', 'influx', 'token']);
   if (typeof fileToken === 'string') secrets.push(fileToken);
+  for (const name of ['username', 'password']) {
+    const fileSecret = valueAt(raw, ['credentials', name]);
+    if (typeof fileSecret === 'string') secrets.push(fileSecret);
+  }
 
   // Environment, then flags, each setting whole leaves.
   const origins = new Map<string, Origin>();
@@ -305,7 +322,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     origins.set(key.path, origin);
   };
 
-  for (const [name, path] of LEGACY_ENV) {
+  for (const [name, path] of [...LEGACY_ENV, ...PYTHON_KASA_ENV]) {
     const value = env[name];
     const key = configKey(path);
     if (value === undefined || value.trim() === '' || !key) continue;
@@ -431,6 +448,8 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     }
   }
 
+  if (config) resolveCredentials(config.credentials, origins, env, problems, secrets);
+
   if (problems.length > 0 || !config) {
     // Problems without a position (environment, flags, defaults) first, then the file's in reading order.
     const located = problems
@@ -442,14 +461,100 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
   return { config, source, warnings };
 }
 
-function readSecretFile(path: string): { ok: true; value: string } | { ok: false; message: string } {
+/**
+ * A secret from a file. `trim: 'whitespace'` drops surrounding whitespace (tokens, user names);
+ * `'line-breaks'` only the line break(s) an editor or `echo` leaves at the end (passwords, where
+ * spaces can be part of the secret).
+ */
+function readSecretFile(
+  path: string,
+  what = 'token file',
+  trim: 'whitespace' | 'line-breaks' = 'whitespace',
+): { ok: true; value: string } | { ok: false; message: string } {
   let text: string;
   try {
     text = readFileSync(path, 'utf8');
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code ?? 'error';
-    return { ok: false, message: `cannot read the token file ${path} (${code})` };
+    return { ok: false, message: `cannot read the ${what} ${path} (${code})` };
   }
-  const value = text.trim();
-  return value === '' ? { ok: false, message: `the token file ${path} is empty` } : { ok: true, value };
+  const value = trim === 'whitespace' ? text.trim() : text.replace(/[\r\n]+$/, '');
+  return value === '' ? { ok: false, message: `the ${what} ${path} is empty` } : { ok: true, value };
+}
+
+/** Where a key's value came from, for precedence between two keys: file 0 < environment 1 < flag 2. */
+function rank(origin: Origin | undefined): number {
+  return origin === undefined ? 0 : origin.kind === 'env' ? 1 : 2;
+}
+
+/**
+ * The TP-Link account: the password inline (file, KASA_PASSWORD, KASA_MONITOR_CREDENTIALS_PASSWORD,
+ * flag) or from password_file; where both are set, the one from the later layer wins (defaults <
+ * file < environment < flags), and both in one layer are ambiguous. The systemd credentials
+ * tplink-username / tplink-password fill in what nothing else set. A user name without a password
+ * (or the reverse) is a problem. Values are never echoed.
+ */
+function resolveCredentials(
+  credentials: Config['credentials'],
+  origins: ReadonlyMap<string, Origin>,
+  env: NodeJS.ProcessEnv,
+  problems: ConfigProblem[],
+  secrets: string[],
+): void {
+  const fileOrigin = origins.get('credentials.password_file');
+  const fileLabel = fileOrigin?.kind === 'env' ? fileOrigin.name : 'credentials.password_file';
+  if (credentials.password !== null && credentials.password_file !== null) {
+    const inline = rank(origins.get('credentials.password'));
+    const fromFile = rank(fileOrigin);
+    if (inline === fromFile) {
+      problems.push({
+        path: fileLabel,
+        message: 'set either credentials.password or credentials.password_file, not both',
+      });
+      return;
+    }
+    if (inline > fromFile) credentials.password_file = null;
+    else credentials.password = null;
+  }
+  if (credentials.password_file !== null) {
+    const read = readSecretFile(credentials.password_file, 'password file', 'line-breaks');
+    if (!read.ok) {
+      problems.push({ path: fileLabel, message: read.message });
+      return;
+    }
+    secrets.push(read.value);
+    credentials.password = read.value;
+  }
+  const directory = env['CREDENTIALS_DIRECTORY'];
+  if (directory) {
+    const fromCredential = (name: string, what: string, trim: 'whitespace' | 'line-breaks') => {
+      const path = join(directory, name);
+      if (!existsSync(path)) return null;
+      const read = readSecretFile(path, what, trim);
+      if (read.ok) {
+        secrets.push(read.value);
+        return read.value;
+      }
+      problems.push({ path: 'CREDENTIALS_DIRECTORY', message: read.message });
+      return null;
+    };
+    if (credentials.username === null) {
+      credentials.username = fromCredential(TPLINK_USERNAME_CREDENTIAL, 'credential', 'whitespace');
+    }
+    if (credentials.password === null) {
+      credentials.password = fromCredential(TPLINK_PASSWORD_CREDENTIAL, 'credential', 'line-breaks');
+    }
+  }
+  const usernameOrigin = origins.get('credentials.username');
+  if (credentials.username !== null && credentials.password === null) {
+    problems.push({
+      path: usernameOrigin?.kind === 'env' ? usernameOrigin.name : 'credentials.username',
+      message: `is set but no password is: set credentials.password or credentials.password_file, KASA_PASSWORD, or the systemd credential ${TPLINK_PASSWORD_CREDENTIAL}`,
+    });
+  } else if (credentials.username === null && credentials.password !== null) {
+    problems.push({
+      path: 'credentials.username',
+      message: `a TP-Link account password is set but no user name: set credentials.username, KASA_USERNAME, or the systemd credential ${TPLINK_USERNAME_CREDENTIAL}`,
+    });
+  }
 }

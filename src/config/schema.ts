@@ -850,6 +850,34 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
     .prefault({})
     .meta({ description: 'Stopping the daemon.' });
 
+  // The TP-Link (Kasa/Tapo) account newer plugs need for local access (issue 12). load.ts resolves
+  // the password from password_file, KASA_PASSWORD or the systemd credential; use `tplinkAccount`.
+  const credentials = z
+    .strictObject({
+      username: key(
+        z.string().nullable().optional().transform(nullWhenUnset),
+        'TP-Link account e-mail, used exactly as written (the login hashes are case-sensitive). Personal data: never logged. Also KASA_USERNAME or the systemd credential tplink-username.',
+        { reload: 'restart', secret: true },
+      ),
+      password: key(
+        z.string().nullable().optional().transform(nullWhenUnset),
+        'TP-Link account password (secret). Prefer `password_file`, KASA_PASSWORD or the systemd credential tplink-password.',
+        { reload: 'restart', secret: true },
+      ),
+      password_file: key(
+        z
+          .string()
+          .min(1)
+          .nullable()
+          .optional()
+          .transform((path) => (path ? resolve(path) : null)),
+        'A file holding the TP-Link account password, read at load time (a trailing newline is not part of it).',
+        RESTART,
+      ),
+    })
+    .prefault({})
+    .meta({ description: 'The TP-Link account that newer (KLAP/AES) plugs need for local access.' });
+
   return z
     .strictObject({
       discovery,
@@ -863,6 +891,7 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
       shutdown,
       health,
       time_zone: timeZone,
+      credentials,
     })
     .meta({ title: 'kasa-monitor configuration', description: 'The kasa-monitor YAML configuration file.' });
 }
@@ -891,6 +920,7 @@ export type ShutdownConfig = Config['shutdown'];
 export type RollupsConfig = StorageConfig['rollups'];
 export type RetentionConfig = StorageConfig['retention'];
 export type BackupConfig = StorageConfig['backup'];
+export type CredentialsConfig = Config['credentials'];
 
 /** The configuration with nothing set: every default (the SQLite path depends on `env`). */
 export function defaultConfig(env: NodeJS.ProcessEnv = process.env): Config {

@@ -85,9 +85,22 @@ export function createRootLogger(options: LoggerOptions): Logger {
       level: options.level,
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
-      // The Influx token must never reach a log line, whatever object a caller passes.
+      // The Influx token and the TP-Link account must never reach a log line, whatever object a
+      // caller passes.
       redact: {
-        paths: ['token', '*.token', '*.*.token', 'config.storage.influx.token'],
+        paths: [
+          'token',
+          '*.token',
+          '*.*.token',
+          'config.storage.influx.token',
+          'password',
+          '*.password',
+          '*.*.password',
+          'username',
+          '*.username',
+          'config.credentials.username',
+          'config.credentials.password',
+        ],
         censor: '[redacted]',
       },
     },
