@@ -15,7 +15,13 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Discovery } from '../../src/discovery/discovery.js';
-import { BareLibrary, type BareLibraryPlug, KasaConnection, probe, type Transport } from '../../src/discovery/kasa.js';
+import {
+  BareLibrary,
+  type BareLibraryPlug,
+  KasaConnection,
+  probe,
+  type Transport,
+} from '../../src/discovery/kasa.js';
 import { createSilentLogger } from '../../src/log/logger.js';
 import { Poller } from '../../src/poller/poller.js';
 import type { Reading } from '../../src/poller/reading.js';

@@ -354,7 +354,7 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
       ),
       smart_port: key(
         int(1, 65535).prefault(20002),
-        'UDP port of the newer plugs\' discovery (KLAP/AES: Tapo, newer Kasa); 20002 on real plugs, tests use others. Asked at the same broadcast addresses and hosts every round.',
+        "UDP port of the newer plugs' discovery (KLAP/AES: Tapo, newer Kasa); 20002 on real plugs, tests use others. Asked at the same broadcast addresses and hosts every round.",
         HOT,
       ),
     })

@@ -2,7 +2,14 @@ import type { Logger } from '../log/logger.js';
 import type { Account } from '../smart/credentials.js';
 import { probeSmart, type SmartProbeResult } from '../smart/discovery.js';
 import { SmartFleet, type SmartPeerSnapshot } from '../smart/fleet.js';
-import { type Endpoint, KasaClient, type KasaSysinfo, type ProbeReply, type ProbeResult, probe } from './kasa.js';
+import {
+  type Endpoint,
+  KasaClient,
+  type KasaSysinfo,
+  type ProbeReply,
+  type ProbeResult,
+  probe,
+} from './kasa.js';
 import { DeviceRegistry, type DeviceSnapshot, type IdentityConflict } from './registry.js';
 
 export interface DiscoveryOptions {
@@ -183,7 +190,11 @@ export class Discovery {
   }
 
   /** The port-20002 probe of one round; a failure costs the smart part of the round only. */
-  async #smartProbe(options: DiscoveryOptions, port: number, signal: AbortSignal): Promise<SmartProbeResult | null> {
+  async #smartProbe(
+    options: DiscoveryOptions,
+    port: number,
+    signal: AbortSignal,
+  ): Promise<SmartProbeResult | null> {
     try {
       const result = await probeSmart({
         broadcast: options.broadcast,

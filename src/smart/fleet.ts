@@ -18,7 +18,11 @@ import type { SmartProbeReply } from './discovery.js';
 import { isSmartError, type SmartError } from './errors.js';
 import { chooseTransport, type SmartDiscoveryReply, type TransportChoice } from './tdp.js';
 
-export type SmartProblem = 'authentication failed' | 'third-party compatibility' | 'unsupported protocol' | 'unreachable';
+export type SmartProblem =
+  | 'authentication failed'
+  | 'third-party compatibility'
+  | 'unsupported protocol'
+  | 'unreachable';
 
 /** What `discover`, /api/devices and /health show of one newer plug. */
 export interface SmartPeerSnapshot {
@@ -92,10 +96,16 @@ function transportOf(choice: TransportChoice): SmartPeerSnapshot['transport'] {
 }
 
 /** What the registry keeps of an identified newer plug (same shape as a legacy sysinfo). */
-export function smartSysinfo(device: SmartDevice, identity: SmartIdentity, peer: { reply: SmartDiscoveryReply }): KasaSysinfo {
+export function smartSysinfo(
+  device: SmartDevice,
+  identity: SmartIdentity,
+  peer: { reply: SmartDiscoveryReply },
+): KasaSysinfo {
   const iot = device.iotSysinfo;
   if (identity.payload === 'iot' && iot !== null) return iot;
-  const outlets = identity.outlets.filter((o) => o.energyVersion !== null).map((o) => ({ id: o.id, alias: o.alias }));
+  const outlets = identity.outlets
+    .filter((o) => o.energyVersion !== null)
+    .map((o) => ({ id: o.id, alias: o.alias }));
   return {
     deviceId: identity.deviceId,
     alias: identity.alias,
@@ -228,7 +238,9 @@ export class SmartFleet implements DeviceConnector {
     let peer = this.#peers.get(key);
     if (peer !== undefined) {
       const changed =
-        peer.host !== host || peer.reply.httpPort !== reply.httpPort || JSON.stringify(peer.choice) !== JSON.stringify(choice);
+        peer.host !== host ||
+        peer.reply.httpPort !== reply.httpPort ||
+        JSON.stringify(peer.choice) !== JSON.stringify(choice);
       if (changed) {
         peer.device?.close();
         peer.device = null;
@@ -284,13 +296,18 @@ export class SmartFleet implements DeviceConnector {
       }
       const detail = err instanceof Error ? err.message : String(err);
       if (peer.identity === null) this.#setProblem(peer, 'unreachable', detail, nowMs);
-      else this.logger.debug({ host: peer.host, deviceId: peer.identity.deviceId, detail }, 'newer plug did not answer this round');
+      else
+        this.logger.debug(
+          { host: peer.host, deviceId: peer.identity.deviceId, detail },
+          'newer plug did not answer this round',
+        );
       return null;
     }
   }
 
   #problem(peer: Peer, error: SmartError, nowMs: number): void {
-    const problem: SmartProblem = error.code === 'auth' ? 'authentication failed' : 'third-party compatibility';
+    const problem: SmartProblem =
+      error.code === 'auth' ? 'authentication failed' : 'third-party compatibility';
     this.#setProblem(peer, problem, error.message, nowMs);
   }
 
@@ -333,7 +350,8 @@ export class SmartFleet implements DeviceConnector {
 }
 
 function failureOf(error: unknown): { failure: AnswerFailure; detail: string } {
-  if (!isSmartError(error)) return { failure: 'network', detail: error instanceof Error ? error.message : String(error) };
+  if (!isSmartError(error))
+    return { failure: 'network', detail: error instanceof Error ? error.message : String(error) };
   switch (error.code) {
     case 'timeout':
     case 'refused':
@@ -370,17 +388,26 @@ export class SmartConnection implements DeviceConnection {
 
   async getEnergy(childId: string | null, options: RequestOptions): Promise<EnergyAnswer<KasaSysinfo>> {
     const found = this.fleet.deviceFor(this.deviceId);
-    if (found === null) return { ok: false, failure: 'network', detail: 'newer plug not reachable (not identified)' };
+    if (found === null)
+      return { ok: false, failure: 'network', detail: 'newer plug not reachable (not identified)' };
     const { device, peer } = found;
     try {
       const answer = await device.readChannel(childId, options.timeoutMs);
       const identity = device.identity;
       if (identity !== null && identity.deviceId !== this.deviceId) this.fleet.learned(peer, identity);
-      if (!answer.ok) return { ok: false, failure: 'malformed', detail: `${answer.reason}: ${answer.detail}` };
+      if (!answer.ok)
+        return { ok: false, failure: 'malformed', detail: `${answer.reason}: ${answer.detail}` };
       const responder = { deviceId: answer.deviceId, childIds: answer.childIds };
       const sysinfo = identity === null ? null : smartSysinfo(device, identity, peer);
-      if (answer.kind === 'iot') return { ok: true, reply: answer.reply, responder, identity: sysinfo as KasaSysinfo };
-      return { ok: true, reply: answer.energy, canonical: answer.energy, responder, identity: sysinfo as KasaSysinfo };
+      if (answer.kind === 'iot')
+        return { ok: true, reply: answer.reply, responder, identity: sysinfo as KasaSysinfo };
+      return {
+        ok: true,
+        reply: answer.energy,
+        canonical: answer.energy,
+        responder,
+        identity: sysinfo as KasaSysinfo,
+      };
     } catch (err) {
       if (isSmartError(err)) this.fleet.pollFailed(peer, err);
       return { ok: false, ...failureOf(err) };
