@@ -126,6 +126,7 @@ test('a mixed fleet: every channel recorded exactly, a plug on another account r
       'storage.sqlite.synchronous': 'NORMAL',
       'http.listen': '127.0.0.1:0',
       'health.min_free_disk_mb': '0',
+      'health.interval': '250ms',
     },
   });
   const daemon = new Daemon(config, capture.logger, { onFatal: () => {} });
@@ -198,7 +199,10 @@ test('a mixed fleet: every channel recorded exactly, a plug on another account r
 
     const authWarnings = capture
       .lines()
-      .filter((l) => l.level === 40 && /authentication failed/.test(String(l.msg)));
+      .filter(
+        (l) =>
+          l.level === 40 && l['component'] === 'discovery' && /authentication failed/.test(String(l.msg)),
+      );
     assert.equal(authWarnings.length, 1, JSON.stringify(authWarnings));
     assert.match(String(authWarnings[0]?.msg), /127\.35\.3\.6/);
     const everything = JSON.stringify(capture.lines());
@@ -207,6 +211,28 @@ test('a mixed fleet: every channel recorded exactly, a plug on another account r
     const listed = daemon.status()?.discovery.smartPlugs.find((p) => p.host === '127.35.3.6');
     assert.equal(listed?.problem, 'authentication failed');
     assert.equal(listed?.accountWorks, false);
+
+    // Listed in /api/devices and /health with what to do; never with the password.
+    const base = `http://127.0.0.1:${daemon.httpAddress?.port}`;
+    const api = (await (await fetch(`${base}/api/devices`)).json()) as { devices: Record<string, unknown>[] };
+    const failed = api.devices.find((d) => d['host'] === '127.35.3.6');
+    assert.equal(failed?.['state'], 'authentication failed');
+    assert.deepEqual(failed?.['channels'], []);
+    assert.equal(api.devices.find((d) => d['device_id'] === id(13))?.['transport'], 'aes');
+    assert.equal(api.devices.find((d) => d['device_id'] === id(15))?.['transport'], 'klap-iot');
+    assert.equal(api.devices.find((d) => d['device_id'] === id(1))?.['transport'], 'legacy');
+    await waitFor(
+      () => daemon.health()?.checks['smart_plugs']?.status === 'degraded',
+      'the smart_plugs health check to report the plug',
+    );
+    const health = await (await fetch(`${base}/health`)).text();
+    const report = JSON.parse(health) as { checks: Record<string, { status: string; reason: string }> };
+    assert.equal(report.checks['smart_plugs']?.status, 'degraded');
+    assert.match(
+      report.checks['smart_plugs']?.reason ?? '',
+      /127\.35\.3\.6: authentication failed \(add your TP-Link|check the TP-Link/,
+    );
+    assert.ok(!health.includes(ACCOUNT.password) && !JSON.stringify(api).includes(ACCOUNT.password));
   } finally {
     await daemon.stop();
     await smart.stop();

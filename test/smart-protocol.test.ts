@@ -24,6 +24,7 @@ import {
   crc32,
   crcValid,
   decodeHeader,
+  discoveryPublicKey,
   encodeProbe,
   encodeTdp,
   parseReply,
@@ -96,8 +97,8 @@ describe('KLAP primitives match the known answers', () => {
 });
 
 describe('the port-20002 discovery packet', () => {
-  test('the probe has the documented header, a valid CRC and the RSA key in its JSON', () => {
-    const probe = encodeProbe();
+  test('the probe has the documented header, a valid CRC and the RSA key in its JSON', async () => {
+    const probe = encodeProbe(await discoveryPublicKey());
     const header = decodeHeader(probe);
     assert.ok(header !== null);
     assert.deepEqual([header.version, header.opCode, header.flags], [2, 1, 0x11]);

@@ -9,10 +9,11 @@ import {
   createCipheriv,
   createDecipheriv,
   createHash,
-  generateKeyPairSync,
+  generateKeyPair,
   type KeyObject,
   privateDecrypt,
 } from 'node:crypto';
+import { promisify } from 'node:util';
 
 export interface HandshakeKey {
   /** PEM SPKI with the base64 on one line, as the devices expect it. */
@@ -20,8 +21,9 @@ export interface HandshakeKey {
   readonly privateKey: KeyObject;
 }
 
-export function newHandshakeKey(): HandshakeKey {
-  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 1024 });
+/** A fresh 1024-bit key pair per handshake, generated off the event loop. */
+export async function newHandshakeKey(): Promise<HandshakeKey> {
+  const { publicKey, privateKey } = await promisify(generateKeyPair)('rsa', { modulusLength: 1024 });
   const der = publicKey.export({ type: 'spki', format: 'der' });
   const publicPem = `-----BEGIN PUBLIC KEY-----\n${der.toString('base64')}\n-----END PUBLIC KEY-----\n`;
   return { publicPem, privateKey };

@@ -187,7 +187,7 @@ export class AesTransport implements SmartTransport {
 
   async #handshake(deadline: number): Promise<Omit<Live, 'token'>> {
     this.#handshakes++;
-    const key = newHandshakeKey();
+    const key = await newHandshakeKey();
     const body = Buffer.from(JSON.stringify({ method: 'handshake', params: { key: key.publicPem } }), 'utf8');
     let res: HttpResponse;
     try {

@@ -6,7 +6,7 @@
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
-import { encodeProbe, parseReply, type SmartDiscoveryReply } from './tdp.js';
+import { discoveryPublicKey, encodeProbe, parseReply, type SmartDiscoveryReply } from './tdp.js';
 
 export interface SmartProbeOptions {
   readonly broadcast: readonly string[];
@@ -88,7 +88,7 @@ export async function probeSmart(options: SmartProbeOptions): Promise<SmartProbe
     } catch {
       // the kernel keeps its default
     }
-    const packet = encodeProbe();
+    const packet = encodeProbe(await discoveryPublicKey());
     const targets = [...options.broadcast, ...options.hosts];
     if (targets.length === 0) finish();
     const results = await Promise.all(

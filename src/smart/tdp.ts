@@ -8,13 +8,26 @@
  * padding(1)=0, device_serial(4)=random, crc(4) = crc32 of header+payload computed with 0x5A6B7C8D
  * in the crc field.
  */
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { generateKeyPair, randomBytes } from 'node:crypto';
+import { promisify } from 'node:util';
 
 export const TDP_HEADER_BYTES = 16;
 const CRC_SEED = 0x5a6b7c8d;
 const MAX_REPLY_BYTES = 16 * 1024;
 
-let cachedKey: string | null = null;
+let cachedKey: Promise<string> | null = null;
+
+/**
+ * A 2048-bit RSA public key (PEM, SPKI), generated once per process: the probe only carries it.
+ * Generated off the event loop (a synchronous 2048-bit keygen blocks it for hundreds of ms, long
+ * enough for the legacy discovery round running beside it to time out before reading its replies).
+ */
+export function discoveryPublicKey(): Promise<string> {
+  cachedKey ??= promisify(generateKeyPair)('rsa', { modulusLength: 2048 }).then(({ publicKey }) =>
+    publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+  );
+  return cachedKey;
+}
 
 const CRC_TABLE = (() => {
   const table = new Uint32Array(256);
@@ -31,15 +44,6 @@ export function crc32(data: Buffer): number {
   let crc = 0xffffffff;
   for (const byte of data) crc = (CRC_TABLE[(crc ^ byte) & 0xff] ?? 0) ^ (crc >>> 8);
   return (crc ^ 0xffffffff) >>> 0;
-}
-
-/** A 2048-bit RSA public key (PEM, SPKI), generated once per process: the probe only carries it. */
-export function discoveryPublicKey(): string {
-  if (cachedKey === null) {
-    const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    cachedKey = publicKey.export({ type: 'spki', format: 'pem' }).toString();
-  }
-  return cachedKey;
 }
 
 /** Builds a TDP packet (header + JSON payload) with its CRC. */
@@ -64,7 +68,7 @@ export function encodeTdp(
 }
 
 /** The probe: `{"params":{"rsa_key":PEM}}` after the header. */
-export function encodeProbe(publicKeyPem: string = discoveryPublicKey()): Buffer {
+export function encodeProbe(publicKeyPem: string): Buffer {
   return encodeTdp(Buffer.from(JSON.stringify({ params: { rsa_key: publicKeyPem } }), 'utf8'));
 }
 
