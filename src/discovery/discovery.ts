@@ -1,7 +1,7 @@
-import type { Logger } from '../log/logger.js';
+import { createSilentLogger, type Logger } from '../log/logger.js';
 import type { Account } from '../smart/credentials.js';
 import { probeSmart, type SmartProbeResult } from '../smart/discovery.js';
-import { SmartFleet, type SmartPeerSnapshot } from '../smart/fleet.js';
+import { SmartFleet, type SmartPeerSnapshot, type SmartProblem } from '../smart/fleet.js';
 import {
   type Endpoint,
   KasaClient,
@@ -312,11 +312,30 @@ export class Discovery {
   }
 }
 
-/** One plug as the `discover` command lists it. */
-export type DiscoveredDevice = Pick<
-  DeviceSnapshot,
-  'id' | 'alias' | 'model' | 'host' | 'port' | 'hasEmeter' | 'outlets'
->;
+/** One plug as the `discover` command lists it (each device once, outlets inside its entry). */
+export interface DiscoveredDevice {
+  /** deviceId; null for a newer plug that could not be identified (see `state`). */
+  readonly id: string | null;
+  readonly alias: string;
+  readonly model: string;
+  readonly host: string;
+  /** The legacy port (9999), or the HTTP port a newer plug advertised. */
+  readonly port: number;
+  readonly mac: string | null;
+  /** null when unknown (a newer plug we could not log in to). */
+  readonly hasEmeter: boolean | null;
+  readonly outlets: DeviceSnapshot['outlets'];
+  /** legacy (XOR on 9999), klap (smart protocol), klap-iot (legacy JSON over KLAP), aes; null: unsupported. */
+  readonly transport: 'legacy' | 'klap' | 'klap-iot' | 'aes' | null;
+  /** Whether the TP-Link account (or a built-in credential) works; null when none is needed or it was not tried. */
+  readonly accountWorks: boolean | null;
+  /** Which credential matched: account, default-kasa, default-tapo, blank; null for legacy plugs. */
+  readonly credential: string | null;
+  /** ok, or what keeps a newer plug from being polled. */
+  readonly state: 'ok' | SmartProblem;
+  /** What to do about `state`. */
+  readonly advice: string | null;
+}
 
 export interface DiscoverOnceOptions {
   readonly broadcast: readonly string[];
@@ -324,6 +343,10 @@ export interface DiscoverOnceOptions {
   readonly timeoutMs: number;
   readonly hosts: readonly string[];
   readonly receiveBufferBytes?: number;
+  /** Also ask the newer plugs (port 20002 on real plugs) and log in to them; absent: legacy only. */
+  readonly smartPort?: number | undefined;
+  readonly account?: Account | null | undefined;
+  readonly logger?: Logger | undefined;
 }
 
 /**
@@ -331,26 +354,83 @@ export interface DiscoverOnceOptions {
  * Throws when no discovery packet could be sent at all (e.g. a bad broadcast address).
  */
 export async function discoverOnce(options: DiscoverOnceOptions): Promise<DiscoveredDevice[]> {
-  const result = await probe({
-    broadcast: options.broadcast,
-    hosts: options.hosts.map((h) => parseHostPort(h, options.port)),
-    port: options.port,
-    timeoutMs: options.timeoutMs,
-    receiveBufferBytes: options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER_BYTES,
-  });
+  const hosts = options.hosts.map((h) => parseHostPort(h, options.port));
+  const [result, smartResult] = await Promise.all([
+    probe({
+      broadcast: options.broadcast,
+      hosts,
+      port: options.port,
+      timeoutMs: options.timeoutMs,
+      receiveBufferBytes: options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER_BYTES,
+    }),
+    options.smartPort === undefined
+      ? null
+      : probeSmart({
+          broadcast: options.broadcast,
+          hosts: hosts.map((h) => h.host),
+          port: options.smartPort,
+          timeoutMs: options.timeoutMs,
+        }).catch(() => null),
+  ]);
   const firstPerDevice = new Map<string, ProbeReply>();
   for (const reply of result.replies) {
     if (!firstPerDevice.has(reply.sysinfo.deviceId)) firstPerDevice.set(reply.sysinfo.deviceId, reply);
   }
-  return [...firstPerDevice.values()]
-    .map((r) => ({
-      id: r.sysinfo.deviceId,
-      alias: r.sysinfo.alias,
-      model: r.sysinfo.model,
-      host: r.host,
-      port: r.port,
-      hasEmeter: r.sysinfo.hasEmeter,
-      outlets: r.sysinfo.outlets,
-    }))
-    .sort((a, b) => a.alias.localeCompare(b.alias) || a.id.localeCompare(b.id));
+  const devices: DiscoveredDevice[] = [...firstPerDevice.values()].map((r) => ({
+    id: r.sysinfo.deviceId,
+    alias: r.sysinfo.alias,
+    model: r.sysinfo.model,
+    host: r.host,
+    port: r.port,
+    mac: legacyMac(r.sysinfo),
+    hasEmeter: r.sysinfo.hasEmeter,
+    outlets: r.sysinfo.outlets,
+    transport: 'legacy',
+    accountWorks: null,
+    credential: null,
+    state: 'ok',
+    advice: null,
+  }));
+  if (smartResult !== null) {
+    const legacyMacs = new Set(devices.flatMap((d) => (d.mac === null ? [] : [d.mac])));
+    const logger = options.logger ?? createSilentLogger();
+    const fleet = new SmartFleet(
+      { account: options.account ?? null, timeoutMs: Math.max(1_000, options.timeoutMs) },
+      logger,
+      new KasaClient(logger),
+    );
+    try {
+      const observations = await fleet.round(smartResult.replies, legacyMacs, new Set());
+      const seen = new Set(devices.map((d) => d.id));
+      for (const peer of fleet.snapshot()) {
+        const observed = observations.find((o) => o.host === peer.host);
+        const sysinfo = observed?.sysinfo;
+        if (sysinfo !== undefined && seen.has(sysinfo.deviceId)) continue;
+        if (sysinfo !== undefined) seen.add(sysinfo.deviceId);
+        devices.push({
+          id: sysinfo?.deviceId ?? null,
+          alias: sysinfo?.alias ?? peer.alias ?? '',
+          model: peer.model,
+          host: peer.host,
+          port: peer.httpPort,
+          mac: peer.mac,
+          hasEmeter: sysinfo?.hasEmeter ?? null,
+          outlets: sysinfo?.outlets ?? [],
+          transport: peer.transport,
+          accountWorks: peer.accountWorks,
+          credential: peer.credential,
+          state: peer.problem ?? 'ok',
+          advice: peer.advice,
+        });
+      }
+    } finally {
+      fleet.close();
+    }
+  }
+  return devices.sort(
+    (a, b) =>
+      a.alias.localeCompare(b.alias) ||
+      (a.id ?? '').localeCompare(b.id ?? '') ||
+      a.host.localeCompare(b.host),
+  );
 }

@@ -149,6 +149,21 @@ export class SmartDevice {
     return answer;
   }
 
+  /**
+   * One energy request as the device answers it (for `kasa-monitor probe`): the outcome of each
+   * energy method, or the legacy reply. Rejects with a SmartError.
+   */
+  async rawEnergy(childId: string | null, timeoutMs: number): Promise<unknown> {
+    const deadline = Date.now() + timeoutMs;
+    const left = (): number => Math.max(1, deadline - Date.now());
+    if (this.#identity === null) await this.identify(left());
+    if (this.payload === 'iot') return parseReply(await this.transport.send(energyPayload(childId), left()));
+    const version =
+      childId === null ? 2 : (this.#identity?.outlets.find((o) => o.id === childId)?.energyVersion ?? 2);
+    const outcomes = await this.protocol.many(new EnergyMethods(version).requests(), left(), childId);
+    return Object.fromEntries(outcomes);
+  }
+
   close(): void {
     this.transport.close();
   }

@@ -1,4 +1,5 @@
-import { discoverOnce } from '../../discovery/discovery.js';
+import { tplinkAccount } from '../../config/index.js';
+import { type DiscoveredDevice, discoverOnce } from '../../discovery/discovery.js';
 import { boolFlag, type Command, stringFlag, stringListFlag } from '../command.js';
 import { EXIT_OK, UsageError } from '../exit-codes.js';
 import { loadForCommand } from '../load-config.js';
@@ -22,18 +23,29 @@ function table(rows: readonly (readonly string[])[]): string {
     .join('\n');
 }
 
+function accountCell(dev: DiscoveredDevice): string {
+  if (dev.transport === 'legacy') return 'not needed';
+  if (dev.accountWorks === false) return 'FAILED';
+  if (dev.accountWorks === null) return dev.state === 'ok' ? '-' : dev.state;
+  return dev.credential === 'account' ? 'works' : `works (${dev.credential ?? '?'})`;
+}
+
 export const discoverCommand: Command = {
   name: 'discover',
   summary: 'list the plugs that answer on the network, once',
-  usage: `[-c FILE] [--timeout S] [--broadcast ADDR]... [--port N] [--json]
+  usage: `[-c FILE] [--timeout S] [--broadcast ADDR]... [--port N] [--smart-port N] [--json]
 
 Sends one discovery round (to the configured broadcast addresses and static hosts, or to --broadcast)
-and lists every plug that answered: id, alias, model, address, energy meter yes/no, outlets.
+on the legacy port (9999) and the newer plugs' port (discovery.smart_port, 20002), logs in to the
+newer ones with the configured TP-Link account, and lists every plug that answered: id, alias, model,
+address, transport, whether the account works, energy meter yes/no, outlets. A newer plug that
+cannot be read says why and what to do.
 
   -c, --config FILE     take broadcast addresses, port and static hosts from this config
       --timeout S       seconds to wait for answers (default: discovery.timeout, 2 s)
       --broadcast ADDR  where to send the discovery packet (repeatable); 127.255.255.255 for simulated plugs
       --port N          the plugs' port (default 9999)
+      --smart-port N    the newer plugs' discovery port (default 20002)
       --json            print JSON instead of a table
 `,
   options: {
@@ -41,6 +53,7 @@ and lists every plug that answered: id, alias, model, address, energy meter yes/
     timeout: { type: 'string' },
     broadcast: { type: 'string', multiple: true },
     port: { type: 'string' },
+    'smart-port': { type: 'string' },
     json: { type: 'boolean' },
   },
   async run(context) {
@@ -49,6 +62,8 @@ and lists every plug that answered: id, alias, model, address, energy meter yes/
     if (broadcast.length > 0) overrides['discovery.broadcast'] = broadcast;
     const port = stringFlag(context, 'port');
     if (port !== undefined) overrides['discovery.port'] = port;
+    const smartPort = stringFlag(context, 'smart-port');
+    if (smartPort !== undefined) overrides['discovery.smart_port'] = smartPort;
     const { config } = loadForCommand(context, overrides);
     const timeout = stringFlag(context, 'timeout');
     const d = config.discovery;
@@ -58,6 +73,8 @@ and lists every plug that answered: id, alias, model, address, energy meter yes/
       timeoutMs: timeout === undefined ? d.timeout : positiveSeconds(timeout, '--timeout'),
       hosts: d.hosts.map((h) => (h.host.includes(':') ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`)),
       receiveBufferBytes: d.receive_buffer,
+      smartPort: d.smart_port,
+      account: tplinkAccount(config.credentials),
     });
     if (boolFlag(context, 'json')) {
       context.stdout.write(`${JSON.stringify(devices, null, 2)}\n`);
@@ -65,25 +82,34 @@ and lists every plug that answered: id, alias, model, address, energy meter yes/
     }
     if (devices.length === 0) {
       context.stderr.write(
-        `no plug answered within ${timeout ?? d.timeout / 1000}s on ${d.broadcast.join(', ')}:${d.port}.\n` +
+        `no plug answered within ${timeout ?? d.timeout / 1000}s on ${d.broadcast.join(', ')}:${d.port} (and :${d.smart_port}).\n` +
           'Check that the plugs are on this subnet (broadcast does not cross routers or VLANs), or list them\n' +
           'under discovery.hosts; `kasa-monitor demo` tries everything with simulated plugs.\n',
       );
       return EXIT_OK;
     }
-    const rows = [['ID', 'ALIAS', 'MODEL', 'ADDRESS', 'METER', 'OUTLETS']];
+    const rows = [['ID', 'ALIAS', 'MODEL', 'ADDRESS', 'TRANSPORT', 'ACCOUNT', 'METER', 'OUTLETS']];
     for (const dev of devices) {
       rows.push([
-        dev.id,
+        dev.id ?? '?',
         dev.alias,
         dev.model,
         `${dev.host}:${dev.port}`,
-        dev.hasEmeter ? 'yes' : 'no',
+        dev.transport ?? 'unsupported',
+        accountCell(dev),
+        dev.hasEmeter === null ? '?' : dev.hasEmeter ? 'yes' : 'no',
         String(dev.outlets.length || '-'),
       ]);
-      for (const outlet of dev.outlets) rows.push([`  ${outlet.id}`, `  ${outlet.alias}`, '', '', '', '']);
+      for (const outlet of dev.outlets)
+        rows.push([`  ${outlet.id}`, `  ${outlet.alias}`, '', '', '', '', '', '']);
     }
+    const problems = devices.filter((dev) => dev.state !== 'ok');
     context.stdout.write(`${table(rows)}\n`);
+    for (const dev of problems) {
+      context.stdout.write(
+        `\n${dev.model} at ${dev.host} (${dev.mac ?? 'no MAC'}): ${dev.state}: ${dev.advice ?? ''}\n`,
+      );
+    }
     return EXIT_OK;
   },
 };

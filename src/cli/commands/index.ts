@@ -5,6 +5,7 @@ import { demoCommand } from './demo.js';
 import { discoverCommand } from './discover.js';
 import { energyCommand } from './energy.js';
 import { exportCommand } from './export.js';
+import { probeCommand } from './probe.js';
 import { runCommand } from './run.js';
 import { statusCommand } from './status.js';
 
@@ -12,6 +13,7 @@ import { statusCommand } from './status.js';
 export const commands: readonly Command[] = [
   runCommand,
   discoverCommand,
+  probeCommand,
   exportCommand,
   energyCommand,
   backupCommand,
