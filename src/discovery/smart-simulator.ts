@@ -775,13 +775,17 @@ export async function startSmartSimulators(options: SmartSimFleetOptions): Promi
     },
     stats: (id) => ({ ...device(id).stats }),
     animate: (intervalMs = 1000) => {
+      // Energy in Wh accrues in fractions: a 100 W load adds 0.028 Wh per second.
+      const carry = new Map<Channel, number>();
       const timer = setInterval(() => {
         for (const d of devices) {
           for (const c of d.channels.values()) {
             const v = c.values;
             v.powerMw = Math.max(0, Math.round(v.powerMw * (0.97 + Math.random() * 0.06)));
             v.currentMa = Math.round((v.powerMw / Math.max(1, v.voltageMv)) * 1000);
-            const wh = Math.round((v.powerMw / 1000) * (intervalMs / 3_600_000));
+            const energy = (carry.get(c) ?? 0) + (v.powerMw / 1000) * (intervalMs / 3_600_000);
+            const wh = Math.floor(energy);
+            carry.set(c, energy - wh);
             v.monthWh += wh;
             v.todayWh += wh;
             v.sinceBootWh += wh;
