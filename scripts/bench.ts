@@ -3,7 +3,7 @@
  *
  *   node dist/scripts/bench.js [--quick] [--json] [--only NAME]...
  *
- * NAME: writer, bytes, e2e, discovery, rss, influx, lag, lifecycle. --quick runs shorter versions (a smoke run, figures less
+ * NAME: writer, bytes, e2e, discovery, rss, influx, lag, lifecycle, smart. --quick runs shorter versions (a smoke run, figures less
  * stable; the rows say what was shortened). --json prints one JSON object instead of the table.
  * Progress goes to stderr. Everything runs on loopback: simulated plugs on 127.0.50.x-127.0.55.x,
  * ports 23100 and 23200, broadcast 127.255.255.255.
@@ -15,9 +15,10 @@ import { benchInflux } from './bench/influx.js';
 import { benchLag } from './bench/lag.js';
 import { benchLifecycle } from './bench/lifecycle.js';
 import { benchSmallFleetRss, type DaemonRssResult, idleNodeRss, type ProcMemory } from './bench/rss.js';
+import { benchSmart } from './bench/smart.js';
 import { benchWriter, type WriterBenchResult } from './bench/writer.js';
 
-const NAMES = ['writer', 'bytes', 'e2e', 'discovery', 'rss', 'influx', 'lag', 'lifecycle'] as const;
+const NAMES = ['writer', 'bytes', 'e2e', 'discovery', 'rss', 'influx', 'lag', 'lifecycle', 'smart'] as const;
 type Name = (typeof NAMES)[number];
 
 interface Row {
@@ -433,6 +434,45 @@ async function main(): Promise<number> {
       });
     } catch (error) {
       rows.push(errorRow('9. data lifecycle', '-', 'ratio >= 0.7', error));
+    }
+  }
+
+  if (selected.has('smart')) {
+    progress(
+      'newer plugs: CPU per reading over KLAP and AES vs legacy UDP, and a port-20002 round with 200 plugs',
+    );
+    try {
+      const r = await benchSmart({ rounds: quick ? 10 : 50, progress });
+      details['smart'] = r;
+      const setting = `${r.plugs} simulated plugs of each kind in a child process, ${r.rounds} rounds; this process's CPU only`;
+      for (const [label, figures] of [
+        ['KLAP', r.klap],
+        ['AES', r.aes],
+      ] as const) {
+        const ratio = ratioOf(figures.cpuUsPerReading, r.legacy.cpuUsPerReading);
+        rows.push({
+          figure: `10${label === 'KLAP' ? 'a' : 'b'}. CPU per reading over ${label} vs the legacy UDP poll`,
+          unit: 'µs',
+          measured: figures.cpuUsPerReading,
+          baseline: r.legacy.cpuUsPerReading,
+          ratio,
+          target: label === 'KLAP' ? 'ratio <= 2' : '-',
+          pass: label === 'KLAP' ? ratio <= 2 && figures.failures === 0 : figures.failures === 0,
+          note: `${figures.readings} readings, ${figures.failures} failures; session reused (handshake in the warm-up); ${setting}`,
+        });
+      }
+      rows.push({
+        figure: `10c. one port-20002 discovery round with ${r.discovery.plugs} simulated newer plugs`,
+        unit: 'ms',
+        measured: r.discovery.msToLastReply,
+        baseline: null,
+        ratio: null,
+        target: '< 1000',
+        pass: r.discovery.msToLastReply < 1000 && r.discovery.found === r.discovery.plugs,
+        note: `${r.discovery.found} of ${r.discovery.plugs} replies (time to the last one); logging in to all of them for the first time (handshake + identification) took ${r.discovery.identifyMs} ms more (${r.discovery.identified} identified)`,
+      });
+    } catch (error) {
+      rows.push(errorRow('10. newer plugs (KLAP/AES)', 'µs', 'ratio <= 2', error));
     }
   }
 
