@@ -36,6 +36,8 @@ export interface DiscoveryOptions {
   readonly account?: Account | null | undefined;
   /** Per-request timeout of the newer plugs' handshakes and identification (default: timeoutMs). */
   readonly smartRequestTimeoutMs?: number | undefined;
+  /** Where a static host that answers neither discovery is asked for KLAP directly (80 on real plugs). */
+  readonly directKlapPort?: number | undefined;
 }
 
 /** 4 MiB: enough for thousands of sysinfo replies arriving at once. */
@@ -278,6 +280,15 @@ export class Discovery {
         }
         // A plug heard on both ports is polled the legacy way (no account needed).
         const observations = await this.smart.round(smartResult.replies, legacyNow, this.#legacyMacs, now);
+        // Static hosts silent on both ports: a KLAP handshake straight at the device.
+        const answered = new Set([
+          ...result.replies.map((r) => r.host),
+          ...smartResult.replies.map((r) => r.host),
+        ]);
+        const silent = [...new Set(this.#hosts.map((h) => h.host))].filter((h) => !answered.has(h));
+        if (silent.length > 0) {
+          observations.push(...(await this.smart.direct(silent, options.directKlapPort ?? 80, now)));
+        }
         if (abort.signal.aborted) return result;
         const identifiedAt = Date.now();
         for (const observation of observations) {

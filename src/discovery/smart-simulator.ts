@@ -53,6 +53,8 @@ export interface SmartSimFaults {
   body?: 'garbage' | 'short' | null;
   /** multipleRequest answers −1003. */
   rejectBatches?: boolean;
+  /** Does not answer port-20002 probes (only a direct handshake finds it). */
+  silentDiscovery?: boolean;
 }
 
 export interface SmartSimSpec {
@@ -677,7 +679,13 @@ export async function startSmartSimulators(options: SmartSimFleetOptions): Promi
   const started: SimDevice[] = [];
 
   const answer = (device: SimDevice, msg: Buffer, rinfo: RemoteInfo): void => {
-    if (!LOOPBACK.test(rinfo.address) || !isProbe(msg) || device.udp === null) return;
+    if (
+      !LOOPBACK.test(rinfo.address) ||
+      !isProbe(msg) ||
+      device.udp === null ||
+      device.faults.silentDiscovery
+    )
+      return;
     device.stats.discoveryReplies++;
     try {
       device.udp.send(device.discoveryReply(), rinfo.port, rinfo.address);

@@ -176,6 +176,54 @@ export class SmartFleet implements DeviceConnector {
     return seen.filter((o): o is Observation => o !== null);
   }
 
+  /**
+   * Static hosts that answered neither discovery: a KLAP handshake straight at `port` (80 on real
+   * plugs), smart protocol first, then the legacy JSON over KLAP. A host that does not answer
+   * is not listed (it may be a legacy plug that is off); a refused login is, like any other.
+   */
+  async direct(hosts: readonly string[], port: number, nowMs: number = Date.now()): Promise<Observation[]> {
+    const work = hosts.map(async (host): Promise<Observation | null> => {
+      const key = `direct:${host}:${port}`;
+      let peer = this.#peers.get(key);
+      if (peer === undefined) {
+        const reply: SmartDiscoveryReply = {
+          discoveryId: '',
+          model: 'unknown',
+          modelFull: 'unknown',
+          deviceType: 'SMART.UNKNOWN',
+          family: 'SMART',
+          mac: null,
+          ip: host,
+          encryption: 'KLAP',
+          encryptTypeRaw: 'KLAP',
+          httpPort: port,
+          loginVersion: null,
+          https: false,
+          newKlap: false,
+          factoryDefault: false,
+          owner: null,
+          raw: {},
+        };
+        peer = this.#peer(host, reply, nowMs, key);
+      }
+      const seen = await this.#visit(peer, nowMs, true);
+      if (seen !== null || peer.identity !== null || peer.problem !== null) return seen;
+      // Not the smart protocol: the legacy JSON over KLAP (HS300 hw 2.0 and other IOT devices).
+      if (
+        peer.choice.kind === 'klap' &&
+        peer.choice.payload === 'smart' &&
+        peer.device?.transport.matched() != null
+      ) {
+        peer.device.close();
+        peer.device = null;
+        peer.choice = { kind: 'klap', payload: 'iot' };
+        return this.#visit(peer, nowMs, true);
+      }
+      return null;
+    });
+    return (await Promise.all(work)).filter((o): o is Observation => o !== null);
+  }
+
   /** Every newer plug seen, identified or not. */
   snapshot(): SmartPeerSnapshot[] {
     return [...this.#peers.values()].map((p) => {
@@ -232,8 +280,8 @@ export class SmartFleet implements DeviceConnector {
     this.#byDevice.set(identity.deviceId, peer.key);
   }
 
-  #peer(host: string, reply: SmartDiscoveryReply, nowMs: number): Peer {
-    const key = reply.mac ?? host;
+  #peer(host: string, reply: SmartDiscoveryReply, nowMs: number, fixedKey?: string): Peer {
+    const key = fixedKey ?? reply.mac ?? host;
     const choice = chooseTransport(reply);
     let peer = this.#peers.get(key);
     if (peer !== undefined) {
@@ -269,7 +317,8 @@ export class SmartFleet implements DeviceConnector {
     return peer;
   }
 
-  async #visit(peer: Peer, nowMs: number): Promise<Observation | null> {
+  /** `quiet`: a host asked directly that does not answer is not a problem to report. */
+  async #visit(peer: Peer, nowMs: number, quiet = false): Promise<Observation | null> {
     const { choice } = peer;
     if (choice.kind === 'unsupported') {
       this.#setProblem(peer, 'unsupported protocol', choice.why, nowMs);
@@ -295,6 +344,7 @@ export class SmartFleet implements DeviceConnector {
         return null;
       }
       const detail = err instanceof Error ? err.message : String(err);
+      if (quiet) return null;
       if (peer.identity === null) this.#setProblem(peer, 'unreachable', detail, nowMs);
       else
         this.logger.debug(

@@ -1,0 +1,112 @@
+/**
+ * Discovery rounds with newer plugs: static hosts that answer neither discovery are asked for KLAP
+ * directly; an account failure is one warning per episode, listed until it works again.
+ * Ports 35302 (20002-style), 35380 (HTTP), 35399 (legacy, nobody); addresses 127.35.7.x.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Discovery } from '../src/discovery/discovery.js';
+import { type SmartSimFleet, startSmartSimulators } from '../src/discovery/smart-simulator.js';
+import { captureLogger } from './helpers/capture-logger.js';
+
+const ACCOUNT = { username: 'Owner@Example.com', password: 'pw' };
+const id = (n: number): string => `5D${String(n).padStart(38, '0')}`;
+let fleet: SmartSimFleet;
+
+before(async () => {
+  fleet = await startSmartSimulators({
+    discoveryPort: 35302,
+    httpPort: 35380,
+    devices: [
+      {
+        address: '127.35.7.1',
+        kind: 'klap',
+        model: 'P110',
+        deviceId: id(1),
+        account: ACCOUNT,
+        faults: { silentDiscovery: true },
+      },
+      {
+        address: '127.35.7.2',
+        kind: 'iot-klap',
+        model: 'HS110',
+        deviceId: id(2),
+        account: ACCOUNT,
+        faults: { silentDiscovery: true },
+      },
+      {
+        address: '127.35.7.3',
+        kind: 'klap',
+        model: 'P110',
+        deviceId: id(3),
+        account: { username: 'other@x.y', password: 'z' },
+      },
+    ],
+  });
+});
+after(() => fleet.stop());
+
+function discovery(hosts: string[], broadcast: string[], logger = captureLogger('info').logger): Discovery {
+  return new Discovery(
+    {
+      broadcast,
+      port: 35399,
+      intervalMs: 3_600_000,
+      timeoutMs: 400,
+      hosts,
+      offlineTolerance: 3,
+      receiveBufferBytes: 1 << 20,
+      smartPort: 35302,
+      account: ACCOUNT,
+      smartRequestTimeoutMs: 2_000,
+      directKlapPort: 35380,
+    },
+    logger,
+  );
+}
+
+describe('newer plugs in discovery rounds', () => {
+  it('a static host silent on both discovery ports is found by a direct KLAP handshake (smart, then legacy JSON)', async () => {
+    const d = discovery(['127.35.7.1', '127.35.7.2'], []);
+    try {
+      await d.runRound();
+      const ids = d.registry
+        .snapshot()
+        .map((s) => s.id)
+        .sort();
+      assert.deepEqual(ids, [id(1), id(2)]);
+      assert.deepEqual(
+        d.registry
+          .pollTargets()
+          .flatMap((t) => t.channels.map((c) => c.channel))
+          .sort(),
+        [id(1), id(2)],
+      );
+    } finally {
+      await d.stop();
+    }
+  });
+
+  it('a plug on another account: one warning for many rounds, listed with its state, retried less and less', async () => {
+    const capture = captureLogger('info');
+    const d = discovery([], ['127.255.255.255'], capture.logger);
+    try {
+      for (let i = 0; i < 4; i++) await d.runRound();
+      const warnings = capture
+        .lines()
+        .filter((l) => l.level === 40 && /authentication failed/.test(String(l.msg)));
+      assert.equal(warnings.length, 1);
+      assert.match(String(warnings[0]?.msg), /127\.35\.7\.3/);
+      const listed = d.stats().smartPlugs.find((p) => p.host === '127.35.7.3');
+      assert.equal(listed?.problem, 'authentication failed');
+      assert.equal(
+        d.registry.snapshot().some((s) => s.id === id(3)),
+        false,
+      );
+      // Backed off: the device saw one handshake, not one per round.
+      assert.equal(fleet.stats(id(3)).handshakes, 1);
+    } finally {
+      await d.stop();
+    }
+  });
+});
