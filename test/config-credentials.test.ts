@@ -151,7 +151,11 @@ describe('where the TP-Link account comes from', () => {
     const noUser = errorOf(() => load({ env: { KASA_PASSWORD: PASSWORD } }));
     assert.equal(noUser.problems[0]?.path, 'credentials.username');
     assert.match(noUser.problems[0]?.message ?? '', /KASA_USERNAME/);
-    for (const e of [noPassword, noUser]) {
+    const onlyUserCredential = errorOf(() =>
+      load({ env: { CREDENTIALS_DIRECTORY: credentialsDir({ 'tplink-username': USER }) } }),
+    );
+    assert.equal(onlyUserCredential.problems[0]?.path, 'CREDENTIALS_DIRECTORY/tplink-username');
+    for (const e of [noPassword, noUser, onlyUserCredential]) {
       assert.ok(!e.message.includes(USER) && !e.message.includes(PASSWORD), e.message);
     }
   });

@@ -462,3 +462,65 @@ describe('a reading without voltage or current in every sink and export', () => 
     }
   });
 });
+
+describe('rollups and energy accounting of a plug without voltage or current', () => {
+  test('are exactly those of a twin plug that measures them, counter restarts included', async () => {
+    const path = join(root, 'twins.db');
+    const store = new SqliteStore(storeOptions(path), createSilentLogger());
+    await store.start();
+    const t0 = Date.UTC(2026, 10, 30, 23, 58, 0, 0);
+    // Every 10 s for 6 minutes; the counter restarts once (a reboot, or a month's reset on newer plugs).
+    const totals = Array.from({ length: 36 }, (_, i) =>
+      i < 20 ? 1421 + Math.floor(i / 4) : Math.floor((i - 20) / 4),
+    );
+    const readings: Reading[] = totals.flatMap((totalWh, i) => [
+      {
+        channel: 'NOVOLT',
+        tsMs: t0 + i * 10_000,
+        powerMw: 1_500_000 + i * 1000,
+        voltageMv: null,
+        currentMa: null,
+        totalWh,
+      },
+      {
+        channel: 'TWIN',
+        tsMs: t0 + i * 10_000,
+        powerMw: 1_500_000 + i * 1000,
+        voltageMv: 230_000,
+        currentMa: 6520,
+        totalWh,
+      },
+    ]);
+    try {
+      await store.writeBatch(readings.slice(0, 30));
+      await store.writeBatch(readings.slice(30));
+    } finally {
+      await store.stop();
+    }
+    const reader = openRollupReader(path, { timeZone: 'Europe/Berlin', gapLimitMs: 5 * 60_000 });
+    try {
+      const byId = new Map(reader.channels().map((c) => [c.deviceId, c]));
+      const novolt = byId.get('NOVOLT');
+      const twin = byId.get('TWIN');
+      assert.ok(novolt !== undefined && twin !== undefined);
+      for (const tier of ['minute', 'hour', 'day'] as const) {
+        const a = reader.series(novolt, tier, 0, Date.UTC(2030, 0, 1));
+        const b = reader.series(twin, tier, 0, Date.UTC(2030, 0, 1));
+        assert.deepEqual(a, b, tier);
+        assert.ok(a.buckets.length > 0, tier);
+        assert.equal(
+          a.buckets.reduce((n, bucket) => n + bucket.readings, 0),
+          36,
+          `${tier}: every reading counted`,
+        );
+        assert.equal(
+          a.buckets.reduce((n, bucket) => n + bucket.resets, 0),
+          1,
+          `${tier}: the restart is seen`,
+        );
+      }
+    } finally {
+      reader.close();
+    }
+  });
+});

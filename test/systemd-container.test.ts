@@ -395,6 +395,45 @@ describe('the systemd unit under a real systemd 252', () => {
     for (const e of daemon.filter((d) => d.priority <= 4)) assert.ok(shown.has(e.message));
   });
 
+  it('reads the TP-Link account from systemd credentials (/etc/credstore), and never logs or shows it', async () => {
+    const user = 'Credential.User@Example.COM';
+    const password = 'cred store pw 7';
+    await guest().run(['mkdir', '-p', '-m', '0700', '/etc/credstore']);
+    await guest().writeFile('/etc/credstore/tplink-username', `${user}\n`);
+    await guest().run(['chmod', '0600', '/etc/credstore/tplink-username']);
+    const since = await cursor();
+    // A user name without a password: the daemon refuses to start and names the credential.
+    await guest().exec(['systemctl', 'restart', UNIT]);
+    const refused = await until('the start refused for the half account', async () => {
+      const entries = await unitJournal(since);
+      return entries.find((e) => /tplink-username.*no password/.test(e.message));
+    });
+    assert.ok(refused.message.includes('CREDENTIALS_DIRECTORY/tplink-username'), refused.message);
+
+    await guest().writeFile('/etc/credstore/tplink-password', `${password}\n`);
+    await guest().run(['chmod', '0600', '/etc/credstore/tplink-password']);
+    const again = await cursor();
+    await guest().run(['systemctl', 'reset-failed', UNIT]);
+    await guest().run(['systemctl', 'restart', UNIT]);
+    await until('the daemon started with the account', async () => {
+      const entries = await unitJournal(again);
+      return entries.some((e) => e.message.startsWith('started: discovering plugs and polling'))
+        ? true
+        : undefined;
+    });
+    assert.equal((await show('ActiveState'))['ActiveState'], 'active');
+    const health = await guest().run([
+      '/usr/bin/node',
+      '-e',
+      "fetch('http://127.0.0.1:9469/health').then((r) => r.text()).then((t) => process.stdout.write(t))",
+    ]);
+    assert.match(health, /"status"/);
+    const logged = (await unitJournal(since)).map((e) => e.message).join('\n');
+    for (const text of [logged, health]) {
+      assert.ok(!text.includes(user) && !text.includes(password), 'the account leaked');
+    }
+  });
+
   it('is killed by the watchdog and restarted when its event loop is wedged', async () => {
     // Test-only: wedge 1.5 s after start, with a short watchdog.
     await guest().writeFile(

@@ -525,6 +525,8 @@ function resolveCredentials(
     secrets.push(read.value);
     credentials.password = read.value;
   }
+  const usernameOrigin = origins.get('credentials.username');
+  let usernameLabel = usernameOrigin?.kind === 'env' ? usernameOrigin.name : 'credentials.username';
   const directory = env['CREDENTIALS_DIRECTORY'];
   if (directory) {
     const fromCredential = (name: string, what: string, trim: 'whitespace' | 'line-breaks') => {
@@ -540,15 +542,15 @@ function resolveCredentials(
     };
     if (credentials.username === null) {
       credentials.username = fromCredential(TPLINK_USERNAME_CREDENTIAL, 'credential', 'whitespace');
+      usernameLabel = `CREDENTIALS_DIRECTORY/${TPLINK_USERNAME_CREDENTIAL}`;
     }
     if (credentials.password === null) {
       credentials.password = fromCredential(TPLINK_PASSWORD_CREDENTIAL, 'credential', 'line-breaks');
     }
   }
-  const usernameOrigin = origins.get('credentials.username');
   if (credentials.username !== null && credentials.password === null) {
     problems.push({
-      path: usernameOrigin?.kind === 'env' ? usernameOrigin.name : 'credentials.username',
+      path: usernameLabel,
       message: `is set but no password is: set credentials.password or credentials.password_file, KASA_PASSWORD, or the systemd credential ${TPLINK_PASSWORD_CREDENTIAL}`,
     });
   } else if (credentials.username === null && credentials.password !== null) {

@@ -152,7 +152,7 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
   perChannel('kasa_current_amperes', 'Current, latest reading.', (r) => milliToUnit(r.currentMa));
   perChannel(
     'kasa_energy_joules',
-    'Energy counted by the plug since its last reboot (its total_wh x 3600); resets when the plug restarts.',
+    "The plug's own energy counter (its total_wh x 3600): it restarts when the plug reboots, and on newer plugs also at the start of the plug's month.",
     (r) => r.totalWh * 3600,
   );
   perChannel(
