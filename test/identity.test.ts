@@ -384,3 +384,46 @@ describe('device replies are bounded', () => {
     }
   });
 });
+
+describe('a plug that answers is online', () => {
+  it('a plug whose readings are all implausible stays online through discovery rounds; the rejections are counted', async () => {
+    const port = 31161;
+    const id = 'ID9M000000000000000000000000000000000013';
+    const fleet = await startSimulators({
+      port,
+      devices: [{ model: 'hs110', address: '127.31.11.1', deviceId: id, alias: 'Broken meter' }],
+    });
+    fleet.setRealtime(id, { power: -5, voltage: 230, current: 0.1, total: 1 });
+    const dir = tempDir();
+    const config = writeConfig(
+      dir,
+      port,
+      '  broadcast: 127.255.255.255\n  interval: 1s\n  offline_tolerance: 1',
+    );
+    const daemon = new DaemonProcess(['-c', config]);
+    try {
+      let metrics = '';
+      await until(async () => {
+        metrics = await fetch(`http://127.31.0.1:${port + 1}/metrics`)
+          .then((r) => r.text())
+          .catch(() => '');
+        const match = /kasa_monitor_polls_total\{result="implausible"\} (\d+)/.exec(metrics);
+        return match !== null && Number(match[1]) >= 6;
+      }, 'six rejected readings');
+      const flaps = daemon.lines.filter(
+        (l) => String(l['msg']).startsWith('device offline') || l['msg'] === 'device back online',
+      );
+      assert.deepEqual(flaps, [], 'never offline, never back online');
+      const rejected = daemon.lines.filter(
+        (l) =>
+          l['deviceId'] === id && String(l['msg']).startsWith('poll failed') && l['reason'] === 'implausible',
+      );
+      assert.equal(rejected.length, 1, 'logged once per episode');
+      daemon.signal('SIGTERM');
+      assert.equal(await daemon.exited, 0, daemon.stderr);
+    } finally {
+      await daemon.kill();
+      await fleet.stop();
+    }
+  });
+});

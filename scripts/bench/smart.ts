@@ -126,7 +126,7 @@ export async function benchSmart(options: SmartBenchOptions = {}): Promise<Smart
   let klap: CpuPerReading;
   let aes: CpuPerReading;
   try {
-    const client = new KasaClient(logger);
+    const client = new KasaClient();
     const connections = await Promise.all(
       fleet.ready.legacy.map(async (d) => {
         const sysinfo = parseSysinfo({
@@ -193,11 +193,7 @@ export async function benchSmart(options: SmartBenchOptions = {}): Promise<Smart
       timeoutMs: 1_500,
       receiveBufferBytes: 4 * 1024 * 1024,
     });
-    const smartFleet = new SmartFleet(
-      { account: BENCH_ACCOUNT, timeoutMs: 5_000 },
-      logger,
-      new KasaClient(logger),
-    );
+    const smartFleet = new SmartFleet({ account: BENCH_ACCOUNT, timeoutMs: 5_000 }, logger, new KasaClient());
     const t0 = performance.now();
     const observed = await smartFleet.round(result.replies, new Set(), new Set());
     const identifyMs = performance.now() - t0;

@@ -121,7 +121,7 @@ export class Discovery {
     this.smart =
       options.smartPort === undefined
         ? null
-        : new SmartFleet(smartFleetOptions(options), logger.child({ part: 'smart' }), new KasaClient(logger));
+        : new SmartFleet(smartFleetOptions(options), logger.child({ part: 'smart' }), new KasaClient());
     this.registry =
       registry ??
       new DeviceRegistry({ offlineTolerance: options.offlineTolerance }, logger, this.smart ?? undefined);
@@ -408,7 +408,7 @@ export async function discoverOnce(options: DiscoverOnceOptions): Promise<Discov
     const fleet = new SmartFleet(
       { account: options.account ?? null, timeoutMs: Math.max(1_000, options.timeoutMs) },
       logger,
-      new KasaClient(logger),
+      new KasaClient(),
     );
     try {
       const observations = await fleet.round(smartResult.replies, legacyMacs, new Set());

@@ -6,17 +6,19 @@
  * socket keeps the kernel's default receive buffer (about 208 KiB), and with a few hundred plugs
  * answering one broadcast at once the replies overflow it and are silently lost (measured: 500
  * simulated plugs took 3.5-19 s to be found instead of 81 ms with a 4 MiB buffer).
- * Energy requests go through the library's device objects (shared UDP socket or one TCP connection
- * per request), and come back as the decoded text for our own validation (src/poller/normalise.ts).
+ * Energy requests go out on our own sockets too (udp-request.ts, tcp-frame.ts: bounded replies, no
+ * per-request overhead), each with `system.get_sysinfo` so that every answer says which device sent
+ * it; the library remains for the benchmarks' bare-library baseline (`BareLibrary`).
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
-import type { Logger as ApiLogger, Client, Plug, Sysinfo } from 'tplink-smarthome-api';
+import type { Logger as ApiLogger, Client } from 'tplink-smarthome-api';
 import tplink from 'tplink-smarthome-api';
 import { decrypt, encrypt, encryptWithHeader } from 'tplink-smarthome-crypto';
 import type { Logger } from '../log/logger.js';
 import { requestFrame } from './tcp-frame.js';
 import type { AnswerFailure, EnergyAnswer, Responder } from './types.js';
+import { type DatagramResult, UdpRequester } from './udp-request.js';
 
 /** Where a device answers: an IPv4 address (or host name) and a UDP/TCP port (9999 on real plugs). */
 export interface Endpoint {
@@ -143,7 +145,8 @@ export function parseSysinfo(sysinfo: Record<string, unknown>): KasaSysinfo | nu
       outlets.push({ id: fullChildId(deviceId, child['id']), alias: childAlias });
     }
   }
-  // Mirrors the library's isPlugSysinfo(), so getDeviceFromSysInfo() will not throw on it.
+  // Mirrors the library's isPlugSysinfo(): the fields of a plug we know how to poll (and the bench's
+  // bare-library baseline can build a device object from).
   const isPlug =
     /plug/i.test(type) &&
     ('mac' in sysinfo || 'ethernet_mac' in sysinfo) &&
@@ -342,6 +345,15 @@ export interface RequestOptions {
   readonly timeoutMs: number;
 }
 
+export interface EnergyRequestOptions extends RequestOptions {
+  /**
+   * Ask who answers in the same request (default true). The poller asks on the first request of
+   * each device's job; a strip's further outlets, polled right after on the same connection, skip
+   * it: the strip's sysinfo is 1.5 KiB, six times per strip would be most of the CPU per reading.
+   */
+  readonly identify?: boolean;
+}
+
 /** A library logger that forwards to ours at debug: the library logs every timeout as an error. */
 function apiLogger(logger: Logger): ApiLogger {
   const forward = (...msg: unknown[]): void => {
@@ -350,15 +362,6 @@ function apiLogger(logger: Logger): ApiLogger {
     logger.debug({ lib: 'tplink-smarthome-api' }, String(first), ...rest);
   };
   return { debug: forward, info: forward, warn: forward, error: forward };
-}
-
-function classify(err: unknown): { failure: RequestFailure; detail: string } {
-  const message = err instanceof Error ? err.message : String(err);
-  const detail = message.split('\n', 1)[0] ?? message;
-  const code = isRecord(err) ? err['code'] : undefined;
-  if (/timeout/i.test(detail)) return { failure: 'timeout', detail };
-  if (code === 'ECONNREFUSED') return { failure: 'refused', detail };
-  return { failure: 'network', detail: typeof code === 'string' ? `${code}: ${detail}` : detail };
 }
 
 const REALTIME_REQUEST = '{"emeter":{"get_realtime":{}}}';
@@ -399,26 +402,22 @@ export function responderOf(
 }
 
 /**
- * Beyond the library's own per-request timer, a request is abandoned after this much extra time:
- * a poll is bounded by its timeout whatever the library does.
- */
-const GUARD_MS = 250;
-
-/**
- * The connection to one device, through the library's device object. Re-targeted (sockets closed,
- * device object rebuilt) when the device is found at another address.
+ * The connection to one device: UDP on a socket of its own (src/discovery/udp-request.ts) or one
+ * TCP connection per request (src/discovery/tcp-frame.ts). Re-targeted (socket closed) when the
+ * device is found at another address.
  */
 export class KasaConnection {
-  #device: Plug | null = null;
   #endpoint: Endpoint;
+  readonly #udp = new UdpRequester();
+  /** Encrypted requests, made once per payload: UDP as is, TCP with its length header. */
+  readonly #packets = new Map<string, { udp?: Buffer; tcp?: Buffer }>();
   readonly #payloads = new Map<string | null, string>();
+  readonly #realtimePayloads = new Map<string | null, string>();
 
   constructor(
-    private readonly client: Client,
     /** The sysinfo the device answered discovery with. */
     readonly sysinfo: KasaSysinfo,
     endpoint: Endpoint,
-    private readonly sharedSocketTimeoutMs: number,
   ) {
     this.#endpoint = endpoint;
   }
@@ -439,16 +438,19 @@ export class KasaConnection {
    * `system.get_sysinfo`, and resolves with the parsed reply and who sent it, or with the reason
    * there is none. Never rejects.
    */
-  async getEnergy(childId: string | null, options: RequestOptions): Promise<KasaEnergyAnswer> {
-    let payload = this.#payloads.get(childId);
+  async getEnergy(childId: string | null, options: EnergyRequestOptions): Promise<KasaEnergyAnswer> {
+    const identify = options.identify ?? true;
+    const payloads = identify ? this.#payloads : this.#realtimePayloads;
+    let payload = payloads.get(childId);
     if (payload === undefined) {
-      payload = energyPayload(childId);
-      this.#payloads.set(childId, payload);
+      payload = identify ? energyPayload(childId) : realtimePayload(childId);
+      payloads.set(childId, payload);
     }
     const response = await this.send(payload, options);
     if (!response.ok) return response;
     const parsed = parseReply(response.text);
     if (!parsed.ok) return { ok: false, failure: 'malformed', detail: parsed.detail };
+    if (!identify) return { ok: true, reply: parsed.value, responder: null, identity: null };
     const who = responderOf(parsed.value);
     if (who === null) {
       return {
@@ -462,89 +464,35 @@ export class KasaConnection {
 
   /** Sends any payload; resolves with the decoded text or a failure. Never rejects. */
   async send(payload: string, options: RequestOptions): Promise<RawResponse> {
-    if (options.transport === 'tcp') return this.#sendTcp(payload, options);
-    let device: Plug;
-    try {
-      device = this.#deviceObject();
-    } catch (err) {
-      return { ok: false, failure: 'network', detail: err instanceof Error ? err.message : String(err) };
-    }
-    let guard: NodeJS.Timeout | undefined;
-    const guardFired = new Promise<RawResponse>((resolve) => {
-      guard = setTimeout(() => {
-        // The library did not settle in time: drop its sockets so the next poll starts clean.
-        device.closeConnection();
-        resolve({ ok: false, failure: 'timeout', detail: `no answer within ${options.timeoutMs} ms` });
-      }, options.timeoutMs + GUARD_MS);
-    });
-    const request = device
-      .send(payload, {
-        transport: options.transport,
-        timeout: options.timeoutMs,
-        useSharedSocket: true,
-        sharedSocketTimeout: this.sharedSocketTimeoutMs,
-      })
-      .then(
-        (text): RawResponse => ({ ok: true, text: typeof text === 'string' ? text : String(text) }),
-        (err: unknown): RawResponse => ({ ok: false, ...classify(err) }),
-      );
-    try {
-      return await Promise.race([request, guardFired]);
-    } finally {
-      clearTimeout(guard);
-    }
-  }
-
-  /** TCP: one connection per request, our own framing with a bounded reply (src/discovery/tcp-frame.ts). */
-  async #sendTcp(payload: string, options: RequestOptions): Promise<RawResponse> {
     const { host, port } = this.#endpoint;
-    const result = await requestFrame(host, port, encryptWithHeader(payload), {
-      timeoutMs: options.timeoutMs,
-    });
+    let packets = this.#packets.get(payload);
+    if (packets === undefined) {
+      packets = {};
+      // Only the poller's few fixed payloads repeat; anything else is not worth keeping.
+      if (this.#packets.size < 32) this.#packets.set(payload, packets);
+    }
+    let result: DatagramResult;
+    if (options.transport === 'tcp') {
+      packets.tcp ??= encryptWithHeader(payload);
+      result = await requestFrame(host, port, packets.tcp, { timeoutMs: options.timeoutMs });
+    } else {
+      packets.udp ??= encrypt(payload);
+      result = await this.#udp.request(host, port, packets.udp, options.timeoutMs);
+    }
     if (!result.ok) return result;
     return { ok: true, text: decrypt(result.body).toString('utf8') };
   }
 
   /** Closes the device's sockets (a later request opens new ones). */
   close(): void {
-    const device = this.#device;
-    this.#device = null;
-    if (device !== null) device.closeConnection();
-  }
-
-  #deviceObject(): Plug {
-    if (this.#device === null) {
-      // structuredClone: the library normalises children ids in place.
-      const sysInfo = structuredClone(this.sysinfo.raw) as unknown as Sysinfo;
-      const device = this.client.getDeviceFromSysInfo(sysInfo, {
-        client: this.client,
-        host: this.#endpoint.host,
-        port: this.#endpoint.port,
-      });
-      if (!(device instanceof tplink.Plug)) throw new Error(`${this.sysinfo.model} is not a plug`);
-      this.#device = device;
-    }
-    return this.#device;
+    this.#udp.close();
   }
 }
 
-export interface KasaClientOptions {
-  /** How long an idle shared UDP socket stays open (the library's `sharedSocketTimeout`). */
-  readonly sharedSocketTimeoutMs?: number;
-}
-
-/** Factory of device connections around one library `Client`. */
+/** Factory of device connections. */
 export class KasaClient {
-  readonly #client: Client;
-  readonly #sharedSocketTimeoutMs: number;
-
-  constructor(logger: Logger, options: KasaClientOptions = {}) {
-    this.#client = new tplink.Client({ logger: apiLogger(logger) });
-    this.#sharedSocketTimeoutMs = options.sharedSocketTimeoutMs ?? 60_000;
-  }
-
   connect(sysinfo: KasaSysinfo, endpoint: Endpoint): KasaConnection {
-    return new KasaConnection(this.#client, sysinfo, endpoint, this.#sharedSocketTimeoutMs);
+    return new KasaConnection(sysinfo, endpoint);
   }
 }
 

@@ -1,5 +1,11 @@
 import type { Logger } from '../log/logger.js';
-import { type Endpoint, KasaClient, type KasaSysinfo, type OutletInfo, type RequestOptions } from './kasa.js';
+import {
+  type Endpoint,
+  type EnergyRequestOptions,
+  KasaClient,
+  type KasaSysinfo,
+  type OutletInfo,
+} from './kasa.js';
 import type { ChannelInfo, EnergyAnswer, Responder } from './types.js';
 
 /**
@@ -8,7 +14,7 @@ import type { ChannelInfo, EnergyAnswer, Responder } from './types.js';
  */
 export interface DeviceConnection {
   readonly endpoint: Endpoint;
-  getEnergy(childId: string | null, options: RequestOptions): Promise<EnergyAnswer>;
+  getEnergy(childId: string | null, options: EnergyRequestOptions): Promise<EnergyAnswer>;
   /** Points the connection at a new address. */
   retarget(endpoint: Endpoint): void;
   close(): void;
@@ -110,6 +116,8 @@ export interface RegistryOptions {
 interface Contest {
   readonly endpoint: Endpoint;
   readonly sysinfo: KasaSysinfo;
+  /** The discovery round it was claimed in. */
+  readonly round: number;
 }
 
 interface ConflictRecord {
@@ -133,6 +141,8 @@ interface Entry {
   contest: Contest | null;
   /** The other reply address already logged (once per device and address). */
   replyFromLogged: string | null;
+  /** Its last poll answered with its identity proven (false also before any poll). */
+  lastPollAnswered: boolean;
   channels: readonly ChannelInfo[];
   channelsKey: string;
   state: DeviceState;
@@ -201,7 +211,7 @@ export class DeviceRegistry {
     client?: DeviceConnector,
   ) {
     this.#tolerance = Math.max(1, Math.floor(options.offlineTolerance));
-    this.#client = client ?? new KasaClient(logger);
+    this.#client = client ?? new KasaClient();
   }
 
   /** Subscribes to an event; returns the unsubscribe function. */
@@ -236,6 +246,7 @@ export class DeviceRegistry {
   ): void {
     const entry = this.#entries.get(deviceId);
     if (entry !== undefined && sameEndpoint(entry.endpoint, endpoint)) {
+      entry.lastPollAnswered = false;
       this.logger.info(
         {
           deviceId,
@@ -297,7 +308,7 @@ export class DeviceRegistry {
       return;
     }
     // The device known first wins while it still answers at its address: check that before moving.
-    existing.contest = { endpoint, sysinfo };
+    existing.contest = { endpoint, sysinfo, round: this.#round };
     if (how === 'discovery' && existing.seenRound === this.#round) this.#confirmConflict(existing, nowMs);
     else {
       this.logger.debug(
@@ -314,6 +325,7 @@ export class DeviceRegistry {
       seenRound: how === 'discovery' ? this.#round : -1,
       contest: null,
       replyFromLogged: null,
+      lastPollAnswered: false,
       channels: [],
       channelsKey: '',
       state: { kind: 'online', since: nowMs },
@@ -381,6 +393,7 @@ export class DeviceRegistry {
     existing.contest = null;
     existing.endpoint = endpoint;
     existing.seenRound = -1;
+    existing.lastPollAnswered = false;
     existing.connection?.retarget(endpoint);
     existing.target = null;
     this.#dropConflict(`device:${sysinfo.deviceId}`, nowMs);
@@ -495,9 +508,13 @@ export class DeviceRegistry {
         this.#dropConflict(key, nowMs);
     }
     for (const entry of this.#entries.values()) {
-      // A claim from another address wins when the known address did not answer this round.
+      // A claim from another address wins when the known address did not answer this round, unless
+      // the device's last poll answered there: then its next poll decides (a lost discovery reply
+      // must not hand the id to an impostor), within two rounds at most.
       const contest = entry.contest;
-      if (contest !== null && entry.seenRound !== this.#round) {
+      const pollsAnswer =
+        entry.lastPollAnswered && entry.state.kind === 'online' && this.#round - (contest?.round ?? 0) < 2;
+      if (contest !== null && entry.seenRound !== this.#round && !pollsAnswer) {
         this.#move(entry, contest.endpoint, contest.sysinfo, nowMs);
       }
     }
@@ -520,6 +537,7 @@ export class DeviceRegistry {
   recordPoll(deviceId: string, answered: boolean, nowMs: number = Date.now()): void {
     const entry = this.#entries.get(deviceId);
     if (entry === undefined) return;
+    entry.lastPollAnswered = answered;
     if (answered) {
       entry.failedPolls = 0;
       entry.lastSeenMs = nowMs;

@@ -40,8 +40,9 @@ export type EnergyAnswer<Identity = unknown> =
   | {
       readonly ok: true;
       readonly reply: unknown;
-      readonly responder: Responder;
-      readonly identity: Identity;
+      /** Null only when the request did not ask (`identify: false`, see EnergyRequest). */
+      readonly responder: Responder | null;
+      readonly identity: Identity | null;
       /**
        * Values already in canonical units (the newer plugs' smart protocol): checked by
        * canonicalReading instead of normalising `reply` as a legacy get_realtime answer.

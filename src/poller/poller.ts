@@ -137,10 +137,10 @@ function emptyFailures(): Record<PollFailure, number> {
   };
 }
 
-/** The answer proves it comes from the device (and, for a strip outlet, the strip) that was polled. */
-function isExpected(deviceId: string, childId: string | null, responder: Responder): boolean {
-  if (responder.deviceId !== deviceId) return false;
-  return childId === null || responder.childIds.includes(childId);
+/** The answer proves it comes from the device polled (for a strip: one with every outlet polled). */
+function isExpected(target: PollTarget, responder: Responder): boolean {
+  if (responder.deviceId !== target.deviceId) return false;
+  return target.channels.every((c) => c.childId === null || responder.childIds.includes(c.childId));
 }
 
 /**
@@ -339,15 +339,19 @@ export class Poller {
         const tsMs = Date.now();
         const t0 = performance.now();
         this.#requests++;
-        const answer = await target.connection.getEnergy(childId, { transport, timeoutMs });
+        // Who answers is asked on the job's first request; a strip's further outlets follow at once.
+        const identify = !answered;
+        const answer = await target.connection.getEnergy(childId, { transport, timeoutMs, identify });
         this.#durations.record(performance.now() - t0);
         if (!answer.ok) {
           unanswered = isTransientDeviceFailure(answer.failure);
           this.#failed(target.deviceId, channel, answer.failure, answer.detail);
           // The device is not answering: its other outlets would only time out one after another.
-          break;
+          // A garbled answer (malformed) says nothing about the next outlet: go on.
+          if (unanswered) break;
+          continue;
         }
-        if (!isExpected(target.deviceId, childId, answer.responder)) {
+        if (answer.responder !== null && !isExpected(target, answer.responder)) {
           // Never file another device's reading under this one; the registry logs the change once.
           misdirected = true;
           this.#rejected['other-device']++;
