@@ -7,7 +7,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Discovery } from '../src/discovery/discovery.js';
 import { type SmartSimFleet, startSmartSimulators } from '../src/discovery/smart-simulator.js';
+import { Poller } from '../src/poller/poller.js';
 import { captureLogger } from './helpers/capture-logger.js';
+import { CollectingSink } from './helpers/simulator.js';
 
 const ACCOUNT = { username: 'Owner@Example.com', password: 'pw' };
 const id = (n: number): string => `5D${String(n).padStart(38, '0')}`;
@@ -40,6 +42,14 @@ before(async () => {
         model: 'P110',
         deviceId: id(3),
         account: { username: 'other@x.y', password: 'z' },
+      },
+      {
+        address: '127.35.7.4',
+        kind: 'klap',
+        model: 'P110',
+        deviceId: id(4),
+        account: ACCOUNT,
+        values: { powerMw: 7_000, monthWh: 5 },
       },
     ],
   });
@@ -106,6 +116,42 @@ describe('newer plugs in discovery rounds', () => {
       // Backed off: the device saw one handshake, not one per round.
       assert.equal(fleet.stats(id(3)).handshakes, 1);
     } finally {
+      await d.stop();
+    }
+  });
+
+  it('a plug whose account changes while polled: no readings from then on, one warning, polls back off', async () => {
+    const capture = captureLogger('info');
+    const d = discovery(['127.35.7.4'], [], capture.logger);
+    const sink = new CollectingSink();
+    const poller = new Poller(
+      d.registry,
+      sink,
+      { intervalMs: 1_000, timeoutMs: 1_000, concurrency: 4, transport: 'udp', backoffAfter: 2 },
+      capture.logger,
+    );
+    try {
+      await d.runRound();
+      await poller.tick();
+      assert.deepEqual(
+        sink.of(id(4)).map((r) => [r.powerMw, r.voltageMv, r.totalWh]),
+        [[7_000, 230_100, 5]],
+      );
+      fleet.setAccount(id(4), { username: 'new-owner@example.com', password: 'other' });
+      for (let i = 0; i < 6; i++) await poller.tick();
+      assert.equal(sink.of(id(4)).length, 1, 'nothing recorded after the account stopped working');
+      const handshakesWhileFailing = fleet.stats(id(4)).handshakes;
+      assert.ok(handshakesWhileFailing <= 4, `backed off (handshakes: ${handshakesWhileFailing})`);
+      const warnings = capture
+        .lines()
+        .filter((l) => l.level === 40 && /authentication failed/.test(String(l.msg)));
+      assert.equal(warnings.length, 1, JSON.stringify(warnings));
+      assert.equal(
+        d.stats().smartPlugs.find((p) => p.host === '127.35.7.4')?.problem,
+        'authentication failed',
+      );
+    } finally {
+      await poller.stop();
       await d.stop();
     }
   });

@@ -124,6 +124,8 @@ export interface SmartSimFleet {
   setFaults(deviceId: string, faults: SmartSimFaults): void;
   /** Forgets every session of the device: its next request gets 403. */
   expireSessions(deviceId: string): void;
+  /** The owner changes the account (or the password): sessions end, only the new one logs in. */
+  setAccount(deviceId: string, account: Account): void;
   /** Power cycle: since-boot counters back to 0, sessions gone; month counters kept. */
   reboot(deviceId: string): void;
   /** The device's clock passes the 1st of the month: month and day counters back to 0. */
@@ -189,9 +191,9 @@ class SimDevice implements SmartSimDevice {
   faults: SmartSimFaults;
   readonly klapSessions = new Map<string, KlapServerSession>();
   readonly aesSessions = new Map<string, AesServerSession>();
-  readonly klapAuth: Buffer;
+  klapAuth: Buffer;
   readonly klapVersion: KlapVersion;
-  readonly account: Account;
+  account: Account;
   /** The device clock's offset from ours (a month rollover moves it to the 1st). */
   clockOffsetMs = 0;
   server: Server | null = null;
@@ -760,6 +762,13 @@ export async function startSmartSimulators(options: SmartSimFleetOptions): Promi
       const d = device(id);
       d.faults = { ...d.faults, ...faults };
       if (!d.faults.hang) for (const res of d.hanging) res.destroy();
+    },
+    setAccount: (id, account) => {
+      const d = device(id);
+      d.account = account;
+      d.klapAuth = authHash(d.klapVersion, account.username, account.password);
+      d.klapSessions.clear();
+      d.aesSessions.clear();
     },
     expireSessions: (id) => {
       const d = device(id);

@@ -53,6 +53,8 @@ function sendTo(socket: Socket, packet: Buffer, host: string, port: number): Pro
 }
 
 export async function probeSmart(options: SmartProbeOptions): Promise<SmartProbeResult> {
+  // The key first (generated once, off the event loop): its time must not eat the listening window.
+  const packet = encodeProbe(await discoveryPublicKey());
   const started = performance.now();
   const socket = createSocket({ type: 'udp4' });
   const replies = new Map<string, SmartProbeReply>();
@@ -88,7 +90,6 @@ export async function probeSmart(options: SmartProbeOptions): Promise<SmartProbe
     } catch {
       // the kernel keeps its default
     }
-    const packet = encodeProbe(await discoveryPublicKey());
     const targets = [...options.broadcast, ...options.hosts];
     if (targets.length === 0) finish();
     const results = await Promise.all(

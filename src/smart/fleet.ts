@@ -409,8 +409,8 @@ function failureOf(error: unknown): { failure: AnswerFailure; detail: string } {
       return { failure: error.code, detail: error.message };
     case 'auth':
     case 'third-party-compat':
-      // Counted as "not answering" so the poller backs off; the fleet logs the problem once.
-      return { failure: 'refused', detail: error.message };
+      // Counted as "not answering" so the poller backs off; the fleet logs the problem (once).
+      return { failure: 'refused', detail: `login refused (${error.code}); see the smart_plugs check` };
     default:
       return { failure: 'malformed', detail: error.message };
   }
