@@ -5,11 +5,12 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { Discovery } from '../src/discovery/discovery.js';
+import { Discovery, legacyMac } from '../src/discovery/discovery.js';
+import { probe } from '../src/discovery/kasa.js';
 import { type SmartSimFleet, startSmartSimulators } from '../src/discovery/smart-simulator.js';
 import { Poller } from '../src/poller/poller.js';
 import { captureLogger } from './helpers/capture-logger.js';
-import { CollectingSink } from './helpers/simulator.js';
+import { CollectingSink, startSimulators } from './helpers/simulator.js';
 
 const ACCOUNT = { username: 'Owner@Example.com', password: 'pw' };
 const id = (n: number): string => `5D${String(n).padStart(38, '0')}`;
@@ -153,6 +154,66 @@ describe('newer plugs in discovery rounds', () => {
     } finally {
       await poller.stop();
       await d.stop();
+    }
+  });
+
+  it('a plug that answered on 9999 and, after a firmware update, only on 20002: the warning says so and what to do', async () => {
+    const legacy = await startSimulators({
+      port: 35398,
+      devices: [{ model: 'hs110v2', address: '127.35.7.20', deviceId: id(20), alias: 'Updated plug' }],
+    });
+    const capture = captureLogger('info');
+    const make = (): Discovery =>
+      new Discovery(
+        {
+          broadcast: ['127.255.255.255'],
+          port: 35398,
+          intervalMs: 3_600_000,
+          timeoutMs: 400,
+          hosts: [],
+          offlineTolerance: 3,
+          receiveBufferBytes: 1 << 20,
+          smartPort: 35302,
+          account: null,
+          directKlapPort: 35380,
+        },
+        capture.logger,
+      );
+    const d = make();
+    let updated: SmartSimFleet | null = null;
+    try {
+      await d.runRound();
+      assert.ok(d.registry.get(id(20)), 'the legacy plug was found');
+      const heard = await probe({
+        broadcast: [],
+        hosts: [{ host: '127.35.7.20', port: 35398 }],
+        port: 35398,
+        timeoutMs: 1_000,
+        receiveBufferBytes: 1 << 20,
+      });
+      const reply = heard.replies[0];
+      const mac = reply === undefined ? null : legacyMac(reply.sysinfo);
+      assert.ok(mac !== null);
+      await legacy.stop();
+      // The same plug (same MAC) now answers only the newer protocol, and no account is configured.
+      updated = await startSmartSimulators({
+        discoveryPort: 35312,
+        httpPort: 35381,
+        devices: [{ address: '127.35.7.21', kind: 'klap', model: 'HS110', mac, account: ACCOUNT }],
+      });
+      d.setOptions({ ...d.options, smartPort: 35312 });
+      await d.runRound();
+      const warning = capture
+        .lines()
+        .find((l) => l.level === 40 && /127\.35\.7\.21.*authentication failed/.test(String(l.msg)));
+      assert.match(
+        String(warning?.msg),
+        /used to answer on port 9999.*firmware update.*add your TP-Link account/,
+      );
+    } finally {
+      await d.stop();
+      await updated?.stop();
+      await legacy.stop().catch(() => {});
     }
   });
 });

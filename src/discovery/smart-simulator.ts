@@ -69,6 +69,8 @@ export interface SmartSimSpec {
   readonly region?: string;
   readonly deviceId?: string;
   readonly alias?: string;
+  /** "AA-BB-CC-DD-EE-FF"; random by default. */
+  readonly mac?: string;
   /** What the device accepts: the owner's account, or a built-in pair. */
   readonly account: Account | 'blank' | 'default-kasa' | 'default-tapo';
   /** Has get_emeter_data (voltage and current); default true. */
@@ -212,7 +214,7 @@ class SimDevice implements SmartSimDevice {
     this.alias = spec.alias ?? `${spec.model} ${spec.address}`;
     this.deviceId = spec.deviceId ?? hex(20);
     const m = randomBytes(6).toString('hex').toUpperCase();
-    this.mac = m.match(/../g)?.join('-') ?? m;
+    this.mac = spec.mac ?? m.match(/../g)?.join('-') ?? m;
     this.faults = { ...spec.faults };
     this.account = accountOf(spec);
     this.klapVersion = spec.kind === 'klap' ? 2 : (spec.klapVersion ?? 1);
