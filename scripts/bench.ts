@@ -6,7 +6,8 @@
  * NAME: writer, bytes, e2e, discovery, rss, influx, lag, lifecycle, smart. --quick runs shorter versions (a smoke run, figures less
  * stable; the rows say what was shortened). --json prints one JSON object instead of the table.
  * Progress goes to stderr. Everything runs on loopback: simulated plugs on 127.0.50.x-127.0.55.x,
- * ports 23100 and 23200, broadcast 127.255.255.255.
+ * ports 23100 and 23200 (newer plugs: 127.0.56.x-127.0.57.x, ports 23300, 23302, 23380), broadcast
+ * 127.255.255.255.
  */
 import { parseArgs } from 'node:util';
 import { benchDaemon, type DaemonBenchResult } from './bench/daemon.js';
