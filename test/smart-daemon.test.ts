@@ -233,6 +233,9 @@ test('a mixed fleet: every channel recorded exactly, a plug on another account r
       /127\.35\.3\.6: authentication failed \(add your TP-Link|check the TP-Link/,
     );
     assert.ok(!health.includes(ACCOUNT.password) && !JSON.stringify(api).includes(ACCOUNT.password));
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    assert.match(metrics, /kasa_monitor_smart_plugs\{state="authentication_failed"\} 1/);
+    assert.match(metrics, /kasa_monitor_smart_plugs\{state="ok"\} 5/);
   } finally {
     await daemon.stop();
     await smart.stop();
