@@ -8,8 +8,8 @@ import { boolFlag, type Command, stringFlag } from '../command.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError } from '../exit-codes.js';
 import { loadForCommand } from '../load-config.js';
 
-/** Fields of a discovery reply that identify the owner's account: hidden in the report. */
-const REDACTED_FIELDS = new Set(['owner']);
+/** Fields that identify the owner's account or home (account hash, location, Wi-Fi name): hidden in the report. */
+const REDACTED_FIELDS = new Set(['owner', 'latitude', 'longitude', 'latitude_i', 'longitude_i', 'ssid']);
 
 function redact(value: Readonly<Record<string, unknown>>): Record<string, unknown> {
   return Object.fromEntries(
@@ -72,7 +72,7 @@ channel. Attach the output to a bug report; the account's e-mail and password ar
     ]);
     const legacyReply = legacy?.replies[0];
     if (legacyReply !== undefined) {
-      report['legacy'] = { port: legacyReply.port, sysinfo: legacyReply.sysinfo.raw };
+      report['legacy'] = { port: legacyReply.port, sysinfo: redact(legacyReply.sysinfo.raw) };
     }
     const smartReply = smart?.replies[0]?.reply;
     let ok = legacyReply !== undefined;
