@@ -1,5 +1,5 @@
 import { tplinkAccount } from '../../config/index.js';
-import { probe as probeLegacy } from '../../discovery/kasa.js';
+import { KasaClient, probe as probeLegacy } from '../../discovery/kasa.js';
 import { SmartDevice } from '../../smart/device.js';
 import { probeSmart } from '../../smart/discovery.js';
 import { isSmartError } from '../../smart/errors.js';
@@ -72,7 +72,22 @@ channel. Attach the output to a bug report; the account's e-mail and password ar
     ]);
     const legacyReply = legacy?.replies[0];
     if (legacyReply !== undefined) {
-      report['legacy'] = { port: legacyReply.port, sysinfo: redact(legacyReply.sysinfo.raw) };
+      const connection = new KasaClient().connect(legacyReply.sysinfo, legacyReply);
+      const energy: Record<string, unknown> = {};
+      try {
+        const outlets = legacyReply.sysinfo.outlets.map((o) => o.id);
+        for (const channel of outlets.length > 0 ? outlets : [null]) {
+          const answer = await connection.getEnergy(channel, {
+            transport: 'udp',
+            timeoutMs,
+            identify: false,
+          });
+          energy[channel ?? legacyReply.sysinfo.deviceId] = answer.ok ? answer.reply : answer;
+        }
+      } finally {
+        connection.close();
+      }
+      report['legacy'] = { port: legacyReply.port, sysinfo: redact(legacyReply.sysinfo.raw), energy };
     }
     const smartReply = smart?.replies[0]?.reply;
     let ok = legacyReply !== undefined;
