@@ -502,10 +502,14 @@ export class DeviceRegistry {
   /** A discovery round ended: every known device not in `seen` missed it. */
   endRound(seen: ReadonlySet<string>, nowMs: number = Date.now()): void {
     for (const [key, record] of this.#conflicts) {
-      // A device conflict lasts while the other address keeps claiming the id; channel conflicts
-      // last while the newcomer reports the channel (re-checked whenever its sysinfo changes).
-      if (record.conflict.kind === 'device' && record.lastClaimRound < this.#round)
-        this.#dropConflict(key, nowMs);
+      // A device conflict lasts while the other address keeps claiming the id; a channel conflict
+      // while the newcomer is online (its sysinfo is re-checked whenever it is seen again).
+      const { conflict } = record;
+      const ended =
+        conflict.kind === 'device'
+          ? record.lastClaimRound < this.#round
+          : this.#entries.get(conflict.other.deviceId)?.state.kind !== 'online';
+      if (ended) this.#dropConflict(key, nowMs);
     }
     for (const entry of this.#entries.values()) {
       // A claim from another address wins when the known address did not answer this round, unless

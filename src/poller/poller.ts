@@ -152,6 +152,9 @@ function isExpected(target: PollTarget, responder: Responder): boolean {
  * - Every request has its own timeout, so a slow plug holds one slot for at most that long and delays
  *   no other plug beyond it. After a timeout/refusal the rest of a strip's outlets wait for next tick.
  * - A reading's tsMs is taken when its request is sent. Readings are offered to the queue, never awaited.
+ * - Every job proves who answers (sysinfo in the same request) on its first and last request; an
+ *   answer from another device records nothing for the job and tells the registry who is there.
+ *   A strip's readings are offered at the end of its job, once the last answer proved it again.
  * - Failures never throw: they are counted by reason, logged once per device episode at warn (then at
  *   debug), and reported to the registry, which takes the device offline after the tolerance.
  */
@@ -330,8 +333,11 @@ export class Poller {
     let misdirected = false;
     /** The plug did not answer at all (timeout, refused, network): counts towards its backoff. */
     let unanswered = false;
+    /** Readings of this job, offered once the job's last answer has proven who answered again. */
+    const held: Reading[] = [];
+    const last = target.channels.length - 1;
     try {
-      for (const { channel, childId } of target.channels) {
+      for (const [index, { channel, childId }] of target.channels.entries()) {
         if (this.#stopping) break;
         attempted = true;
         const { transport, timeoutMs } = this.#options;
@@ -339,8 +345,9 @@ export class Poller {
         const tsMs = Date.now();
         const t0 = performance.now();
         this.#requests++;
-        // Who answers is asked on the job's first request; a strip's further outlets follow at once.
-        const identify = !answered;
+        // Who answers is asked on the job's first request and again on its last: a strip's outlets in
+        // between follow within milliseconds, and its sysinfo on each would cost most of the CPU.
+        const identify = !answered || index === last;
         const answer = await target.connection.getEnergy(childId, { transport, timeoutMs, identify });
         this.#durations.record(performance.now() - t0);
         if (!answer.ok) {
@@ -354,6 +361,7 @@ export class Poller {
         if (answer.responder !== null && !isExpected(target, answer.responder)) {
           // Never file another device's reading under this one; the registry logs the change once.
           misdirected = true;
+          held.length = 0;
           this.#rejected['other-device']++;
           this.registry.answeredBy(target.deviceId, endpoint, answer.responder, answer.identity);
           break;
@@ -364,12 +372,15 @@ export class Poller {
             ? normaliseRealtime(answer.reply, channel, tsMs)
             : canonicalReading(answer.canonical, channel, tsMs);
         if (result.ok) {
-          ok = true;
-          this.#pollsOk++;
-          this.#offer(result.reading);
+          held.push(result.reading);
         } else {
           this.#failed(target.deviceId, channel, result.reason, result.detail);
         }
+      }
+      for (const reading of held) {
+        ok = true;
+        this.#pollsOk++;
+        this.#offer(reading);
       }
       if (attempted && !misdirected) {
         if (ok) this.#recovered(target.deviceId);
