@@ -78,6 +78,10 @@ export class AesTransport implements SmartTransport {
     this.#candidates.push({ kind: 'default-tapo', account: DEFAULT_TAPO });
   }
 
+  get handshakes(): number {
+    return this.#handshakes;
+  }
+
   matched(): TransportMatch | null {
     const known = this.#known;
     return known === null

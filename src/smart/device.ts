@@ -116,7 +116,7 @@ export class SmartDevice {
 
   /** Authenticates (if needed) and reads who the device is. Rejects with a SmartError. */
   async identify(timeoutMs: number): Promise<SmartIdentity> {
-    const before = this.transport.stats().handshakes;
+    const before = this.transport.handshakes;
     const identity =
       this.payload === 'iot' ? await this.#identifyIot(timeoutMs) : await this.#identifySmart(timeoutMs);
     const previous = this.#identity;
@@ -125,7 +125,7 @@ export class SmartDevice {
     }
     this.#identity = identity;
     // If the identification itself needed a handshake, that session is the one identified.
-    this.#identifiedAt = Math.max(before, this.transport.stats().handshakes);
+    this.#identifiedAt = Math.max(before, this.transport.handshakes);
     return identity;
   }
 
@@ -140,7 +140,7 @@ export class SmartDevice {
     if (this.#identity === null) await this.identify(left());
     const answer =
       this.payload === 'iot' ? await this.#readIot(childId, left()) : await this.#readSmart(childId, left());
-    if (this.payload === 'smart' && this.transport.stats().handshakes !== this.#identifiedAt) {
+    if (this.payload === 'smart' && this.transport.handshakes !== this.#identifiedAt) {
       // The answer came through a new session: identify that session's device before trusting it.
       const identity = await this.identify(left());
       if (answer.ok)

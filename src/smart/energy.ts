@@ -40,8 +40,16 @@ export class EnergyMethods {
   constructor(readonly version: number) {}
   emeterData: boolean | null = null;
   currentPower: boolean | null = null;
+  #requests: { key: string; calls: SmartCall[] } | null = null;
 
+  /** The calls of the next poll (the same array while nothing new was learnt). */
   requests(): SmartCall[] {
+    const key = `${this.emeterData}/${this.currentPower}`;
+    if (this.#requests?.key !== key) this.#requests = { key, calls: this.#build() };
+    return this.#requests.calls;
+  }
+
+  #build(): SmartCall[] {
     const calls: SmartCall[] = [{ method: 'get_energy_usage' }];
     if (this.version < 2) return calls;
     if (this.emeterData !== false) calls.push({ method: 'get_emeter_data' });

@@ -81,6 +81,10 @@ export class KlapTransport implements SmartTransport {
     );
   }
 
+  get handshakes(): number {
+    return this.#handshakes;
+  }
+
   matched(): TransportMatch | null {
     const known = this.#known;
     return known === null

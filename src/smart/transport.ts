@@ -28,6 +28,8 @@ export interface TransportStats {
 export interface SmartTransport {
   readonly kind: 'klap' | 'aes';
   send(request: string, timeoutMs: number): Promise<string>;
+  /** Handshakes so far (cheap: read on every poll to notice a new session). */
+  readonly handshakes: number;
   matched(): TransportMatch | null;
   stats(): TransportStats;
   close(): void;
