@@ -40,7 +40,7 @@ export type EnergyAnswer<Identity = unknown> =
   | {
       readonly ok: true;
       readonly reply: unknown;
-      /** Null only when the request did not ask (`identify: false`, see EnergyRequest). */
+      /** Null only when the request did not ask who answers (a transport option, e.g. `identify: false`). */
       readonly responder: Responder | null;
       readonly identity: Identity | null;
       /**
