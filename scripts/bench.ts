@@ -3,10 +3,11 @@
  *
  *   node dist/scripts/bench.js [--quick] [--json] [--only NAME]...
  *
- * NAME: writer, bytes, e2e, discovery, rss, influx, lag, lifecycle, dashboard, tariff, mqtt. --quick runs shorter versions (a smoke run, figures less
+ * NAME: writer, bytes, e2e, discovery, rss, influx, lag, lifecycle, dashboard, tariff, mqtt, smart. --quick runs shorter versions (a smoke run, figures less
  * stable; the rows say what was shortened). --json prints one JSON object instead of the table.
  * Progress goes to stderr. Everything runs on loopback: simulated plugs on 127.0.50.x-127.0.55.x,
- * ports 23100 and 23200, broadcast 127.255.255.255.
+ * ports 23100 and 23200 (newer plugs: 127.0.56.x-127.0.57.x, ports 23300, 23302, 23380), broadcast
+ * 127.255.255.255.
  */
 import { parseArgs } from 'node:util';
 import { benchDaemon, type DaemonBenchResult } from './bench/daemon.js';
@@ -17,6 +18,7 @@ import { benchLag } from './bench/lag.js';
 import { benchLifecycle } from './bench/lifecycle.js';
 import { benchMqtt } from './bench/mqtt.js';
 import { benchSmallFleetRss, type DaemonRssResult, idleNodeRss, type ProcMemory } from './bench/rss.js';
+import { benchSmart } from './bench/smart.js';
 import { benchTariff } from './bench/tariff.js';
 import { benchWriter, type WriterBenchResult } from './bench/writer.js';
 
@@ -32,6 +34,7 @@ const NAMES = [
   'dashboard',
   'tariff',
   'mqtt',
+  'smart',
 ] as const;
 type Name = (typeof NAMES)[number];
 
@@ -534,6 +537,45 @@ async function main(): Promise<number> {
       });
     } catch (error) {
       rows.push(errorRow('11. energy report with a tariff', 'ms', 'ratio <= 4', error));
+    }
+  }
+
+  if (selected.has('smart')) {
+    progress(
+      'newer plugs: CPU per reading over KLAP and AES vs legacy UDP, and a port-20002 round with 200 plugs',
+    );
+    try {
+      const r = await benchSmart({ rounds: quick ? 50 : 400, progress });
+      details['smart'] = r;
+      const setting = `${r.plugs} simulated plugs of each kind in a child process, ${r.rounds} rounds; this process's CPU only`;
+      for (const [label, figures] of [
+        ['KLAP', r.klap],
+        ['AES', r.aes],
+      ] as const) {
+        const ratio = ratioOf(figures.cpuUsPerReading, r.legacy.cpuUsPerReading);
+        rows.push({
+          figure: `13${label === 'KLAP' ? 'a' : 'b'}. CPU per reading over ${label} vs the legacy UDP poll`,
+          unit: 'µs',
+          measured: figures.cpuUsPerReading,
+          baseline: r.legacy.cpuUsPerReading,
+          ratio,
+          target: label === 'KLAP' ? 'ratio <= 2' : '-',
+          pass: label === 'KLAP' ? ratio <= 2 && figures.failures === 0 : figures.failures === 0,
+          note: `${figures.readings} readings, ${figures.failures} failures; after a warm-up of half as many rounds (sessions, JIT); ${setting}`,
+        });
+      }
+      rows.push({
+        figure: `13c. one port-20002 discovery round with ${r.discovery.plugs} simulated newer plugs`,
+        unit: 'ms',
+        measured: r.discovery.msToLastReply,
+        baseline: null,
+        ratio: null,
+        target: '< 1000',
+        pass: r.discovery.msToLastReply < 1000 && r.discovery.found === r.discovery.plugs,
+        note: `${r.discovery.found} of ${r.discovery.plugs} replies (time to the last one); logging in to all of them for the first time (handshake + identification) took ${r.discovery.identifyMs} ms more (${r.discovery.identified} identified)`,
+      });
+    } catch (error) {
+      rows.push(errorRow('13. newer plugs (KLAP/AES)', 'µs', 'ratio <= 2', error));
     }
   }
 

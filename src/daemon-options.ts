@@ -1,5 +1,5 @@
 import { dirname, join } from 'node:path';
-import type { Config } from './config/index.js';
+import { type Config, tplinkAccount } from './config/index.js';
 import type { DiscoveryOptions } from './discovery/discovery.js';
 import type { PollerOptions } from './poller/poller.js';
 import type { BoundedQueueOptions } from './queue/bounded-queue.js';
@@ -25,6 +25,9 @@ export function discoveryOptions(config: Config): DiscoveryOptions {
     hosts: d.hosts.map((h) => (h.host.includes(':') ? `[${h.host}]:${h.port}` : `${h.host}:${h.port}`)),
     offlineTolerance: d.offline_tolerance,
     receiveBufferBytes: d.receive_buffer,
+    smartPort: d.smart_port,
+    account: tplinkAccount(config.credentials),
+    smartRequestTimeoutMs: config.polling.timeout,
   };
 }
 

@@ -25,6 +25,7 @@ describe('defaults', () => {
       hosts: [],
       offline_tolerance: 3,
       receive_buffer: 4_194_304,
+      smart_port: 20002,
     });
     assert.deepEqual(config.polling, {
       interval: 10_000,

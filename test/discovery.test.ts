@@ -62,15 +62,26 @@ describe('discovery of simulated plugs on loopback', () => {
     assert.equal(found.length, 4);
 
     const kettle = byId.get(IDS.hs110);
-    assert.deepEqual(kettle, {
-      id: IDS.hs110,
-      alias: 'Kettle',
-      model: 'HS110(US)',
-      host: '127.0.10.1',
-      port: PORT,
-      hasEmeter: true,
-      outlets: [],
-    });
+    assert.match(kettle?.mac ?? '', /^[0-9A-F]{2}(-[0-9A-F]{2}){5}$/);
+    assert.deepEqual(
+      { ...kettle, mac: null },
+      {
+        id: IDS.hs110,
+        alias: 'Kettle',
+        model: 'HS110(US)',
+        host: '127.0.10.1',
+        port: PORT,
+        mac: null,
+        hasEmeter: true,
+        outlets: [],
+        // A legacy plug: no TP-Link account involved.
+        transport: 'legacy',
+        accountWorks: null,
+        credential: null,
+        state: 'ok',
+        advice: null,
+      },
+    );
     assert.equal(byId.get(IDS.hs110v2)?.hasEmeter, true);
     assert.equal(byId.get(IDS.hs100)?.hasEmeter, false);
 

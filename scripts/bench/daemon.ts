@@ -20,7 +20,12 @@ import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { type Config, loadConfig } from '../../src/config/index.js';
 import { Discovery } from '../../src/discovery/discovery.js';
-import { BareLibrary, type BareLibraryPlug, type Transport } from '../../src/discovery/kasa.js';
+import {
+  BareLibrary,
+  type BareLibraryPlug,
+  KasaConnection,
+  type Transport,
+} from '../../src/discovery/kasa.js';
 import { createRootLogger, createSilentLogger, type Logger } from '../../src/log/logger.js';
 import { Daemon, type DaemonStatus } from '../../src/main.js';
 import { cpuSeconds, median, pool, round, startChildFleet } from './fleet.js';
@@ -196,8 +201,10 @@ export async function benchDaemon(options: DaemonBenchOptions = {}): Promise<Dae
       const bareLibrary = new BareLibrary(quiet);
       const barePlugs: BareLibraryPlug[] = [];
       for (const target of discovery.registry.pollTargets()) {
+        const { connection } = target;
+        if (!(connection instanceof KasaConnection)) continue; // the bare library speaks legacy only
         for (const ch of target.channels) {
-          barePlugs.push(bareLibrary.plug(target.connection.sysinfo, target.connection.endpoint, ch.childId));
+          barePlugs.push(bareLibrary.plug(connection.sysinfo, connection.endpoint, ch.childId));
         }
       }
       let bareReadings = 0;

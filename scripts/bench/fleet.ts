@@ -15,7 +15,13 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Discovery } from '../../src/discovery/discovery.js';
-import { BareLibrary, type BareLibraryPlug, probe, type Transport } from '../../src/discovery/kasa.js';
+import {
+  BareLibrary,
+  type BareLibraryPlug,
+  KasaConnection,
+  probe,
+  type Transport,
+} from '../../src/discovery/kasa.js';
 import { createSilentLogger } from '../../src/log/logger.js';
 import { Poller } from '../../src/poller/poller.js';
 import type { Reading } from '../../src/poller/reading.js';
@@ -232,8 +238,10 @@ export async function benchFleet(options: FleetBenchOptions = {}): Promise<Fleet
       if (!device.polled) continue;
       const target = registry.pollTargets().find((t) => t.deviceId === device.id);
       if (target === undefined) continue;
+      const { connection } = target;
+      if (!(connection instanceof KasaConnection)) continue; // the bare library speaks legacy only
       for (const ch of target.channels) {
-        barePlugs.push(bareLibrary.plug(target.connection.sysinfo, target.connection.endpoint, ch.childId));
+        barePlugs.push(bareLibrary.plug(connection.sysinfo, connection.endpoint, ch.childId));
       }
     }
 

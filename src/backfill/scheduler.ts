@@ -10,6 +10,7 @@ import type { DeviceRegistry } from '../discovery/registry.js';
 import type { Logger } from '../log/logger.js';
 import { type BackfillOptions, type BackfillReport, logBackfill } from './backfill.js';
 import type { BackfillWorkerData, BackfillWorkerResult, BackfillWorkerTarget } from './backfill-worker.js';
+import { legacyPollTargets } from './targets.js';
 
 export interface BackfillSchedulerOptions extends BackfillOptions {
   readonly intervalMs: number;
@@ -66,7 +67,7 @@ export class BackfillScheduler {
   }
 
   async #run(nowMs: number): Promise<BackfillReport | null> {
-    const targets: BackfillWorkerTarget[] = this.#registry.pollTargets().map((t) => ({
+    const targets: BackfillWorkerTarget[] = legacyPollTargets(this.#registry).map((t) => ({
       deviceId: t.deviceId,
       host: t.connection.endpoint.host,
       port: t.connection.endpoint.port,

@@ -2,19 +2,27 @@ import type { Config } from '../config/index.js';
 import { discoveryOptions } from '../daemon-options.js';
 import { Discovery } from '../discovery/discovery.js';
 import { LegacyStatsSource } from '../discovery/energy-stats.js';
+import { KasaConnection } from '../discovery/kasa.js';
 import type { DeviceRegistry } from '../discovery/registry.js';
 import type { Logger } from '../log/logger.js';
 import { Backfill, type BackfillReport, type BackfillTarget, logBackfill } from './backfill.js';
 
+/** The registry's poll targets that speak the legacy protocol (their statistics source exists). */
+export function legacyPollTargets(registry: DeviceRegistry) {
+  return registry
+    .pollTargets()
+    .flatMap((t) => (t.connection instanceof KasaConnection ? [{ ...t, connection: t.connection }] : []));
+}
+
 /**
  * The plugs a backfill can ask: every online plug with a meter in the registry, through its legacy
- * connection. Smart (KLAP) plugs get their own EnergyStatsSource when their transport lands.
+ * connection. Newer (KLAP/AES) plugs need an EnergyStatsSource of their own (not built yet).
  */
 export function backfillTargets(
   registry: DeviceRegistry,
   request: { readonly transport: 'udp' | 'tcp'; readonly timeoutMs: number },
 ): BackfillTarget[] {
-  return registry.pollTargets().map((t) => ({
+  return legacyPollTargets(registry).map((t) => ({
     deviceId: t.deviceId,
     channels: t.channels,
     stats: new LegacyStatsSource(t.connection, request),

@@ -412,6 +412,11 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
         'UDP receive buffer for discovery replies, in bytes.',
         RESTART,
       ),
+      smart_port: key(
+        int(1, 65535).prefault(20002),
+        "UDP port of the newer plugs' discovery (KLAP/AES: Tapo, newer Kasa); 20002 on real plugs, tests use others. Asked at the same broadcast addresses and hosts every round.",
+        HOT,
+      ),
     })
     .transform((section) => ({
       ...section,

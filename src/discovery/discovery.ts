@@ -1,6 +1,16 @@
-import type { Logger } from '../log/logger.js';
+import { createSilentLogger, type Logger } from '../log/logger.js';
+import type { Account } from '../smart/credentials.js';
+import { probeSmart, type SmartProbeResult } from '../smart/discovery.js';
+import { SmartFleet, type SmartPeerSnapshot, type SmartProblem } from '../smart/fleet.js';
 import { noPlugsHints } from './hints.js';
-import { type Endpoint, type ProbeReply, type ProbeResult, probe } from './kasa.js';
+import {
+  type Endpoint,
+  KasaClient,
+  type KasaSysinfo,
+  type ProbeReply,
+  type ProbeResult,
+  probe,
+} from './kasa.js';
 import { DeviceRegistry, type DeviceSnapshot, type IdentityConflict } from './registry.js';
 
 export interface DiscoveryOptions {
@@ -18,6 +28,17 @@ export interface DiscoveryOptions {
   readonly offlineTolerance: number;
   /** SO_RCVBUF of the discovery socket: 500 plugs answering at once need about 1-2 MiB. */
   readonly receiveBufferBytes: number;
+  /**
+   * UDP port of the newer plugs' discovery (20002 on real plugs), asked at the same broadcast
+   * addresses and static hosts every round; absent: legacy discovery only.
+   */
+  readonly smartPort?: number | undefined;
+  /** The TP-Link account for the newer plugs' handshakes (null: built-in and blank credentials only). */
+  readonly account?: Account | null | undefined;
+  /** Per-request timeout of the newer plugs' handshakes and identification (default: timeoutMs). */
+  readonly smartRequestTimeoutMs?: number | undefined;
+  /** Where a static host that answers neither discovery is asked for KLAP directly (80 on real plugs). */
+  readonly directKlapPort?: number | undefined;
 }
 
 /** 4 MiB: enough for thousands of sysinfo replies arriving at once. */
@@ -37,6 +58,20 @@ export interface DiscoveryStats {
   readonly running: boolean;
   /** Identities claimed twice right now (a spoofed deviceId, a strip child id equal to a plug's). */
   readonly identityConflicts: readonly IdentityConflict[];
+  /** Newer plugs (port 20002) seen, with their problem when they are not polled. */
+  readonly smartPlugs: readonly SmartPeerSnapshot[];
+}
+
+/** A legacy sysinfo's MAC in the form port-20002 replies use ("AA-BB-..."), or null. */
+export function legacyMac(sysinfo: KasaSysinfo): string | null {
+  const raw = sysinfo.raw['mac'] ?? sysinfo.raw['ethernet_mac'] ?? sysinfo.raw['mic_mac'];
+  if (typeof raw !== 'string' || raw.length > 32) return null;
+  const hex = raw.replace(/[^0-9a-fA-F]/g, '').toUpperCase();
+  return hex.length === 12 ? (hex.match(/../g)?.join('-') ?? null) : null;
+}
+
+function smartFleetOptions(options: DiscoveryOptions) {
+  return { account: options.account ?? null, timeoutMs: options.smartRequestTimeoutMs ?? options.timeoutMs };
 }
 
 /** Parses 'host' or 'host:port' (IPv4 or name). Throws RangeError on a bad port. */
@@ -73,6 +108,10 @@ export class Discovery {
   #lastRoundFound = 0;
   #garbage = 0;
   #receiveBuffer: number | null = null;
+  /** The newer plugs (null when smart discovery is off). */
+  readonly smart: SmartFleet | null;
+  /** MACs of legacy plugs ever seen (to recognise one that a firmware update moved to port 20002). */
+  readonly #legacyMacs = new Set<string>();
 
   constructor(
     options: DiscoveryOptions,
@@ -81,7 +120,13 @@ export class Discovery {
   ) {
     this.#options = options;
     this.#hosts = options.hosts.map((h) => parseHostPort(h, options.port));
-    this.registry = registry ?? new DeviceRegistry({ offlineTolerance: options.offlineTolerance }, logger);
+    this.smart =
+      options.smartPort === undefined
+        ? null
+        : new SmartFleet(smartFleetOptions(options), logger.child({ part: 'smart' }), new KasaClient());
+    this.registry =
+      registry ??
+      new DeviceRegistry({ offlineTolerance: options.offlineTolerance }, logger, this.smart ?? undefined);
   }
 
   get options(): DiscoveryOptions {
@@ -102,6 +147,7 @@ export class Discovery {
     this.#abort?.abort();
     await this.#round;
     this.registry.close();
+    this.smart?.close();
   }
 
   /** Applies reloaded options: the next round uses them; a changed interval reschedules. */
@@ -111,6 +157,7 @@ export class Discovery {
     this.#options = options;
     this.#hosts = hosts;
     this.registry.setOfflineTolerance(options.offlineTolerance);
+    this.smart?.setOptions(smartFleetOptions(options));
     if (this.#running && intervalChanged && this.#timer !== null) {
       clearTimeout(this.#timer);
       this.#timer = null;
@@ -142,7 +189,33 @@ export class Discovery {
       receiveBufferBytes: this.#receiveBuffer,
       running: this.#running,
       identityConflicts: this.registry.conflicts(),
+      smartPlugs: this.smart?.snapshot() ?? [],
     };
+  }
+
+  /** The port-20002 probe of one round; a failure costs the smart part of the round only. */
+  async #smartProbe(
+    options: DiscoveryOptions,
+    port: number,
+    signal: AbortSignal,
+  ): Promise<SmartProbeResult | null> {
+    try {
+      const result = await probeSmart({
+        broadcast: options.broadcast,
+        hosts: this.#hosts.map((h) => h.host),
+        port,
+        timeoutMs: options.timeoutMs,
+        receiveBufferBytes: options.receiveBufferBytes,
+        signal,
+      });
+      for (const e of result.sendErrors) {
+        this.logger.debug({ target: e.target, error: e.error }, 'port-20002 discovery packet not sent');
+      }
+      return result;
+    } catch (err) {
+      this.logger.warn({ err }, 'port-20002 discovery failed this round');
+      return null;
+    }
   }
 
   #loop(): void {
@@ -167,14 +240,18 @@ export class Discovery {
     this.#abort = abort;
     const startedAt = Date.now();
     try {
-      const result = await probe({
-        broadcast: options.broadcast,
-        hosts: this.#hosts,
-        port: options.port,
-        timeoutMs: options.timeoutMs,
-        receiveBufferBytes: options.receiveBufferBytes,
-        signal: abort.signal,
-      });
+      const smartPort = this.smart === null ? undefined : options.smartPort;
+      const [result, smartResult] = await Promise.all([
+        probe({
+          broadcast: options.broadcast,
+          hosts: this.#hosts,
+          port: options.port,
+          timeoutMs: options.timeoutMs,
+          receiveBufferBytes: options.receiveBufferBytes,
+          signal: abort.signal,
+        }),
+        smartPort === undefined ? null : this.#smartProbe(options, smartPort, abort.signal),
+      ]);
       this.#rounds++;
       this.#garbage += result.garbage;
       if (this.#receiveBuffer === null && result.receiveBufferBytes < options.receiveBufferBytes) {
@@ -195,6 +272,33 @@ export class Discovery {
       for (const reply of result.replies) {
         seen.add(reply.sysinfo.deviceId);
         this.registry.observe(reply, now);
+      }
+      if (this.smart !== null && smartResult !== null) {
+        const legacyNow = new Set<string>();
+        for (const reply of result.replies) {
+          const mac = legacyMac(reply.sysinfo);
+          if (mac === null) continue;
+          legacyNow.add(mac);
+          this.#legacyMacs.add(mac);
+        }
+        // A plug heard on both ports is polled the legacy way (no account needed).
+        const observations = await this.smart.round(smartResult.replies, legacyNow, this.#legacyMacs, now);
+        // Static hosts silent on both ports: a KLAP handshake straight at the device.
+        const answered = new Set([
+          ...result.replies.map((r) => r.host),
+          ...smartResult.replies.map((r) => r.host),
+        ]);
+        const silent = [...new Set(this.#hosts.map((h) => h.host))].filter((h) => !answered.has(h));
+        if (silent.length > 0) {
+          observations.push(...(await this.smart.direct(silent, options.directKlapPort ?? 80, now)));
+        }
+        if (abort.signal.aborted) return result;
+        const identifiedAt = Date.now();
+        for (const observation of observations) {
+          seen.add(observation.sysinfo.deviceId);
+          this.registry.observe(observation, identifiedAt);
+        }
+        this.#lastRoundFound += observations.length;
       }
       this.registry.endRound(seen, now);
       if (!this.#hintedNoPlugs && this.registry.counts().devices === 0) {
@@ -232,11 +336,30 @@ export class Discovery {
   }
 }
 
-/** One plug as the `discover` command lists it. */
-export type DiscoveredDevice = Pick<
-  DeviceSnapshot,
-  'id' | 'alias' | 'model' | 'host' | 'port' | 'hasEmeter' | 'outlets'
->;
+/** One plug as the `discover` command lists it (each device once, outlets inside its entry). */
+export interface DiscoveredDevice {
+  /** deviceId; null for a newer plug that could not be identified (see `state`). */
+  readonly id: string | null;
+  readonly alias: string;
+  readonly model: string;
+  readonly host: string;
+  /** The legacy port (9999), or the HTTP port a newer plug advertised. */
+  readonly port: number;
+  readonly mac: string | null;
+  /** null when unknown (a newer plug we could not log in to). */
+  readonly hasEmeter: boolean | null;
+  readonly outlets: DeviceSnapshot['outlets'];
+  /** legacy (XOR on 9999), klap (smart protocol), klap-iot (legacy JSON over KLAP), aes; null: unsupported. */
+  readonly transport: 'legacy' | 'klap' | 'klap-iot' | 'aes' | null;
+  /** Whether the TP-Link account (or a built-in credential) works; null when none is needed or it was not tried. */
+  readonly accountWorks: boolean | null;
+  /** Which credential matched: account, default-kasa, default-tapo, blank; null for legacy plugs. */
+  readonly credential: string | null;
+  /** ok, or what keeps a newer plug from being polled. */
+  readonly state: 'ok' | SmartProblem;
+  /** What to do about `state`. */
+  readonly advice: string | null;
+}
 
 export interface DiscoverOnceOptions {
   readonly broadcast: readonly string[];
@@ -244,6 +367,10 @@ export interface DiscoverOnceOptions {
   readonly timeoutMs: number;
   readonly hosts: readonly string[];
   readonly receiveBufferBytes?: number;
+  /** Also ask the newer plugs (port 20002 on real plugs) and log in to them; absent: legacy only. */
+  readonly smartPort?: number | undefined;
+  readonly account?: Account | null | undefined;
+  readonly logger?: Logger | undefined;
 }
 
 /**
@@ -251,26 +378,83 @@ export interface DiscoverOnceOptions {
  * Throws when no discovery packet could be sent at all (e.g. a bad broadcast address).
  */
 export async function discoverOnce(options: DiscoverOnceOptions): Promise<DiscoveredDevice[]> {
-  const result = await probe({
-    broadcast: options.broadcast,
-    hosts: options.hosts.map((h) => parseHostPort(h, options.port)),
-    port: options.port,
-    timeoutMs: options.timeoutMs,
-    receiveBufferBytes: options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER_BYTES,
-  });
+  const hosts = options.hosts.map((h) => parseHostPort(h, options.port));
+  const [result, smartResult] = await Promise.all([
+    probe({
+      broadcast: options.broadcast,
+      hosts,
+      port: options.port,
+      timeoutMs: options.timeoutMs,
+      receiveBufferBytes: options.receiveBufferBytes ?? DEFAULT_RECEIVE_BUFFER_BYTES,
+    }),
+    options.smartPort === undefined
+      ? null
+      : probeSmart({
+          broadcast: options.broadcast,
+          hosts: hosts.map((h) => h.host),
+          port: options.smartPort,
+          timeoutMs: options.timeoutMs,
+        }).catch(() => null),
+  ]);
   const firstPerDevice = new Map<string, ProbeReply>();
   for (const reply of result.replies) {
     if (!firstPerDevice.has(reply.sysinfo.deviceId)) firstPerDevice.set(reply.sysinfo.deviceId, reply);
   }
-  return [...firstPerDevice.values()]
-    .map((r) => ({
-      id: r.sysinfo.deviceId,
-      alias: r.sysinfo.alias,
-      model: r.sysinfo.model,
-      host: r.host,
-      port: r.port,
-      hasEmeter: r.sysinfo.hasEmeter,
-      outlets: r.sysinfo.outlets,
-    }))
-    .sort((a, b) => a.alias.localeCompare(b.alias) || a.id.localeCompare(b.id));
+  const devices: DiscoveredDevice[] = [...firstPerDevice.values()].map((r) => ({
+    id: r.sysinfo.deviceId,
+    alias: r.sysinfo.alias,
+    model: r.sysinfo.model,
+    host: r.host,
+    port: r.port,
+    mac: legacyMac(r.sysinfo),
+    hasEmeter: r.sysinfo.hasEmeter,
+    outlets: r.sysinfo.outlets,
+    transport: 'legacy',
+    accountWorks: null,
+    credential: null,
+    state: 'ok',
+    advice: null,
+  }));
+  if (smartResult !== null) {
+    const legacyMacs = new Set(devices.flatMap((d) => (d.mac === null ? [] : [d.mac])));
+    const logger = options.logger ?? createSilentLogger();
+    const fleet = new SmartFleet(
+      { account: options.account ?? null, timeoutMs: Math.max(1_000, options.timeoutMs) },
+      logger,
+      new KasaClient(),
+    );
+    try {
+      const observations = await fleet.round(smartResult.replies, legacyMacs, new Set());
+      const seen = new Set(devices.map((d) => d.id));
+      for (const peer of fleet.snapshot()) {
+        const observed = observations.find((o) => o.host === peer.host);
+        const sysinfo = observed?.sysinfo;
+        if (sysinfo !== undefined && seen.has(sysinfo.deviceId)) continue;
+        if (sysinfo !== undefined) seen.add(sysinfo.deviceId);
+        devices.push({
+          id: sysinfo?.deviceId ?? null,
+          alias: sysinfo?.alias ?? peer.alias ?? '',
+          model: peer.model,
+          host: peer.host,
+          port: peer.httpPort,
+          mac: peer.mac,
+          hasEmeter: sysinfo?.hasEmeter ?? null,
+          outlets: sysinfo?.outlets ?? [],
+          transport: peer.transport,
+          accountWorks: peer.accountWorks,
+          credential: peer.credential,
+          state: peer.problem ?? 'ok',
+          advice: peer.advice,
+        });
+      }
+    } finally {
+      fleet.close();
+    }
+  }
+  return devices.sort(
+    (a, b) =>
+      a.alias.localeCompare(b.alias) ||
+      (a.id ?? '').localeCompare(b.id ?? '') ||
+      a.host.localeCompare(b.host),
+  );
 }

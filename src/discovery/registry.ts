@@ -1,6 +1,29 @@
 import type { Logger } from '../log/logger.js';
-import { type Endpoint, KasaClient, type KasaConnection, type KasaSysinfo, type OutletInfo } from './kasa.js';
-import type { ChannelInfo, Responder } from './types.js';
+import {
+  type Endpoint,
+  type EnergyRequestOptions,
+  KasaClient,
+  type KasaSysinfo,
+  type OutletInfo,
+} from './kasa.js';
+import type { ChannelInfo, EnergyAnswer, Responder } from './types.js';
+
+/**
+ * What the poller needs of a device, whatever its transport: the legacy one (KasaConnection) or
+ * the newer plugs' KLAP/AES (src/smart/fleet.ts). `getEnergy` never rejects.
+ */
+export interface DeviceConnection {
+  readonly endpoint: Endpoint;
+  getEnergy(childId: string | null, options: EnergyRequestOptions): Promise<EnergyAnswer>;
+  /** Points the connection at a new address. */
+  retarget(endpoint: Endpoint): void;
+  close(): void;
+}
+
+/** Makes the connection for a device the registry knows. */
+export interface DeviceConnector {
+  connect(sysinfo: KasaSysinfo, endpoint: Endpoint): DeviceConnection;
+}
 
 /** A device is online until it misses `offlineTolerance` discovery rounds or polls in a row. */
 export type DeviceState =
@@ -82,7 +105,7 @@ export interface RegistryCounts {
 /** What the poller needs to poll one device: its connection and its channels in outlet order. */
 export interface PollTarget {
   readonly deviceId: string;
-  readonly connection: KasaConnection;
+  readonly connection: DeviceConnection;
   /** `childId` is null for a single plug, the full child id for a strip outlet. */
   readonly channels: readonly { readonly channel: string; readonly childId: string | null }[];
 }
@@ -129,7 +152,7 @@ interface Entry {
   lastSeenMs: number;
   missedRounds: number;
   failedPolls: number;
-  connection: KasaConnection | null;
+  connection: DeviceConnection | null;
   target: PollTarget | null;
 }
 
@@ -168,7 +191,7 @@ type Listeners = { [E in keyof RegistryEvents]: Set<RegistryEvents[E]> };
  */
 export class DeviceRegistry {
   readonly #entries = new Map<string, Entry>();
-  readonly #client: KasaClient;
+  readonly #client: DeviceConnector;
   readonly #listeners: Listeners = {
     channels: new Set(),
     added: new Set(),
@@ -186,7 +209,8 @@ export class DeviceRegistry {
   constructor(
     options: RegistryOptions,
     private readonly logger: Logger,
-    client?: KasaClient,
+    /** Makes device connections (default: the legacy client; the smart fleet wraps it). */
+    client?: DeviceConnector,
   ) {
     this.#tolerance = Math.max(1, Math.floor(options.offlineTolerance));
     this.#client = client ?? new KasaClient();

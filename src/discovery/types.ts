@@ -1,3 +1,5 @@
+import type { CanonicalValues } from '../poller/normalise.js';
+
 /**
  * What the rest of the daemon knows about a meter channel: the unit that is polled and stored.
  * A single plug has one channel (its deviceId); a strip (HS300) has one per outlet (child id).
@@ -41,5 +43,10 @@ export type EnergyAnswer<Identity = unknown> =
       /** Null only when the request did not ask who answers (a transport option, e.g. `identify: false`). */
       readonly responder: Responder | null;
       readonly identity: Identity | null;
+      /**
+       * Values already in canonical units (the newer plugs' smart protocol): checked by
+       * canonicalReading instead of normalising `reply` as a legacy get_realtime answer.
+       */
+      readonly canonical?: CanonicalValues;
     }
   | { readonly ok: false; readonly failure: AnswerFailure; readonly detail: string };

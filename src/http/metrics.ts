@@ -463,6 +463,22 @@ export function createMetricsRegistry(source: MetricsSource): Registry {
     },
   });
 
+  new Gauge({
+    name: 'kasa_monitor_smart_plugs',
+    help: 'Newer (KLAP/AES, port 20002) plugs seen, by state: ok, or why they are not polled.',
+    labelNames: ['state'] as const,
+    registers,
+    collect() {
+      this.reset();
+      const counts = new Map<string, number>([['ok', 0]]);
+      for (const p of source.status()?.discovery.smartPlugs ?? []) {
+        const state = (p.problem ?? 'ok').replace(/ /g, '_');
+        counts.set(state, (counts.get(state) ?? 0) + 1);
+      }
+      for (const [state, n] of counts) this.set({ state }, n);
+    },
+  });
+
   // The reader pool.
   new Gauge({
     name: 'kasa_monitor_pool_connections',

@@ -424,8 +424,14 @@ export class HttpServer {
 
   #devices(res: ServerResponse): void {
     const latest = this.#sources.latest;
-    const devices = this.#sources.devices().map((d) => ({
+    // Newer plugs (port 20002): their transport, and the ones not polled with what is wrong.
+    const smartPlugs = this.#sources.status()?.discovery.smartPlugs ?? [];
+    const smartById = new Map(
+      smartPlugs.flatMap((p) => (p.deviceId === null ? [] : [[p.deviceId, p] as const])),
+    );
+    const devices: Record<string, unknown>[] = this.#sources.devices().map((d) => ({
       device_id: d.id,
+      transport: smartById.get(d.id)?.transport ?? 'legacy',
       alias: d.alias,
       model: d.model,
       host: d.host,
@@ -455,6 +461,25 @@ export class HttpServer {
         };
       }),
     }));
+    const known = new Set(this.#sources.devices().map((d) => d.id));
+    for (const p of smartPlugs) {
+      if (p.problem === null || (p.deviceId !== null && known.has(p.deviceId))) continue;
+      devices.push({
+        device_id: p.deviceId,
+        transport: p.transport,
+        alias: p.alias,
+        model: p.model,
+        host: p.host,
+        port: p.httpPort,
+        mac: p.mac,
+        state: p.problem,
+        state_since: new Date(p.sinceMs).toISOString(),
+        advice: p.advice,
+        has_emeter: null,
+        polled: false,
+        channels: [],
+      });
+    }
     sendJson(res, 200, { devices });
   }
 

@@ -11,7 +11,7 @@ import {
 } from '../resilience/index.js';
 import { describeStep } from './clock.js';
 import { DurationHistogram, type DurationSummary } from './histogram.js';
-import { normaliseRealtime, type RejectReason } from './normalise.js';
+import { canonicalReading, normaliseRealtime, type RejectReason } from './normalise.js';
 import type { Reading } from './reading.js';
 import { startTicks, type TickSource } from './scheduler.js';
 
@@ -389,7 +389,10 @@ export class Poller {
           break;
         }
         answered = true;
-        const result = normaliseRealtime(answer.reply, channel, tsMs);
+        const result =
+          answer.canonical === undefined
+            ? normaliseRealtime(answer.reply, channel, tsMs)
+            : canonicalReading(answer.canonical, channel, tsMs);
         if (result.ok) {
           held.push(result.reading);
         } else {

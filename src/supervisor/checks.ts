@@ -397,6 +397,39 @@ function identityCheck(inputs: HealthInputs): HealthCheck {
   };
 }
 
+/**
+ * Newer plugs (port 20002) that answer discovery but are not polled: wrong or missing TP-Link
+ * account, Third-Party Compatibility off, a protocol not supported yet. Each says what to do.
+ */
+function smartPlugsCheck(inputs: HealthInputs): HealthCheck {
+  return {
+    name: 'smart_plugs',
+    run() {
+      const plugs = inputs.status()?.discovery.smartPlugs ?? [];
+      const problems = plugs.filter((p) => p.problem !== null);
+      if (problems.length === 0) {
+        return ok(
+          plugs.length === 0 ? 'no newer (KLAP/AES) plugs seen' : `${plugs.length} newer plugs polled`,
+        );
+      }
+      const details = {
+        plugs: problems.map((p) => ({
+          host: p.host,
+          mac: p.mac,
+          model: p.model,
+          state: p.problem,
+          advice: p.advice,
+          since: new Date(p.sinceMs).toISOString(),
+        })),
+      };
+      return degraded(
+        problems.map((p) => `${p.model} at ${p.host}: ${p.problem} (${p.advice})`).join('; '),
+        details,
+      );
+    },
+  };
+}
+
 /** The poll scheduler: ticking on time, without missed or overlapping runs. */
 function schedulerCheck(inputs: HealthInputs): HealthCheck {
   let previous: { missed: number; overlap: number } | null = null;
@@ -607,6 +640,7 @@ export function createChecks(inputs: HealthInputs, fetchImpl: typeof fetch = fet
     discoveryCheck(inputs),
     plugsCheck(inputs),
     identityCheck(inputs),
+    smartPlugsCheck(inputs),
     schedulerCheck(inputs),
     pollsCheck(inputs),
     queueCheck(inputs),

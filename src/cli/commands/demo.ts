@@ -3,6 +3,7 @@ import {
   type SimDeviceSpec,
   startSimulatorFleet,
 } from '../../discovery/simulator-fleet.js';
+import { type SmartSimSpec, startSmartSimulators } from '../../discovery/smart-simulator.js';
 import { openReadingsReader, type StoredReading } from '../../storage/sqlite/index.js';
 import { type Command, stringFlag } from '../command.js';
 import { milliToDecimal } from '../decimal.js';
@@ -38,6 +39,47 @@ const NAMED: readonly Omit<SimDeviceSpec, 'address'>[] = [
   },
 ];
 
+/** The demo's TP-Link account: the simulated newer plugs accept it, the daemon logs in with it. */
+export const DEMO_ACCOUNT = { username: 'demo@example.com', password: 'demo-password' } as const;
+const DEMO_SMART_PORT = 20002;
+const DEMO_SMART_HTTP_PORT = 20080;
+
+/** Newer plugs on 127.0.98.x: one over KLAP, one over AES, one strip (each outlet a channel). */
+export const DEMO_SMART_DEVICES: readonly SmartSimSpec[] = [
+  {
+    address: '127.0.98.1',
+    kind: 'klap',
+    model: 'P110',
+    alias: 'Heater (KLAP)',
+    deviceId: `DEMOSMART${'0'.repeat(30)}1`,
+    account: DEMO_ACCOUNT,
+    values: { powerMw: 1_200_000, voltageMv: 230_500, currentMa: 5_210, monthWh: 42_000, sinceBootWh: 9_000 },
+  },
+  {
+    address: '127.0.98.2',
+    kind: 'aes',
+    loginVersion: 2,
+    model: 'KP125M',
+    alias: 'TV (AES)',
+    deviceId: `DEMOSMART${'0'.repeat(30)}2`,
+    account: DEMO_ACCOUNT,
+    emeterData: false,
+    values: { powerMw: 85_000, monthWh: 3_100 },
+  },
+  {
+    address: '127.0.98.3',
+    kind: 'klap',
+    model: 'P304M',
+    alias: 'Office strip',
+    deviceId: `DEMOSMART${'0'.repeat(30)}3`,
+    account: DEMO_ACCOUNT,
+    outlets: ['Printer', 'Monitor', 'Fan'],
+    emeterData: false,
+    usagePower: false,
+    values: { powerMw: 15_000, monthWh: 800 },
+  },
+];
+
 export function demoDevices(count: number): SimDeviceSpec[] {
   const addresses = loopbackAddresses(DEMO_FIRST_ADDRESS, count);
   return addresses.map((address, i) => {
@@ -66,7 +108,9 @@ export const demoCommand: Command = {
   usage: `[--devices N] [--port N] [-c FILE] [--set KEY=VALUE]...
 
 Starts N simulated Kasa plugs (default 5: old and new firmware, an HS300 strip, a plug without an
-energy meter) on 127.0.99.x, runs the daemon against them with broadcast ${DEMO_BROADCAST}, and prints
+energy meter) on 127.0.99.x and three newer plugs with a demo TP-Link account on 127.0.98.x (KLAP,
+AES, and a P304M strip; port ${DEMO_SMART_PORT} discovery, HTTP ${DEMO_SMART_HTTP_PORT}), runs the daemon
+against them with broadcast ${DEMO_BROADCAST}, and prints
 the readings as they are committed to the database. Stop with Ctrl-C; then try
 \`kasa-monitor export --device Kettle\`.
 
@@ -90,6 +134,9 @@ the readings as they are committed to the database. Stop with Ctrl-C; then try
       'discovery.broadcast': [DEMO_BROADCAST],
       'discovery.port': port,
       'discovery.hosts': [],
+      'discovery.smart_port': DEMO_SMART_PORT,
+      'credentials.username': DEMO_ACCOUNT.username,
+      'credentials.password': DEMO_ACCOUNT.password,
       'discovery.interval': '10s',
       'polling.interval': '2s',
       'polling.schedule': null,
@@ -99,9 +146,22 @@ the readings as they are committed to the database. Stop with Ctrl-C; then try
       ...runOverrides(context),
     });
     const fleet = await startSimulatorFleet({ port, devices: demoDevices(count) });
-    const stopAnimation = fleet.animate(1000);
+    const smart = await startSmartSimulators({
+      discoveryPort: DEMO_SMART_PORT,
+      httpPort: DEMO_SMART_HTTP_PORT,
+      devices: DEMO_SMART_DEVICES,
+    }).catch(async (error: unknown) => {
+      await fleet.stop();
+      throw error;
+    });
+    const stopLegacyAnimation = fleet.animate(1000);
+    const stopSmartAnimation = smart.animate(1000);
+    const stopAnimation = (): void => {
+      stopLegacyAnimation();
+      stopSmartAnimation();
+    };
     context.stdout.write(
-      `demo: ${count} simulated plugs on ${DEMO_FIRST_ADDRESS}… port ${port}; database ${config.storage.sqlite.path}\n` +
+      `demo: ${count} simulated plugs on ${DEMO_FIRST_ADDRESS}… port ${port}, and ${DEMO_SMART_DEVICES.length} newer plugs (KLAP, AES, a strip) on 127.0.98.x with the demo account ${DEMO_ACCOUNT.username}; database ${config.storage.sqlite.path}\n` +
         'demo: readings appear below as they are committed (every 2 s). Ctrl-C stops.\n',
     );
     let printer: NodeJS.Timeout | null = null;
@@ -129,6 +189,7 @@ the readings as they are committed to the database. Stop with Ctrl-C; then try
         if (printer !== null) clearInterval(printer);
         stopAnimation();
         await fleet.stop();
+        await smart.stop();
         context.stdout.write(
           `demo: stopped. The readings stay in ${config.storage.sqlite.path}; print them with\n` +
             `  kasa-monitor export${stringFlag(context, 'config') === undefined ? '' : ` -c ${stringFlag(context, 'config')}`} --device Kettle\n`,

@@ -1,5 +1,5 @@
-import { DURATION_FORMS, formatDuration, parseDuration } from '../../config/index.js';
-import { discoverOnce } from '../../discovery/discovery.js';
+import { DURATION_FORMS, formatDuration, parseDuration, tplinkAccount } from '../../config/index.js';
+import { type DiscoveredDevice, discoverOnce } from '../../discovery/discovery.js';
 import { noPlugsHints } from '../../discovery/hints.js';
 import { boolFlag, type Command, stringFlag, stringListFlag } from '../command.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError } from '../exit-codes.js';
@@ -25,18 +25,29 @@ function table(rows: readonly (readonly string[])[]): string {
     .join('\n');
 }
 
+function accountCell(dev: DiscoveredDevice): string {
+  if (dev.transport === 'legacy') return 'not needed';
+  if (dev.accountWorks === false) return 'FAILED';
+  if (dev.accountWorks === null) return dev.state === 'ok' ? '-' : dev.state;
+  return dev.credential === 'account' ? 'works' : `works (${dev.credential ?? '?'})`;
+}
+
 export const discoverCommand: Command = {
   name: 'discover',
   summary: 'list the plugs that answer on the network, once',
-  usage: `[-c FILE] [--timeout T] [--broadcast ADDR]... [--port N] [--json]
+  usage: `[-c FILE] [--timeout T] [--broadcast ADDR]... [--port N] [--smart-port N] [--json]
 
 Sends one discovery round (to the configured broadcast addresses and static hosts, or to --broadcast)
-and lists every plug that answered: id, alias, model, address, energy meter yes/no, outlets.
+on the legacy port (9999) and the newer plugs' port (discovery.smart_port, 20002), logs in to the
+newer ones with the configured TP-Link account, and lists every plug that answered: id, alias, model,
+address, transport, whether the account works, energy meter yes/no, outlets. A newer plug that
+cannot be read says why and what to do.
 
   -c, --config FILE     take broadcast addresses, port and static hosts from this config
       --timeout T       how long to wait for answers: 5s, 500ms, or seconds (default: discovery.timeout, 2s)
       --broadcast ADDR  where to send the discovery packet (repeatable); 127.255.255.255 for simulated plugs
       --port N          the plugs' port (default 9999)
+      --smart-port N    the newer plugs' discovery port (default 20002)
       --json            print JSON instead of a table
 `,
   options: {
@@ -44,6 +55,7 @@ and lists every plug that answered: id, alias, model, address, energy meter yes/
     timeout: { type: 'string' },
     broadcast: { type: 'string', multiple: true },
     port: { type: 'string' },
+    'smart-port': { type: 'string' },
     json: { type: 'boolean' },
   },
   async run(context) {
@@ -52,6 +64,8 @@ and lists every plug that answered: id, alias, model, address, energy meter yes/
     if (broadcast.length > 0) overrides['discovery.broadcast'] = broadcast;
     const port = stringFlag(context, 'port');
     if (port !== undefined) overrides['discovery.port'] = port;
+    const smartPort = stringFlag(context, 'smart-port');
+    if (smartPort !== undefined) overrides['discovery.smart_port'] = smartPort;
     const { config } = loadForCommand(context, overrides);
     const timeout = stringFlag(context, 'timeout');
     const d = config.discovery;
@@ -65,6 +79,8 @@ and lists every plug that answered: id, alias, model, address, energy meter yes/
       timeoutMs,
       hosts: hostList,
       receiveBufferBytes: d.receive_buffer,
+      smartPort: d.smart_port,
+      account: tplinkAccount(config.credentials),
     });
     if (devices.length === 0) {
       // Nothing found is a failure scripts can test for (exit 1), with what to try on stderr.
@@ -81,19 +97,28 @@ and lists every plug that answered: id, alias, model, address, energy meter yes/
       context.stdout.write(`${JSON.stringify(devices, null, 2)}\n`);
       return EXIT_OK;
     }
-    const rows = [['ID', 'ALIAS', 'MODEL', 'ADDRESS', 'METER', 'OUTLETS']];
+    const rows = [['ID', 'ALIAS', 'MODEL', 'ADDRESS', 'TRANSPORT', 'ACCOUNT', 'METER', 'OUTLETS']];
     for (const dev of devices) {
       rows.push([
-        dev.id,
+        dev.id ?? '?',
         dev.alias,
         dev.model,
         `${dev.host}:${dev.port}`,
-        dev.hasEmeter ? 'yes' : 'no',
+        dev.transport ?? 'unsupported',
+        accountCell(dev),
+        dev.hasEmeter === null ? '?' : dev.hasEmeter ? 'yes' : 'no',
         String(dev.outlets.length || '-'),
       ]);
-      for (const outlet of dev.outlets) rows.push([`  ${outlet.id}`, `  ${outlet.alias}`, '', '', '', '']);
+      for (const outlet of dev.outlets)
+        rows.push([`  ${outlet.id}`, `  ${outlet.alias}`, '', '', '', '', '', '']);
     }
+    const problems = devices.filter((dev) => dev.state !== 'ok');
     context.stdout.write(`${table(rows)}\n`);
+    for (const dev of problems) {
+      context.stdout.write(
+        `\n${dev.model} at ${dev.host} (${dev.mac ?? 'no MAC'}): ${dev.state}: ${dev.advice ?? ''}\n`,
+      );
+    }
     return EXIT_OK;
   },
 };

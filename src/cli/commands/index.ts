@@ -6,6 +6,7 @@ import { demoCommand } from './demo.js';
 import { discoverCommand } from './discover.js';
 import { energyCommand } from './energy.js';
 import { exportCommand } from './export.js';
+import { probeCommand } from './probe.js';
 import { runCommand } from './run.js';
 import { statusCommand } from './status.js';
 
@@ -13,6 +14,7 @@ import { statusCommand } from './status.js';
 export const commands: readonly Command[] = [
   runCommand,
   discoverCommand,
+  probeCommand,
   exportCommand,
   energyCommand,
   backupCommand,
