@@ -16,9 +16,9 @@ import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Discovery } from '../../src/discovery/discovery.js';
 import { BareLibrary, type BareLibraryPlug, probe, type Transport } from '../../src/discovery/kasa.js';
+import type { Reading } from '../../src/domain/reading.js';
 import { createSilentLogger } from '../../src/log/logger.js';
 import { Poller } from '../../src/poller/poller.js';
-import type { Reading } from '../../src/poller/reading.js';
 import { BoundedQueue } from '../../src/queue/bounded-queue.js';
 
 export interface FleetBenchOptions {

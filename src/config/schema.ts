@@ -2,8 +2,8 @@ import { resolve } from 'node:path';
 import * as z from 'zod';
 import { isValidTimeZone, systemTimeZone } from '../energy/zone.js';
 import type { LogFormat, LogLevel } from '../log/logger.js';
-import { isValidCronExpression } from '../poller/cron.js';
 import type { OverflowPolicy } from '../queue/bounded-queue.js';
+import { isValidCronExpression } from '../shared/cron.js';
 import { type HostPort, parseAddress } from './address.js';
 import {
   DURATION_FORMS,

@@ -1,6 +1,6 @@
+import type { ChannelInfo } from '../domain/channel.js';
 import type { Logger } from '../log/logger.js';
 import { type Endpoint, KasaClient, type KasaConnection, type KasaSysinfo, type OutletInfo } from './kasa.js';
-import type { ChannelInfo } from './types.js';
 
 /** A device is online until it misses `offlineTolerance` discovery rounds or polls in a row. */
 export type DeviceState =

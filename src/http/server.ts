@@ -7,9 +7,9 @@
 import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { checkTimeRange, parseTime } from '../cli/time.js';
+import { milliToUnit } from '../domain/reading.js';
 import type { Logger } from '../log/logger.js';
-import { milliToUnit } from '../poller/reading.js';
+import { checkTimeRange, parseTime } from '../shared/time.js';
 import { isStorageError, KasaStorageCode } from '../storage/errors.js';
 import type { ExportFormat } from '../storage/sqlite/export-format.js';
 import type { ExportQuery } from '../storage/sqlite/reader-pool.js';

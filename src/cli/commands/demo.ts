@@ -3,9 +3,9 @@ import {
   type SimDeviceSpec,
   startSimulatorFleet,
 } from '../../discovery/simulator-fleet.js';
+import { milliToDecimal } from '../../shared/decimal.js';
 import { openReadingsReader, type StoredReading } from '../../storage/sqlite/index.js';
 import { type Command, stringFlag } from '../command.js';
-import { milliToDecimal } from '../decimal.js';
 import { UsageError } from '../exit-codes.js';
 import { loadForCommand } from '../load-config.js';
 import { runDaemon, runOptions, runOverrides } from './run.js';

@@ -7,12 +7,12 @@ import {
   type Tier,
   zoneCalendar,
 } from '../../energy/index.js';
+import { csvField } from '../../shared/decimal.js';
+import { parseTime } from '../../shared/time.js';
 import { openReadingsReader, openRollupReader, type RollupChannel } from '../../storage/sqlite/index.js';
 import { type Command, stringFlag } from '../command.js';
-import { csvField } from '../decimal.js';
 import { EXIT_OK, UsageError } from '../exit-codes.js';
 import { existingDatabase, loadForCommand } from '../load-config.js';
-import { parseTime } from '../time.js';
 
 export const ENERGY_CSV_HEADER = 'period,device_id,alias,energy_kwh';
 
