@@ -120,6 +120,8 @@ export interface ChildFleet {
   readonly child: ChildProcess;
   readonly devices: number;
   readonly channels: number;
+  /** Where each simulated device listens, and its outlets' child ids (the bare loop polls them). */
+  readonly targets: readonly { host: string; port: number; childIds: readonly string[] }[];
   stop(): Promise<void>;
 }
 
@@ -137,13 +139,20 @@ export function startChildFleet(options: {
     child.once('error', reject);
     child.on(
       'message',
-      (message: { type: string; devices?: number; channels?: number; message?: string }) => {
+      (message: {
+        type: string;
+        devices?: number;
+        channels?: number;
+        targets?: ChildFleet['targets'];
+        message?: string;
+      }) => {
         if (message.type === 'ready') {
           child.off('exit', onExit);
           resolve({
             child,
             devices: message.devices ?? 0,
             channels: message.channels ?? 0,
+            targets: message.targets ?? [],
             stop: () =>
               new Promise<void>((done) => {
                 if (child.exitCode !== null) return done();

@@ -74,6 +74,13 @@ export async function idleNodeRss(settleMs = 2_000): Promise<ProcMemory> {
   }
 }
 
+/**
+ * What systemd/kasa-monitor.service sets in the daemon's environment that changes its memory: the
+ * daemon is measured as it is deployed. (MALLOC_ARENA_MAX=2: glibc keeps two malloc arenas instead
+ * of up to eight per core, one per thread that allocates: the workers, libuv's pool.)
+ */
+export const UNIT_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2', NODE_ENV: 'production' };
+
 /** The environment for the daemon: nothing that would override the config file or reach systemd. */
 function cleanEnv(): NodeJS.ProcessEnv {
   const legacy = new Set([
@@ -125,6 +132,10 @@ export interface DaemonRssOptions {
   readonly durationS: number;
   /** How often VmRSS is sampled (the series is reported). */
   readonly sampleEveryS?: number;
+  /** Extra node options before the script (V8 flags), as an experiment; default none. */
+  readonly nodeArgs?: readonly string[];
+  /** Extra environment, as an experiment; default none. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface DaemonRssResult {
@@ -185,9 +196,9 @@ export async function measureDaemonRss(options: DaemonRssOptions): Promise<Daemo
   const configPath = join(dir, 'config.yaml');
   writeFileSync(configPath, benchConfigYaml(options.port, databasePath));
   const bin = fileURLToPath(new URL('../../src/cli/bin.js', import.meta.url));
-  const child = spawn(process.execPath, [bin, 'run', '-c', configPath], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), bin, 'run', '-c', configPath], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: cleanEnv(),
+    env: { ...cleanEnv(), ...options.env },
     cwd: dir,
   });
   const logLines: string[] = [];
@@ -247,6 +258,8 @@ export interface SmallFleetRssOptions {
   readonly port?: number;
   readonly firstAddress?: string;
   readonly durationS: number;
+  readonly nodeArgs?: readonly string[];
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** The daemon process with a small fleet (its own simulator child), after `durationS`. */
@@ -258,7 +271,155 @@ export async function benchSmallFleetRss(options: SmallFleetRssOptions): Promise
     firstAddress: options.firstAddress ?? '127.0.55.1',
   });
   try {
-    return await measureDaemonRss({ port: options.port ?? 23200, durationS: options.durationS });
+    return await measureDaemonRss({
+      port: options.port ?? 23200,
+      durationS: options.durationS,
+      ...(options.nodeArgs === undefined ? {} : { nodeArgs: options.nodeArgs }),
+      env: options.env ?? UNIT_ENV,
+    });
+  } finally {
+    await fleet.stop();
+  }
+}
+
+/** VmRSS of a process sampled every `everyS` for `durationS`; throws when it exits meanwhile. */
+async function sampleProcess(
+  child: ChildProcess,
+  durationS: number,
+  everyS: number,
+): Promise<{ last: ProcMemory; samples: number[] }> {
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('process did not start');
+  const samples: number[] = [];
+  const end = Date.now() + durationS * 1000;
+  let last: ProcMemory | null = null;
+  while (Date.now() < end) {
+    await sleep(Math.min(everyS * 1000, end - Date.now()));
+    last = readProcMemory(pid);
+    if (last === null || child.exitCode !== null)
+      throw new Error(`process ${pid} exited early (${child.exitCode})`);
+    samples.push(last.rssMiB);
+  }
+  if (last === null) throw new Error('no RSS sample');
+  return { last, samples };
+}
+
+export interface SideBySideRssResult {
+  readonly channels: number;
+  readonly devices: number;
+  readonly durationS: number;
+  readonly daemon: DaemonRssResult;
+  /** The bare tplink-smarthome-api loop over the same channels, measured at the same time. */
+  readonly bare: { readonly rssMiB: number; readonly hwmMiB: number; readonly samples: readonly number[] };
+  /** daemon RSS / bare loop RSS. */
+  readonly ratio: number;
+}
+
+/**
+ * The daemon process and a bare tplink-smarthome-api polling loop (bare-loop-child.ts), both at 1 Hz
+ * over the same simulated channels and at the same time (so a loaded machine weighs on both alike),
+ * each VmRSS read after `durationS`. 320 channels: 80 plugs and 40 six-outlet strips.
+ */
+export async function benchSideBySideRss(options: {
+  readonly durationS: number;
+  readonly port?: number;
+  readonly firstAddress?: string;
+  readonly count?: number;
+  readonly stripEvery?: number;
+}): Promise<SideBySideRssResult> {
+  const port = options.port ?? 23300;
+  const fleet = await startChildFleet({
+    port,
+    count: options.count ?? 120,
+    stripEvery: options.stripEvery ?? 3,
+    firstAddress: options.firstAddress ?? '127.0.57.1',
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'kasa-bench-bare-'));
+  const targetsPath = join(dir, 'targets.json');
+  writeFileSync(targetsPath, JSON.stringify(fleet.targets));
+  const script = fileURLToPath(new URL('./bare-loop-child.js', import.meta.url));
+  const bare = spawn(process.execPath, [script, targetsPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      bare.once('exit', (code) => reject(new Error(`bare loop exited early (${code})`)));
+      bare.stdout?.on('data', (chunk: Buffer) => {
+        if (chunk.toString().includes('ready')) resolve();
+      });
+    });
+    const [daemon, bareMemory] = await Promise.all([
+      measureDaemonRss({ port, durationS: options.durationS, env: UNIT_ENV }),
+      sampleProcess(bare, options.durationS, 2),
+    ]);
+    return {
+      channels: fleet.channels,
+      devices: fleet.devices,
+      durationS: options.durationS,
+      daemon,
+      bare: { rssMiB: bareMemory.last.rssMiB, hwmMiB: bareMemory.last.hwmMiB, samples: bareMemory.samples },
+      ratio: round(daemon.rssMiB / bareMemory.last.rssMiB, 3),
+    };
+  } finally {
+    await terminate(bare, 5_000);
+    await fleet.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Least-squares slope of evenly spaced samples, in units per sample. */
+export function slopePerSample(samples: readonly number[]): number {
+  const n = samples.length;
+  if (n < 2) return 0;
+  const meanX = (n - 1) / 2;
+  const meanY = samples.reduce((a, b) => a + b, 0) / n;
+  let num = 0;
+  let den = 0;
+  samples.forEach((y, x) => {
+    num += (x - meanX) * (y - meanY);
+    den += (x - meanX) ** 2;
+  });
+  return num / den;
+}
+
+export interface SoakResult {
+  readonly channels: number;
+  readonly minutes: number;
+  readonly daemon: DaemonRssResult;
+  /** RSS after the first tenth of the run (start-up over), MiB. */
+  readonly afterWarmupMiB: number;
+  /** Trend over the second half of the run, MiB per 10 minutes (flat: close to 0). */
+  readonly slopeMiBPer10Min: number;
+  readonly sampleEveryS: number;
+}
+
+/**
+ * `npm run bench -- --soak`: the daemon process against 1,000 channels (500 devices, every fifth a
+ * six-outlet strip) at 1 Hz for `minutes` (default 30), VmRSS sampled every 10 s; reports the end
+ * figure and the trend over the second half. Not part of CI.
+ */
+export async function benchSoak(options: {
+  readonly minutes: number;
+  readonly port?: number;
+}): Promise<SoakResult> {
+  const port = options.port ?? 23400;
+  const sampleEveryS = options.minutes >= 10 ? 10 : 2;
+  const fleet = await startChildFleet({ port, count: 500, stripEvery: 5, firstAddress: '127.0.60.1' });
+  try {
+    const daemon = await measureDaemonRss({
+      port,
+      durationS: Math.round(options.minutes * 60),
+      sampleEveryS,
+      env: UNIT_ENV,
+    });
+    const s = daemon.samples;
+    const secondHalf = s.slice(Math.floor(s.length / 2));
+    return {
+      channels: fleet.channels,
+      minutes: options.minutes,
+      daemon,
+      afterWarmupMiB: s[Math.floor(s.length / 10)] ?? daemon.rssMiB,
+      slopeMiBPer10Min: round(slopePerSample(secondHalf) * (600 / sampleEveryS), 2),
+      sampleEveryS,
+    };
   } finally {
     await fleet.stop();
   }
