@@ -399,10 +399,16 @@ export interface SoakResult {
 export async function benchSoak(options: {
   readonly minutes: number;
   readonly port?: number;
+  readonly firstAddress?: string;
 }): Promise<SoakResult> {
   const port = options.port ?? 23400;
   const sampleEveryS = options.minutes >= 10 ? 10 : 2;
-  const fleet = await startChildFleet({ port, count: 500, stripEvery: 5, firstAddress: '127.0.60.1' });
+  const fleet = await startChildFleet({
+    port,
+    count: 500,
+    stripEvery: 5,
+    firstAddress: options.firstAddress ?? '127.0.60.1',
+  });
   try {
     const daemon = await measureDaemonRss({
       port,
