@@ -74,12 +74,26 @@ export async function idleNodeRss(settleMs = 2_000): Promise<ProcMemory> {
   }
 }
 
+/** The variables of the unit's Environment= lines that change how Node and glibc use memory. */
+const MEMORY_VARIABLES = /^(NODE_OPTIONS|NODE_ENV|MALLOC_[A-Z_]+|UV_THREADPOOL_SIZE)$/;
+
 /**
- * What systemd/kasa-monitor.service sets in the daemon's environment that changes its memory: the
- * daemon is measured as it is deployed. (MALLOC_ARENA_MAX=2: glibc keeps two malloc arenas instead
- * of up to eight per core, one per thread that allocates: the workers, libuv's pool.)
+ * What systemd/kasa-monitor.service sets in the daemon's environment that changes its memory, read
+ * from the unit file itself, so the daemon is measured as it is deployed (e.g. MALLOC_ARENA_MAX=2:
+ * glibc keeps two malloc arenas instead of up to eight per core).
  */
-export const UNIT_ENV: Readonly<Record<string, string>> = { MALLOC_ARENA_MAX: '2', NODE_ENV: 'production' };
+export function unitEnvironment(
+  unitPath: string = fileURLToPath(new URL('../../../systemd/kasa-monitor.service', import.meta.url)),
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of readFileSync(unitPath, 'utf8').split('\n')) {
+    const match = /^Environment=("?)([A-Z_][A-Z0-9_]*)=(.*)\1\s*$/.exec(line.trim());
+    if (match !== null && MEMORY_VARIABLES.test(match[2] ?? '')) env[match[2] ?? ''] = match[3] ?? '';
+  }
+  return env;
+}
+
+export const UNIT_ENV: Readonly<Record<string, string>> = unitEnvironment();
 
 /** The environment for the daemon: nothing that would override the config file or reach systemd. */
 function cleanEnv(): NodeJS.ProcessEnv {
@@ -326,6 +340,8 @@ export async function benchSideBySideRss(options: {
   readonly firstAddress?: string;
   readonly count?: number;
   readonly stripEvery?: number;
+  /** The daemon's environment (default: the unit's, UNIT_ENV), for experiments. */
+  readonly env?: Readonly<Record<string, string>>;
 }): Promise<SideBySideRssResult> {
   const port = options.port ?? 23300;
   const fleet = await startChildFleet({
@@ -347,7 +363,7 @@ export async function benchSideBySideRss(options: {
       });
     });
     const [daemon, bareMemory] = await Promise.all([
-      measureDaemonRss({ port, durationS: options.durationS, env: UNIT_ENV }),
+      measureDaemonRss({ port, durationS: options.durationS, env: options.env ?? UNIT_ENV }),
       sampleProcess(bare, options.durationS, 2),
     ]);
     return {
