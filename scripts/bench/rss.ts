@@ -19,6 +19,8 @@ export interface ProcMemory {
   readonly hwmMiB: number;
   /** Threads of the process now (what systemd's TasksMax= counts, with any child processes). */
   readonly threads: number;
+  /** CPU seconds (user + system) the process used so far. */
+  readonly cpuSeconds: number;
 }
 
 /** VmRSS and VmHWM of a process, or null when it is gone. */
@@ -34,10 +36,20 @@ export function readProcMemory(pid: number): ProcMemory | null {
     return match === null ? Number.NaN : Number(match[1]);
   };
   const threads = /^Threads:\s+(\d+)/m.exec(text);
+  let cpuSeconds = Number.NaN;
+  try {
+    // Fields 14 and 15 of /proc/PID/stat (after the parenthesised name): utime, stime in clock ticks.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    cpuSeconds = (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    // gone meanwhile: NaN
+  }
   return {
     rssMiB: round((kib('VmRSS') * 1024) / MIB, 1),
     hwmMiB: round((kib('VmHWM') * 1024) / MIB, 1),
     threads: threads === null ? Number.NaN : Number(threads[1]),
+    cpuSeconds,
   };
 }
 
@@ -159,6 +171,8 @@ export interface DaemonRssResult {
   readonly rssMiB: number;
   /** VmHWM at that time (peak since start), MiB. */
   readonly hwmMiB: number;
+  /** CPU seconds the daemon used until then (start-up included). */
+  readonly cpuSeconds: number;
   /** VmRSS samples, MiB. */
   readonly samples: readonly number[];
   /** The most threads seen in any sample (TasksMax= in the unit is sized from it). */
@@ -251,6 +265,7 @@ export async function measureDaemonRss(options: DaemonRssOptions): Promise<Daemo
       pid,
       rssMiB: last.rssMiB,
       hwmMiB: last.hwmMiB,
+      cpuSeconds: last.cpuSeconds,
       samples,
       maxThreads,
       channelsStored,
@@ -324,7 +339,12 @@ export interface SideBySideRssResult {
   readonly durationS: number;
   readonly daemon: DaemonRssResult;
   /** The bare tplink-smarthome-api loop over the same channels, measured at the same time. */
-  readonly bare: { readonly rssMiB: number; readonly hwmMiB: number; readonly samples: readonly number[] };
+  readonly bare: {
+    readonly rssMiB: number;
+    readonly hwmMiB: number;
+    readonly cpuSeconds: number;
+    readonly samples: readonly number[];
+  };
   /** daemon RSS / bare loop RSS. */
   readonly ratio: number;
 }
@@ -371,7 +391,12 @@ export async function benchSideBySideRss(options: {
       devices: fleet.devices,
       durationS: options.durationS,
       daemon,
-      bare: { rssMiB: bareMemory.last.rssMiB, hwmMiB: bareMemory.last.hwmMiB, samples: bareMemory.samples },
+      bare: {
+        rssMiB: bareMemory.last.rssMiB,
+        hwmMiB: bareMemory.last.hwmMiB,
+        cpuSeconds: bareMemory.last.cpuSeconds,
+        samples: bareMemory.samples,
+      },
       ratio: round(daemon.rssMiB / bareMemory.last.rssMiB, 3),
     };
   } finally {
