@@ -441,6 +441,8 @@ export async function benchSoak(options: {
   readonly minutes: number;
   readonly port?: number;
   readonly firstAddress?: string;
+  /** The daemon's environment (default: the unit's, UNIT_ENV), for experiments. */
+  readonly env?: Readonly<Record<string, string>>;
 }): Promise<SoakResult> {
   const port = options.port ?? 23400;
   const sampleEveryS = options.minutes >= 10 ? 10 : 2;
@@ -455,7 +457,7 @@ export async function benchSoak(options: {
       port,
       durationS: Math.round(options.minutes * 60),
       sampleEveryS,
-      env: UNIT_ENV,
+      env: options.env ?? UNIT_ENV,
     });
     const s = daemon.samples;
     const secondHalf = s.slice(Math.floor(s.length / 2));
