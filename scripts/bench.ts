@@ -526,7 +526,7 @@ async function soak(minutes: number, json: boolean): Promise<number> {
       ratio: null,
       target: '|trend| <= 1',
       pass: flat,
-      note: `least-squares slope of VmRSS sampled every ${r.sampleEveryS} s; ${r.afterWarmupMiB} MiB after the first tenth, ${r.daemon.rssMiB} MiB at the end, peak ${r.daemon.hwmMiB} MiB`,
+      note: `least-squares slope of the per-minute medians of VmRSS (sampled every ${r.sampleEveryS} s); ${r.afterWarmupMiB} MiB after the first tenth, ${r.daemon.rssMiB} MiB at the end, peak ${r.daemon.hwmMiB} MiB`,
     },
   ];
   if (json) console.log(JSON.stringify({ soak: true, rows, details: { idleNode: idle, soak: r } }, null, 2));

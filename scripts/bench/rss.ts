@@ -427,7 +427,11 @@ export interface SoakResult {
   readonly daemon: DaemonRssResult;
   /** RSS after the first tenth of the run (start-up over), MiB. */
   readonly afterWarmupMiB: number;
-  /** Trend over the second half of the run, MiB per 10 minutes (flat: close to 0). */
+  /**
+   * Trend over the second half of the run, MiB per 10 minutes (flat: close to 0): the slope of the
+   * per-minute medians, so a short spike (a reader worker started for a health check, a WAL
+   * checkpoint) does not read as growth.
+   */
   readonly slopeMiBPer10Min: number;
   readonly sampleEveryS: number;
 }
@@ -460,13 +464,19 @@ export async function benchSoak(options: {
       env: options.env ?? UNIT_ENV,
     });
     const s = daemon.samples;
-    const secondHalf = s.slice(Math.floor(s.length / 2));
+    const perWindow = Math.max(1, Math.round(60 / sampleEveryS));
+    const medians: number[] = [];
+    for (let i = 0; i + perWindow <= s.length; i += perWindow) {
+      const window = s.slice(i, i + perWindow).sort((a, b) => a - b);
+      medians.push(window[Math.floor(window.length / 2)] ?? 0);
+    }
+    const secondHalf = medians.slice(Math.floor(medians.length / 2));
     return {
       channels: fleet.channels,
       minutes: options.minutes,
       daemon,
       afterWarmupMiB: s[Math.floor(s.length / 10)] ?? daemon.rssMiB,
-      slopeMiBPer10Min: round(slopePerSample(secondHalf) * (600 / sampleEveryS), 2),
+      slopeMiBPer10Min: round(slopePerSample(secondHalf) * (600 / (perWindow * sampleEveryS)), 2),
       sampleEveryS,
     };
   } finally {
