@@ -5,9 +5,13 @@
  *
  * NAME: writer, bytes, e2e, discovery, rss, influx, lag, lifecycle, dashboard, tariff, mqtt, smart. --quick runs shorter versions (a smoke run, figures less
  * stable; the rows say what was shortened). --json prints one JSON object instead of the table.
- * Progress goes to stderr. Everything runs on loopback: simulated plugs on 127.0.50.x-127.0.55.x,
- * ports 23100 and 23200 (newer plugs: 127.0.56.x-127.0.57.x, ports 23300, 23302, 23380), broadcast
+ * Progress goes to stderr. Everything runs on loopback: simulated plugs on 127.0.50.x-127.0.61.x,
+ * ports 23100-23400 (newer plugs: 127.0.56.x-127.0.57.x, ports 23300, 23302, 23380), broadcast
  * 127.255.255.255.
+ *
+ *   node dist/scripts/bench.js --soak [--soak-minutes 30]
+ *
+ * runs only the memory soak: the daemon process against 1,000 channels, its RSS and its trend.
  */
 import { parseArgs } from 'node:util';
 import { benchDaemon, type DaemonBenchResult } from './bench/daemon.js';
@@ -17,7 +21,14 @@ import { benchInflux } from './bench/influx.js';
 import { benchLag } from './bench/lag.js';
 import { benchLifecycle } from './bench/lifecycle.js';
 import { benchMqtt } from './bench/mqtt.js';
-import { benchSmallFleetRss, type DaemonRssResult, idleNodeRss, type ProcMemory } from './bench/rss.js';
+import {
+  benchSideBySideRss,
+  benchSmallFleetRss,
+  benchSoak,
+  type DaemonRssResult,
+  idleNodeRss,
+  type ProcMemory,
+} from './bench/rss.js';
 import { benchSmart } from './bench/smart.js';
 import { benchTariff } from './bench/tariff.js';
 import { benchWriter, type WriterBenchResult } from './bench/writer.js';
@@ -57,6 +68,8 @@ interface Plan {
   readonly bytes: { rows: number; channels: number };
   readonly daemon: { repeats: number; windowS: number; warmupS: number; discoveryRuns: number; rssS: number };
   readonly smallRssS: number;
+  /** The 320-channel daemon process next to the bare library loop. */
+  readonly sideBySideS: number;
 }
 
 const FULL: Plan = {
@@ -64,6 +77,7 @@ const FULL: Plan = {
   bytes: { rows: 1_000_000, channels: 100 },
   daemon: { repeats: 3, windowS: 30, warmupS: 5, discoveryRuns: 5, rssS: 120 },
   smallRssS: 300,
+  sideBySideS: 120,
 };
 
 const QUICK: Plan = {
@@ -71,6 +85,7 @@ const QUICK: Plan = {
   bytes: { rows: 300_000, channels: 100 },
   daemon: { repeats: 1, windowS: 10, warmupS: 2, discoveryRuns: 2, rssS: 30 },
   smallRssS: 30,
+  sideBySideS: 30,
 };
 
 const progress = (message: string) => process.stderr.write(`bench: ${message}\n`);
@@ -249,10 +264,16 @@ async function main(): Promise<number> {
       json: { type: 'boolean', default: false },
       only: { type: 'string', multiple: true },
       help: { type: 'boolean', short: 'h', default: false },
+      soak: { type: 'boolean', default: false },
+      'soak-minutes': { type: 'string', default: '30' },
     },
   });
+  if (values.soak) return soak(Number(values['soak-minutes']), values.json);
   if (values.help) {
     console.log(`usage: node dist/scripts/bench.js [--quick] [--json] [--only ${NAMES.join('|')}]...`);
+    console.log(
+      '       node dist/scripts/bench.js --soak [--soak-minutes 30] [--json]   (1,000-channel RSS soak; not in CI)',
+    );
     return 0;
   }
   const only = (values.only ?? []).flatMap((v) => v.split(','));
@@ -579,6 +600,33 @@ async function main(): Promise<number> {
     }
   }
 
+  if (selected.has('rss')) {
+    progress(
+      `daemon process and a bare tplink-smarthome-api loop, 320 channels at 1 Hz, ${plan.sideBySideS} s side by side`,
+    );
+    const figure = '3c. daemon RSS, 320 channels at 1 Hz (vs the bare library polling loop)';
+    try {
+      const r = await benchSideBySideRss({ durationS: plan.sideBySideS });
+      details['rssSideBySide'] = r;
+      rows.push({
+        figure,
+        unit: 'MiB',
+        measured: r.daemon.rssMiB,
+        baseline: r.bare.rssMiB,
+        ratio: r.ratio,
+        target: 'ratio <= 1.1',
+        pass: r.ratio <= 1.1,
+        note:
+          `${r.channels} channels (${r.devices} devices), both processes at once for ${r.durationS} s, VmRSS; ` +
+          `baseline = tplink-smarthome-api getRealtime over every channel each second (udp, 64 in flight), peak ${r.bare.hwmMiB} MiB; ` +
+          `daemon peak ${r.daemon.hwmMiB} MiB, stored ${r.daemon.readingsPerChannelSecond}/channel/s; idle node ${idle?.rssMiB ?? '-'} MiB` +
+          (quick ? '; quick: shortened run' : ''),
+      });
+    } catch (error) {
+      rows.push(errorRow(figure, 'MiB', 'ratio <= 1.1', error));
+    }
+  }
+
   if (smallRss !== null) {
     progress('waiting for the 20-plug daemon process');
     rows.splice(daemonIndex, 0, await smallRss);
@@ -592,6 +640,40 @@ async function main(): Promise<number> {
     printTable(rows, quick);
     console.log(`\n${elapsedS} s in all`);
   }
+  return 0;
+}
+
+/** `--soak`: the 1,000-channel daemon process for `minutes`, its RSS and trend; nothing else. */
+async function soak(minutes: number, json: boolean): Promise<number> {
+  if (!Number.isFinite(minutes) || minutes <= 0) {
+    console.error(`--soak-minutes: '${minutes}' is not a positive number of minutes`);
+    return 64;
+  }
+  progress('idle node RSS');
+  idle = await idleNodeRss();
+  progress(`soak: daemon process, 1,000 channels at 1 Hz for ${minutes} min`);
+  const r = await benchSoak({ minutes });
+  const flat = Math.abs(r.slopeMiBPer10Min) <= 1;
+  const rows: Row[] = [
+    rssRow(
+      `3d. daemon RSS, ${r.channels} channels at 1 Hz after a ${minutes}-minute soak`,
+      r.daemon,
+      150,
+      '',
+    ),
+    {
+      figure: "3e. RSS trend over the soak's second half",
+      unit: 'MiB/10min',
+      measured: r.slopeMiBPer10Min,
+      baseline: null,
+      ratio: null,
+      target: '|trend| <= 1',
+      pass: flat,
+      note: `least-squares slope of the per-minute medians of VmRSS (sampled every ${r.sampleEveryS} s); ${r.afterWarmupMiB} MiB after the first tenth, ${r.daemon.rssMiB} MiB at the end, peak ${r.daemon.hwmMiB} MiB`,
+    },
+  ];
+  if (json) console.log(JSON.stringify({ soak: true, rows, details: { idleNode: idle, soak: r } }, null, 2));
+  else printTable(rows, false);
   return 0;
 }
 

@@ -12,15 +12,15 @@ import {
   sqliteOptions,
   writerOptions,
 } from './daemon-options.js';
+import type { DaemonStatus, SinkAccounting } from './daemon-status.js';
 import { Discovery } from './discovery/discovery.js';
-import type { DeviceRegistry } from './discovery/registry.js';
+import type { Reading } from './domain/reading.js';
 import { HttpServer, LatestReadings } from './http/index.js';
 import { listenFailure } from './http/listen-error.js';
 import type { Logger } from './log/logger.js';
 import { Poller } from './poller/poller.js';
-import type { Reading } from './poller/reading.js';
 import { BoundedQueue } from './queue/bounded-queue.js';
-import { presetSettings, Resilience, type RetryStatistics } from './resilience/index.js';
+import { presetSettings, Resilience } from './resilience/index.js';
 import { InfluxForwarder, InfluxHttpWriter, safeUrl } from './storage/influx/index.js';
 import { DataLifecycle } from './storage/lifecycle.js';
 import { MqttPublisher, safeMqttUrl } from './storage/mqtt/index.js';
@@ -35,32 +35,8 @@ import {
   supervisorOptions,
 } from './supervisor/index.js';
 
-/** A point-in-time view of every part, for logs, `status` and (later) /health. */
-export interface DaemonStatus {
-  readonly devices: ReturnType<DeviceRegistry['counts']>;
-  readonly discovery: ReturnType<Discovery['stats']>;
-  readonly poller: ReturnType<Poller['stats']>;
-  readonly queue: ReturnType<BoundedQueue<Reading>['stats']>;
-  readonly writer: ReturnType<Writer['stats']>;
-  /** The InfluxDB forwarder (how far it lags behind SQLite); null without InfluxDB. */
-  readonly influx: ReturnType<InfluxForwarder['stats']> | null;
-  /** Retry statistics per operation (sqlite.write, influx.write) with breaker states. */
-  readonly retries: RetryStatistics;
-  /** Per sink, at any moment: added = written + dropped + rejected + queued. */
-  readonly accounting: Readonly<Record<'sqlite' | 'influx', SinkAccounting | null>>;
-  /** Retention, disk use and scheduled backups. */
-  readonly lifecycle: ReturnType<DataLifecycle['stats']>;
-  /** The MQTT publisher (connection, messages published, states dropped); null without MQTT. */
-  readonly mqtt?: ReturnType<MqttPublisher['stats']> | null;
-}
-
-export interface SinkAccounting {
-  readonly added: number;
-  readonly written: number;
-  readonly dropped: number;
-  readonly rejected: number;
-  readonly queued: number;
-}
+/** Re-exported for callers of the composition root (tests, scripts); parts import ./daemon-status.js. */
+export type { DaemonStatus, SinkAccounting } from './daemon-status.js';
 
 export interface ReloadResult {
   /** Keys whose new value is now in effect. */

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { Discovery, type DiscoveryOptions, discoverOnce, parseHostPort } from '../src/discovery/discovery.js';
 import { fullChildId, parseSysinfoResponse, probe } from '../src/discovery/kasa.js';
 import type { DeviceMove, DeviceSnapshot } from '../src/discovery/registry.js';
-import type { ChannelInfo } from '../src/discovery/types.js';
+import type { ChannelInfo } from '../src/domain/channel.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 

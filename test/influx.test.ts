@@ -9,9 +9,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { ChannelInfo } from '../src/discovery/types.js';
+import type { ChannelInfo } from '../src/domain/channel.js';
+import type { Reading } from '../src/domain/reading.js';
 import { createSilentLogger, type Logger } from '../src/log/logger.js';
-import type { Reading } from '../src/poller/reading.js';
 import { type PolicySettings, ResiliencePolicy } from '../src/resilience/index.js';
 import {
   type ForwarderStats,

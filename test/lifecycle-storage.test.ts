@@ -11,9 +11,9 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import type { Reading } from '../src/domain/reading.js';
 import { PeriodCalendar, summarisePeriods } from '../src/energy/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
-import type { Reading } from '../src/poller/reading.js';
 import { unguarded } from '../src/resilience/index.js';
 import { DataLifecycle, type DataLifecycleOptions } from '../src/storage/lifecycle.js';
 import {

@@ -15,12 +15,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { DeviceSnapshot } from '../src/discovery/registry.js';
-import type { ChannelInfo } from '../src/discovery/types.js';
+import type { ChannelInfo } from '../src/domain/channel.js';
+import type { Reading } from '../src/domain/reading.js';
 import { LatestReadings } from '../src/http/latest.js';
 import { HttpServer } from '../src/http/server.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { canonicalReading, normaliseRealtime } from '../src/poller/normalise.js';
-import type { Reading } from '../src/poller/reading.js';
 import { ResiliencePolicy } from '../src/resilience/index.js';
 import { InfluxForwarder, InfluxHttpWriter, readingLine } from '../src/storage/influx/index.js';
 import {

@@ -2,9 +2,9 @@ import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { describe, test } from 'node:test';
 import { type Clock, type ClockStep, describeStep } from '../src/poller/clock.js';
-import { isValidCronExpression } from '../src/poller/cron.js';
 import { DurationHistogram } from '../src/poller/histogram.js';
 import { startIntervalTicks } from '../src/poller/scheduler.js';
+import { isValidCronExpression } from '../src/shared/cron.js';
 
 function busyWait(ms: number): void {
   const end = Date.now() + ms;

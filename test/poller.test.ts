@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { afterEach, describe, test } from 'node:test';
 import { Discovery, type DiscoveryOptions } from '../src/discovery/discovery.js';
+import type { Reading } from '../src/domain/reading.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { Poller, type PollerOptions } from '../src/poller/poller.js';
-import type { Reading } from '../src/poller/reading.js';
 import { BoundedQueue } from '../src/queue/bounded-queue.js';
 import {
   CollectingSink,

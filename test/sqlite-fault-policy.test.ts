@@ -9,8 +9,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import type { Reading } from '../src/domain/reading.js';
 import { createSilentLogger } from '../src/log/logger.js';
-import type { Reading } from '../src/poller/reading.js';
 import { BoundedQueue } from '../src/queue/bounded-queue.js';
 import { type PolicySettings, ResiliencePolicy } from '../src/resilience/index.js';
 import {

@@ -3,8 +3,8 @@ import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import type { Reading } from '../src/domain/reading.js';
 import { createSilentLogger } from '../src/log/logger.js';
-import type { Reading } from '../src/poller/reading.js';
 import { BoundedQueue } from '../src/queue/bounded-queue.js';
 import { isStorageError, KasaStorageCode, type StorageError } from '../src/storage/errors.js';
 import {

@@ -4,9 +4,9 @@ import { open } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import type { ChannelInfo } from '../src/discovery/types.js';
+import type { ChannelInfo } from '../src/domain/channel.js';
+import type { Reading } from '../src/domain/reading.js';
 import { createSilentLogger } from '../src/log/logger.js';
-import type { Reading } from '../src/poller/reading.js';
 import { isStorageError, KasaStorageCode, type StorageError } from '../src/storage/errors.js';
 import {
   openReadingsReader,

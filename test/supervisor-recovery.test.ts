@@ -20,10 +20,10 @@ import {
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import type { ChannelInfo } from '../src/discovery/types.js';
+import type { ChannelInfo } from '../src/domain/channel.js';
+import type { Reading } from '../src/domain/reading.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import type { DaemonStatus } from '../src/main.js';
-import type { Reading } from '../src/poller/reading.js';
 import { BoundedQueue } from '../src/queue/bounded-queue.js';
 import { openReadingsReader, type SqliteOptions, SqliteStore } from '../src/storage/sqlite/index.js';
 import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';

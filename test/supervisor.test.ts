@@ -54,6 +54,7 @@ const POOL: PoolStats = {
   opened: 1,
   closed: 0,
   recycled: 0,
+  idleClosed: 0,
   timeouts: 0,
   failedOpens: 0,
   maxWaitMs: 0,

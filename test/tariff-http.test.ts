@@ -10,10 +10,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import type { Reading } from '../src/domain/reading.js';
 import { zoneCalendar } from '../src/energy/index.js';
 import { HttpServer, LatestReadings } from '../src/http/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
-import type { Reading } from '../src/poller/reading.js';
 import { type EnergyReportSettings, SqliteStore } from '../src/storage/sqlite/index.js';
 import { ReaderPool } from '../src/storage/sqlite/reader-pool.js';
 

@@ -29,7 +29,7 @@ import {
 import { createRootLogger, createSilentLogger, type Logger } from '../../src/log/logger.js';
 import { Daemon, type DaemonStatus } from '../../src/main.js';
 import { cpuSeconds, median, pool, round, startChildFleet } from './fleet.js';
-import { type DaemonRssResult, measureDaemonRss } from './rss.js';
+import { type DaemonRssResult, measureDaemonRss, UNIT_ENV } from './rss.js';
 
 export interface DaemonBenchOptions {
   /** Plugs and strips (default 500). */
@@ -340,7 +340,7 @@ export async function benchDaemon(options: DaemonBenchOptions = {}): Promise<Dae
     let rss: DaemonBenchResult['rss'] = null;
     if ((options.rssS ?? 0) > 0) {
       try {
-        rss = await measureDaemonRss({ port, durationS: options.rssS ?? 0 });
+        rss = await measureDaemonRss({ port, durationS: options.rssS ?? 0, env: UNIT_ENV });
       } catch (error) {
         rss = error instanceof Error ? error.message : String(error);
       }

@@ -39,7 +39,12 @@ process.on('message', (message: ParentMessage) => {
       (started) => {
         fleet = started;
         const channels = started.devices.reduce((n, d) => n + Math.max(1, d.childIds.length), 0);
-        reply({ type: 'ready', devices: started.devices.length, channels });
+        reply({
+          type: 'ready',
+          devices: started.devices.length,
+          channels,
+          targets: started.devices.map((d) => ({ host: d.address, port: d.port, childIds: d.childIds })),
+        });
       },
       (err: unknown) => reply({ type: 'error', message: err instanceof Error ? err.message : String(err) }),
     );

@@ -22,9 +22,9 @@ import {
   probe,
   type Transport,
 } from '../../src/discovery/kasa.js';
+import type { Reading } from '../../src/domain/reading.js';
 import { createSilentLogger } from '../../src/log/logger.js';
 import { Poller } from '../../src/poller/poller.js';
-import type { Reading } from '../../src/poller/reading.js';
 import { BoundedQueue } from '../../src/queue/bounded-queue.js';
 
 export interface FleetBenchOptions {
@@ -126,6 +126,8 @@ export interface ChildFleet {
   readonly child: ChildProcess;
   readonly devices: number;
   readonly channels: number;
+  /** Where each simulated device listens, and its outlets' child ids (the bare loop polls them). */
+  readonly targets: readonly { host: string; port: number; childIds: readonly string[] }[];
   stop(): Promise<void>;
 }
 
@@ -143,13 +145,20 @@ export function startChildFleet(options: {
     child.once('error', reject);
     child.on(
       'message',
-      (message: { type: string; devices?: number; channels?: number; message?: string }) => {
+      (message: {
+        type: string;
+        devices?: number;
+        channels?: number;
+        targets?: ChildFleet['targets'];
+        message?: string;
+      }) => {
         if (message.type === 'ready') {
           child.off('exit', onExit);
           resolve({
             child,
             devices: message.devices ?? 0,
             channels: message.channels ?? 0,
+            targets: message.targets ?? [],
             stop: () =>
               new Promise<void>((done) => {
                 if (child.exitCode !== null) return done();

@@ -19,6 +19,8 @@ export interface ProcMemory {
   readonly hwmMiB: number;
   /** Threads of the process now (what systemd's TasksMax= counts, with any child processes). */
   readonly threads: number;
+  /** CPU seconds (user + system) the process used so far. */
+  readonly cpuSeconds: number;
 }
 
 /** VmRSS and VmHWM of a process, or null when it is gone. */
@@ -34,10 +36,20 @@ export function readProcMemory(pid: number): ProcMemory | null {
     return match === null ? Number.NaN : Number(match[1]);
   };
   const threads = /^Threads:\s+(\d+)/m.exec(text);
+  let cpuSeconds = Number.NaN;
+  try {
+    // Fields 14 and 15 of /proc/PID/stat (after the parenthesised name): utime, stime in clock ticks.
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    cpuSeconds = (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch {
+    // gone meanwhile: NaN
+  }
   return {
     rssMiB: round((kib('VmRSS') * 1024) / MIB, 1),
     hwmMiB: round((kib('VmHWM') * 1024) / MIB, 1),
     threads: threads === null ? Number.NaN : Number(threads[1]),
+    cpuSeconds,
   };
 }
 
@@ -73,6 +85,27 @@ export async function idleNodeRss(settleMs = 2_000): Promise<ProcMemory> {
     await terminate(child, 2_000);
   }
 }
+
+/** The variables of the unit's Environment= lines that change how Node and glibc use memory. */
+const MEMORY_VARIABLES = /^(NODE_OPTIONS|NODE_ENV|MALLOC_[A-Z_]+|UV_THREADPOOL_SIZE)$/;
+
+/**
+ * What systemd/kasa-monitor.service sets in the daemon's environment that changes its memory, read
+ * from the unit file itself, so the daemon is measured as it is deployed (e.g. MALLOC_ARENA_MAX=2:
+ * glibc keeps two malloc arenas instead of up to eight per core).
+ */
+export function unitEnvironment(
+  unitPath: string = fileURLToPath(new URL('../../../systemd/kasa-monitor.service', import.meta.url)),
+): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const line of readFileSync(unitPath, 'utf8').split('\n')) {
+    const match = /^Environment=("?)([A-Z_][A-Z0-9_]*)=(.*)\1\s*$/.exec(line.trim());
+    if (match !== null && MEMORY_VARIABLES.test(match[2] ?? '')) env[match[2] ?? ''] = match[3] ?? '';
+  }
+  return env;
+}
+
+export const UNIT_ENV: Readonly<Record<string, string>> = unitEnvironment();
 
 /** The environment for the daemon: nothing that would override the config file or reach systemd. */
 function cleanEnv(): NodeJS.ProcessEnv {
@@ -125,6 +158,10 @@ export interface DaemonRssOptions {
   readonly durationS: number;
   /** How often VmRSS is sampled (the series is reported). */
   readonly sampleEveryS?: number;
+  /** Extra node options before the script (V8 flags), as an experiment; default none. */
+  readonly nodeArgs?: readonly string[];
+  /** Extra environment, as an experiment; default none. */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 export interface DaemonRssResult {
@@ -134,6 +171,8 @@ export interface DaemonRssResult {
   readonly rssMiB: number;
   /** VmHWM at that time (peak since start), MiB. */
   readonly hwmMiB: number;
+  /** CPU seconds the daemon used until then (start-up included). */
+  readonly cpuSeconds: number;
   /** VmRSS samples, MiB. */
   readonly samples: readonly number[];
   /** The most threads seen in any sample (TasksMax= in the unit is sized from it). */
@@ -185,9 +224,9 @@ export async function measureDaemonRss(options: DaemonRssOptions): Promise<Daemo
   const configPath = join(dir, 'config.yaml');
   writeFileSync(configPath, benchConfigYaml(options.port, databasePath));
   const bin = fileURLToPath(new URL('../../src/cli/bin.js', import.meta.url));
-  const child = spawn(process.execPath, [bin, 'run', '-c', configPath], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), bin, 'run', '-c', configPath], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: cleanEnv(),
+    env: { ...cleanEnv(), ...options.env },
     cwd: dir,
   });
   const logLines: string[] = [];
@@ -226,6 +265,7 @@ export async function measureDaemonRss(options: DaemonRssOptions): Promise<Daemo
       pid,
       rssMiB: last.rssMiB,
       hwmMiB: last.hwmMiB,
+      cpuSeconds: last.cpuSeconds,
       samples,
       maxThreads,
       channelsStored,
@@ -247,6 +287,8 @@ export interface SmallFleetRssOptions {
   readonly port?: number;
   readonly firstAddress?: string;
   readonly durationS: number;
+  readonly nodeArgs?: readonly string[];
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /** The daemon process with a small fleet (its own simulator child), after `durationS`. */
@@ -258,7 +300,185 @@ export async function benchSmallFleetRss(options: SmallFleetRssOptions): Promise
     firstAddress: options.firstAddress ?? '127.0.55.1',
   });
   try {
-    return await measureDaemonRss({ port: options.port ?? 23200, durationS: options.durationS });
+    return await measureDaemonRss({
+      port: options.port ?? 23200,
+      durationS: options.durationS,
+      ...(options.nodeArgs === undefined ? {} : { nodeArgs: options.nodeArgs }),
+      env: options.env ?? UNIT_ENV,
+    });
+  } finally {
+    await fleet.stop();
+  }
+}
+
+/** VmRSS of a process sampled every `everyS` for `durationS`; throws when it exits meanwhile. */
+async function sampleProcess(
+  child: ChildProcess,
+  durationS: number,
+  everyS: number,
+): Promise<{ last: ProcMemory; samples: number[] }> {
+  const pid = child.pid;
+  if (pid === undefined) throw new Error('process did not start');
+  const samples: number[] = [];
+  const end = Date.now() + durationS * 1000;
+  let last: ProcMemory | null = null;
+  while (Date.now() < end) {
+    await sleep(Math.min(everyS * 1000, end - Date.now()));
+    last = readProcMemory(pid);
+    if (last === null || child.exitCode !== null)
+      throw new Error(`process ${pid} exited early (${child.exitCode})`);
+    samples.push(last.rssMiB);
+  }
+  if (last === null) throw new Error('no RSS sample');
+  return { last, samples };
+}
+
+export interface SideBySideRssResult {
+  readonly channels: number;
+  readonly devices: number;
+  readonly durationS: number;
+  readonly daemon: DaemonRssResult;
+  /** The bare tplink-smarthome-api loop over the same channels, measured at the same time. */
+  readonly bare: {
+    readonly rssMiB: number;
+    readonly hwmMiB: number;
+    readonly cpuSeconds: number;
+    readonly samples: readonly number[];
+  };
+  /** daemon RSS / bare loop RSS. */
+  readonly ratio: number;
+}
+
+/**
+ * The daemon process and a bare tplink-smarthome-api polling loop (bare-loop-child.ts), both at 1 Hz
+ * over the same simulated channels and at the same time (so a loaded machine weighs on both alike),
+ * each VmRSS read after `durationS`. 320 channels: 80 plugs and 40 six-outlet strips.
+ */
+export async function benchSideBySideRss(options: {
+  readonly durationS: number;
+  readonly port?: number;
+  readonly firstAddress?: string;
+  readonly count?: number;
+  readonly stripEvery?: number;
+  /** The daemon's environment (default: the unit's, UNIT_ENV), for experiments. */
+  readonly env?: Readonly<Record<string, string>>;
+}): Promise<SideBySideRssResult> {
+  const port = options.port ?? 23300;
+  const fleet = await startChildFleet({
+    port,
+    count: options.count ?? 120,
+    stripEvery: options.stripEvery ?? 3,
+    firstAddress: options.firstAddress ?? '127.0.57.1',
+  });
+  const dir = mkdtempSync(join(tmpdir(), 'kasa-bench-bare-'));
+  const targetsPath = join(dir, 'targets.json');
+  writeFileSync(targetsPath, JSON.stringify(fleet.targets));
+  const script = fileURLToPath(new URL('./bare-loop-child.js', import.meta.url));
+  const bare = spawn(process.execPath, [script, targetsPath], { stdio: ['ignore', 'pipe', 'inherit'] });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      bare.once('exit', (code) => reject(new Error(`bare loop exited early (${code})`)));
+      bare.stdout?.on('data', (chunk: Buffer) => {
+        if (chunk.toString().includes('ready')) resolve();
+      });
+    });
+    const [daemon, bareMemory] = await Promise.all([
+      measureDaemonRss({ port, durationS: options.durationS, env: options.env ?? UNIT_ENV }),
+      sampleProcess(bare, options.durationS, 2),
+    ]);
+    return {
+      channels: fleet.channels,
+      devices: fleet.devices,
+      durationS: options.durationS,
+      daemon,
+      bare: {
+        rssMiB: bareMemory.last.rssMiB,
+        hwmMiB: bareMemory.last.hwmMiB,
+        cpuSeconds: bareMemory.last.cpuSeconds,
+        samples: bareMemory.samples,
+      },
+      ratio: round(daemon.rssMiB / bareMemory.last.rssMiB, 3),
+    };
+  } finally {
+    await terminate(bare, 5_000);
+    await fleet.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+/** Least-squares slope of evenly spaced samples, in units per sample. */
+export function slopePerSample(samples: readonly number[]): number {
+  const n = samples.length;
+  if (n < 2) return 0;
+  const meanX = (n - 1) / 2;
+  const meanY = samples.reduce((a, b) => a + b, 0) / n;
+  let num = 0;
+  let den = 0;
+  samples.forEach((y, x) => {
+    num += (x - meanX) * (y - meanY);
+    den += (x - meanX) ** 2;
+  });
+  return num / den;
+}
+
+export interface SoakResult {
+  readonly channels: number;
+  readonly minutes: number;
+  readonly daemon: DaemonRssResult;
+  /** RSS after the first tenth of the run (start-up over), MiB. */
+  readonly afterWarmupMiB: number;
+  /**
+   * Trend over the second half of the run, MiB per 10 minutes (flat: close to 0): the slope of the
+   * per-minute medians, so a short spike (a reader worker started for a health check, a WAL
+   * checkpoint) does not read as growth.
+   */
+  readonly slopeMiBPer10Min: number;
+  readonly sampleEveryS: number;
+}
+
+/**
+ * `npm run bench -- --soak`: the daemon process against 1,000 channels (500 devices, every fifth a
+ * six-outlet strip) at 1 Hz for `minutes` (default 30), VmRSS sampled every 10 s; reports the end
+ * figure and the trend over the second half. Not part of CI.
+ */
+export async function benchSoak(options: {
+  readonly minutes: number;
+  readonly port?: number;
+  readonly firstAddress?: string;
+  /** The daemon's environment (default: the unit's, UNIT_ENV), for experiments. */
+  readonly env?: Readonly<Record<string, string>>;
+}): Promise<SoakResult> {
+  const port = options.port ?? 23400;
+  const sampleEveryS = options.minutes >= 10 ? 10 : 2;
+  const fleet = await startChildFleet({
+    port,
+    count: 500,
+    stripEvery: 5,
+    firstAddress: options.firstAddress ?? '127.0.60.1',
+  });
+  try {
+    const daemon = await measureDaemonRss({
+      port,
+      durationS: Math.round(options.minutes * 60),
+      sampleEveryS,
+      env: options.env ?? UNIT_ENV,
+    });
+    const s = daemon.samples;
+    const perWindow = Math.max(1, Math.round(60 / sampleEveryS));
+    const medians: number[] = [];
+    for (let i = 0; i + perWindow <= s.length; i += perWindow) {
+      const window = s.slice(i, i + perWindow).sort((a, b) => a - b);
+      medians.push(window[Math.floor(window.length / 2)] ?? 0);
+    }
+    const secondHalf = medians.slice(Math.floor(medians.length / 2));
+    return {
+      channels: fleet.channels,
+      minutes: options.minutes,
+      daemon,
+      afterWarmupMiB: s[Math.floor(s.length / 10)] ?? daemon.rssMiB,
+      slopeMiBPer10Min: round(slopePerSample(secondHalf) * (600 / (perWindow * sampleEveryS)), 2),
+      sampleEveryS,
+    };
   } finally {
     await fleet.stop();
   }

@@ -9,8 +9,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import type { Reading } from '../../src/domain/reading.js';
 import { createSilentLogger } from '../../src/log/logger.js';
-import type { Reading } from '../../src/poller/reading.js';
 import { energyReport, SqliteStore, type TariffSettings } from '../../src/storage/sqlite/index.js';
 
 export interface TariffBenchOptions {

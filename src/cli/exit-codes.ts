@@ -5,6 +5,4 @@ export const EXIT_USAGE = 64;
 export const EXIT_CONFIG = 78;
 
 /** A mistake in how the command was typed: the message is shown with a hint, exit 64. */
-export class UsageError extends Error {
-  override readonly name = 'UsageError';
-}
+export { UsageError } from '../shared/usage-error.js';

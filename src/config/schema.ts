@@ -2,8 +2,8 @@ import { resolve } from 'node:path';
 import * as z from 'zod';
 import { isValidTimeZone, systemTimeZone } from '../energy/zone.js';
 import type { LogFormat, LogLevel } from '../log/logger.js';
-import { isValidCronExpression } from '../poller/cron.js';
 import type { OverflowPolicy } from '../queue/bounded-queue.js';
+import { isValidCronExpression } from '../shared/cron.js';
 import { type HostPort, parseAddress } from './address.js';
 import {
   DURATION_FORMS,
@@ -536,7 +536,11 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
 
   const pool = z
     .strictObject({
-      size: key(int(1, 1000).prefault(5), 'Reader connections kept open.', RESTART),
+      size: key(
+        int(1, 1000).prefault(5),
+        'Reader connections kept open while they are used; any idle for 10 s is closed (each is a worker thread) and opened again on demand.',
+        RESTART,
+      ),
       max_overflow: key(int(0, 1000).prefault(10), 'Extra reader connections allowed under load.', RESTART),
       timeout: key(duration('30s'), 'How long a request waits for a free reader connection.', RESTART),
       recycle: key(duration('3600s'), 'Reader connections older than this are reopened.', RESTART),

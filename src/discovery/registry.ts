@@ -1,3 +1,4 @@
+import type { ChannelInfo } from '../domain/channel.js';
 import type { Logger } from '../log/logger.js';
 import {
   type Endpoint,
@@ -6,7 +7,7 @@ import {
   type KasaSysinfo,
   type OutletInfo,
 } from './kasa.js';
-import type { ChannelInfo, EnergyAnswer, Responder } from './types.js';
+import type { EnergyAnswer, Responder } from './types.js';
 
 /**
  * What the poller needs of a device, whatever its transport: the legacy one (KasaConnection) or

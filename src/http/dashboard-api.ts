@@ -2,7 +2,7 @@
  * Parameters of the dashboard's read API, checked and bounded before anything is read:
  * GET /api/series?device=&from=&to=&points=&resolution= and GET /api/daily-energy?device=&days=.
  */
-import { parseTime } from '../cli/time.js';
+import { parseTime } from '../shared/time.js';
 import type { DashboardEnergyQuery, DashboardSeriesQuery } from '../storage/sqlite/reader-pool.js';
 
 /** A bad parameter: answered with 400 and this message. */

@@ -1,4 +1,4 @@
-import type { Reading } from '../poller/reading.js';
+import type { Reading } from '../domain/reading.js';
 
 /**
  * The most recent reading of every channel, for /metrics and /api/devices. Fed by teeing the

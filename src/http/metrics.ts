@@ -15,17 +15,24 @@ import {
   type MetricValueWithName,
   Registry,
 } from 'prom-client';
+import type { DaemonStatus } from '../daemon-status.js';
 import type { DeviceSnapshot } from '../discovery/registry.js';
-import type { DaemonStatus } from '../main.js';
+
+/** What /metrics reads of the daemon's status. */
+export type MetricsStatus = Pick<
+  DaemonStatus,
+  'devices' | 'discovery' | 'poller' | 'queue' | 'writer' | 'influx' | 'retries' | 'accounting' | 'mqtt'
+>;
+
+import { milliToUnit, type Reading } from '../domain/reading.js';
 import type { DurationSummary } from '../poller/histogram.js';
-import { milliToUnit, type Reading } from '../poller/reading.js';
 import type { PoolStats } from '../storage/sqlite/reader-pool.js';
 import type { CheckStatus, HealthReport } from '../supervisor/index.js';
 import type { ChannelCost } from './energy-cost.js';
 import type { LatestReadings } from './latest.js';
 
 export interface MetricsSource {
-  status(): DaemonStatus | null;
+  status(): MetricsStatus | null;
   /** The latest health report; null before the first. */
   health(): HealthReport | null;
   devices(): readonly DeviceSnapshot[];

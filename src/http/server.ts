@@ -8,10 +8,10 @@ import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { energyJsonRow, energyJsonTotals } from '../cli/energy-json.js';
-import { checkTimeRange, parseTime } from '../cli/time.js';
+import { milliToUnit } from '../domain/reading.js';
 import { type PeriodKind, parseLocalDate, zoneCalendar } from '../energy/index.js';
 import type { Logger } from '../log/logger.js';
-import { milliToUnit } from '../poller/reading.js';
+import { checkTimeRange, parseTime } from '../shared/time.js';
 import { isStorageError, KasaStorageCode } from '../storage/errors.js';
 import type { DailyEnergyResult, SeriesResult } from '../storage/sqlite/dashboard-queries.js';
 import type {

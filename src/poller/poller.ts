@@ -2,6 +2,7 @@ import { performance } from 'node:perf_hooks';
 import type { Endpoint, Transport } from '../discovery/kasa.js';
 import type { PollTarget } from '../discovery/registry.js';
 import type { AnswerFailure, Responder } from '../discovery/types.js';
+import type { Reading } from '../domain/reading.js';
 import type { Logger } from '../log/logger.js';
 import {
   DeviceBackoff,
@@ -12,7 +13,6 @@ import {
 import { describeStep } from './clock.js';
 import { DurationHistogram, type DurationSummary } from './histogram.js';
 import { canonicalReading, normaliseRealtime, type RejectReason } from './normalise.js';
-import type { Reading } from './reading.js';
 import { startTicks, type TickSource } from './scheduler.js';
 
 export interface PollerOptions {

@@ -1,6 +1,6 @@
 import type { Logger } from '../log/logger.js';
+import { cronSlots } from '../shared/cron.js';
 import { type Clock, type ClockStep, ClockStepDetector, MAX_TIMER_MS, SYSTEM_CLOCK } from './clock.js';
-import { cronSlots } from './cron.js';
 
 export interface TickHandlers {
   /** A slot is due. `scheduledMs`: the slot (UTC ms); `lateMs`: how long after it this runs. */

@@ -5,7 +5,6 @@
  */
 import { BrokenCircuitError, TaskCancelledError } from 'cockatiel';
 import type { RequestFailure } from '../discovery/kasa.js';
-import { isStorageError } from '../storage/errors.js';
 
 /**
  * - `transient`: the same call may succeed soon; retry with backoff (busy database, I/O hiccup,
@@ -64,14 +63,6 @@ const TRANSIENT_NET_CODES = new Set([
   'UND_ERR_BODY_TIMEOUT',
 ]);
 
-/** SQLite primary codes that need an outside repair (free space) before a write can succeed. */
-const AFTER_RECOVERY_SQLITE = new Set(['SQLITE_FULL']);
-
-function sqlitePrimary(code: string): string {
-  const match = /^SQLITE_[A-Z]+/.exec(code);
-  return match ? match[0] : code;
-}
-
 /** HTTP statuses after which the same request may succeed later: 408, 429 and every 5xx. */
 export function isTransientHttpStatus(status: number): boolean {
   return status === 408 || status === 429 || (status >= 500 && status <= 599);
@@ -110,13 +101,31 @@ function verdict(kind: FailureKind, code: string, retryAfterMs: number | null = 
   };
 }
 
+const CARRIED_KINDS: ReadonlySet<unknown> = new Set(['transient', 'after-recovery', 'permanent']);
+
+/** `failureKind` and `code` of an error that says itself what a retry can do, else null. */
+function carriedKind(
+  error: unknown,
+): { kind: Exclude<FailureKind, 'open-circuit'>; code: string; retryAfterMs: number | null } | null {
+  if (typeof error !== 'object' || error === null) return null;
+  const { failureKind, code, retryAfterMs } = error as Record<string, unknown>;
+  if (!CARRIED_KINDS.has(failureKind) || typeof code !== 'string') return null;
+  return {
+    kind: failureKind as Exclude<FailureKind, 'open-circuit'>,
+    code,
+    retryAfterMs: typeof retryAfterMs === 'number' ? retryAfterMs : null,
+  };
+}
+
 /** Classifies anything thrown by a guarded call. Unknown errors are permanent: a bug is not retried. */
 export function classifyError(error: unknown): FailureClass {
   if (isOpenCircuitError(error)) return verdict('open-circuit', 'KASA_OPEN_CIRCUIT');
   if (isTimeoutError(error)) return verdict('transient', 'KASA_TIMEOUT');
-  if (isStorageError(error)) {
-    if (AFTER_RECOVERY_SQLITE.has(sqlitePrimary(error.code))) return verdict('after-recovery', error.code);
-    return verdict(error.transient ? 'transient' : 'permanent', error.code, error.retryAfterMs);
+  // An error that carries its own kind (every sink's StorageError): read, never overridden here.
+  const carried = carriedKind(error);
+  if (carried !== null) {
+    if (carried.kind === 'after-recovery') return verdict('after-recovery', carried.code);
+    return verdict(carried.kind, carried.code, carried.retryAfterMs);
   }
   const code = codeOf(error);
   if (code !== undefined && TRANSIENT_NET_CODES.has(code)) return verdict('transient', code);

@@ -8,6 +8,21 @@
 
 const BRAND = Symbol.for('kasa-monitor.StorageError');
 
+/**
+ * What retrying can do for a failed storage call, decided where the error is made (the resilience
+ * layer reads `failureKind` and knows no sink): `transient` (the same call may succeed soon),
+ * `after-recovery` (it fails until something outside is repaired: a full disk), `permanent`.
+ */
+export type StorageFailureKind = 'transient' | 'after-recovery' | 'permanent';
+
+/** SQLite primary codes that need an outside repair (free space) before a write can succeed. */
+const AFTER_RECOVERY_SQLITE = new Set(['SQLITE_FULL']);
+
+function sqlitePrimary(code: string): string {
+  const match = /^SQLITE_[A-Z]+/.exec(code);
+  return match ? match[0] : code;
+}
+
 export interface StorageErrorOptions {
   readonly code: string;
   readonly transient: boolean;
@@ -23,12 +38,19 @@ export class StorageError extends Error {
   readonly transient: boolean;
   /** The peer's Retry-After in ms, when it sent one; retry policies wait at least that long. */
   readonly retryAfterMs: number | null;
+  /** What a retry can do (see StorageFailureKind); derived from `code` and `transient`. */
+  readonly failureKind: StorageFailureKind;
 
   constructor(message: string, options: StorageErrorOptions) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = options.code;
     this.transient = options.transient;
     this.retryAfterMs = options.retryAfterMs ?? null;
+    this.failureKind = AFTER_RECOVERY_SQLITE.has(sqlitePrimary(options.code))
+      ? 'after-recovery'
+      : options.transient
+        ? 'transient'
+        : 'permanent';
   }
 }
 

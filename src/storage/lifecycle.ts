@@ -8,8 +8,8 @@
 import { join } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { Logger } from '../log/logger.js';
-import { type CronJob, scheduleCron } from '../poller/cron.js';
 import type { ExecutionPolicy } from '../resilience/index.js';
+import { type CronJob, scheduleCron } from '../shared/cron.js';
 import { type FileOps, fileOps } from './file-ops.js';
 import {
   type BackupReport,

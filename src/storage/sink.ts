@@ -1,4 +1,4 @@
-import type { Reading } from '../poller/reading.js';
+import type { Reading } from '../domain/reading.js';
 
 /** What a sink reports for one committed batch. */
 export interface SinkWriteResult {

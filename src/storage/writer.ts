@@ -1,7 +1,7 @@
 import { performance } from 'node:perf_hooks';
+import type { Reading } from '../domain/reading.js';
 import type { Logger } from '../log/logger.js';
 import { DurationHistogram, type DurationSummary } from '../poller/histogram.js';
-import type { Reading } from '../poller/reading.js';
 import type { BoundedQueue } from '../queue/bounded-queue.js';
 import { type ExecutionPolicy, isOpenCircuitError, unguarded } from '../resilience/index.js';
 import { isStorageError } from './errors.js';

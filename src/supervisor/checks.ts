@@ -6,7 +6,14 @@
  */
 import { stat, statfs } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { DaemonStatus } from '../main.js';
+import type { DaemonStatus } from '../daemon-status.js';
+
+/** What the health checks read of the daemon's status. */
+export type CheckedStatus = Pick<
+  DaemonStatus,
+  'devices' | 'discovery' | 'poller' | 'queue' | 'writer' | 'influx' | 'retries' | 'mqtt'
+>;
+
 import { isStorageError } from '../storage/errors.js';
 import type { PoolStats } from '../storage/sqlite/reader-pool.js';
 import { displayUrl } from './alerts.js';
@@ -29,7 +36,7 @@ export interface CheckLimits {
 
 /** What the checks read. Functions, so they always see the daemon's current parts. */
 export interface HealthInputs {
-  status(): DaemonStatus | null;
+  status(): CheckedStatus | null;
   readonly databasePath: string;
   /** The writer connection's state: new, starting, open, stopped, failed. */
   storeState(): string;

@@ -6,10 +6,10 @@
  */
 import type { HealthConfig } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
-import type { DaemonStatus } from '../main.js';
 import type { ExecutionPolicy, RetryStatistics } from '../resilience/index.js';
 import type { PoolStats } from '../storage/sqlite/reader-pool.js';
 import { type AlertStats, Alerts } from './alerts.js';
+import type { CheckedStatus } from './checks.js';
 import { type CheckLimits, createChecks, type HealthInputs } from './checks.js';
 import { EventLoopLag } from './event-loop.js';
 import { type DatabaseIncident, DatabaseIncidents } from './incidents.js';
@@ -71,7 +71,7 @@ export interface SupervisorTargets {
 
 export interface SupervisorDeps {
   /** The daemon's status (without the health report). */
-  readonly status: () => DaemonStatus | null;
+  readonly status: () => CheckedStatus | null;
   readonly databasePath: string;
   readonly influxUrl: () => string | null;
   readonly pollIntervalMs: () => number;

@@ -1,9 +1,12 @@
 import type { Config } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
-import type { DaemonStatus } from '../main.js';
 import { type NotifyTransport, oneLine, SystemdNotifier } from './notify.js';
 import { ProgressGate, type ProgressLimits, type ProgressSample, type Verdict } from './progress.js';
-import { formatStatus, statusFacts } from './status.js';
+import { formatStatus, type StatusView, statusFacts } from './status.js';
+
+/** What the service reads of the daemon's status: STATUS= and the start-up progress gate. */
+export type ServiceStatus = StatusView;
+
 import { Watchdog, type WatchdogSettings, watchdogSettings } from './watchdog.js';
 
 /** STATUS= refresh period (a watchdog ping carries the STATUS= of its moment too). */
@@ -18,7 +21,7 @@ export const CLOSE_FLUSH_MS = 3_000;
 /** What the service reads from the daemon. */
 export interface SupervisedDaemon {
   readonly config: Config;
-  status(): DaemonStatus | null;
+  status(): ServiceStatus | null;
 }
 
 /** How a reload ended. */
@@ -57,7 +60,7 @@ export function progressLimits(config: Config): ProgressLimits {
 }
 
 /** The progress sample for the gate, from the daemon's status. */
-export function progressSample(status: DaemonStatus): ProgressSample {
+export function progressSample(status: ServiceStatus): ProgressSample {
   const w = status.writer;
   return {
     ticks: status.poller.ticks,
@@ -208,7 +211,7 @@ export class SystemdService {
     const withheld = this.#watchdog?.withheld ?? null;
     if (withheld !== null) notes.push(`watchdog ping withheld: ${withheld}`);
     if (this.#needRestart.size > 0) notes.push(`restart needed for ${[...this.#needRestart].join(', ')}`);
-    let status: DaemonStatus | null = null;
+    let status: ServiceStatus | null = null;
     try {
       status = this.#daemon?.status() ?? null;
     } catch (error) {

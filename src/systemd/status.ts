@@ -1,4 +1,7 @@
-import type { DaemonStatus } from '../main.js';
+import type { DaemonStatus } from '../daemon-status.js';
+
+/** What STATUS= reads of the daemon's status. */
+export type StatusView = Pick<DaemonStatus, 'devices' | 'poller' | 'queue' | 'writer' | 'influx'>;
 
 /**
  * The one-line STATUS= summary `systemctl status kasa-monitor` shows: plugs online, last poll, queue
@@ -73,7 +76,7 @@ export function influxSink(influx: InfluxFacts, nowMs: number): SinkSummary {
   };
 }
 
-export function statusFacts(status: DaemonStatus, nowMs: number = Date.now()): StatusFacts {
+export function statusFacts(status: StatusView, nowMs: number = Date.now()): StatusFacts {
   // Read structurally: the forwarder's part of DaemonStatus is absent when InfluxDB is not configured.
   const influx = (status as { readonly influx?: InfluxFacts | null }).influx ?? null;
   return {

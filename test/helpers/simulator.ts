@@ -13,7 +13,7 @@ import {
   type SimulatorFleet,
   startSimulatorFleet,
 } from '../../src/discovery/simulator-fleet.js';
-import type { Reading } from '../../src/poller/reading.js';
+import type { Reading } from '../../src/domain/reading.js';
 
 export type { SimDeviceSpec, SimRealtime, SimRequest, SimulatedDevice, SimulatorFleet };
 

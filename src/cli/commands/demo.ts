@@ -4,9 +4,9 @@ import {
   startSimulatorFleet,
 } from '../../discovery/simulator-fleet.js';
 import { type SmartSimSpec, startSmartSimulators } from '../../discovery/smart-simulator.js';
+import { milliToDecimal } from '../../shared/decimal.js';
 import { openReadingsReader, type StoredReading } from '../../storage/sqlite/index.js';
 import { type Command, stringFlag } from '../command.js';
-import { milliToDecimal } from '../decimal.js';
 import { UsageError } from '../exit-codes.js';
 import { loadForCommand } from '../load-config.js';
 import { runDaemon, runOptions, runOverrides } from './run.js';

@@ -7,13 +7,13 @@ import {
   zoneCalendar,
 } from '../../energy/index.js';
 import { createRootLogger } from '../../log/logger.js';
+import { csvField } from '../../shared/decimal.js';
+import { parseTime } from '../../shared/time.js';
 import { type EnergyReport, type EnergyReportRow, energyReport } from '../../storage/sqlite/index.js';
 import { boolFlag, type Command, stringFlag } from '../command.js';
-import { csvField } from '../decimal.js';
 import { energyJsonRow, energyTotals, kwh, money } from '../energy-json.js';
 import { EXIT_OK, UsageError } from '../exit-codes.js';
 import { existingDatabase, loadForCommand } from '../load-config.js';
-import { parseTime } from '../time.js';
 
 export const ENERGY_CSV_HEADER = 'period,device_id,alias,energy_kwh,cost,currency,source';
 

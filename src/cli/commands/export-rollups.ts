@@ -2,8 +2,8 @@
 import { once } from 'node:events';
 import type { Config } from '../../config/index.js';
 import type { Bucket, Tier } from '../../energy/index.js';
+import { csvField, milliToDecimal } from '../../shared/decimal.js';
 import { openReadingsReader, openRollupReader, type RollupChannel } from '../../storage/sqlite/index.js';
-import { csvField, milliToDecimal } from '../decimal.js';
 
 export const ROLLUP_CSV_HEADER =
   'time,device_id,alias,readings,power_w,power_min_w,power_max_w,energy_wh,covered_s,complete';

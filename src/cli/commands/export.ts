@@ -1,10 +1,10 @@
 import { once } from 'node:events';
+import { checkTimeRange, parseTime } from '../../shared/time.js';
 import { CSV_HEADER, ExportCursor } from '../../storage/sqlite/export-format.js';
 import { openReadingsReader } from '../../storage/sqlite/index.js';
 import { type Command, stringFlag } from '../command.js';
 import { EXIT_OK, UsageError } from '../exit-codes.js';
 import { existingDatabase, loadForCommand } from '../load-config.js';
-import { checkTimeRange, parseTime } from '../time.js';
 import { exportRollups, RESOLUTIONS, type Resolution, ROLLUP_CSV_HEADER } from './export-rollups.js';
 
 export const EXPORT_CSV_HEADER = CSV_HEADER;

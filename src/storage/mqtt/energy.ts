@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { rename, writeFile } from 'node:fs/promises';
+import type { Reading } from '../../domain/reading.js';
 import { type CounterReading, counterInterval } from '../../energy/counter.js';
-import type { Reading } from '../../poller/reading.js';
 
 /** What survives a restart of the daemon: the counter and the reading it was last advanced by. */
 export interface StitchedCounter {

@@ -3,8 +3,8 @@
  * Pure functions of the project's own types, so the contract can be read in one place.
  */
 import type { DeviceSnapshot } from '../../discovery/registry.js';
-import type { ChannelInfo } from '../../discovery/types.js';
-import type { Reading } from '../../poller/reading.js';
+import type { ChannelInfo } from '../../domain/channel.js';
+import type { Reading } from '../../domain/reading.js';
 
 export interface TopicOptions {
   readonly topicPrefix: string;

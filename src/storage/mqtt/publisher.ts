@@ -15,8 +15,8 @@
  */
 import { hostname } from 'node:os';
 import type { DeviceSnapshot } from '../../discovery/registry.js';
+import type { Reading } from '../../domain/reading.js';
 import type { Logger } from '../../log/logger.js';
-import type { Reading } from '../../poller/reading.js';
 import { MqttConnection, type MqttConnectOptions, type MqttLinkError } from './client.js';
 import { EnergyLedger, EnergyStitcher, type StitchedCounter } from './energy.js';
 import {

@@ -2,8 +2,9 @@
  * Readings as export text (the columns and units of `kasa-monitor export`), built where the rows are
  * read: in a reader worker, so the daemon's event loop only moves finished bytes to the socket.
  */
-import { csvField, milliToDecimal } from '../../cli/decimal.js';
-import { milliToUnit } from '../../poller/reading.js';
+
+import { milliToUnit } from '../../domain/reading.js';
+import { csvField, milliToDecimal } from '../../shared/decimal.js';
 import type { StoredReading } from './reader.js';
 
 export type ExportFormat = 'csv' | 'json';

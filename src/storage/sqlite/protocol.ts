@@ -1,5 +1,5 @@
-import type { ChannelInfo } from '../../discovery/types.js';
-import type { Reading } from '../../poller/reading.js';
+import type { ChannelInfo } from '../../domain/channel.js';
+import type { Reading } from '../../domain/reading.js';
 import type { OpenInfo, SqliteOptions } from './connection.js';
 import type { SerializedStorageError } from './errors.js';
 import type { LifecycleAction } from './lifecycle-protocol.js';

@@ -6,7 +6,11 @@
  * - `maxOverflow`: extra connections opened under load and closed once they are idle again
  *   (at most size + maxOverflow at once);
  * - `timeoutMs`: how long `acquire` waits for a free connection before PoolTimeoutError;
- * - `recycleMs`: a connection older than this is closed at checkout and a new one opened.
+ * - `recycleMs`: a connection older than this is closed at checkout and a new one opened;
+ * - `idleTimeoutMs`: a worker connection nobody borrowed for this long is closed, kept ones
+ *   included, so an idle daemon holds no reader isolate (about 3-9 MiB each) and the next request
+ *   starts one (tens of ms). The health check's ping every 30 s then costs one short-lived worker
+ *   instead of a resident one.
  *
  * If no worker can be started, the pool falls back to one synchronous connection on the main thread
  * (mode `single`), and says so in its stats so /health can report it. The writer keeps its own
@@ -62,7 +66,15 @@ export interface ReaderPoolOptions {
   readonly now?: () => number;
   /** The worker script (tests point it at one that cannot start). */
   readonly workerUrl?: URL;
+  /** Idle worker connections are closed after this long (default READER_IDLE_TIMEOUT_MS; 0: kept). */
+  readonly idleTimeoutMs?: number;
 }
+
+/**
+ * Shorter than the health checks' default interval (30 s): between two checks an idle daemon keeps
+ * no reader worker. Long enough that a burst of API requests reuses its connections.
+ */
+export const READER_IDLE_TIMEOUT_MS = 10_000;
 
 /**
  * `pool`: worker connections. `single`: the fallback, one connection on the main thread.
@@ -94,6 +106,8 @@ export interface PoolStats {
   readonly closed: number;
   /** Connections closed at checkout for being older than recycleMs. */
   readonly recycled: number;
+  /** Connections closed after idleTimeoutMs without a borrower. */
+  readonly idleClosed: number;
   /** Requests that gave up waiting (PoolTimeoutError). */
   readonly timeouts: number;
   /** Connections that could not be opened. */
@@ -399,6 +413,10 @@ export class ReaderPool {
   #exports = 0;
   #exportsRefused = 0;
   readonly #closing = new Set<Promise<void>>();
+  /** When each idle connection was last given back (monotonic ms), for idleTimeoutMs. */
+  readonly #idleSince = new WeakMap<ReaderConnection, number>();
+  #idleTimer: NodeJS.Timeout | null = null;
+  #idleClosed = 0;
 
   constructor(options: ReaderPoolOptions, logger: Logger) {
     validatePoolOptions(options);
@@ -423,6 +441,7 @@ export class ReaderPool {
       this.#mode = 'pool';
       this.#fallbackReason = null;
       this.#idle.push(connection);
+      this.#markIdle(connection);
       return;
     } catch (error) {
       const storage = toStorageError(error, 'reader pool');
@@ -607,6 +626,8 @@ export class ReaderPool {
 
   /** Closes every connection, borrowed ones included; waiting requests are refused. Idempotent. */
   async stop(): Promise<void> {
+    if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
+    this.#idleTimer = null;
     if (this.#mode !== 'stopped') {
       this.#mode = 'stopped';
       for (const waiter of this.#waiters.splice(0)) {
@@ -635,6 +656,7 @@ export class ReaderPool {
       opened: this.#opened,
       closed: this.#closed,
       recycled: this.#recycled,
+      idleClosed: this.#idleClosed,
       timeouts: this.#timeouts,
       failedOpens: this.#failedOpens,
       maxWaitMs: Math.round(this.#maxWaitMs),
@@ -773,7 +795,10 @@ export class ReaderPool {
     if (!this.#inUse.delete(connection)) return;
     const outdated = this.#generationOf.get(connection) !== this.#generation;
     if (this.#mode === 'stopped' || connection.broken || outdated) this.#close(connection);
-    else this.#idle.push(connection);
+    else {
+      this.#idle.push(connection);
+      this.#markIdle(connection);
+    }
     this.#dispatch();
     // Overflow connections are closed once nobody waits for them.
     while (this.#idle.length > this.#keep()) this.#close(this.#idle.pop() as ReaderConnection);
@@ -795,6 +820,39 @@ export class ReaderPool {
         this.#openAndLend().then(waiter.resolve, waiter.reject);
       }
     }
+  }
+
+  #idleTimeoutMs(): number {
+    return this.#options.idleTimeoutMs ?? READER_IDLE_TIMEOUT_MS;
+  }
+
+  #markIdle(connection: ReaderConnection): void {
+    this.#idleSince.set(connection, performance.now());
+    this.#armIdleSweep(this.#idleTimeoutMs());
+  }
+
+  /** Closes worker connections idle for idleTimeoutMs (the main-thread fallback costs no isolate). */
+  #armIdleSweep(delayMs: number): void {
+    const timeoutMs = this.#idleTimeoutMs();
+    if (timeoutMs <= 0 || this.#idleTimer !== null || this.#mode !== 'pool') return;
+    this.#idleTimer = setTimeout(() => {
+      this.#idleTimer = null;
+      if (this.#mode !== 'pool') return;
+      const now = performance.now();
+      let next = Number.POSITIVE_INFINITY;
+      for (const connection of [...this.#idle]) {
+        const idleMs = now - (this.#idleSince.get(connection) ?? now);
+        if (idleMs >= timeoutMs) {
+          this.#idle.splice(this.#idle.indexOf(connection), 1);
+          this.#idleClosed++;
+          this.#close(connection);
+        } else {
+          next = Math.min(next, timeoutMs - idleMs);
+        }
+      }
+      if (Number.isFinite(next)) this.#armIdleSweep(next);
+    }, delayMs);
+    this.#idleTimer.unref();
   }
 
   #close(connection: ReaderConnection): void {

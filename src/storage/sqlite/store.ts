@@ -1,7 +1,7 @@
 import { Worker } from 'node:worker_threads';
-import type { ChannelInfo } from '../../discovery/types.js';
+import type { ChannelInfo } from '../../domain/channel.js';
+import type { Reading } from '../../domain/reading.js';
 import type { Logger } from '../../log/logger.js';
-import type { Reading } from '../../poller/reading.js';
 import { isStorageError, KasaStorageCode, StorageError } from '../errors.js';
 import type { OpenInfo, SqliteOptions } from './connection.js';
 import { validateSqliteOptions } from './connection.js';

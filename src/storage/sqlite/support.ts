@@ -4,8 +4,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import BetterSqlite3 from 'better-sqlite3';
-import type { ChannelInfo } from '../../discovery/types.js';
-import type { Reading } from '../../poller/reading.js';
+import type { ChannelInfo } from '../../domain/channel.js';
+import type { Reading } from '../../domain/reading.js';
 import { openWritable, type SqliteOptions } from './connection.js';
 
 export interface WriteLock {

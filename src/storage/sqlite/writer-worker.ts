@@ -4,7 +4,7 @@
  * the daemon's event loop. Requests are handled one at a time, in order.
  */
 import { parentPort } from 'node:worker_threads';
-import type { ChannelInfo } from '../../discovery/types.js';
+import type { ChannelInfo } from '../../domain/channel.js';
 import { KasaStorageCode, StorageError } from '../errors.js';
 import { type Db, type FileIdentity, fileIdentity, openWritable } from './connection.js';
 import { serializeStorageError, toStorageError } from './errors.js';

@@ -1,4 +1,4 @@
-import { UsageError } from './exit-codes.js';
+import { UsageError } from './usage-error.js';
 
 const UNIT_MS: Record<string, number> = {
   s: 1000,

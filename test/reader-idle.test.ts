@@ -1,0 +1,114 @@
+/**
+ * Reader connections cost a worker isolate each: an idle pool closes them (kept ones included)
+ * after idleTimeoutMs, and the next request opens one again. Real SQLite file, real workers.
+ */
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import { createSilentLogger } from '../src/log/logger.js';
+import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
+import { ReaderPool } from '../src/storage/sqlite/reader-pool.js';
+
+const root = mkdtempSync(join(tmpdir(), 'kasa-reader-idle-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+function database(name: string): string {
+  const path = join(root, name);
+  createSyntheticDatabase(
+    {
+      path,
+      journalMode: 'WAL',
+      synchronous: 'NORMAL',
+      cacheSize: -2000,
+      tempStore: 'MEMORY',
+      busyTimeoutMs: 5000,
+    },
+    {
+      channels: [{ id: 'DEV0', alias: 'plug 0' }],
+      startMs: Date.UTC(2026, 0, 1),
+      perChannel: 10,
+      intervalMs: 60_000,
+    },
+  );
+  return path;
+}
+
+/** Polls on the event loop; the deadline only turns a hang into a failure. */
+async function waitUntil(predicate: () => boolean): Promise<void> {
+  const end = Date.now() + 20_000;
+  while (!predicate()) {
+    if (Date.now() > end) throw new Error('gave up waiting');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+describe('reader pool idle timeout', () => {
+  test('an idle pool closes every worker connection, kept ones included, and opens one on demand', async () => {
+    const pool = new ReaderPool(
+      {
+        path: database('idle.db'),
+        size: 3,
+        maxOverflow: 2,
+        timeoutMs: 30_000,
+        recycleMs: 3_600_000,
+        idleTimeoutMs: 150,
+      },
+      createSilentLogger(),
+    );
+    await pool.start();
+    try {
+      const leases = await Promise.all([pool.acquire(), pool.acquire(), pool.acquire()]);
+      // start()'s connection may have timed out idle already on a loaded machine: count from here.
+      const closedBefore = pool.stats().idleClosed;
+      for (const lease of leases) lease.release();
+      assert.equal(pool.stats().idle, 3);
+      await waitUntil(() => pool.stats().open === 0);
+      assert.equal(pool.stats().idleClosed - closedBefore, 3);
+      assert.equal(pool.stats().mode, 'pool');
+
+      const lease = await pool.acquire();
+      try {
+        assert.equal(await lease.connection.ping(), 1);
+      } finally {
+        lease.release();
+      }
+      assert.equal(pool.stats().open, 1);
+    } finally {
+      await pool.stop();
+    }
+  });
+
+  test('a connection in use is never closed for idleness, and 0 keeps idle ones open', async () => {
+    const path = database('busy.db');
+    const busy = new ReaderPool(
+      { path, size: 1, maxOverflow: 0, timeoutMs: 30_000, recycleMs: 3_600_000, idleTimeoutMs: 50 },
+      createSilentLogger(),
+    );
+    const keep = new ReaderPool(
+      { path, size: 1, maxOverflow: 0, timeoutMs: 30_000, recycleMs: 3_600_000, idleTimeoutMs: 0 },
+      createSilentLogger(),
+    );
+    await busy.start();
+    await keep.start();
+    try {
+      const lease = await busy.acquire();
+      // The connection start() opened may have timed out idle meanwhile (a loaded machine): count from here.
+      const closedBefore = busy.stats().idleClosed;
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(await lease.connection.ping(), 1);
+      assert.equal(busy.stats().idleClosed, closedBefore);
+      lease.release();
+      await waitUntil(() => busy.stats().open === 0);
+
+      (await keep.acquire()).release();
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      assert.equal(keep.stats().open, 1);
+      assert.equal(keep.stats().idleClosed, 0);
+    } finally {
+      await busy.stop();
+      await keep.stop();
+    }
+  });
+});
