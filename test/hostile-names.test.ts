@@ -239,6 +239,21 @@ log:
     }
   });
 
+  test('terminal tables (`energy`, `discover`) show control characters and bidi overrides as escapes', async () => {
+    const energy = await runCliProcess(['energy', '-c', config]);
+    assert.equal(energy.code, 0, energy.stderr);
+    const discover = await runCliProcess(['discover', '-c', config]);
+    assert.equal(discover.code, 0, discover.stderr);
+    for (const [what, out] of [
+      ['energy', energy.stdout],
+      ['discover', discover.stdout],
+    ] as const) {
+      const bad = out.split('\n').find((l) => UNSAFE.test(l) || l.includes('\r'));
+      assert.equal(bad, undefined, `${what}: a raw control or bidi character reached the terminal`);
+      assert.ok(out.includes('fridge\\u001b[31m red'), `${what}: the ESC plug is listed, escaped`);
+    }
+  });
+
   test('/api/readings?format=csv: the same rule', async () => {
     const response = await fetch(`${HTTP}/api/readings?format=csv`);
     assert.equal(response.status, 200);

@@ -1,5 +1,6 @@
 import { fstatSync } from 'node:fs';
 import { pino } from 'pino';
+import { visibleText } from '../shared/text.js';
 import { formatHumanRecord, textStream, wantsHuman } from './human.js';
 
 /** The logger type every component receives: a pino child made for it by the composition root. */
@@ -42,29 +43,8 @@ export function wantsJournal(format: LogFormat, env: NodeJS.ProcessEnv = process
 }
 
 /**
- * Characters that must never reach the journal as themselves: every C0 control (NUL and LF end a
- * journal record; ESC starts terminal sequences), DEL, every C1 control (U+0085 is a line break to
- * some readers), the Unicode line and paragraph separators, and the bidirectional marks, embeddings,
- * overrides and isolates that make a line read differently from what it holds. Device names reach
- * log lines and are untrusted.
- */
-const UNSAFE_IN_JOURNAL =
-  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding control characters is the point
-  /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g;
-
-const SHORT_ESCAPES: Readonly<Record<string, string>> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
-
-/** Writes each unsafe character as a visible escape (`\n`, `\u001b`, `\u202e`), so one record is one line. */
-export function escapeForJournal(text: string): string {
-  return text.replace(
-    UNSAFE_IN_JOURNAL,
-    (c) => SHORT_ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
-  );
-}
-
-/**
  * Formats one pino JSON line for the journal: `<prio>message key=value ...` on a single line, with
- * every control character and bidi override escaped (see UNSAFE_IN_JOURNAL), so nothing a field
+ * every control character and bidi override escaped (see shared/text.ts), so nothing a field
  * holds can end the record, start another or fake its priority. Exported for its unit test.
  */
 export function formatJournalLine(json: string): string {
@@ -72,7 +52,7 @@ export function formatJournalLine(json: string): string {
   try {
     record = JSON.parse(json) as Record<string, unknown>;
   } catch {
-    return `<6>${escapeForJournal(json)}`;
+    return `<6>${visibleText(json)}`;
   }
   const level = typeof record['level'] === 'number' ? record['level'] : 30;
   const priority = SYSLOG_PRIORITY[level] ?? 6;
@@ -82,7 +62,7 @@ export function formatJournalLine(json: string): string {
     const text = typeof value === 'string' ? value : JSON.stringify(value);
     parts.push(`${key}=${/[\s"]/.test(text ?? '') ? JSON.stringify(text) : text}`);
   }
-  return `<${priority}>${escapeForJournal(parts.join(' '))}`;
+  return `<${priority}>${visibleText(parts.join(' '))}`;
 }
 
 /** The one pino root of the process. Components get `root.child({ component: 'name' })`. */

@@ -1,6 +1,7 @@
 import { DURATION_FORMS, formatDuration, parseDuration, tplinkAccount } from '../../config/index.js';
 import { type DiscoveredDevice, discoverOnce } from '../../discovery/discovery.js';
 import { noPlugsHints } from '../../discovery/hints.js';
+import { visibleText } from '../../shared/text.js';
 import { boolFlag, type Command, stringFlag, stringListFlag } from '../command.js';
 import { EXIT_FAILURE, EXIT_OK, UsageError } from '../exit-codes.js';
 import { loadForCommand } from '../load-config.js';
@@ -13,7 +14,9 @@ function positiveDuration(text: string, flag: string): number {
   return ms;
 }
 
-function table(rows: readonly (readonly string[])[]): string {
+/** Names and models come from the plugs: on a terminal an escape sequence in one must show, not act. */
+function table(cells: readonly (readonly string[])[]): string {
+  const rows = cells.map((r) => r.map(visibleText));
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length))) ?? [];
   return rows
     .map((r) =>
@@ -116,7 +119,7 @@ cannot be read says why and what to do.
     context.stdout.write(`${table(rows)}\n`);
     for (const dev of problems) {
       context.stdout.write(
-        `\n${dev.model} at ${dev.host} (${dev.mac ?? 'no MAC'}): ${dev.state}: ${dev.advice ?? ''}\n`,
+        `\n${visibleText(`${dev.model} at ${dev.host} (${dev.mac ?? 'no MAC'}): ${dev.state}: ${dev.advice ?? ''}`)}\n`,
       );
     }
     return EXIT_OK;

@@ -8,6 +8,7 @@ import {
 } from '../../energy/index.js';
 import { createRootLogger } from '../../log/logger.js';
 import { csvField } from '../../shared/decimal.js';
+import { visibleText } from '../../shared/text.js';
 import { parseTime } from '../../shared/time.js';
 import { type EnergyReport, type EnergyReportRow, energyReport } from '../../storage/sqlite/index.js';
 import { boolFlag, type Command, stringFlag } from '../command.js';
@@ -56,8 +57,9 @@ function tableText(report: EnergyReport, zone: string, gapLimitMs: number): stri
     if (row.cost.unpricedMs > 0) notes.push('partly unpriced');
     return [
       period.label,
-      channel.deviceId,
-      channel.alias,
+      // From the plug: on a terminal an escape sequence in an id or alias must show, not act.
+      visibleText(channel.deviceId),
+      visibleText(channel.alias),
       kwh(row.cost.energyWh),
       costText(row),
       periodSource(row.cost),
@@ -123,7 +125,7 @@ function gapLines(rows: readonly EnergyReportRow[], zone: string): string[] {
       seen.add(key);
       const counter = `the counter shows ${kwh(gap.energyWh)} kWh${gap.reset ? ' since it restarted (at least)' : ''}`;
       lines.push(
-        `${channel.alias || channel.deviceId}: ${localTime(gap.fromMs, zone)} to ${localTime(gap.toMs, zone)} (${span(gap.toMs - gap.fromMs)}): ${counter}, spread evenly over the gap (estimated)`,
+        `${visibleText(channel.alias || channel.deviceId)}: ${localTime(gap.fromMs, zone)} to ${localTime(gap.toMs, zone)} (${span(gap.toMs - gap.fromMs)}): ${counter}, spread evenly over the gap (estimated)`,
       );
     }
   }
