@@ -17,10 +17,16 @@ export class ConfigExit extends Error {
 export function loadForCommand(
   context: CommandContext,
   overrides: Record<string, unknown> = {},
+  options: { readonly systemConfig?: boolean } = {},
 ): LoadedConfig {
   const file = stringFlag(context, 'config');
   try {
-    const loaded = loadConfig({ ...(file === undefined ? {} : { file }), env: context.env, overrides });
+    const loaded = loadConfig({
+      ...(file === undefined ? {} : { file }),
+      env: context.env,
+      overrides,
+      systemConfig: options.systemConfig,
+    });
     for (const warning of loaded.warnings) context.stderr.write(`warning: ${formatProblem(warning)}\n`);
     return loaded;
   } catch (error) {

@@ -34,6 +34,11 @@ export interface LoadOptions {
   readonly overrides?: Readonly<Record<string, unknown>> | undefined;
   /** The file used when neither `file` nor KASA_MONITOR_CONFIG names one, if it exists. Tests point it elsewhere. */
   readonly defaultFile?: string | undefined;
+  /**
+   * False: never fall back to the system config (`defaultFile`). The demo uses it, so simulated plugs
+   * never reach the service's database, MQTT broker or InfluxDB.
+   */
+  readonly systemConfig?: boolean | undefined;
   /** The service's state directory, the default database's folder with the system config. Tests point it elsewhere. */
   readonly systemStateDirectory?: string | undefined;
 }
@@ -303,7 +308,7 @@ export function loadConfig(options: LoadOptions = {}): LoadedConfig {
     namedBy = CONFIG_FILE_ENV;
   } else {
     const fallback = options.defaultFile ?? DEFAULT_CONFIG_FILE;
-    if (existsSync(fallback)) source = fallback;
+    if (options.systemConfig !== false && existsSync(fallback)) source = fallback;
   }
   const file: FileContents = source === null ? { data: {} } : readConfigFile(source, namedBy);
   const raw = file.data;

@@ -1,3 +1,4 @@
+import { createServer } from 'node:net';
 import {
   loopbackAddresses,
   type SimDeviceSpec,
@@ -94,6 +95,16 @@ export function demoDevices(count: number): SimDeviceSpec[] {
   });
 }
 
+/** The demo's dashboard address: the usual port when it is free, else any free one (a service may hold it). */
+async function demoListen(host: string, port: number): Promise<string> {
+  const free = await new Promise<boolean>((resolve) => {
+    const probe = createServer();
+    probe.once('error', () => resolve(false));
+    probe.listen(port, host, () => probe.close(() => resolve(true)));
+  });
+  return `${host}:${free ? port : 0}`;
+}
+
 function line(r: StoredReading): string {
   const time = new Date(r.tsMs).toISOString().slice(11, 19);
   const w = `${milliToDecimal(r.powerMw)} W`.padStart(11);
@@ -130,21 +141,30 @@ the readings as they are committed to the database. Stop with Ctrl-C; then try
     const port = Number(stringFlag(context, 'port') ?? '9999');
     if (!Number.isInteger(port) || port < 1 || port > 65535)
       throw new UsageError('--port expects 1 to 65535');
-    const { config } = loadForCommand(context, {
-      'discovery.broadcast': [DEMO_BROADCAST],
-      'discovery.port': port,
-      'discovery.hosts': [],
-      'discovery.smart_port': DEMO_SMART_PORT,
-      'credentials.username': DEMO_ACCOUNT.username,
-      'credentials.password': DEMO_ACCOUNT.password,
-      'discovery.interval': '10s',
-      'polling.interval': '2s',
-      'polling.schedule': null,
-      'polling.timeout': '1s',
-      'writer.flush_interval': '1s',
-      'log.level': 'warn',
-      ...runOverrides(context),
-    });
+    // Without -c the demo reads no system config: its simulated plugs must never reach the
+    // service's database, MQTT broker or InfluxDB.
+    const ownConfig = stringFlag(context, 'config') !== undefined;
+    const listen = ownConfig ? {} : { 'http.listen': await demoListen('127.0.0.1', 9469) };
+    const { config } = loadForCommand(
+      context,
+      {
+        ...listen,
+        'discovery.broadcast': [DEMO_BROADCAST],
+        'discovery.port': port,
+        'discovery.hosts': [],
+        'discovery.smart_port': DEMO_SMART_PORT,
+        'credentials.username': DEMO_ACCOUNT.username,
+        'credentials.password': DEMO_ACCOUNT.password,
+        'discovery.interval': '10s',
+        'polling.interval': '2s',
+        'polling.schedule': null,
+        'polling.timeout': '1s',
+        'writer.flush_interval': '1s',
+        'log.level': 'warn',
+        ...runOverrides(context),
+      },
+      { systemConfig: false },
+    );
     const fleet = await startSimulatorFleet({ port, devices: demoDevices(count) });
     const smart = await startSmartSimulators({
       discoveryPort: DEMO_SMART_PORT,
@@ -166,7 +186,12 @@ the readings as they are committed to the database. Stop with Ctrl-C; then try
     );
     let printer: NodeJS.Timeout | null = null;
     return runDaemon(context, config, {
-      onStarted: () => {
+      onStarted: (daemon) => {
+        const address = daemon.httpAddress;
+        if (address !== null) {
+          const host = address.host.includes(':') ? `[${address.host}]` : address.host;
+          context.stdout.write(`demo: dashboard at http://${host}:${address.port}/\n`);
+        }
         // Per channel, the newest reading already printed: a late answer can commit after a newer one.
         const printed = new Map<string, number>();
         printer = setInterval(() => {
