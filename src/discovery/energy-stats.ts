@@ -3,8 +3,7 @@
  * month of a year, and the plug's clock (its days are its own local days). One small interface per
  * transport; this is the legacy one (`emeter.get_daystat` / `get_monthstat`, per outlet with the
  * child context; old firmware answers kWh floats in `energy`, newer Wh in `energy_wh`). Smart
- * (KLAP) plugs keep today/month energy and, on some firmware, daily history: a second
- * implementation of `EnergyStatsSource` belongs beside their transport.
+ * (KLAP/AES) plugs have theirs beside their transport: src/smart/energy-stats.ts.
  *
  * Everything a device sends is untrusted: values that are not finite, negative, or more than a plug
  * can meter in the period are dropped, not stored.
