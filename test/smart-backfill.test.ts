@@ -305,7 +305,7 @@ describe('backfill from smart plugs’ own statistics', () => {
 });
 
 describe('the smart statistics source', () => {
-  test('daily and monthly history per outlet through control_child; a today/month-only plug answers today and this month', async () => {
+  test('daily and monthly history per outlet through control_child; a today/month-only plug answers today and this month; an HS300 over KLAP answers the legacy statistics', async () => {
     const fleet = await startSmartSimulators({
       discoveryPort: DISCOVERY_PORT,
       httpPort: HTTP_PORT,
@@ -326,6 +326,15 @@ describe('the smart statistics source', () => {
           model: 'P110',
           deviceId: id(22),
           values: { todayWh: 321, monthWh: 4321 },
+        },
+        {
+          kind: 'iot-klap',
+          klapVersion: 2,
+          account: ACCOUNT,
+          address: '127.28.0.23',
+          model: 'HS300',
+          deviceId: `8006${'0'.repeat(35)}9`,
+          outlets: ['x', 'y'],
         },
       ],
     });
@@ -364,6 +373,17 @@ describe('the smart statistics source', () => {
       assert.deepEqual([...today], [[local.getUTCDate(), 321]]);
       assert.deepEqual([...(await basic.stats.monthStats(null, y))], [[m, 4321]]);
       assert.equal((await basic.stats.dayStats(null, y - 1, m)).size, 0, 'no history kept');
+
+      // Legacy JSON over KLAP (HS300 hw 2.0): the legacy statistics through the same session.
+      const hs300 = fleet.devices.find((d) => d.kind === 'iot-klap');
+      const slot = hs300?.outletIds[1] as string;
+      fleet.setDayStats(slot, [{ year: 2026, month: 6, day: 10, energyWh: 432 }]);
+      fleet.setClockOffset(hs300?.deviceId as string, 2 * HOUR);
+      const klapStrip = targets.find((t) => t.deviceId === hs300?.deviceId);
+      assert.ok(klapStrip, JSON.stringify(targets.map((t) => t.deviceId)));
+      assert.equal(await klapStrip.stats.clockOffsetMs(), 2 * HOUR);
+      assert.equal((await klapStrip.stats.dayStats(slot, 2026, 6)).get(10), 432);
+      assert.equal((await klapStrip.stats.monthStats(slot, 2026)).get(6), 432);
     } finally {
       await found.stop();
       await fleet.stop();

@@ -46,10 +46,11 @@ function entryWh(entry: Record<string, unknown>, max: number): number | null {
 }
 
 export class LegacyStatsSource implements EnergyStatsSource {
-  readonly #connection: KasaConnection;
+  readonly #connection: Pick<KasaConnection, 'send'>;
   readonly #options: RequestOptions;
 
-  constructor(connection: KasaConnection, options: RequestOptions) {
+  /** `connection`: a legacy plug's, or anything that sends the legacy JSON (KLAP, for HS300 hw 2.0). */
+  constructor(connection: Pick<KasaConnection, 'send'>, options: RequestOptions) {
     this.#connection = connection;
     this.#options = options;
   }

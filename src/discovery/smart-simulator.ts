@@ -145,7 +145,7 @@ export interface SmartSimFleet {
   reboot(deviceId: string): void;
   /** The device's clock passes the 1st of the month: month and day counters back to 0. */
   monthRollover(deviceId: string): void;
-  /** Seeds a channel's day statistics (what `get_energy_data` answers; months are their sums). */
+  /** Seeds a channel's day statistics (`get_energy_data`; `get_daystat` over KLAP); months are their sums. */
   setDayStats(channelId: string, days: readonly SmartSimDayStat[]): void;
   /** The device's time zone: local time minus UTC (get_device_time.time_diff, local_time). */
   setClockOffset(deviceId: string, offsetMs: number): void;
@@ -286,6 +286,26 @@ class SimDevice implements SmartSimDevice {
       .toISOString()
       .slice(0, 19)
       .replace('T', ' ');
+  }
+
+  /** Legacy `get_daystat` / `get_monthstat` (Wh, newer firmware) from the seeded days. */
+  iotStats(channel: Channel, emeter: Json): Json {
+    const entries = [...channel.days].map(([key, wh]) => {
+      const [year, month, day] = key.split('-').map(Number) as [number, number, number];
+      return { year, month, day, wh };
+    });
+    const day = emeter['get_daystat'];
+    if (isRecord(day)) {
+      const list = entries
+        .filter((e) => e.year === day['year'] && e.month === day['month'])
+        .map((e) => ({ year: e.year, month: e.month, day: e.day, energy_wh: e.wh }));
+      return { get_daystat: { day_list: list, err_code: 0 } };
+    }
+    const year = isRecord(emeter['get_monthstat']) ? emeter['get_monthstat']['year'] : null;
+    const months = new Map<number, number>();
+    for (const e of entries) if (e.year === year) months.set(e.month, (months.get(e.month) ?? 0) + e.wh);
+    const list = [...months].map(([month, wh]) => ({ year, month, energy_wh: wh }));
+    return { get_monthstat: { month_list: list, err_code: 0 } };
   }
 
   /**
@@ -701,6 +721,20 @@ class SimDevice implements SmartSimDevice {
         },
       };
     }
+    if (isRecord(request['time'])) {
+      const t = new Date(Date.now() + this.clockOffsetMs + this.zoneOffsetMs);
+      out['time'] = {
+        get_time: {
+          err_code: 0,
+          year: t.getUTCFullYear(),
+          month: t.getUTCMonth() + 1,
+          mday: t.getUTCDate(),
+          hour: t.getUTCHours(),
+          min: t.getUTCMinutes(),
+          sec: t.getUTCSeconds(),
+        },
+      };
+    }
     if (isRecord(request['emeter'])) {
       let channel: Channel | undefined;
       if (this.isStrip) {
@@ -708,6 +742,11 @@ class SimDevice implements SmartSimDevice {
         channel = typeof id === 'string' ? this.channels.get(id) : undefined;
       } else {
         channel = this.channels.get(this.deviceId);
+      }
+      const emeter = request['emeter'];
+      if (channel !== undefined && (isRecord(emeter['get_daystat']) || isRecord(emeter['get_monthstat']))) {
+        out['emeter'] = this.iotStats(channel, emeter);
+        return JSON.stringify(out);
       }
       out['emeter'] =
         channel === undefined

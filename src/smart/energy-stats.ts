@@ -5,8 +5,8 @@
  * What the plugs keep (notes/smart-protocol.md §7.2), and what each can fill:
  * - `get_energy_data` (newer firmware; **unverified** on hardware, no fixture): daily Wh for a range
  *   that must start on the first day of a quarter (interval 1440) and monthly Wh from 1 January
- *   (interval 43200). With it, ended days of the current quarter fill at day level and ended months
- *   of this year at month level (older gaps stay as they are).
+ *   (interval 43200). With it, gaps fill like a legacy plug's: ended days at day level, ended months
+ *   at month level when the plug's zone differs, as far back as the plug keeps history.
  * - `get_energy_usage` only (`today_energy`, `month_energy`, Wh): today and the current month,
  *   which are never complete, so the backfill (ended days and months only) can fill nothing from
  *   them; they are returned for completeness.
@@ -16,11 +16,16 @@
  * we asked for, so the convention only decides which range is asked. The clock comes from
  * `get_device_time` (`time_diff`, minutes).
  *
+ * Legacy JSON over KLAP (HS300 hw 2.0, "new_klap"): the legacy statistics (`get_daystat`, …) sent
+ * through the same session.
+ *
  * Everything a device sends is untrusted: values that are not finite, negative or beyond what a
  * plug can meter in the period are dropped.
  */
-import { type EnergyStatsSource, StatsError } from '../discovery/energy-stats.js';
+import { type EnergyStatsSource, LegacyStatsSource, StatsError } from '../discovery/energy-stats.js';
+import type { RawResponse } from '../discovery/kasa.js';
 import type { SmartDevice } from './device.js';
+import { isSmartError } from './errors.js';
 import { type SmartCall, UNSUPPORTED_CODES } from './protocol.js';
 
 const MAX_DAY_WH = 15_000 * 24;
@@ -43,10 +48,25 @@ export class SmartStatsSource implements EnergyStatsSource {
     private readonly timeoutMs: number,
   ) {}
 
+  /** The legacy source over `device`'s session when it speaks the legacy JSON, else null. */
+  #iot(): LegacyStatsSource | null {
+    const device = this.device();
+    if (device?.payload !== 'iot') return null;
+    const send = async (payload: string): Promise<RawResponse> => {
+      try {
+        return { ok: true, text: await device.transport.send(payload, this.timeoutMs) };
+      } catch (error) {
+        const detail = error instanceof Error ? error.message : String(error);
+        const timeout = isSmartError(error) && error.code === 'timeout';
+        return { ok: false, failure: timeout ? 'timeout' : 'network', detail };
+      }
+    };
+    return new LegacyStatsSource({ send }, { transport: 'udp', timeoutMs: this.timeoutMs });
+  }
+
   async #call(call: SmartCall, childId: string | null): Promise<Readonly<Record<string, unknown>> | null> {
     const device = this.device();
     if (device === null) throw new StatsError('the newer plug is not reachable (not identified)');
-    if (device.payload !== 'smart') throw new StatsError('not a smart-protocol plug');
     if (device.identity === null) await device.identify(this.timeoutMs);
     const outcome = (await device.protocol.many([call], this.timeoutMs, childId)).get(call.method);
     if (outcome === undefined) throw new StatsError(`${call.method}: no answer`);
@@ -58,6 +78,8 @@ export class SmartStatsSource implements EnergyStatsSource {
   }
 
   async clockOffsetMs(): Promise<number> {
+    const iot = this.#iot();
+    if (iot !== null) return iot.clockOffsetMs();
     const t = await this.#call({ method: 'get_device_time' }, null);
     if (t === null) throw new StatsError('get_device_time: not supported');
     const diff = t['time_diff'];
@@ -103,6 +125,8 @@ export class SmartStatsSource implements EnergyStatsSource {
   }
 
   async dayStats(childId: string | null, year: number, month: number): Promise<Map<number, number>> {
+    const iot = this.#iot();
+    if (iot !== null) return iot.dayStats(childId, year, month);
     const out = new Map<number, number>();
     const quarterStart = Date.UTC(year, month - 1 - ((month - 1) % 3), 1) / 1000;
     const monthStart = Date.UTC(year, month - 1, 1) / 1000;
@@ -127,6 +151,8 @@ export class SmartStatsSource implements EnergyStatsSource {
   }
 
   async monthStats(childId: string | null, year: number): Promise<Map<number, number>> {
+    const iot = this.#iot();
+    if (iot !== null) return iot.monthStats(childId, year);
     const out = new Map<number, number>();
     const start = Date.UTC(year, 0, 1) / 1000;
     if (!Number.isFinite(start)) throw new StatsError(`no such year ${year}`);
