@@ -1,12 +1,14 @@
 /**
  * One backfill run in a worker thread: its SQLite reads (gaps, measured energy per day) and its
- * write (the fills) never block the daemon's event loop. It gets the plugs' endpoints and sysinfo,
- * opens connections of its own, answers with the run's report, and ends.
+ * write (the fills) never block the daemon's event loop. It gets the legacy plugs' endpoints and
+ * sysinfo and opens connections of its own; newer (smart) plugs are asked through the main thread,
+ * which holds their sessions (remote-stats.ts). It answers with the run's report, and ends.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { LegacyStatsSource } from '../discovery/energy-stats.js';
 import { KasaClient, type KasaSysinfo, type RequestOptions } from '../discovery/kasa.js';
 import { Backfill, type BackfillOptions, type BackfillReport } from './backfill.js';
+import { RemoteStats } from './remote-stats.js';
 
 export interface BackfillWorkerTarget {
   readonly deviceId: string;
@@ -20,12 +22,14 @@ export interface BackfillWorkerData {
   readonly options: BackfillOptions;
   readonly request: RequestOptions;
   readonly targets: readonly BackfillWorkerTarget[];
+  /** Plugs whose statistics the main thread asks (newer plugs, through the fleet's sessions). */
+  readonly remote?: readonly Pick<BackfillWorkerTarget, 'deviceId' | 'channels'>[];
   readonly nowMs: number;
 }
 
 export type BackfillWorkerResult =
-  | { readonly ok: true; readonly report: BackfillReport }
-  | { readonly ok: false; readonly error: string };
+  | { readonly kind: 'done'; readonly ok: true; readonly report: BackfillReport }
+  | { readonly kind: 'done'; readonly ok: false; readonly error: string };
 
 if (parentPort === null) throw new Error('backfill-worker.js must run in a worker thread');
 const port = parentPort;
@@ -34,18 +38,30 @@ const data = workerData as BackfillWorkerData;
 // Each connection has its own sockets, closed when the run ends, so the worker can exit.
 const client = new KasaClient();
 const connections = data.targets.map((t) => client.connect(t.sysinfo, { host: t.host, port: t.port }));
+const remote = new RemoteStats(port);
 new Backfill(data.options)
   .run(
-    data.targets.map((t, i) => ({
-      deviceId: t.deviceId,
-      channels: t.channels,
-      stats: new LegacyStatsSource(connections[i] as NonNullable<(typeof connections)[number]>, data.request),
-    })),
+    [
+      ...data.targets.map((t, i) => ({
+        deviceId: t.deviceId,
+        channels: t.channels,
+        stats: new LegacyStatsSource(
+          connections[i] as NonNullable<(typeof connections)[number]>,
+          data.request,
+        ),
+      })),
+      ...(data.remote ?? []).map((t) => ({
+        deviceId: t.deviceId,
+        channels: t.channels,
+        stats: remote.source(t.deviceId),
+      })),
+    ],
     data.nowMs,
   )
   .then(
-    (report): BackfillWorkerResult => ({ ok: true, report }),
+    (report): BackfillWorkerResult => ({ kind: 'done', ok: true, report }),
     (error: unknown): BackfillWorkerResult => ({
+      kind: 'done',
       ok: false,
       error: error instanceof Error ? error.message : String(error),
     }),

@@ -6,11 +6,13 @@
  * nothing. Runs never overlap; a failed run is logged and the next one tries again.
  */
 import { Worker } from 'node:worker_threads';
+import type { EnergyStatsSource } from '../discovery/energy-stats.js';
 import type { DeviceRegistry } from '../discovery/registry.js';
 import type { Logger } from '../log/logger.js';
 import { type BackfillOptions, type BackfillReport, logBackfill } from './backfill.js';
 import type { BackfillWorkerData, BackfillWorkerResult, BackfillWorkerTarget } from './backfill-worker.js';
-import { legacyPollTargets } from './targets.js';
+import { answerStats, type StatsAsk } from './remote-stats.js';
+import { legacyPollTargets, smartPollTargets } from './targets.js';
 
 export interface BackfillSchedulerOptions extends BackfillOptions {
   readonly intervalMs: number;
@@ -74,14 +76,26 @@ export class BackfillScheduler {
       sysinfo: t.connection.sysinfo,
       channels: t.channels,
     }));
-    if (targets.length === 0) return null;
+    // Newer plugs are asked on this thread, through the fleet's sessions (see remote-stats.ts).
+    const smart = smartPollTargets(this.#registry);
+    const sources = new Map<string, EnergyStatsSource>(
+      smart.map((t) => [t.deviceId, t.connection.statsSource(this.#options.request.timeoutMs)]),
+    );
+    const remote = smart.map((t) => ({ deviceId: t.deviceId, channels: t.channels }));
+    if (targets.length === 0 && remote.length === 0) return null;
     const { intervalMs: _interval, firstRunAfterMs: _first, request, ...options } = this.#options;
-    const data: BackfillWorkerData = { options, request, targets, nowMs };
+    const data: BackfillWorkerData = { options, request, targets, remote, nowMs };
     try {
       const result = await new Promise<BackfillWorkerResult>((resolve, reject) => {
         const worker = new Worker(new URL('./backfill-worker.js', import.meta.url), { workerData: data });
         this.#worker = worker;
-        worker.once('message', (message: BackfillWorkerResult) => {
+        worker.on('message', (message: BackfillWorkerResult | StatsAsk) => {
+          if (message.kind === 'stats') {
+            void answerStats(message, sources).then((reply) => {
+              if (this.#worker === worker) worker.postMessage(reply);
+            });
+            return;
+          }
           resolve(message);
           void worker.terminate();
         });

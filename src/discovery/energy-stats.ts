@@ -3,8 +3,7 @@
  * month of a year, and the plug's clock (its days are its own local days). One small interface per
  * transport; this is the legacy one (`emeter.get_daystat` / `get_monthstat`, per outlet with the
  * child context; old firmware answers kWh floats in `energy`, newer Wh in `energy_wh`). Smart
- * (KLAP) plugs keep today/month energy and, on some firmware, daily history: a second
- * implementation of `EnergyStatsSource` belongs beside their transport.
+ * (KLAP/AES) plugs have theirs beside their transport: src/smart/energy-stats.ts.
  *
  * Everything a device sends is untrusted: values that are not finite, negative, or more than a plug
  * can meter in the period are dropped, not stored.
@@ -47,10 +46,11 @@ function entryWh(entry: Record<string, unknown>, max: number): number | null {
 }
 
 export class LegacyStatsSource implements EnergyStatsSource {
-  readonly #connection: KasaConnection;
+  readonly #connection: Pick<KasaConnection, 'send'>;
   readonly #options: RequestOptions;
 
-  constructor(connection: KasaConnection, options: RequestOptions) {
+  /** `connection`: a legacy plug's, or anything that sends the legacy JSON (KLAP, for HS300 hw 2.0). */
+  constructor(connection: Pick<KasaConnection, 'send'>, options: RequestOptions) {
     this.#connection = connection;
     this.#options = options;
   }

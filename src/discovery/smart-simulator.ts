@@ -87,6 +87,19 @@ export interface SmartSimSpec {
   readonly advertise?: string;
   readonly values?: Partial<SmartSimChannelValues>;
   readonly faults?: SmartSimFaults;
+  /**
+   * Answers `get_energy_data` (daily and monthly history from seeded day statistics; newer
+   * firmware, unverified on hardware); default false: only today/month energy, as most plugs.
+   */
+  readonly energyData?: boolean;
+}
+
+/** One seeded day statistic: the plug's energy on its local day. */
+export interface SmartSimDayStat {
+  readonly year: number;
+  readonly month: number;
+  readonly day: number;
+  readonly energyWh: number;
 }
 
 export interface SmartSimDevice {
@@ -132,6 +145,10 @@ export interface SmartSimFleet {
   reboot(deviceId: string): void;
   /** The device's clock passes the 1st of the month: month and day counters back to 0. */
   monthRollover(deviceId: string): void;
+  /** Seeds a channel's day statistics (`get_energy_data`; `get_daystat` over KLAP); months are their sums. */
+  setDayStats(channelId: string, days: readonly SmartSimDayStat[]): void;
+  /** The device's time zone: local time minus UTC (get_device_time.time_diff, local_time). */
+  setClockOffset(deviceId: string, offsetMs: number): void;
   stats(deviceId: string): SmartSimStats;
   /** Makes the meters wander for the demo; returns a stop function. */
   animate(intervalMs?: number): () => void;
@@ -171,6 +188,8 @@ interface Channel {
   id: string;
   alias: string;
   values: SmartSimChannelValues;
+  /** Seeded day statistics, Wh by local date "Y-M-D". */
+  days: Map<string, number>;
 }
 
 type Json = Record<string, unknown>;
@@ -198,6 +217,8 @@ class SimDevice implements SmartSimDevice {
   account: Account;
   /** The device clock's offset from ours (a month rollover moves it to the 1st). */
   clockOffsetMs = 0;
+  /** The device's zone: local time minus UTC (time_diff). */
+  zoneOffsetMs = 0;
   server: Server | null = null;
   udp: Socket | null = null;
   readonly hanging = new Set<ServerResponse>();
@@ -236,11 +257,21 @@ class SimDevice implements SmartSimDevice {
         : createHash('sha1').update(`${this.deviceId}/${i}`).digest('hex').toUpperCase(),
     );
     if (outlets.length === 0) {
-      this.channels.set(this.deviceId, { id: this.deviceId, alias: this.alias, values: { ...base } });
+      this.channels.set(this.deviceId, {
+        id: this.deviceId,
+        alias: this.alias,
+        values: { ...base },
+        days: new Map(),
+      });
     } else {
       outlets.forEach((alias, i) => {
         const id = this.outletIds[i] ?? '';
-        this.channels.set(id, { id, alias, values: { ...base, powerMw: base.powerMw + i * 1000 } });
+        this.channels.set(id, {
+          id,
+          alias,
+          values: { ...base, powerMw: base.powerMw + i * 1000 },
+          days: new Map(),
+        });
       });
     }
     this.channelIds = [...this.channels.keys()];
@@ -251,7 +282,61 @@ class SimDevice implements SmartSimDevice {
   }
 
   localTime(): string {
-    return new Date(Date.now() + this.clockOffsetMs).toISOString().slice(0, 19).replace('T', ' ');
+    return new Date(Date.now() + this.clockOffsetMs + this.zoneOffsetMs)
+      .toISOString()
+      .slice(0, 19)
+      .replace('T', ' ');
+  }
+
+  /** Legacy `get_daystat` / `get_monthstat` (Wh, newer firmware) from the seeded days. */
+  iotStats(channel: Channel, emeter: Json): Json {
+    const entries = [...channel.days].map(([key, wh]) => {
+      const [year, month, day] = key.split('-').map(Number) as [number, number, number];
+      return { year, month, day, wh };
+    });
+    const day = emeter['get_daystat'];
+    if (isRecord(day)) {
+      const list = entries
+        .filter((e) => e.year === day['year'] && e.month === day['month'])
+        .map((e) => ({ year: e.year, month: e.month, day: e.day, energy_wh: e.wh }));
+      return { get_daystat: { day_list: list, err_code: 0 } };
+    }
+    const year = isRecord(emeter['get_monthstat']) ? emeter['get_monthstat']['year'] : null;
+    const months = new Map<number, number>();
+    for (const e of entries) if (e.year === year) months.set(e.month, (months.get(e.month) ?? 0) + e.wh);
+    const list = [...months].map(([month, wh]) => ({ year, month, energy_wh: wh }));
+    return { get_monthstat: { month_list: list, err_code: 0 } };
+  }
+
+  /**
+   * `get_energy_data` from the seeded days: daily (from the first day of a quarter) or monthly (from
+   * 1 January) buckets from start to end, timestamps being local midnights written as UTC; none
+   * after the device's today. Other ranges and intervals: −1008, as the notes report.
+   */
+  energyData(channel: Channel, params: Json): Json | null {
+    const start = params['start_timestamp'];
+    const end = params['end_timestamp'];
+    const interval = params['interval'];
+    if (typeof start !== 'number' || typeof end !== 'number' || end < start) return null;
+    const first = new Date(start * 1000);
+    const now = Date.now() + this.clockOffsetMs + this.zoneOffsetMs;
+    const data: number[] = [];
+    if (interval === 1440) {
+      if (first.getUTCDate() !== 1 || first.getUTCMonth() % 3 !== 0 || start % 86_400 !== 0) return null;
+      for (let t = start * 1000; t <= end * 1000 && t <= now && data.length < 100; t += 86_400_000) {
+        const d = new Date(t);
+        data.push(channel.days.get(`${d.getUTCFullYear()}-${d.getUTCMonth() + 1}-${d.getUTCDate()}`) ?? 0);
+      }
+    } else if (interval === 43200) {
+      if (first.getUTCDate() !== 1 || first.getUTCMonth() !== 0 || start % 86_400 !== 0) return null;
+      const year = first.getUTCFullYear();
+      for (let m = 0; m < 12 && Date.UTC(year, m, 1) <= Math.min(end * 1000, now); m++) {
+        let sum = 0;
+        for (const [key, wh] of channel.days) if (key.startsWith(`${year}-${m + 1}-`)) sum += wh;
+        data.push(sum);
+      }
+    } else return null;
+    return { local_time: this.localTime(), data, start_timestamp: start, end_timestamp: end, interval };
   }
 
   // ---- discovery ----
@@ -576,6 +661,16 @@ class SimDevice implements SmartSimDevice {
         if (this.spec.usagePower !== false) usage['current_power'] = v.powerMw;
         return usage;
       }
+      case 'get_device_time':
+        if (child !== null) return null;
+        return {
+          timestamp: Math.floor((Date.now() + this.clockOffsetMs) / 1000),
+          time_diff: this.zoneOffsetMs / 60_000,
+          region: 'Etc/Simulated',
+        };
+      case 'get_energy_data':
+        if (channel === null || this.spec.energyData !== true) return null;
+        return this.energyData(channel, params);
       case 'get_current_power':
         if (channel === null || version < 2) return null;
         return { current_power: Math.floor(channel.values.powerMw / 1000) };
@@ -626,6 +721,20 @@ class SimDevice implements SmartSimDevice {
         },
       };
     }
+    if (isRecord(request['time'])) {
+      const t = new Date(Date.now() + this.clockOffsetMs + this.zoneOffsetMs);
+      out['time'] = {
+        get_time: {
+          err_code: 0,
+          year: t.getUTCFullYear(),
+          month: t.getUTCMonth() + 1,
+          mday: t.getUTCDate(),
+          hour: t.getUTCHours(),
+          min: t.getUTCMinutes(),
+          sec: t.getUTCSeconds(),
+        },
+      };
+    }
     if (isRecord(request['emeter'])) {
       let channel: Channel | undefined;
       if (this.isStrip) {
@@ -633,6 +742,11 @@ class SimDevice implements SmartSimDevice {
         channel = typeof id === 'string' ? this.channels.get(id) : undefined;
       } else {
         channel = this.channels.get(this.deviceId);
+      }
+      const emeter = request['emeter'];
+      if (channel !== undefined && (isRecord(emeter['get_daystat']) || isRecord(emeter['get_monthstat']))) {
+        out['emeter'] = this.iotStats(channel, emeter);
+        return JSON.stringify(out);
       }
       out['emeter'] =
         channel === undefined
@@ -791,6 +905,13 @@ export async function startSmartSimulators(options: SmartSimFleetOptions): Promi
         c.values.monthWh = 0;
         c.values.todayWh = 0;
       }
+    },
+    setDayStats: (id, days) => {
+      const c = channel(id);
+      for (const d of days) c.days.set(`${d.year}-${d.month}-${d.day}`, d.energyWh);
+    },
+    setClockOffset: (id, offsetMs) => {
+      device(id).zoneOffsetMs = offsetMs;
     },
     stats: (id) => ({ ...device(id).stats }),
     animate: (intervalMs = 1000) => {

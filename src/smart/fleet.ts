@@ -8,6 +8,7 @@
  * Each problem is logged once per episode (warn when it starts, info when it ends), never per round
  * or poll; a device whose account fails is retried less and less often.
  */
+import type { EnergyStatsSource } from '../discovery/energy-stats.js';
 import type { Endpoint, KasaSysinfo, RequestOptions } from '../discovery/kasa.js';
 import type { DeviceConnection, DeviceConnector, Observation } from '../discovery/registry.js';
 import type { AnswerFailure, EnergyAnswer } from '../discovery/types.js';
@@ -15,6 +16,7 @@ import type { Logger } from '../log/logger.js';
 import type { Account, CredentialKind } from './credentials.js';
 import { SmartDevice, type SmartIdentity } from './device.js';
 import type { SmartProbeReply } from './discovery.js';
+import { SmartStatsSource } from './energy-stats.js';
 import { isSmartError, type SmartError } from './errors.js';
 import { chooseTransport, type SmartDiscoveryReply, type TransportChoice } from './tdp.js';
 
@@ -462,6 +464,11 @@ export class SmartConnection implements DeviceConnection {
       if (isSmartError(err)) this.fleet.pollFailed(peer, err);
       return { ok: false, ...failureOf(err) };
     }
+  }
+
+  /** The plug's energy statistics (backfill), through the fleet's session with it. */
+  statsSource(timeoutMs: number): EnergyStatsSource {
+    return new SmartStatsSource(() => this.fleet.deviceFor(this.deviceId)?.device ?? null, timeoutMs);
   }
 
   close(): void {
