@@ -105,8 +105,17 @@ the readings as they are committed to the database. Stop with Ctrl-C; then try
         'demo: readings appear below as they are committed (every 2 s). Ctrl-C stops.\n',
     );
     let printer: NodeJS.Timeout | null = null;
-    return runDaemon(context, config, {
+    let fleetStopped = false;
+    const stopFleet = async () => {
+      if (fleetStopped) return;
+      fleetStopped = true;
+      stopAnimation();
+      await fleet.stop();
+    };
+    let started = false;
+    const code = await runDaemon(context, config, {
       onStarted: () => {
+        started = true;
         // Per channel, the newest reading already printed: a late answer can commit after a newer one.
         const printed = new Map<string, number>();
         printer = setInterval(() => {
@@ -127,13 +136,22 @@ the readings as they are committed to the database. Stop with Ctrl-C; then try
       },
       onStopped: async () => {
         if (printer !== null) clearInterval(printer);
-        stopAnimation();
-        await fleet.stop();
+        await stopFleet();
         context.stdout.write(
           `demo: stopped. The readings stay in ${config.storage.sqlite.path}; print them with\n` +
             `  kasa-monitor export${stringFlag(context, 'config') === undefined ? '' : ` -c ${stringFlag(context, 'config')}`} --device Kettle\n`,
         );
       },
     });
+    if (!started) {
+      // The daemon could not start (most often: http.listen is taken, e.g. by the installed service);
+      // the simulated plugs would otherwise keep the process alive after the error.
+      await stopFleet();
+      context.stderr.write(
+        'demo: the daemon did not start (see above). If the HTTP port is taken, give the demo another one:\n' +
+          '  kasa-monitor demo --set http.listen=127.0.0.1:9470\n',
+      );
+    }
+    return code;
   },
 };
