@@ -8,9 +8,13 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { loadConfig } from '../src/config/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
+import { Daemon } from '../src/main.js';
 import { SqliteStore } from '../src/storage/sqlite/index.js';
 import { runCliProcess } from './helpers/cli.js';
+import { Mosquitto, Subscriber } from './helpers/mosquitto.js';
+import { startSimulators, waitFor } from './helpers/simulator.js';
 
 const dirs: string[] = [];
 after(() => {
@@ -93,5 +97,53 @@ describe('energy', () => {
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /Kettle/);
     assert.doesNotMatch(result.stdout, /unpriced/);
+  });
+});
+
+describe('MQTT', () => {
+  it('announces voltage and current of strip outlets to Home Assistant, as their states carry them', async () => {
+    const broker = new Mosquitto({ host: '127.29.0.1', port: 29_105 });
+    await broker.start();
+    const fleet = await startSimulators({
+      port: 29_106,
+      devices: [{ model: 'hs300', address: '127.29.0.21', alias: 'Desk strip' }],
+    });
+    const strip = fleet.devices[0];
+    assert.ok(strip !== undefined);
+    const live = await Subscriber.start(broker.url);
+    const config = loadConfig({
+      env: {},
+      defaultFile: join(tempDir(), 'absent.yaml'),
+      overrides: {
+        'discovery.broadcast': ['127.255.255.255'],
+        'discovery.port': '29106',
+        'polling.interval': '1s',
+        'writer.flush_interval': '100ms',
+        'storage.sqlite.path': join(tempDir(), 'kasa.db'),
+        'http.listen': '127.29.0.1:0',
+        'mqtt.url': broker.url,
+      },
+    }).config;
+    const daemon = new Daemon(config, createSilentLogger());
+    try {
+      await daemon.start();
+      const outlet = strip.childIds[0] as string;
+      await waitFor(() => live.on(`kasa-monitor/${outlet}/state`).length >= 2, 'states of the outlet');
+      const state = JSON.parse(live.on(`kasa-monitor/${outlet}/state`).at(-1)?.payload ?? '{}') as Record<
+        string,
+        unknown
+      >;
+      assert.equal(typeof state['voltage_v'], 'number', 'the simulated outlet measures voltage');
+      await waitFor(
+        () => live.on(`homeassistant/sensor/${outlet}/voltage/config`).length > 0,
+        'a voltage config for the outlet',
+      );
+      assert.ok(live.on(`homeassistant/sensor/${outlet}/current/config`).length > 0);
+    } finally {
+      await daemon.stop();
+      await live.stop();
+      await fleet.stop();
+      await broker.stop();
+    }
   });
 });
