@@ -9,9 +9,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { loadConfig } from '../src/config/index.js';
+import type { DeviceSnapshot } from '../src/discovery/registry.js';
+import type { ChannelInfo } from '../src/discovery/types.js';
+import { LatestReadings } from '../src/http/latest.js';
+import { HttpServer } from '../src/http/server.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { Daemon } from '../src/main.js';
-import { SqliteStore } from '../src/storage/sqlite/index.js';
+import { openReadingsReader, SqliteStore } from '../src/storage/sqlite/index.js';
+import { ReaderPool } from '../src/storage/sqlite/reader-pool.js';
+import { launchBrowser, screenshot } from './helpers/browser.js';
 import { runCliProcess } from './helpers/cli.js';
 import { Mosquitto, Subscriber } from './helpers/mosquitto.js';
 import { startSimulators, waitFor } from './helpers/simulator.js';
@@ -53,7 +59,16 @@ describe('demo', () => {
 });
 
 /** A database with one plug's readings over the last few minutes (no daemon needed). */
-async function databaseWithReadings(): Promise<string> {
+async function databaseWithReadings(
+  channel: ChannelInfo = {
+    id: 'TRIAL1',
+    alias: 'Kettle',
+    model: 'HS110(EU)',
+    parentId: null,
+    parentAlias: null,
+  },
+  measures: { voltage: boolean } = { voltage: true },
+): Promise<string> {
   const path = join(tempDir(), 'kasa.db');
   const store = new SqliteStore(
     {
@@ -68,17 +83,15 @@ async function databaseWithReadings(): Promise<string> {
   );
   await store.start();
   try {
-    await store.upsertChannels([
-      { id: 'TRIAL1', alias: 'Kettle', model: 'HS110(EU)', parentId: null, parentAlias: null },
-    ]);
+    await store.upsertChannels([channel]);
     const now = Date.now();
     await store.writeBatch(
       [0, 1, 2, 3].map((i) => ({
-        channel: 'TRIAL1',
+        channel: channel.id,
         tsMs: now - (4 - i) * 10_000,
         powerMw: 1_000_000,
-        voltageMv: 230_000,
-        currentMa: 4_300,
+        voltageMv: measures.voltage ? 230_000 : null,
+        currentMa: measures.voltage ? 4_300 : null,
         totalWh: 1_000 + i,
       })),
     );
@@ -144,6 +157,94 @@ describe('MQTT', () => {
       await live.stop();
       await fleet.stop();
       await broker.stop();
+    }
+  });
+});
+
+describe('dashboard', () => {
+  it('shows the device page of a plug that measures only power and energy (voltage and current null)', async () => {
+    const smart: ChannelInfo = {
+      id: 'SMART01',
+      alias: 'Fridge',
+      model: 'P110(EU)',
+      parentId: null,
+      parentAlias: null,
+    };
+    const path = await databaseWithReadings(smart, { voltage: false });
+    const latest = new LatestReadings();
+    const reader = openReadingsReader(path);
+    try {
+      for (const r of reader.readings()) {
+        latest.record({
+          channel: r.deviceId,
+          tsMs: r.tsMs,
+          powerMw: r.powerMw,
+          voltageMv: r.voltageMv,
+          currentMa: r.currentMa,
+          totalWh: r.totalWh,
+        });
+      }
+    } finally {
+      reader.close();
+    }
+    const now = Date.now();
+    const device: DeviceSnapshot = {
+      id: smart.id,
+      alias: smart.alias,
+      model: smart.model,
+      host: '127.29.0.31',
+      port: 9999,
+      hasEmeter: true,
+      polled: true,
+      outlets: [],
+      channels: [smart],
+      state: { kind: 'online', since: now },
+      firstSeenMs: now,
+      lastSeenMs: now,
+      missedRounds: 0,
+      failedPolls: 0,
+    };
+    const readers = new ReaderPool(
+      { path, size: 1, maxOverflow: 1, timeoutMs: 30_000, recycleMs: 3_600_000 },
+      createSilentLogger(),
+    );
+    await readers.start();
+    const http = new HttpServer(
+      {
+        status: () => null,
+        health: () => null,
+        refreshHealth: () => Promise.reject(new Error('not used')),
+        devices: () => [device],
+        latest,
+        pool: () => readers.stats(),
+        readers,
+      },
+      { host: '127.29.0.1', port: 0 },
+      createSilentLogger(),
+    );
+    const address = await http.start();
+    assert.ok(address !== null);
+    const origin = `http://127.29.0.1:${address.port}`;
+    const browser = await launchBrowser();
+    try {
+      const { page, log } = await browser.open(origin);
+      await page.goto(`${origin}/device?id=${smart.id}`, { waitUntil: 'networkidle0' });
+      await page.waitForFunction("document.querySelectorAll('#readings tbody tr td').length > 1", {
+        timeout: 20_000,
+      });
+      const details = await page.$eval('#details', (e) => e.textContent ?? '');
+      const cells = await page.$$eval('#readings tbody tr:first-child td', (tds) =>
+        tds.map((td) => td.textContent),
+      );
+      console.log(`screenshot: ${await screenshot(page, 'trial-device-power-only')}`);
+      assert.deepEqual(log.pageErrors, []);
+      assert.equal(details, 'counter 1003 Wh');
+      assert.equal(cells[3], '', 'no voltage');
+      assert.equal(cells[4], '', 'no current');
+    } finally {
+      await browser.close();
+      await http.stop();
+      await readers.stop();
     }
   });
 });
