@@ -238,6 +238,13 @@ describe('dashboard', () => {
       );
       console.log(`screenshot: ${await screenshot(page, 'trial-device-power-only')}`);
       assert.deepEqual(log.pageErrors, []);
+      // Energy per day over the last 30 days: one day of data still gives a 30-day axis, not years.
+      await page.waitForFunction("(document.getElementById('energy').dataset.xRange ?? '').length > 1");
+      const [min, max] = String(await page.$eval('#energy', (e) => e.getAttribute('data-x-range')))
+        .split(',')
+        .map(Number);
+      const days = ((max ?? 0) - (min ?? 0)) / 86_400;
+      assert.ok(days >= 29 && days <= 31, `the energy chart spans ${days} days`);
       // The fixed device list has no supervisor behind it: /health answers 503 with an error.
       const notices = await page.evaluate('document.body.innerText');
       assert.doesNotMatch(String(notices), /TypeError/);
