@@ -258,3 +258,19 @@ describe('dashboard', () => {
     }
   });
 });
+
+describe('check-config', () => {
+  it('says what a tariff band time must be in one plain phrase', async () => {
+    const file = join(tempDir(), 'tariff.yaml');
+    writeFileSync(
+      file,
+      'tariff:\n  currency: EUR\n  periods:\n    - from: 2026-01-01\n      rates:\n        - { from: "25:00", to: "06:00", price: 0.18 }\n',
+    );
+    const result = await runCliProcess(['check-config', '-c', file]);
+    assert.equal(result.code, 78);
+    assert.match(
+      result.stderr,
+      /tariff\.periods\.0\.rates\.0\.from \(line 6, column \d+\): must be a local time 'HH:MM' from 00:00 to 24:00 \(inclusive\), got '25:00'/,
+    );
+  });
+});
