@@ -101,7 +101,7 @@ the readings as they are committed to the database. Stop with Ctrl-C; then try
     const fleet = await startSimulatorFleet({ port, devices: demoDevices(count) });
     const stopAnimation = fleet.animate(1000);
     context.stdout.write(
-      `demo: ${count} simulated plugs on ${DEMO_FIRST_ADDRESS}… port ${port}; database ${config.storage.sqlite.path}\n` +
+      `demo: ${count} simulated plug${count === 1 ? '' : 's'} on ${DEMO_FIRST_ADDRESS}… port ${port}; database ${config.storage.sqlite.path}\n` +
         'demo: readings appear below as they are committed (every 2 s). Ctrl-C stops.\n',
     );
     let printer: NodeJS.Timeout | null = null;
