@@ -21,9 +21,9 @@ function isCalendarDate(text: string): boolean {
 
 const clock = (what: string) =>
   z
-    .string({ error: `must be a local time 'HH:MM' (00:00 to 24:00) ${what}` })
+    .string({ error: `must be a local time 'HH:MM' from 00:00 to 24:00 (${what})` })
     .refine((text) => parseClock(text) !== null, {
-      message: `must be a local time 'HH:MM' (00:00 to 24:00) ${what}`,
+      message: `must be a local time 'HH:MM' from 00:00 to 24:00 (${what})`,
     });
 
 const rate = z
@@ -36,8 +36,8 @@ const rate = z
       .nullable()
       .optional()
       .transform((days) => (days === null || days === undefined ? null : [...new Set(days)])),
-    from: clock('(inclusive)').nullable().optional().transform(nullish),
-    to: clock('(exclusive; earlier than from wraps past midnight)').nullable().optional().transform(nullish),
+    from: clock('inclusive').nullable().optional().transform(nullish),
+    to: clock('exclusive; earlier than from wraps past midnight').nullable().optional().transform(nullish),
     price: z
       .number({ error: 'must be a price per kWh (a number)' })
       .min(0, { message: 'must not be negative' }),

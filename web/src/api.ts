@@ -3,8 +3,9 @@
 export interface LatestReading {
   readonly time: string;
   readonly power_w: number;
-  readonly voltage_v: number;
-  readonly current_a: number;
+  /** null for plugs that measure only power and energy. */
+  readonly voltage_v: number | null;
+  readonly current_a: number | null;
   readonly total_wh: number;
 }
 

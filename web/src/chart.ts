@@ -55,7 +55,13 @@ class Chart {
     this.#plot?.destroy();
     this.container.dataset['points'] = String(points);
     this.container.classList.toggle('empty', points === 0);
-    this.#plot = new uPlot({ ...options, ...this.#size() }, data, this.container);
+    // The x range drawn (seconds, 'min,max') goes on the container too, for tests: the axis a person sees.
+    const showRange = (u: uPlot, key: string) => {
+      if (key === 'x')
+        this.container.dataset['xRange'] = `${u.scales['x']?.min ?? ''},${u.scales['x']?.max ?? ''}`;
+    };
+    const hooks = { ...options.hooks, setScale: [...(options.hooks?.setScale ?? []), showRange] };
+    this.#plot = new uPlot({ ...options, hooks, ...this.#size() }, data, this.container);
   }
 }
 
@@ -112,8 +118,12 @@ export class PowerChart extends Chart {
 
 /** Energy per day as bars. */
 export class EnergyBars extends Chart {
-  show(days: readonly { startMs: number; kwh: number }[]): void {
+  /** `spanDays`: how many days the axis covers at least, ending with the last day given. */
+  show(days: readonly { startMs: number; kwh: number }[], spanDays = 30): void {
     const bars = uPlot.paths.bars?.({ size: [0.7, 40] });
+    const first = (days[0]?.startMs ?? Date.now()) / 1000;
+    const last = (days.at(-1)?.startMs ?? Date.now()) / 1000;
+    const xRange = { min: Math.min(first, last - (spanDays - 1) * 86_400) - 43_200, max: last + 43_200 };
     this.draw(
       {
         series: [
@@ -129,8 +139,9 @@ export class EnergyBars extends Chart {
         ],
         axes: axes((v) => formatEnergy(v)),
         scales: {
-          // Half a day of room on each side, so the first and last bars are whole.
-          x: { time: true, range: (_u, min, max) => [min - 43_200, max + 43_200] },
+          // Half a day of room on each side, so the first and last bars are whole. The range is set,
+          // not derived from the data: uPlot widens a single day (one x value) to years.
+          x: { time: true, auto: false, ...xRange },
           y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] },
         },
       },

@@ -19,10 +19,14 @@ interface ReadingRow {
   readonly device_id: string;
   readonly alias: string;
   readonly power_w: number;
-  readonly voltage_v: number;
-  readonly current_a: number;
+  /** null for plugs that measure only power and energy. */
+  readonly voltage_v: number | null;
+  readonly current_a: number | null;
   readonly total_wh: number;
 }
+
+const volts = (v: number | null) => (v === null ? '' : `${v.toFixed(1)} V`);
+const amperes = (a: number | null) => (a === null ? '' : `${a.toFixed(3)} A`);
 
 const id = new URLSearchParams(location.search).get('id') ?? '';
 const byId = (name: string) => document.getElementById(name) as HTMLElement;
@@ -59,7 +63,9 @@ async function live(): Promise<void> {
   byId('details').textContent =
     one === undefined
       ? ''
-      : `${one.voltage_v.toFixed(1)} V · ${one.current_a.toFixed(3)} A · counter ${one.total_wh} Wh`;
+      : [volts(one.voltage_v), amperes(one.current_a), `counter ${one.total_wh} Wh`]
+          .filter((part) => part !== '')
+          .join(' · ');
 }
 
 const powerChart = new PowerChart(byId('chart'));
@@ -107,8 +113,8 @@ async function fillTable(): Promise<void> {
           element('td', { text: formatTime(r.time) }),
           element('td', { text: r.alias || r.device_id }),
           element('td', { text: formatPower(r.power_w), className: 'num' }),
-          element('td', { text: r.voltage_v === 0 ? '' : `${r.voltage_v.toFixed(1)} V`, className: 'num' }),
-          element('td', { text: r.current_a === 0 ? '' : `${r.current_a.toFixed(3)} A`, className: 'num' }),
+          element('td', { text: volts(r.voltage_v), className: 'num' }),
+          element('td', { text: amperes(r.current_a), className: 'num' }),
           element('td', { text: `${r.total_wh} Wh`, className: 'num' }),
         ),
       ),

@@ -7,6 +7,9 @@ export function watchHealth(banner: HTMLElement): void {
     10_000,
     async () => {
       const report = await health();
+      // A 503 without a report (the supervisor not running, a proxy's error page) is an error, not a report.
+      if (typeof report.checks !== 'object' || report.checks === null)
+        throw new Error((report as { error?: string }).error ?? 'no health report');
       if (report.status === 'ok') {
         banner.hidden = true;
         return;

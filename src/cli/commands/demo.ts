@@ -181,12 +181,22 @@ the readings as they are committed to the database. Stop with Ctrl-C; then try
       stopSmartAnimation();
     };
     context.stdout.write(
-      `demo: ${count} simulated plugs on ${DEMO_FIRST_ADDRESS}… port ${port}, and ${DEMO_SMART_DEVICES.length} newer plugs (KLAP, AES, a strip) on 127.0.98.x with the demo account ${DEMO_ACCOUNT.username}; database ${config.storage.sqlite.path}\n` +
+      `demo: ${count} simulated plug${count === 1 ? '' : 's'} on ${DEMO_FIRST_ADDRESS}… port ${port}, and ${DEMO_SMART_DEVICES.length} newer plugs (KLAP, AES, a strip) on 127.0.98.x with the demo account ${DEMO_ACCOUNT.username}; database ${config.storage.sqlite.path}\n` +
         'demo: readings appear below as they are committed (every 2 s). Ctrl-C stops.\n',
     );
     let printer: NodeJS.Timeout | null = null;
-    return runDaemon(context, config, {
+    let simulatorsStopped = false;
+    const stopSimulators = async (): Promise<void> => {
+      if (simulatorsStopped) return;
+      simulatorsStopped = true;
+      stopAnimation();
+      await fleet.stop();
+      await smart.stop();
+    };
+    let started = false;
+    const code = await runDaemon(context, config, {
       onStarted: (daemon) => {
+        started = true;
         const address = daemon.httpAddress;
         if (address !== null) {
           const host = address.host.includes(':') ? `[${address.host}]` : address.host;
@@ -212,14 +222,22 @@ the readings as they are committed to the database. Stop with Ctrl-C; then try
       },
       onStopped: async () => {
         if (printer !== null) clearInterval(printer);
-        stopAnimation();
-        await fleet.stop();
-        await smart.stop();
+        await stopSimulators();
         context.stdout.write(
           `demo: stopped. The readings stay in ${config.storage.sqlite.path}; print them with\n` +
             `  kasa-monitor export${stringFlag(context, 'config') === undefined ? '' : ` -c ${stringFlag(context, 'config')}`} --device Kettle\n`,
         );
       },
     });
+    if (!started) {
+      // The daemon could not start (for example an http.listen given with --set that is taken): the
+      // simulated plugs would otherwise keep the process alive after the error.
+      await stopSimulators();
+      context.stderr.write(
+        'demo: the daemon did not start (see above). If the HTTP port is taken, give the demo another one:\n' +
+          '  kasa-monitor demo --set http.listen=127.0.0.1:9470\n',
+      );
+    }
+    return code;
   },
 };

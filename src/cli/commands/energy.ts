@@ -47,6 +47,8 @@ function costText(row: EnergyReportRow): string {
 
 function tableText(report: EnergyReport, zone: string, gapLimitMs: number): string {
   const { rows } = report;
+  // With no tariff nothing is priced: saying "partly unpriced" on every row would only mislead.
+  const priced = report.currency !== null;
   const header = ['period', 'device_id', 'alias', 'energy_kwh', 'cost', 'source', 'covered_h', 'note'];
   const cells = rows.map((row) => {
     const { channel, period, current } = row;
@@ -54,7 +56,7 @@ function tableText(report: EnergyReport, zone: string, gapLimitMs: number): stri
     if (current) notes.push('so far');
     if (period.resets > 0) notes.push(`${period.resets} counter restart${period.resets === 1 ? '' : 's'}`);
     if (period.gaps.length > 0) notes.push(`${period.gaps.length} gap${period.gaps.length === 1 ? '' : 's'}`);
-    if (row.cost.unpricedMs > 0) notes.push('partly unpriced');
+    if (priced && row.cost.unpricedMs > 0) notes.push('partly unpriced');
     return [
       period.label,
       // From the plug: on a terminal an escape sequence in an id or alias must show, not act.
@@ -77,7 +79,7 @@ function tableText(report: EnergyReport, zone: string, gapLimitMs: number): stri
     totals.cost === null ? '' : money(totals.cost),
     '',
     '',
-    totals.cost === null ? 'cost: part of it is unpriced' : '',
+    priced && totals.cost === null ? 'cost: part of it is unpriced' : '',
   ]);
   const widths = header.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] ?? '').length)));
   const right = new Set([3, 4, 6]);

@@ -210,7 +210,8 @@ export class MqttPublisher {
           payload: null,
           pending: false,
           measuresVoltage: false,
-          deviceId: reading.channel,
+          // A strip outlet's configs belong to the strip: deviceChanged() takes a device id.
+          deviceId: this.#deviceOf(reading.channel),
         };
         this.#channels.set(reading.channel, state);
       }
@@ -237,6 +238,15 @@ export class MqttPublisher {
    * are brought up to date (only what changed is published). A rename keeps every unique_id, so
    * Home Assistant renames its entities instead of adding new ones.
    */
+  /** The id of the device a channel belongs to (a strip for its outlets); the channel when unknown. */
+  #deviceOf(channel: string): string {
+    if (this.devices.get(channel) !== undefined) return channel;
+    for (const device of this.devices.snapshot()) {
+      if (device.channels.some((c) => c.id === channel)) return device.id;
+    }
+    return channel;
+  }
+
   deviceChanged(deviceId: string): void {
     const device = this.devices.get(deviceId);
     if (device === undefined || !isTopicSafe(device.id)) return;
