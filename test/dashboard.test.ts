@@ -17,6 +17,7 @@ import { Daemon } from '../src/main.js';
 import { SqliteStore } from '../src/storage/sqlite/index.js';
 import { launchBrowser, type Page, type PageLog, screenshot, type TestBrowser } from './helpers/browser.js';
 import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { testStoreOptions } from './helpers/sqlite.js';
 
 const PORT = 38001;
 const HTTP_HOST = '127.38.0.100';
@@ -51,18 +52,7 @@ async function apiDevices(): Promise<ApiDevice[]> {
 
 /** 30 days of the kettle at one reading every 2 minutes, through the daemon's writer (rollups included). */
 async function seedKettle(nowMs: number): Promise<number> {
-  const store = new SqliteStore(
-    {
-      path: dbPath,
-      journalMode: 'WAL',
-      synchronous: 'NORMAL',
-      cacheSize: -8000,
-      tempStore: 'MEMORY',
-      busyTimeoutMs: 5000,
-      lifecycle: { rollups: true, timeZone: 'UTC', gapLimitMs: 5 * 60_000 },
-    },
-    createSilentLogger(),
-  );
+  const store = new SqliteStore(testStoreOptions(dbPath, { timeZone: 'UTC' }), createSilentLogger());
   await store.start();
   await store.upsertChannels([
     { id: KETTLE, alias: 'kettle', model: 'HS110(EU)', parentId: null, parentAlias: null },

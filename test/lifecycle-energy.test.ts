@@ -28,6 +28,7 @@ import { SqliteStore } from '../src/storage/sqlite/index.js';
 import { Writer } from '../src/storage/writer.js';
 import { runCliProcess } from './helpers/cli.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
+import { testStoreOptions } from './helpers/sqlite.js';
 
 const PORT = 25100;
 const ZONE = 'Europe/Berlin';
@@ -88,18 +89,7 @@ async function simulateDay(fleet: SimulatorFleet): Promise<void> {
   );
   await discovery.runRound();
   assert.equal(discovery.registry.counts().online, 3, 'discovery found the three plugs');
-  const store = new SqliteStore(
-    {
-      path: dbPath,
-      journalMode: 'WAL',
-      synchronous: 'NORMAL',
-      cacheSize: -8000,
-      tempStore: 'MEMORY',
-      busyTimeoutMs: 5000,
-      lifecycle: { rollups: true, timeZone: ZONE, gapLimitMs: 5 * 60_000 },
-    },
-    log,
-  );
+  const store = new SqliteStore(testStoreOptions(dbPath, { timeZone: ZONE }), log);
   await store.start();
   const queue = new BoundedQueue<Reading>({ capacity: 1_000_000, overflow: 'drop-newest' }, log);
   const writer = new Writer(queue, store, { batchSize: 1000, flushIntervalMs: 200 }, log);

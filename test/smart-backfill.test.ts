@@ -28,6 +28,7 @@ import { SqliteStore } from '../src/storage/sqlite/index.js';
 import { Writer } from '../src/storage/writer.js';
 import { captureLogger } from './helpers/capture-logger.js';
 import { runCliProcess } from './helpers/cli.js';
+import { testStoreOptions } from './helpers/sqlite.js';
 
 const LEGACY_PORT = 28401; // nothing answers there: only smart plugs in this test
 const DISCOVERY_PORT = 28402;
@@ -86,18 +87,7 @@ async function record(
   const log = createSilentLogger();
   const found = discovery();
   await found.runRound();
-  const store = new SqliteStore(
-    {
-      path: dbPath,
-      journalMode: 'WAL',
-      synchronous: 'NORMAL',
-      cacheSize: -8000,
-      tempStore: 'MEMORY',
-      busyTimeoutMs: 5000,
-      lifecycle: { rollups: true, timeZone: ZONE, gapLimitMs: 5 * 60_000 },
-    },
-    log,
-  );
+  const store = new SqliteStore(testStoreOptions(dbPath, { timeZone: ZONE }), log);
   await store.start();
   const queue = new BoundedQueue<Reading>({ capacity: 100_000, overflow: 'drop-newest' }, log);
   const writer = new Writer(queue, store, { batchSize: 1000, flushIntervalMs: 200 }, log);

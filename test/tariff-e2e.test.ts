@@ -26,6 +26,7 @@ import { Writer } from '../src/storage/writer.js';
 import { captureLogger } from './helpers/capture-logger.js';
 import { runCliProcess } from './helpers/cli.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
+import { testStoreOptions } from './helpers/sqlite.js';
 
 const PORT = 37000;
 const ZONE = 'Europe/Berlin';
@@ -63,18 +64,7 @@ async function record(
     log,
   );
   await discovery.runRound();
-  const store = new SqliteStore(
-    {
-      path: dbPath,
-      journalMode: 'WAL',
-      synchronous: 'NORMAL',
-      cacheSize: -8000,
-      tempStore: 'MEMORY',
-      busyTimeoutMs: 5000,
-      lifecycle: { rollups: true, timeZone: ZONE, gapLimitMs: 5 * 60_000 },
-    },
-    log,
-  );
+  const store = new SqliteStore(testStoreOptions(dbPath, { timeZone: ZONE }), log);
   await store.start();
   const queue = new BoundedQueue<Reading>({ capacity: 100_000, overflow: 'drop-newest' }, log);
   const writer = new Writer(queue, store, { batchSize: 1000, flushIntervalMs: 200 }, log);

@@ -16,6 +16,7 @@ import { HttpServer, LatestReadings } from '../src/http/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { type EnergyReportSettings, SqliteStore } from '../src/storage/sqlite/index.js';
 import { ReaderPool } from '../src/storage/sqlite/reader-pool.js';
+import { testStoreOptions } from './helpers/sqlite.js';
 
 const HOUR = 3_600_000;
 const MIN = 60_000;
@@ -80,18 +81,7 @@ function server(port: number): HttpServer {
 }
 
 before(async () => {
-  const store = new SqliteStore(
-    {
-      path: dbPath,
-      journalMode: 'WAL',
-      synchronous: 'NORMAL',
-      cacheSize: -8000,
-      tempStore: 'MEMORY',
-      busyTimeoutMs: 5000,
-      lifecycle: { rollups: true, timeZone: ZONE, gapLimitMs: 5 * MIN },
-    },
-    log,
-  );
+  const store = new SqliteStore(testStoreOptions(dbPath, { timeZone: ZONE }), log);
   await store.start();
   // A whole day in June, and (for the default range, the current month) a stretch earlier today.
   await store.writeBatch(steady('PLUG', Date.UTC(2026, 5, 10), Date.UTC(2026, 5, 11)));
