@@ -208,6 +208,21 @@ function nullWhenUnset<T>(value: T | null | undefined | ''): T | null {
 }
 
 const IPV4_MESSAGE = 'must be an IPv4 address such as 255.255.255.255 or 192.168.1.255';
+/** A text key that may be absent or empty (both mean unset: null). */
+function optionalText() {
+  return z.string().nullable().optional().transform(nullWhenUnset);
+}
+
+/** A file path key that may be absent (null), made absolute against the working directory. */
+function optionalPath() {
+  return z
+    .string()
+    .min(1)
+    .nullable()
+    .optional()
+    .transform((path) => (path ? resolve(path) : null));
+}
+
 const ipv4 = () => z.ipv4({ error: IPV4_MESSAGE });
 
 const hostEntry = z.string().transform((text, ctx): { host: string; port: number | null } => {
@@ -571,18 +586,12 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
         'InfluxDB v2 write API base URL. Absent or empty: no InfluxDB. A reload switches to another URL in place (the outbox position is kept); switching InfluxDB on or off takes a restart.',
         HOT,
       ),
-      token: key(
-        z.string().nullable().optional().transform(nullWhenUnset),
-        'InfluxDB API token (secret). Prefer `token_file` or the environment.',
-        { reload: 'hot', secret: true },
-      ),
+      token: key(optionalText(), 'InfluxDB API token (secret). Prefer `token_file` or the environment.', {
+        reload: 'hot',
+        secret: true,
+      }),
       token_file: key(
-        z
-          .string()
-          .min(1)
-          .nullable()
-          .optional()
-          .transform((path) => (path ? resolve(path) : null)),
+        optionalPath(),
         'A file holding the InfluxDB token, read at load time (surrounding whitespace trimmed).',
         HOT,
       ),
@@ -821,17 +830,12 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
         RESTART,
       ),
       password: key(
-        z.string().nullable().optional().transform(nullWhenUnset),
+        optionalText(),
         'The password (secret). Prefer `password_file` or the systemd credential `http-password`.',
         { reload: 'restart', secret: true },
       ),
       password_file: key(
-        z
-          .string()
-          .min(1)
-          .nullable()
-          .optional()
-          .transform((path) => (path ? resolve(path) : null)),
+        optionalPath(),
         'A file holding the password, read at start (a trailing line break is not part of it; spaces are).',
         RESTART,
       ),
@@ -986,22 +990,17 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
   const credentials = z
     .strictObject({
       username: key(
-        z.string().nullable().optional().transform(nullWhenUnset),
+        optionalText(),
         'TP-Link account e-mail, used exactly as written (the login hashes are case-sensitive). Personal data: never logged. Also KASA_USERNAME or the systemd credential tplink-username.',
         { reload: 'restart', secret: true },
       ),
       password: key(
-        z.string().nullable().optional().transform(nullWhenUnset),
+        optionalText(),
         'TP-Link account password (secret). Prefer `password_file`, KASA_PASSWORD or the systemd credential tplink-password.',
         { reload: 'restart', secret: true },
       ),
       password_file: key(
-        z
-          .string()
-          .min(1)
-          .nullable()
-          .optional()
-          .transform((path) => (path ? resolve(path) : null)),
+        optionalPath(),
         'A file holding the TP-Link account password, read at load time (a trailing newline is not part of it).',
         RESTART,
       ),
@@ -1083,33 +1082,19 @@ export function createConfigSchema(env: NodeJS.ProcessEnv = process.env) {
         'MQTT broker URL (mqtt:// or mqtts://). Absent or empty: no MQTT.',
         HOT,
       ),
-      username: key(
-        z.string().nullable().optional().transform(nullWhenUnset),
-        'MQTT user name. Empty: connect without one.',
-        HOT,
-      ),
+      username: key(optionalText(), 'MQTT user name. Empty: connect without one.', HOT),
       password: key(
-        z.string().nullable().optional().transform(nullWhenUnset),
+        optionalText(),
         'MQTT password (secret). Prefer `password_file` or the systemd credential mqtt-password.',
         { reload: 'hot', secret: true },
       ),
       password_file: key(
-        z
-          .string()
-          .min(1)
-          .nullable()
-          .optional()
-          .transform((path) => (path ? resolve(path) : null)),
+        optionalPath(),
         'A file holding the MQTT password, read at load time (a trailing newline is not part of it).',
         HOT,
       ),
       ca_file: key(
-        z
-          .string()
-          .min(1)
-          .nullable()
-          .optional()
-          .transform((path) => (path ? resolve(path) : null)),
+        optionalPath(),
         "PEM file with the CA certificate(s) that sign the broker's certificate (mqtts://). Empty: the system CAs.",
         HOT,
       ),
