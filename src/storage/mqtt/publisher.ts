@@ -40,6 +40,23 @@ export interface MqttOptions extends TopicOptions {
   readonly gapLimitMs: number;
   /** Where the energy counters are kept across restarts (beside the database); null: not kept. */
   readonly energyFile: string | null;
+  /** Changes when the tariff (or anything else that prices energy) does: costs are taken afresh. */
+  readonly costKey?: string | null;
+}
+
+/** One channel's cost so far, as kasa_energy_cost_total reports it (src/http/energy-cost.ts). */
+export interface ChannelCostTotal {
+  readonly deviceId: string;
+  readonly currency: string;
+  readonly cost: number;
+}
+
+/**
+ * Where costs come from: the same computation as the /metrics cost counter (from stored data, in
+ * the reader pool). Rejects while it cannot answer yet (the readers start after the publisher).
+ */
+export interface CostSource {
+  totals(): Promise<readonly ChannelCostTotal[]>;
 }
 
 /** The registry, as the publisher reads it. */
@@ -90,6 +107,16 @@ interface ChannelState {
   deviceId: string;
 }
 
+/**
+ * Costs are taken from stored data every COST_REFRESH_MS, not per reading: one month report for the
+ * whole fleet (the closed months are cached by the cost computation) instead of a query per reading;
+ * per reading the state only looks its channel's cost up. The state's cost thus lags by up to this
+ * much, as the /metrics counter does between its refreshes.
+ */
+const COST_REFRESH_MS = 30_000;
+/** A channel without a known cost (new, or the first readings after start) asks for a refresh this soon at most. */
+const COST_EARLY_MS = 5000;
+
 const MAX_BACKOFF_MS = 5000;
 const BREAKER_THRESHOLD = 3;
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -132,6 +159,12 @@ export class MqttPublisher {
   #ledger: EnergyLedger | null = null;
   /** Counters saved by the previous run, taken by each channel's first reading. */
   #savedEnergy = new Map<string, StitchedCounter>();
+  /** Cost per channel so far, in options.currency; it only grows while the tariff stays the same. */
+  readonly #cost = new Map<string, number>();
+  #costTimer: NodeJS.Timeout | null = null;
+  #costInFlight = false;
+  #costRequestedMs = 0;
+  #costFailing = false;
 
   #failures = 0;
   #episodeStartedMs = 0;
@@ -150,6 +183,7 @@ export class MqttPublisher {
     options: MqttOptions,
     private readonly devices: DeviceSource,
     private readonly logger: Logger,
+    private readonly costs: CostSource | null = null,
   ) {
     this.#options = options;
   }
@@ -164,6 +198,7 @@ export class MqttPublisher {
     }
     for (const device of this.devices.snapshot()) this.deviceChanged(device.id);
     this.#armExpiry();
+    this.#armCost();
     this.#connect();
   }
 
@@ -176,6 +211,11 @@ export class MqttPublisher {
     const before = this.#options;
     this.#options = options;
     if (this.#link.kind === 'stopped' || this.#link.kind === 'idle') return;
+    if (before.costKey !== options.costKey || before.currency !== options.currency) {
+      // A new tariff reprices history: the figures are taken afresh (and may be lower, as on /metrics).
+      this.#cost.clear();
+      this.#armCost();
+    }
     if (connectionKey(before) !== connectionKey(options)) {
       // Retained messages under the old prefix stay there; clear the discovery configs pointing at them.
       if (before.topicPrefix !== options.topicPrefix) this.#clearConfigs();
@@ -221,7 +261,12 @@ export class MqttPublisher {
         this.deviceChanged(state.deviceId);
       }
       if (state.pending) this.#dropped++;
-      state.payload = statePayload(reading, wh);
+      let cost: number | null = null;
+      if (this.#options.currency != null) {
+        cost = this.#cost.get(reading.channel) ?? null;
+        if (cost === null) this.#refreshCostSoon();
+      }
+      state.payload = statePayload(reading, wh, cost);
       if (publishNow && this.#link.kind === 'connected') {
         this.#publishState(this.#link.conn, reading.channel, state);
       } else if (!state.pending) {
@@ -281,6 +326,8 @@ export class MqttPublisher {
     if (this.#pendingTimer !== null) clearTimeout(this.#pendingTimer);
     if (this.#expiryTimer !== null) clearInterval(this.#expiryTimer);
     if (this.#saveTimer !== null) clearInterval(this.#saveTimer);
+    if (this.#costTimer !== null) clearInterval(this.#costTimer);
+    this.#costTimer = null;
     this.#pendingTimer = null;
     this.#expiryTimer = null;
     this.#saveTimer = null;
@@ -529,6 +576,56 @@ export class MqttPublisher {
       for (const topic of configs.keys()) conn?.publish(topic, '', 1, true);
     }
     this.#configs.clear();
+  }
+
+  /** Refreshes costs every COST_REFRESH_MS while a tariff is configured (and once soon after). */
+  #armCost(): void {
+    if (this.#costTimer !== null) clearInterval(this.#costTimer);
+    this.#costTimer = null;
+    if (this.#options.currency == null || this.costs === null) return;
+    this.#costTimer = setInterval(() => void this.#refreshCost(), COST_REFRESH_MS);
+    this.#costTimer.unref();
+    // After the reload that called this has applied the new configuration everywhere.
+    setImmediate(() => void this.#refreshCost());
+  }
+
+  #refreshCostSoon(): void {
+    const now = Date.now();
+    if (this.costs === null || this.#costInFlight || now - this.#costRequestedMs < COST_EARLY_MS) return;
+    void this.#refreshCost();
+  }
+
+  /**
+   * Takes each channel's cost from the cost computation. Within one tariff a figure never goes
+   * down (a recomputation that comes out lower, say after rows were merged into rollups, keeps the
+   * higher one); the next states carry it.
+   */
+  async #refreshCost(): Promise<void> {
+    const currency = this.#options.currency;
+    const costs = this.costs;
+    if (currency == null || costs === null || this.#costInFlight || this.#link.kind === 'stopped') return;
+    this.#costInFlight = true;
+    this.#costRequestedMs = Date.now();
+    const key = this.#options.costKey;
+    try {
+      const totals = await costs.totals();
+      // The tariff changed while this was computed: its figures are of the old one.
+      if (this.#options.costKey !== key || this.#options.currency !== currency) return;
+      for (const total of totals) {
+        if (total.currency !== currency || !Number.isFinite(total.cost)) continue;
+        const before = this.#cost.get(total.deviceId);
+        this.#cost.set(total.deviceId, before === undefined ? total.cost : Math.max(before, total.cost));
+      }
+      this.#costFailing = false;
+    } catch (error) {
+      // Debug only: the first try at start precedes the readers, and /metrics warns of a real failure.
+      if (!this.#costFailing) {
+        this.logger.debug({ err: error }, 'MQTT costs not available; states go out without cost');
+      }
+      this.#costFailing = true;
+    } finally {
+      this.#costInFlight = false;
+    }
   }
 
   /** Checks offline devices against expire_after now and then. */
