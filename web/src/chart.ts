@@ -1,5 +1,5 @@
 /** uPlot charts: power lines of several channels, and daily energy bars. */
-import { formatEnergy, formatPower } from './format.js';
+import { formatEnergy, formatMoney, formatPower } from './format.js';
 
 const PALETTE = [
   '#2563eb',
@@ -112,7 +112,11 @@ export class PowerChart extends Chart {
 
 /** Energy per day as bars. */
 export class EnergyBars extends Chart {
-  show(days: readonly { startMs: number; kwh: number }[]): void {
+  /** With a tariff, each day's cost shows beside its energy (in the legend, which follows the cursor). */
+  show(
+    days: readonly { startMs: number; kwh: number; cost?: number | null }[],
+    currency: string | null = null,
+  ): void {
     const bars = uPlot.paths.bars?.({ size: [0.7, 40] });
     this.draw(
       {
@@ -124,7 +128,13 @@ export class EnergyBars extends Chart {
             fill: `${colour(0)}99`,
             ...(bars === undefined ? {} : { paths: bars }),
             points: { show: false },
-            value: (_u: uPlot, v: number | null) => (v === null ? '–' : formatEnergy(v)),
+            value: (_u: uPlot, v: number | null, _series: number, i: number | null) => {
+              if (v === null) return '–';
+              const cost = i === null ? null : (days[i]?.cost ?? null);
+              return cost === null || currency === null
+                ? formatEnergy(v)
+                : `${formatEnergy(v)} · ${formatMoney(cost, currency)}`;
+            },
           },
         ],
         axes: axes((v) => formatEnergy(v)),
