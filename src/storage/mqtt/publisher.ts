@@ -108,9 +108,9 @@ interface ChannelState {
 }
 
 /**
- * Costs are taken from stored data every COST_REFRESH_MS, not per reading: one month report for the
- * whole fleet (the closed months are cached by the cost computation) instead of a query per reading;
- * per reading the state only looks its channel's cost up. The state's cost thus lags by up to this
+ * Costs are taken from stored data every COST_REFRESH_MS, not per reading: one report for the whole
+ * fleet instead of a query per reading (and no second pricing path that could disagree with
+ * /metrics); per reading the state only looks its channel's cost up. The state's cost thus lags by up to this
  * much. A refresh prices today's hour buckets of every channel (earlier days and months are cached
  * by the computation): about 0.1-0.25 s of one core for 1,000 channels, a few % of what polling
  * them costs in a minute. With Prometheus scraping too, the computation is shared (refreshMs 30 s).
