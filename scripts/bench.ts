@@ -448,7 +448,7 @@ async function main(): Promise<number> {
     } catch (error) {
       rows.push(errorRow('12. MQTT CPU per reading', 'CPU s', 'ratio <= 1.2', error));
     }
-    progress('MQTT with a tariff: every state carries its cost (refreshed from stored data every 30 s)');
+    progress('MQTT with a tariff: every state carries its cost (refreshed from stored data every 60 s)');
     try {
       const r = await benchMqtt({ ...(quick ? { repeats: 1, windowS: 10, warmupS: 2 } : {}), tariff: true });
       details['mqttTariff'] = r;

@@ -24,7 +24,7 @@ export interface MqttBenchOptions {
   readonly warmupS?: number;
   /**
    * The MQTT windows with a tariff: every state carries `cost`, refreshed from stored data every
-   * 30 s (the reader pool's CPU counts: its workers are threads of this process).
+   * 60 s (the reader pool's CPU counts: its workers are threads of this process).
    */
   readonly tariff?: boolean;
 }
