@@ -122,5 +122,8 @@ export function mqttOptions(config: Config): MqttOptions | null {
     expireAfterMs: m.homeassistant.expire_after,
     gapLimitMs: config.storage.rollups.gap_limit,
     energyFile: join(dirname(config.storage.sqlite.path), 'mqtt-energy.json'),
+    currency: config.tariff.currency,
+    // What prices energy, as the cost computation keys its cache (src/http/energy-cost.ts).
+    costKey: JSON.stringify([config.time_zone, config.storage.rollups.gap_limit, config.tariff]),
   };
 }

@@ -15,7 +15,7 @@ import {
 import type { DaemonStatus, SinkAccounting } from './daemon-status.js';
 import { Discovery } from './discovery/discovery.js';
 import type { Reading } from './domain/reading.js';
-import { HttpServer, LatestReadings } from './http/index.js';
+import { EnergyCostTotals, HttpServer, LatestReadings } from './http/index.js';
 import { listenFailure } from './http/listen-error.js';
 import type { Logger } from './log/logger.js';
 import { Poller } from './poller/poller.js';
@@ -91,6 +91,8 @@ export class Daemon {
   #supervision: Supervision | null = null;
   /** The MQTT sink; a reload may switch it on or off, so it is not one of the fixed parts. */
   #mqtt: MqttPublisher | null = null;
+  /** Each channel's cost so far, shared by /metrics and MQTT; set once the readers run. */
+  #energyCosts: EnergyCostTotals | null = null;
 
   constructor(
     config: Config,
@@ -239,6 +241,14 @@ export class Daemon {
       log.child({ component: 'readers' }),
     );
     await readers.start();
+    this.#energyCosts = new EnergyCostTotals({
+      report: (query, settings) => readers.energyReport(query, settings),
+      settings: () => ({
+        timeZone: this.#config.time_zone,
+        gapLimitMs: this.#config.storage.rollups.gap_limit,
+        tariff: this.#config.tariff,
+      }),
+    });
     const supervisor = new Supervisor({
       status: () => this.status(),
       databasePath: config.storage.sqlite.path,
@@ -277,6 +287,7 @@ export class Daemon {
         latest,
         pool: () => readers.stats(),
         readers,
+        energyCosts: this.#energyCosts,
         energySettings: () => ({
           timeZone: this.#config.time_zone,
           gapLimitMs: this.#config.storage.rollups.gap_limit,
@@ -354,7 +365,10 @@ export class Daemon {
     const options = mqttOptions(config);
     const registry = this.#parts?.discovery.registry;
     if (options === null || registry === undefined || this.#mqtt !== null) return;
-    this.#mqtt = new MqttPublisher(options, registry, this.logger.child({ component: 'mqtt' }));
+    this.#mqtt = new MqttPublisher(options, registry, this.logger.child({ component: 'mqtt' }), {
+      totals: () =>
+        this.#energyCosts?.totals() ?? Promise.reject(new Error('the readers are not started yet')),
+    });
     this.#mqtt.start();
   }
 
@@ -395,7 +409,7 @@ export class Daemon {
       if (touched('writer')) p.writer.setOptions(writerOptions(effective));
       if (touched('retry')) this.#reloadRetry(p, effective);
       if (touched('storage.influx') || touched('retry')) this.#reloadInflux(p, current, effective, diff.hot);
-      if (touched('mqtt') || touched('storage.rollups')) this.#reloadMqtt(effective);
+      if (touched('mqtt') || touched('storage.rollups') || touched('tariff')) this.#reloadMqtt(effective);
       if (touched('health')) this.#supervision?.supervisor.setOptions(supervisorOptions(effective.health));
       if (touched('storage.retention') || touched('storage.backup'))
         p.lifecycle.setOptions(lifecycleOptions(effective));

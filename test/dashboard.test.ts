@@ -217,6 +217,10 @@ describe('the dashboard in a real browser', () => {
     assert.equal(await rowText(page, KETTLE, 'td:nth-child(2)'), 'online');
     // Today's energy comes from the seeded readings (the kettle drew about 390 W since midnight).
     await waitForText(page, `tr[data-channel="${KETTLE}"] td.today`, /Wh$/);
+    // No tariff configured: no cost column, no totals row.
+    assert.equal(await page.$$eval('#devices tbody td.cost', (cells) => cells.length), 0);
+    assert.equal(await page.$eval('#cost-head', (th) => th.hasAttribute('hidden')), true);
+    assert.equal(await page.$eval('#totals', (foot) => foot.hasAttribute('hidden')), true);
     const icon = await page.$eval('link[rel="icon"]', (link) => link.getAttribute('href') ?? '');
     assert.equal(icon, 'favicon.svg', 'a relative URL');
     const served = await page.evaluate(

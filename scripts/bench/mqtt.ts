@@ -22,6 +22,11 @@ export interface MqttBenchOptions {
   /** Length of one window (default 30 s). */
   readonly windowS?: number;
   readonly warmupS?: number;
+  /**
+   * The MQTT windows with a tariff: every state carries `cost`, refreshed from stored data every
+   * 60 s (the reader pool's CPU counts: its workers are threads of this process).
+   */
+  readonly tariff?: boolean;
 }
 
 export interface MqttBenchResult {
@@ -44,7 +49,7 @@ const BROKER = { host: '127.39.0.50', port: 39501 };
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-function config(databasePath: string, mqttUrl: string | null): Config {
+function config(databasePath: string, mqttUrl: string | null, tariff = false): Config {
   return loadConfig({
     env: {},
     defaultFile: '/nonexistent/kasa-monitor.yaml',
@@ -57,6 +62,14 @@ function config(databasePath: string, mqttUrl: string | null): Config {
       'http.listen': '127.0.0.1:0',
       'log.level': 'warn',
       ...(mqttUrl === null ? {} : { 'mqtt.url': mqttUrl }),
+      ...(tariff
+        ? {
+            'tariff.currency': 'EUR',
+            'tariff.periods': [
+              { from: '2020-01-01', rates: [{ from: '07:00', to: '23:00', price: 0.31 }, { price: 0.18 }] },
+            ],
+          }
+        : {}),
     },
   }).config;
 }
@@ -78,7 +91,10 @@ export async function benchMqtt(options: MqttBenchOptions = {}): Promise<MqttBen
     let dropped = 0;
     for (let r = 0; r < repeats * 2; r++) {
       const mqtt = r % 2 === 1;
-      const daemon = new Daemon(config(join(dir, `run-${r}.db`), mqtt ? broker.url : null), logger);
+      const daemon = new Daemon(
+        config(join(dir, `run-${r}.db`), mqtt ? broker.url : null, mqtt && options.tariff === true),
+        logger,
+      );
       await daemon.start();
       try {
         const status = () => daemon.status() as DaemonStatus;

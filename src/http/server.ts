@@ -50,6 +50,8 @@ export interface HttpSources extends MetricsSource {
   };
   /** The time zone, gap limit and tariff as configured now (a reload applies a new tariff). */
   energySettings?(): EnergySettingsNow;
+  /** The cost computation to use for /metrics, when the daemon shares it (with MQTT). */
+  energyCosts?: EnergyCostTotals;
 }
 
 export type EnergySettingsNow = EnergyReportSettings;
@@ -157,12 +159,13 @@ export class HttpServer {
     /** Logged once per episode, not at every scrape. */
     let costFailing = false;
     const costs =
-      settings === undefined || report === undefined
+      sources.energyCosts ??
+      (settings === undefined || report === undefined
         ? null
         : new EnergyCostTotals({
             report: (query, s) => report.call(sources.readers, query, s),
             settings: () => settings.call(sources),
-          });
+          }));
     this.#registry = createMetricsRegistry(
       costs === null
         ? sources

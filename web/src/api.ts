@@ -57,6 +57,17 @@ export interface DailyEnergyResult {
   }[];
 }
 
+/** GET /api/energy: energy and cost per channel and period (cost and currency null without a tariff). */
+export interface EnergyReportResult {
+  readonly currency: string | null;
+  readonly rows: readonly {
+    readonly period: string;
+    readonly device_id: string;
+    readonly energy_kwh: number;
+    readonly cost: number | null;
+  }[];
+}
+
 export interface HealthReport {
   readonly status: 'ok' | 'degraded' | 'failed';
   readonly summary?: string;
@@ -92,6 +103,13 @@ export function dailyEnergy(query: { device?: string; days: number }): Promise<D
   const params = new URLSearchParams({ days: String(query.days) });
   if (query.device !== undefined) params.set('device', query.device);
   return getJson<DailyEnergyResult>(`api/daily-energy?${params}`);
+}
+
+/** Days from the local date `from` (as daily-energy labels them) to the end of the current month. */
+export function energyByDay(query: { device?: string; from: string }): Promise<EnergyReportResult> {
+  const params = new URLSearchParams({ period: 'day', from: query.from });
+  if (query.device !== undefined) params.set('device', query.device);
+  return getJson<EnergyReportResult>(`api/energy?${params}`);
 }
 
 export const health = (): Promise<HealthReport> => getJson<HealthReport>('health', [200, 503]);

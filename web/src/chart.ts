@@ -1,5 +1,5 @@
 /** uPlot charts: power lines of several channels, and daily energy bars. */
-import { formatEnergy, formatPower } from './format.js';
+import { formatEnergy, formatMoney, formatPower } from './format.js';
 
 const PALETTE = [
   '#2563eb',
@@ -118,8 +118,15 @@ export class PowerChart extends Chart {
 
 /** Energy per day as bars. */
 export class EnergyBars extends Chart {
-  /** `spanDays`: how many days the axis covers at least, ending with the last day given. */
-  show(days: readonly { startMs: number; kwh: number }[], spanDays = 30): void {
+  /**
+   * `spanDays`: how many days the axis covers at least, ending with the last day given. With a
+   * tariff, each day's cost shows beside its energy (in the legend, which follows the cursor).
+   */
+  show(
+    days: readonly { startMs: number; kwh: number; cost?: number | null }[],
+    currency: string | null = null,
+    spanDays = 30,
+  ): void {
     const bars = uPlot.paths.bars?.({ size: [0.7, 40] });
     const first = (days[0]?.startMs ?? Date.now()) / 1000;
     const last = (days.at(-1)?.startMs ?? Date.now()) / 1000;
@@ -134,7 +141,13 @@ export class EnergyBars extends Chart {
             fill: `${colour(0)}99`,
             ...(bars === undefined ? {} : { paths: bars }),
             points: { show: false },
-            value: (_u: uPlot, v: number | null) => (v === null ? '–' : formatEnergy(v)),
+            value: (_u: uPlot, v: number | null, _series: number, i: number | null) => {
+              if (v === null) return '–';
+              const cost = i === null ? null : (days[i]?.cost ?? null);
+              return cost === null || currency === null
+                ? formatEnergy(v)
+                : `${formatEnergy(v)} · ${formatMoney(cost, currency)}`;
+            },
           },
         ],
         axes: axes((v) => formatEnergy(v)),

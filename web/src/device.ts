@@ -1,7 +1,16 @@
 /** A device's page (GET /device?id=): power over a range, 30 days of energy, the last readings. */
-import { type DeviceInfo, dailyEnergy, devices, every, getJson, linesOf, series } from './api.js';
+import {
+  type DeviceInfo,
+  dailyEnergy,
+  devices,
+  energyByDay,
+  every,
+  getJson,
+  linesOf,
+  series,
+} from './api.js';
 import { EnergyBars, PowerChart } from './chart.js';
-import { formatEnergy, formatPower, formatStep, formatTime } from './format.js';
+import { formatEnergy, formatMoney, formatPower, formatStep, formatTime } from './format.js';
 import { element, notice, rangeButtons, stateLabel, watchHealth } from './page.js';
 
 const RANGE_MS: Readonly<Record<string, number>> = {
@@ -83,13 +92,29 @@ async function drawPower(): Promise<void> {
 async function drawEnergy(): Promise<void> {
   const result = await dailyEnergy({ device: id, days: 30 });
   const days = new Map<number, number>();
+  const labels = new Map<number, string>();
   for (const c of result.channels)
-    for (const d of c.days) days.set(d.start_ms, (days.get(d.start_ms) ?? 0) + d.energy_kwh);
-  const sorted = [...days].sort((a, b) => a[0] - b[0]).map(([startMs, kwh]) => ({ startMs, kwh }));
-  new EnergyBars(byId('energy')).show(sorted);
+    for (const d of c.days) {
+      days.set(d.start_ms, (days.get(d.start_ms) ?? 0) + d.energy_kwh);
+      labels.set(d.start_ms, d.day);
+    }
+  // With a tariff, each day's cost from /api/energy (the days carry the same labels).
+  const first = [...labels].sort((a, b) => a[0] - b[0])[0]?.[1];
+  // Without it (an error) the bars still show, without cost.
+  const report =
+    first === undefined ? null : await energyByDay({ device: id, from: first }).catch(() => null);
+  const currency = report?.currency ?? null;
+  const costs = new Map<string, number>();
+  for (const row of report?.rows ?? [])
+    if (row.cost !== null) costs.set(row.period, (costs.get(row.period) ?? 0) + row.cost);
+  const sorted = [...days]
+    .sort((a, b) => a[0] - b[0])
+    .map(([startMs, kwh]) => ({ startMs, kwh, cost: costs.get(labels.get(startMs) ?? '') ?? null }));
+  new EnergyBars(byId('energy')).show(sorted, currency);
   const total = sorted.reduce((s, d) => s + d.kwh, 0);
+  const cost = sorted.reduce((s, d) => s + (d.cost ?? 0), 0);
   byId('energy-total').textContent =
-    `${formatEnergy(total)} in ${sorted.length} day${sorted.length === 1 ? '' : 's'} (${result.time_zone})`;
+    `${formatEnergy(total)}${currency === null ? '' : `, ${formatMoney(cost, currency)}`} in ${sorted.length} day${sorted.length === 1 ? '' : 's'} (${result.time_zone})`;
 }
 
 async function fillTable(): Promise<void> {

@@ -19,6 +19,12 @@ export function formatEnergy(kwh: number): string {
   return `${kwh.toFixed(1)} kWh`;
 }
 
+/** Money with its currency code: '1.23 EUR' (two decimals, as on a bill). */
+export function formatMoney(amount: number, currency: string): string {
+  const text = amount.toFixed(2);
+  return `${text === '-0.00' ? '0.00' : text} ${currency}`;
+}
+
 /** '14:03:05' today, else '2026-11-26 14:03', in the browser's zone. */
 export function formatTime(iso: string | number): string {
   const d = new Date(iso);

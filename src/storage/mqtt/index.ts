@@ -12,6 +12,8 @@ export {
   type TopicOptions,
 } from './payloads.js';
 export {
+  type ChannelCostTotal,
+  type CostSource,
   type DeviceSource,
   type MqttError,
   type MqttOptions,

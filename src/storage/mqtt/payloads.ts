@@ -10,6 +10,8 @@ export interface TopicOptions {
   readonly topicPrefix: string;
   readonly discovery: boolean;
   readonly haPrefix: string;
+  /** The tariff's currency: states carry `cost` and HA gets a cost sensor per channel. Null: no tariff. */
+  readonly currency?: string | null;
 }
 
 /** A device or channel id usable as one MQTT topic level (no wildcards, separators or NUL). */
@@ -30,21 +32,25 @@ export const statusTopic = (o: TopicOptions) => `${o.topicPrefix}/status`;
 const unit = (milli: number) => milli / 1000;
 
 /**
- * `{power_w, voltage_v, current_a, energy_kwh, time}`; voltage and current are left out when the
- * plug does not measure them. `energyWh` is the daemon's stitched counter (see EnergyStitcher).
+ * `{power_w, voltage_v, current_a, energy_kwh, cost, time}`; voltage and current are left out when the
+ * plug does not measure them, cost without a tariff (or before the channel's cost is known).
+ * `energyWh` is the daemon's stitched counter (see EnergyStitcher).
  */
-export function statePayload(reading: Reading, energyWh: number): string {
+export function statePayload(reading: Reading, energyWh: number, cost: number | null = null): string {
   // Built as text: this runs once per reading (1,000 a second on a big fleet). Finite numbers print
   // the same through String() as through JSON.stringify.
   let json = `{"power_w":${unit(reading.powerMw)}`;
   if (reading.voltageMv !== null) json += `,"voltage_v":${unit(reading.voltageMv)}`;
   if (reading.currentMa !== null) json += `,"current_a":${unit(reading.currentMa)}`;
   // Whole mWh: sums of Wh steps in floating point would otherwise print as 1.2340000000000002.
-  json += `,"energy_kwh":${Math.round(energyWh * 1000) / 1_000_000},"time":"${new Date(reading.tsMs).toISOString()}"}`;
+  json += `,"energy_kwh":${Math.round(energyWh * 1000) / 1_000_000}`;
+  // Millionths of the currency: the same figure as kasa_energy_cost_total, without float noise.
+  if (cost !== null) json += `,"cost":${Math.round(cost * 1_000_000) / 1_000_000}`;
+  json += `,"time":"${new Date(reading.tsMs).toISOString()}"}`;
   return json;
 }
 
-type Quantity = 'power' | 'energy' | 'voltage' | 'current';
+type Quantity = 'power' | 'energy' | 'voltage' | 'current' | 'cost';
 
 const SENSORS: Readonly<
   Record<Quantity, { name: string; field: string; unit: string; stateClass: string; precision: number }>
@@ -53,6 +59,9 @@ const SENSORS: Readonly<
   energy: { name: 'Energy', field: 'energy_kwh', unit: 'kWh', stateClass: 'total_increasing', precision: 3 },
   voltage: { name: 'Voltage', field: 'voltage_v', unit: 'V', stateClass: 'measurement', precision: 1 },
   current: { name: 'Current', field: 'current_a', unit: 'A', stateClass: 'measurement', precision: 2 },
+  // The unit is the tariff's currency (set per config); state_class total, not total_increasing: a
+  // changed tariff reprices history and may lower the figure, which must not read as a new cycle.
+  cost: { name: 'Cost', field: 'cost', unit: '', stateClass: 'total', precision: 2 },
 };
 
 /** Cut to a length Home Assistant shows well; aliases come from devices and are untrusted. */
@@ -80,6 +89,7 @@ export function discoveryConfigs(
     if (!isTopicSafe(channel.id)) continue;
     const quantities: Quantity[] = ['power', 'energy'];
     if (measuresVoltage(channel.id)) quantities.push('voltage', 'current');
+    if (o.currency != null) quantities.push('cost');
     for (const quantity of quantities) {
       out.set(
         `${o.haPrefix}/sensor/${haId(channel.id)}/${quantity}/config`,
@@ -103,9 +113,9 @@ function sensorConfig(
     object_id: `kasa_${haId(channel.id)}_${quantity}`,
     state_topic: stateTopic(o, channel.id),
     value_template: `{{ value_json.${s.field} }}`,
-    device_class: quantity,
+    device_class: quantity === 'cost' ? 'monetary' : quantity,
     state_class: s.stateClass,
-    unit_of_measurement: s.unit,
+    unit_of_measurement: quantity === 'cost' ? (o.currency ?? '') : s.unit,
     suggested_display_precision: s.precision,
     availability_mode: 'all',
     availability: [{ topic: availabilityTopic(o, channel.id) }, { topic: statusTopic(o) }],

@@ -40,6 +40,23 @@ export interface MqttOptions extends TopicOptions {
   readonly gapLimitMs: number;
   /** Where the energy counters are kept across restarts (beside the database); null: not kept. */
   readonly energyFile: string | null;
+  /** Changes when the tariff (or anything else that prices energy) does: costs are taken afresh. */
+  readonly costKey?: string | null;
+}
+
+/** One channel's cost so far, as kasa_energy_cost_total reports it (src/http/energy-cost.ts). */
+export interface ChannelCostTotal {
+  readonly deviceId: string;
+  readonly currency: string;
+  readonly cost: number;
+}
+
+/**
+ * Where costs come from: the same computation as the /metrics cost counter (from stored data, in
+ * the reader pool). Rejects while it cannot answer yet (the readers start after the publisher).
+ */
+export interface CostSource {
+  totals(): Promise<readonly ChannelCostTotal[]>;
 }
 
 /** The registry, as the publisher reads it. */
@@ -90,6 +107,18 @@ interface ChannelState {
   deviceId: string;
 }
 
+/**
+ * Costs are taken from stored data every COST_REFRESH_MS, not per reading: one report for the whole
+ * fleet instead of a query per reading (and no second pricing path that could disagree with
+ * /metrics); per reading the state only looks its channel's cost up. The state's cost thus lags by up to this
+ * much. A refresh prices today's hour buckets of every channel (earlier days and months are cached
+ * by the computation): about 0.1-0.25 s of one core for 1,000 channels, a few % of what polling
+ * them costs in a minute. With Prometheus scraping too, the computation is shared (refreshMs 30 s).
+ */
+const COST_REFRESH_MS = 60_000;
+/** A channel without a known cost (new, or the first readings after start) asks for a refresh this soon at most. */
+const COST_EARLY_MS = 5000;
+
 const MAX_BACKOFF_MS = 5000;
 const BREAKER_THRESHOLD = 3;
 const CONNECT_TIMEOUT_MS = 10_000;
@@ -132,6 +161,15 @@ export class MqttPublisher {
   #ledger: EnergyLedger | null = null;
   /** Counters saved by the previous run, taken by each channel's first reading. */
   #savedEnergy = new Map<string, StitchedCounter>();
+  /** Cost per channel so far, in options.currency; it only grows while the tariff stays the same. */
+  readonly #cost = new Map<string, number>();
+  #costTimer: NodeJS.Timeout | null = null;
+  #costInFlight = false;
+  #costRequestedMs = 0;
+  #costEarlyTimer: NodeJS.Timeout | null = null;
+  /** Channels that asked for an early refresh (once each, so one without any cost cannot keep asking). */
+  readonly #costAsked = new Set<string>();
+  #costFailing = false;
 
   #failures = 0;
   #episodeStartedMs = 0;
@@ -150,6 +188,7 @@ export class MqttPublisher {
     options: MqttOptions,
     private readonly devices: DeviceSource,
     private readonly logger: Logger,
+    private readonly costs: CostSource | null = null,
   ) {
     this.#options = options;
   }
@@ -164,6 +203,7 @@ export class MqttPublisher {
     }
     for (const device of this.devices.snapshot()) this.deviceChanged(device.id);
     this.#armExpiry();
+    this.#armCost();
     this.#connect();
   }
 
@@ -176,6 +216,12 @@ export class MqttPublisher {
     const before = this.#options;
     this.#options = options;
     if (this.#link.kind === 'stopped' || this.#link.kind === 'idle') return;
+    if (before.costKey !== options.costKey || before.currency !== options.currency) {
+      // A new tariff reprices history: the figures are taken afresh (and may be lower, as on /metrics).
+      this.#cost.clear();
+      this.#costAsked.clear();
+      this.#armCost();
+    }
     if (connectionKey(before) !== connectionKey(options)) {
       // Retained messages under the old prefix stay there; clear the discovery configs pointing at them.
       if (before.topicPrefix !== options.topicPrefix) this.#clearConfigs();
@@ -222,7 +268,15 @@ export class MqttPublisher {
         this.deviceChanged(state.deviceId);
       }
       if (state.pending) this.#dropped++;
-      state.payload = statePayload(reading, wh);
+      let cost: number | null = null;
+      if (this.#options.currency != null) {
+        cost = this.#cost.get(reading.channel) ?? null;
+        if (cost === null && !this.#costAsked.has(reading.channel)) {
+          this.#costAsked.add(reading.channel);
+          this.#refreshCostSoon();
+        }
+      }
+      state.payload = statePayload(reading, wh, cost);
       if (publishNow && this.#link.kind === 'connected') {
         this.#publishState(this.#link.conn, reading.channel, state);
       } else if (!state.pending) {
@@ -291,6 +345,10 @@ export class MqttPublisher {
     if (this.#pendingTimer !== null) clearTimeout(this.#pendingTimer);
     if (this.#expiryTimer !== null) clearInterval(this.#expiryTimer);
     if (this.#saveTimer !== null) clearInterval(this.#saveTimer);
+    if (this.#costTimer !== null) clearInterval(this.#costTimer);
+    if (this.#costEarlyTimer !== null) clearTimeout(this.#costEarlyTimer);
+    this.#costTimer = null;
+    this.#costEarlyTimer = null;
     this.#pendingTimer = null;
     this.#expiryTimer = null;
     this.#saveTimer = null;
@@ -539,6 +597,63 @@ export class MqttPublisher {
       for (const topic of configs.keys()) conn?.publish(topic, '', 1, true);
     }
     this.#configs.clear();
+  }
+
+  /** Refreshes costs every COST_REFRESH_MS while a tariff is configured (and once soon after). */
+  #armCost(): void {
+    if (this.#costTimer !== null) clearInterval(this.#costTimer);
+    this.#costTimer = null;
+    if (this.#options.currency == null || this.costs === null) return;
+    this.#costTimer = setInterval(() => void this.#refreshCost(), COST_REFRESH_MS);
+    this.#costTimer.unref();
+    // After the reload that called this has applied the new configuration everywhere.
+    setImmediate(() => void this.#refreshCost());
+  }
+
+  /** A refresh within COST_EARLY_MS of the last one (or at once), unless one is already due. */
+  #refreshCostSoon(): void {
+    if (this.costs === null || this.#costEarlyTimer !== null || this.#link.kind === 'stopped') return;
+    const delay = Math.max(0, COST_EARLY_MS - (Date.now() - this.#costRequestedMs));
+    this.#costEarlyTimer = setTimeout(() => {
+      this.#costEarlyTimer = null;
+      void this.#refreshCost();
+    }, delay);
+    this.#costEarlyTimer.unref();
+  }
+
+  /**
+   * Takes each channel's cost from the cost computation. Within one tariff a figure never goes
+   * down (a recomputation that comes out lower, say after rows were merged into rollups, keeps the
+   * higher one); the next states carry it.
+   */
+  async #refreshCost(): Promise<void> {
+    const currency = this.#options.currency;
+    const costs = this.costs;
+    if (currency == null || costs === null || this.#costInFlight || this.#link.kind === 'stopped') return;
+    this.#costInFlight = true;
+    this.#costRequestedMs = Date.now();
+    const key = this.#options.costKey;
+    try {
+      const totals = await costs.totals();
+      // The tariff changed while this was computed: its figures are of the old one.
+      if (this.#options.costKey !== key || this.#options.currency !== currency) return;
+      for (const total of totals) {
+        if (total.currency !== currency || !Number.isFinite(total.cost)) continue;
+        const before = this.#cost.get(total.deviceId);
+        this.#cost.set(total.deviceId, before === undefined ? total.cost : Math.max(before, total.cost));
+      }
+      this.#costFailing = false;
+    } catch (error) {
+      // Debug only: the first try at start precedes the readers, and /metrics warns of a real failure.
+      if (!this.#costFailing) {
+        this.logger.debug({ err: error }, 'MQTT costs not available; states go out without cost');
+      }
+      this.#costFailing = true;
+      // Channels may ask again (at most every COST_EARLY_MS): the readers start after MQTT.
+      this.#costAsked.clear();
+    } finally {
+      this.#costInFlight = false;
+    }
   }
 
   /** Checks offline devices against expire_after now and then. */
