@@ -15,7 +15,7 @@ import {
 import type { DaemonStatus, SinkAccounting } from './daemon-status.js';
 import { Discovery } from './discovery/discovery.js';
 import type { Reading } from './domain/reading.js';
-import { EnergyCostTotals, HttpServer, LatestReadings } from './http/index.js';
+import { EnergyCostTotals, type EnergySettingsNow, HttpServer, LatestReadings } from './http/index.js';
 import { listenFailure } from './http/listen-error.js';
 import type { Logger } from './log/logger.js';
 import { Poller } from './poller/poller.js';
@@ -165,9 +165,7 @@ export class Daemon {
         log.error({ err: error }, 'could not store device names; readings are still recorded');
       });
     });
-    registry.on('added', (d) =>
-      log.info({ deviceId: d.id, alias: d.alias, model: d.model, host: d.host }, 'plug found'),
-    );
+    // 'plug found' is logged by the registry itself, with the address, meter and outlets.
     registry.on('moved', (m) =>
       log.info(
         { deviceId: m.device.id, alias: m.device.alias, from: m.from, to: m.to },
@@ -221,6 +219,15 @@ export class Daemon {
     return this.#supervision?.http.address ?? null;
   }
 
+  /** Local days, the gap limit and the tariff as configured now (a reload applies a new tariff). */
+  #energySettings(): EnergySettingsNow {
+    return {
+      timeZone: this.#config.time_zone,
+      gapLimitMs: this.#config.storage.rollups.gap_limit,
+      tariff: this.#config.tariff,
+    };
+  }
+
   /** The reader pool, the supervisor and the HTTP endpoint: started last, stopped first. */
   async #startSupervision(
     parts: Parts,
@@ -243,11 +250,7 @@ export class Daemon {
     await readers.start();
     this.#energyCosts = new EnergyCostTotals({
       report: (query, settings) => readers.energyReport(query, settings),
-      settings: () => ({
-        timeZone: this.#config.time_zone,
-        gapLimitMs: this.#config.storage.rollups.gap_limit,
-        tariff: this.#config.tariff,
-      }),
+      settings: () => this.#energySettings(),
     });
     const supervisor = new Supervisor({
       status: () => this.status(),
@@ -288,11 +291,7 @@ export class Daemon {
         pool: () => readers.stats(),
         readers,
         energyCosts: this.#energyCosts,
-        energySettings: () => ({
-          timeZone: this.#config.time_zone,
-          gapLimitMs: this.#config.storage.rollups.gap_limit,
-          tariff: this.#config.tariff,
-        }),
+        energySettings: () => this.#energySettings(),
       },
       {
         ...config.http.listen,
@@ -305,10 +304,7 @@ export class Daemon {
                 password: config.http.auth.password ?? '',
                 publicPaths: config.http.public_metrics ? ['/health', '/metrics'] : [],
               },
-        energy: () => ({
-          timeZone: this.#config.time_zone,
-          gapLimitMs: this.#config.storage.rollups.gap_limit,
-        }),
+        energy: () => this.#energySettings(),
       },
       log.child({ component: 'http' }),
     );

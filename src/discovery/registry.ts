@@ -353,7 +353,7 @@ export class DeviceRegistry {
         emeter: sysinfo.hasEmeter,
         outlets: sysinfo.outlets.length,
       },
-      'device found',
+      'plug found',
     );
     this.#emit('added', this.#snapshot(entry));
     if (channels.length > 0) this.#emit('channels', channels);

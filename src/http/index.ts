@@ -3,4 +3,10 @@
 export { type ChannelCost, EnergyCostTotals } from './energy-cost.js';
 export { LatestReadings } from './latest.js';
 export { createMetricsRegistry, type MetricsSource } from './metrics.js';
-export { DEFAULT_READINGS_WINDOW_MS, type HttpOptions, HttpServer, type HttpSources } from './server.js';
+export {
+  DEFAULT_READINGS_WINDOW_MS,
+  type EnergySettingsNow,
+  type HttpOptions,
+  HttpServer,
+  type HttpSources,
+} from './server.js';

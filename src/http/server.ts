@@ -293,6 +293,8 @@ export class HttpServer {
           sendJson(res, 200, {
             name: 'kasa-monitor',
             endpoints: [
+              '/ (the dashboard)',
+              '/device?id=',
               '/health',
               '/metrics',
               '/api/devices',
@@ -300,6 +302,7 @@ export class HttpServer {
               '/api/series?device=&from=&to=&points=&resolution=auto|raw|minute|hour',
               '/api/daily-energy?device=&days=',
               '/api/energy?period=day|month&from=&to=&device=',
+              'POST /api/ack',
             ],
           });
           return;
