@@ -198,7 +198,7 @@ log:
       assert.doesNotMatch(line, UNSAFE, `no control or bidi character: ${JSON.stringify(line)}`);
     }
     // The plugs are logged (kept, not dropped), their names visibly escaped, at info level.
-    const found = lines.filter((l) => l.startsWith('<6>device found'));
+    const found = lines.filter((l) => l.startsWith('<6>plug found'));
     const nul = found.find((l) => l.includes(NUL_PLUG));
     assert.ok(nul, 'the plug named with NUL is logged');
     assert.ok(nul.includes('kettle\\u0000<0>fake'), nul);
