@@ -92,6 +92,7 @@ function describe(error: unknown, atMs: number): WriterError {
  * The producer never waits: it only offers to the queue.
  */
 export class Writer {
+  readonly name = 'writer';
   #options: WriterOptions;
   /** Taken from the queue and not settled yet: the batch being written or waiting for a retry. */
   #held: Reading[] | null = null;
@@ -153,7 +154,7 @@ export class Writer {
   }
 
   /** Applies reloaded options; takes effect from the next batch. */
-  setOptions(options: Partial<WriterOptions>): void {
+  reconfigure(options: Partial<WriterOptions>): void {
     const next = { ...this.#options, ...options };
     validate(next);
     const intervalChanged = next.flushIntervalMs !== this.#options.flushIntervalMs;

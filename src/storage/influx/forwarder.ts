@@ -110,6 +110,7 @@ function validate(options: ForwarderOptions): void {
 }
 
 export class InfluxForwarder {
+  readonly name = 'influx';
   #options: ForwarderOptions;
   #cursor: OutboxCursor = { seq: 0, position: 0 };
   #added = 0;
@@ -175,7 +176,7 @@ export class InfluxForwarder {
    * Applies reloaded options (batch size, interval, tags). New tags apply from the next batch sent:
    * a batch already on the wire goes out as it was formatted.
    */
-  setOptions(options: Partial<Pick<ForwarderOptions, 'batchSize' | 'flushIntervalMs' | 'tags'>>): void {
+  reconfigure(options: Partial<Pick<ForwarderOptions, 'batchSize' | 'flushIntervalMs' | 'tags'>>): void {
     const next = { ...this.#options, ...options };
     validate(next);
     this.#options = next;

@@ -387,6 +387,7 @@ export function validatePoolOptions(options: ReaderPoolOptions): void {
 }
 
 export class ReaderPool {
+  readonly name = 'readers';
   readonly #options: ReaderPoolOptions;
   readonly #logger: Logger;
   readonly #now: () => number;
