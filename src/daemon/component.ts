@@ -4,7 +4,8 @@ import { isDeepStrictEqual } from 'node:util';
  * The contract of every long-running part of the daemon (discovery, poller, writer, sinks,
  * lifecycle, readers, supervisor, HTTP, backfill). The composition root holds them in one ordered
  * list (see Components) and only ever talks to them through this shape, the way zigbee2mqtt's
- * controller drives its extensions.
+ * controller drives its extensions. Parts satisfy it structurally, so they need not import this
+ * module (dependencies point into the daemon, not out of it); Components checks them at the root.
  */
 export interface Component<Slice = never, Stats = unknown> {
   /** Short and stable: the key of its figures in the daemon's status, and `part` in log lines. */

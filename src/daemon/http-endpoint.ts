@@ -1,11 +1,12 @@
 import type { HttpServer } from '../http/index.js';
 import { listenFailure } from '../http/listen-error.js';
+import type { Component } from './component.js';
 
 /**
  * The HTTP server as a component: a daemon that cannot listen does not start (`status` and
  * Prometheus would otherwise talk to whatever holds the port), so start() rejects with the reason.
  */
-export class HttpEndpoint {
+export class HttpEndpoint implements Component<never, ReturnType<HttpServer['stats']>> {
   readonly name = 'http';
 
   constructor(

@@ -7,6 +7,7 @@ import type {
   InfluxForwarder,
   OutboxSource,
 } from '../storage/influx/index.js';
+import type { Component } from './component.js';
 
 /** The InfluxDB module: loaded only when InfluxDB is configured (it brings @influxdata/influxdb-client). */
 type InfluxModule = typeof import('../storage/influx/index.js');
@@ -31,7 +32,7 @@ const DESTINATION = ['url', 'token', 'org', 'bucket'] as const;
  * gives it a new writer with the outbox cursor kept (nothing lost or sent twice), and a new
  * destination starts with a closed breaker (the old one's outage says nothing about it).
  */
-export class InfluxSink {
+export class InfluxSink implements Component<InfluxSlice | null, ForwarderStats | null> {
   readonly name = 'influx';
   #slice: InfluxSlice | null;
   #module: InfluxModule | null = null;

@@ -7,6 +7,7 @@ import type {
   MqttPublisher,
   MqttStats,
 } from '../storage/mqtt/index.js';
+import type { Component } from './component.js';
 
 /** The MQTT module: loaded only when MQTT is configured (MQTT.js alone costs about 20 MiB). */
 type MqttModule = typeof import('../storage/mqtt/index.js');
@@ -19,7 +20,7 @@ function loadMqtt(): Promise<MqttModule> {
  * The MQTT sink as a component whose slice may be null: mqtt.url unset means no publisher (and the
  * MQTT module is never loaded); a reload may switch it on, off, or retune the running publisher.
  */
-export class MqttSink {
+export class MqttSink implements Component<MqttOptions | null, MqttStats | null> {
   readonly name = 'mqtt';
   #options: MqttOptions | null;
   #publisher: MqttPublisher | null = null;

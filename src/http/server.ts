@@ -240,6 +240,7 @@ export class HttpServer {
   get error(): string | null {
     return this.#error;
   }
+
   /** Where it listens, or why it could not. */
   stats(): { readonly address: { host: string; port: number } | null; readonly error: string | null } {
     return { address: this.#address, error: this.#error };
