@@ -24,8 +24,7 @@ import { presetSettings, Resilience } from './resilience/index.js';
 import { InfluxForwarder, InfluxHttpWriter, safeUrl } from './storage/influx/index.js';
 import { DataLifecycle } from './storage/lifecycle.js';
 import { MqttPublisher, safeMqttUrl } from './storage/mqtt/index.js';
-import { SqliteStore } from './storage/sqlite/index.js';
-import { ReaderPool } from './storage/sqlite/reader-pool.js';
+import { ReaderPool, SqliteStore } from './storage/sqlite/index.js';
 import { Writer } from './storage/writer.js';
 import {
   type HealthReport,

@@ -27,12 +27,12 @@ import {
   openReadingsReader,
   openRollupReader,
   outboxFileSummary,
+  ReaderPool,
   SCHEMA_VERSION,
   type SqliteOptions,
   SqliteStore,
   type StoredReading,
 } from '../src/storage/sqlite/index.js';
-import { ReaderPool } from '../src/storage/sqlite/reader-pool.js';
 import { captureLogger } from './helpers/capture-logger.js';
 import { runCliProcess } from './helpers/cli.js';
 import { waitFor } from './helpers/simulator.js';

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { createSilentLogger } from '../src/log/logger.js';
+import { ReaderPool } from '../src/storage/sqlite/index.js';
 import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
-import { ReaderPool } from '../src/storage/sqlite/reader-pool.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-reader-idle-'));
 after(() => rmSync(root, { recursive: true, force: true }));

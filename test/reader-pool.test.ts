@@ -11,16 +11,19 @@ import { after, describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { createSilentLogger } from '../src/log/logger.js';
 import { isStorageError, KasaStorageCode } from '../src/storage/errors.js';
-import { CSV_HEADER, csvRow, jsonRow } from '../src/storage/sqlite/export-format.js';
-import { openReadingsReader, type SqliteOptions } from '../src/storage/sqlite/index.js';
-import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
 import {
+  CSV_HEADER,
+  csvRow,
+  jsonRow,
+  openReadingsReader,
   POOL_EXPORTS_BUSY_CODE,
   POOL_TIMEOUT_CODE,
   type PoolLease,
   ReaderPool,
   type ReaderPoolOptions,
-} from '../src/storage/sqlite/reader-pool.js';
+  type SqliteOptions,
+} from '../src/storage/sqlite/index.js';
+import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-reader-pool-'));
 after(() => rmSync(root, { recursive: true, force: true }));

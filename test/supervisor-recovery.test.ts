@@ -25,9 +25,13 @@ import type { Reading } from '../src/domain/reading.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import type { DaemonStatus } from '../src/main.js';
 import { BoundedQueue } from '../src/queue/bounded-queue.js';
-import { openReadingsReader, type SqliteOptions, SqliteStore } from '../src/storage/sqlite/index.js';
+import {
+  openReadingsReader,
+  ReaderPool,
+  type SqliteOptions,
+  SqliteStore,
+} from '../src/storage/sqlite/index.js';
 import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
-import { ReaderPool } from '../src/storage/sqlite/reader-pool.js';
 import { Writer } from '../src/storage/writer.js';
 import {
   createChecks,

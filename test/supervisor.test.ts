@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { HttpServer, LatestReadings } from '../src/http/index.js';
 import { type PolicySettings, ResiliencePolicy } from '../src/resilience/index.js';
-import type { PoolStats } from '../src/storage/sqlite/reader-pool.js';
+import type { PoolStats } from '../src/storage/sqlite/index.js';
 import {
   type CheckResult,
   type HealthCheck,

@@ -14,8 +14,7 @@ import type { Reading } from '../src/domain/reading.js';
 import { zoneCalendar } from '../src/energy/index.js';
 import { HttpServer, LatestReadings } from '../src/http/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
-import { type EnergyReportSettings, SqliteStore } from '../src/storage/sqlite/index.js';
-import { ReaderPool } from '../src/storage/sqlite/reader-pool.js';
+import { type EnergyReportSettings, ReaderPool, SqliteStore } from '../src/storage/sqlite/index.js';
 import { testStoreOptions } from './helpers/sqlite.js';
 
 const HOUR = 3_600_000;

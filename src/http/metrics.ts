@@ -26,7 +26,7 @@ export type MetricsStatus = Pick<
 
 import { milliToUnit, type Reading } from '../domain/reading.js';
 import type { DurationSummary } from '../poller/histogram.js';
-import type { PoolStats } from '../storage/sqlite/reader-pool.js';
+import type { PoolStats } from '../storage/sqlite/index.js';
 import type { CheckStatus, HealthReport } from '../supervisor/index.js';
 import type { ChannelCost } from './energy-cost.js';
 import type { LatestReadings } from './latest.js';

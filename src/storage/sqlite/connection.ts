@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { KasaStorageCode, StorageError } from '../errors.js';
 import { toStorageError } from './errors.js';
-import type { LifecycleOpenOptions } from './lifecycle-protocol.js';
+import type { LifecycleOpenOptions } from './maintenance/lifecycle-protocol.js';
 import { migrate, SCHEMA_VERSION } from './schema.js';
 
 export type Db = BetterSqlite3.Database;

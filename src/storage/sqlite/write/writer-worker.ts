@@ -4,11 +4,12 @@
  * the daemon's event loop. Requests are handled one at a time, in order.
  */
 import { parentPort } from 'node:worker_threads';
-import type { ChannelInfo } from '../../domain/channel.js';
-import { KasaStorageCode, StorageError } from '../errors.js';
-import { type Db, type FileIdentity, fileIdentity, openWritable } from './connection.js';
-import { serializeStorageError, toStorageError } from './errors.js';
-import { WorkerLifecycle } from './lifecycle-worker.js';
+import type { ChannelInfo } from '../../../domain/channel.js';
+import { KasaStorageCode, StorageError } from '../../errors.js';
+import { type Db, type FileIdentity, fileIdentity, openWritable } from '../connection.js';
+import { serializeStorageError, toStorageError } from '../errors.js';
+import { WorkerLifecycle } from '../maintenance/lifecycle-worker.js';
+import type { Rollups } from '../maintenance/rollups.js';
 import {
   absentAsNull,
   type CursorInfo,
@@ -22,7 +23,6 @@ import {
   type Response,
   type WriteResult,
 } from './protocol.js';
-import type { Rollups } from './rollups.js';
 
 if (parentPort === null) throw new Error('writer-worker.js must run in a worker thread');
 const port = parentPort;

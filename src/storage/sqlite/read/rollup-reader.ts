@@ -12,13 +12,19 @@ import {
   type GapRecord,
   TIERS,
   type Tier,
-} from '../../energy/index.js';
-import { KasaStorageCode, StorageError } from '../errors.js';
-import { type Db, openReadonly } from './connection.js';
-import { toStorageError } from './errors.js';
-import { type EnergyFill, readFills } from './fills.js';
-import { bucketFromRow, foldTail, RollupQueries, type RollupRow, TIER_TABLES } from './rollups.js';
-import { assertReadableSchema } from './schema.js';
+} from '../../../energy/index.js';
+import { KasaStorageCode, StorageError } from '../../errors.js';
+import { type Db, openReadonly } from '../connection.js';
+import { toStorageError } from '../errors.js';
+import { type EnergyFill, readFills } from '../maintenance/fills.js';
+import {
+  bucketFromRow,
+  foldTail,
+  RollupQueries,
+  type RollupRow,
+  TIER_TABLES,
+} from '../maintenance/rollups.js';
+import { assertReadableSchema } from '../schema.js';
 
 const LONGEST_BUCKET_MS: Readonly<Record<Tier, number>> = {
   minute: 60_000,

@@ -15,12 +15,12 @@ import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import BetterSqlite3 from 'better-sqlite3';
-import { KasaStorageCode, StorageError } from '../errors.js';
-import type { FileOps } from '../file-ops.js';
-import { type Db, openReadonly } from './connection.js';
-import { toStorageError } from './errors.js';
+import { KasaStorageCode, StorageError } from '../../errors.js';
+import type { FileOps } from '../../file-ops.js';
+import { type Db, openReadonly } from '../connection.js';
+import { toStorageError } from '../errors.js';
+import { assertReadableSchema, SCHEMA_VERSION, schemaVersionOf } from '../schema.js';
 import { LifecycleCode } from './lifecycle-protocol.js';
-import { assertReadableSchema, SCHEMA_VERSION, schemaVersionOf } from './schema.js';
 
 export interface CopyProgress {
   readonly totalPages: number;

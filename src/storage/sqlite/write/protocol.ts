@@ -1,8 +1,8 @@
-import type { ChannelInfo } from '../../domain/channel.js';
-import type { Reading } from '../../domain/reading.js';
-import type { OpenInfo, SqliteOptions } from './connection.js';
-import type { SerializedStorageError } from './errors.js';
-import type { LifecycleAction } from './lifecycle-protocol.js';
+import type { ChannelInfo } from '../../../domain/channel.js';
+import type { Reading } from '../../../domain/reading.js';
+import type { OpenInfo, SqliteOptions } from '../connection.js';
+import type { SerializedStorageError } from '../errors.js';
+import type { LifecycleAction } from '../maintenance/lifecycle-protocol.js';
 
 /**
  * Messages between SqliteStore (main thread) and the writer worker. Readings travel columnar:

@@ -7,8 +7,8 @@
  * The table is created on first use (CREATE TABLE IF NOT EXISTS) rather than by a schema
  * migration, so databases of any version take it and readers treat its absence as "no fills".
  */
-import { type Db, openSideWriter } from './connection.js';
-import { toStorageError } from './errors.js';
+import { type Db, openSideWriter } from '../connection.js';
+import { toStorageError } from '../errors.js';
 
 export type FillKind = 'day' | 'month';
 

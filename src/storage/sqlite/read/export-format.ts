@@ -3,8 +3,8 @@
  * read: in a reader worker, so the daemon's event loop only moves finished bytes to the socket.
  */
 
-import { milliToUnit } from '../../domain/reading.js';
-import { csvField, milliToDecimal } from '../../shared/decimal.js';
+import { milliToUnit } from '../../../domain/reading.js';
+import { csvField, milliToDecimal } from '../../../shared/decimal.js';
 import type { StoredReading } from './reader.js';
 
 export type ExportFormat = 'csv' | 'json';

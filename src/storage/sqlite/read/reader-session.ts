@@ -3,7 +3,8 @@
  * single-connection fallback runs on the main thread. Synchronous (better-sqlite3).
  */
 import BetterSqlite3 from 'better-sqlite3';
-import { type Db, openReadonly } from './connection.js';
+import { type Db, openReadonly } from '../connection.js';
+import { toStorageError } from '../errors.js';
 import {
   type DailyEnergyQuery,
   type DailyEnergyResult,
@@ -18,7 +19,6 @@ import {
   type EnergyReportSettings,
   energyReport,
 } from './energy-report.js';
-import { toStorageError } from './errors.js';
 import { type ExportChunk, ExportCursor, type ExportFormat } from './export-format.js';
 import { openReadingsReader, type ReadingsReader, type StoredChannel } from './reader.js';
 import type { ExportQuery } from './reader-protocol.js';

@@ -5,10 +5,10 @@
  */
 import { existsSync, statSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
-import { isValidTimeZone } from '../../energy/index.js';
-import { KasaStorageCode, StorageError } from '../errors.js';
+import { isValidTimeZone } from '../../../energy/index.js';
+import { KasaStorageCode, StorageError } from '../../errors.js';
+import type { Db, SqliteOptions } from '../connection.js';
 import { copyDatabase } from './backup.js';
-import type { Db, SqliteOptions } from './connection.js';
 import {
   type BackupReport,
   type LifecycleAction,

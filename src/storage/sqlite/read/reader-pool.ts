@@ -17,11 +17,11 @@
  * connection (SqliteStore); nothing here writes.
  */
 import { Worker } from 'node:worker_threads';
-import type { Logger } from '../../log/logger.js';
-import { KasaStorageCode, StorageError } from '../errors.js';
+import type { Logger } from '../../../log/logger.js';
+import { KasaStorageCode, StorageError } from '../../errors.js';
+import { deserializeStorageError, toStorageError } from '../errors.js';
 import type { DailyEnergyResult, SeriesResult } from './dashboard-queries.js';
 import type { EnergyReport, EnergyReportQuery, EnergyReportSettings } from './energy-report.js';
-import { deserializeStorageError, toStorageError } from './errors.js';
 import type { ExportChunk, ExportFormat } from './export-format.js';
 import type { StoredChannel } from './reader.js';
 import type {

@@ -28,8 +28,8 @@ import {
   summarisePeriods,
   type TariffConfig,
   TariffRules,
-} from '../../energy/index.js';
-import type { EnergyFill } from './fills.js';
+} from '../../../energy/index.js';
+import type { EnergyFill } from '../maintenance/fills.js';
 import { openReadingsReader } from './reader.js';
 import { openRollupReader, type RollupChannel, type RollupReader } from './rollup-reader.js';
 

@@ -1,9 +1,9 @@
 import { existsSync } from 'node:fs';
 import type BetterSqlite3 from 'better-sqlite3';
-import { KasaStorageCode, StorageError } from '../errors.js';
-import { type Db, openReadonly } from './connection.js';
-import { toStorageError } from './errors.js';
-import { assertReadableSchema } from './schema.js';
+import { KasaStorageCode, StorageError } from '../../errors.js';
+import { type Db, openReadonly } from '../connection.js';
+import { toStorageError } from '../errors.js';
+import { assertReadableSchema } from '../schema.js';
 
 export interface StoredChannel {
   /** The plug's deviceId, or a strip outlet's full child id. */

@@ -1,6 +1,6 @@
+import type { SerializedStorageError } from '../errors.js';
 import type { DailyEnergyQuery, DailyEnergyResult, SeriesQuery, SeriesResult } from './dashboard-queries.js';
 import type { EnergyReport, EnergyReportQuery, EnergyReportSettings } from './energy-report.js';
-import type { SerializedStorageError } from './errors.js';
 import type { ExportChunk, ExportFormat } from './export-format.js';
 import type { StoredChannel } from './reader.js';
 

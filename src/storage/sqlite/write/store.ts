@@ -1,12 +1,12 @@
 import { Worker } from 'node:worker_threads';
-import type { ChannelInfo } from '../../domain/channel.js';
-import type { Reading } from '../../domain/reading.js';
-import type { Logger } from '../../log/logger.js';
-import { isStorageError, KasaStorageCode, StorageError } from '../errors.js';
-import type { OpenInfo, SqliteOptions } from './connection.js';
-import { validateSqliteOptions } from './connection.js';
-import { deserializeStorageError } from './errors.js';
-import type { LifecycleAction, LifecycleKind, LifecycleResultOf } from './lifecycle-protocol.js';
+import type { ChannelInfo } from '../../../domain/channel.js';
+import type { Reading } from '../../../domain/reading.js';
+import type { Logger } from '../../../log/logger.js';
+import { isStorageError, KasaStorageCode, StorageError } from '../../errors.js';
+import type { OpenInfo, SqliteOptions } from '../connection.js';
+import { validateSqliteOptions } from '../connection.js';
+import { deserializeStorageError } from '../errors.js';
+import type { LifecycleAction, LifecycleKind, LifecycleResultOf } from '../maintenance/lifecycle-protocol.js';
 import {
   type CursorInfo,
   encodeBatch,

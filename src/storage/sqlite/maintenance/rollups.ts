@@ -20,8 +20,8 @@ import {
   type GapRecord,
   TIERS,
   type Tier,
-} from '../../energy/index.js';
-import type { Db } from './connection.js';
+} from '../../../energy/index.js';
+import type { Db } from '../connection.js';
 
 export interface RollupSettings {
   /** IANA zone of the day tier. */

@@ -4,8 +4,8 @@
  * are handled one at a time; export text is built here and its bytes transferred, not copied.
  */
 import { parentPort, threadId } from 'node:worker_threads';
-import { KasaStorageCode, StorageError } from '../errors.js';
-import { serializeStorageError, toStorageError } from './errors.js';
+import { KasaStorageCode, StorageError } from '../../errors.js';
+import { serializeStorageError, toStorageError } from '../errors.js';
 import type { ExportChunk } from './export-format.js';
 import type { ReaderRequest, ReaderResponse } from './reader-protocol.js';
 import { ReaderSession } from './reader-session.js';

@@ -10,7 +10,7 @@
  */
 import { statSync } from 'node:fs';
 import type { Statement } from 'better-sqlite3';
-import type { Db } from './connection.js';
+import type { Db } from '../connection.js';
 import type { MaintenanceReport, RetentionPolicy, StorageInfo } from './lifecycle-protocol.js';
 import type { Rollups } from './rollups.js';
 

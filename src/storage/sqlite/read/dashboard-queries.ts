@@ -5,9 +5,9 @@
  * readings here), so a 30-day chart reads ~720 rows a channel instead of ~260,000 readings.
  * Synchronous: runs in a reader worker (reader-session.ts).
  */
-import { PeriodCalendar, summarisePeriods, type Tier } from '../../energy/index.js';
-import { KasaStorageCode, StorageError } from '../errors.js';
-import type { Db } from './connection.js';
+import { PeriodCalendar, summarisePeriods, type Tier } from '../../../energy/index.js';
+import { KasaStorageCode, StorageError } from '../../errors.js';
+import type { Db } from '../connection.js';
 import { openRollupReader } from './rollup-reader.js';
 
 export type SeriesResolution = 'raw' | 'minute' | 'hour';
