@@ -7,9 +7,9 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { holdWriteLock } from '../src/storage/sqlite/index.js';
 import { DaemonProcess, runCliProcess } from './helpers/cli.js';
 import { RequestCounter, type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { holdWriteLock } from './helpers/sqlite-files.js';
 
 const PORT = 21001;
 const OLD = 'E2E0000000000000000000000000000000000001';

@@ -26,9 +26,9 @@ import {
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
 import { CLI, DaemonProcess, runCliProcess } from './helpers/cli.js';
 import { startSimulators, waitFor } from './helpers/simulator.js';
+import { createSyntheticDatabase } from './helpers/sqlite-files.js';
 import { storedPerChannel } from './helpers/stored.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-db-faults-'));

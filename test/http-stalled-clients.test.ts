@@ -12,10 +12,10 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
 import type { HealthReport } from '../src/supervisor/index.js';
 import { DaemonProcess } from './helpers/cli.js';
 import { waitFor } from './helpers/simulator.js';
+import { createSyntheticDatabase } from './helpers/sqlite-files.js';
 
 const HOST = '127.33.0.3';
 const HTTP_PORT = 33082;

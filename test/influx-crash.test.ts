@@ -10,15 +10,10 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import {
-  integrityCheckFile,
-  isStorageError,
-  KasaStorageCode,
-  openReadingsReader,
-  outboxFileSummary,
-} from '../src/storage/sqlite/index.js';
+import { isStorageError, KasaStorageCode, openReadingsReader } from '../src/storage/sqlite/index.js';
 import { DaemonProcess } from './helpers/cli.js';
 import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { integrityCheckFile, outboxFileSummary } from './helpers/sqlite-files.js';
 import { startVictoria, timestampsPerDevice, victoriaSkip } from './helpers/victoria.js';
 
 const PORT = 22300;

@@ -16,7 +16,6 @@ import { fileOps } from '../src/storage/file-ops.js';
 import { DataLifecycle } from '../src/storage/lifecycle.js';
 import {
   backupDatabaseFile,
-  integrityCheckFile,
   openReadingsReader,
   SCHEDULED_BACKUP,
   type SqliteOptions,
@@ -24,6 +23,7 @@ import {
 } from '../src/storage/sqlite/index.js';
 import { DaemonProcess, runCliProcess } from './helpers/cli.js';
 import { waitFor } from './helpers/simulator.js';
+import { integrityCheckFile } from './helpers/sqlite-files.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-lifecycle-backup-'));
 after(() => rmSync(root, { recursive: true, force: true }));

@@ -11,22 +11,31 @@
  */
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+
 import { tmpdir } from 'node:os';
+
 import { join } from 'node:path';
+
 import { after, before, describe, test } from 'node:test';
+
 import type { DeviceSnapshot } from '../src/discovery/registry.js';
 import type { ChannelInfo } from '../src/domain/channel.js';
 import type { Reading } from '../src/domain/reading.js';
 import { LatestReadings } from '../src/http/latest.js';
+
 import { HttpServer } from '../src/http/server.js';
+
 import { createSilentLogger } from '../src/log/logger.js';
+
 import { canonicalReading, normaliseRealtime } from '../src/poller/normalise.js';
+
 import { ResiliencePolicy } from '../src/resilience/index.js';
+
 import { InfluxForwarder, InfluxHttpWriter, readingLine } from '../src/storage/influx/index.js';
+
 import {
   openReadingsReader,
   openRollupReader,
-  outboxFileSummary,
   ReaderPool,
   SCHEMA_VERSION,
   type SqliteOptions,
@@ -34,8 +43,11 @@ import {
   type StoredReading,
 } from '../src/storage/sqlite/index.js';
 import { captureLogger } from './helpers/capture-logger.js';
+
 import { runCliProcess } from './helpers/cli.js';
+
 import { waitFor } from './helpers/simulator.js';
+import { integrityCheckFile, outboxFileSummary } from './helpers/sqlite-files.js';
 import { settledSamplesPerDevice, startVictoria, type Victoria, victoriaSkip } from './helpers/victoria.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-optional-'));
@@ -109,7 +121,7 @@ describe('schema migration on a database written by the previous release', () =>
     try {
       const opened = log.lines().find((l) => l['msg'] === 'SQLite store open');
       assert.equal(opened?.['migrated'], SCHEMA_VERSION - 3, 'the migrations after the release ran');
-      assert.deepEqual(await store.integrityCheck(), ['ok']);
+      assert.deepEqual(integrityCheckFile(path), ['ok'], 'integrity_check on a second connection');
       assert.deepEqual(readAll(path), readingsBefore, 'every reading kept, values unchanged');
       assert.deepEqual(rollupsOf(path), rollupsBefore, 'rollups unchanged');
       const cursor = await store.loadCursor('influx');

@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { createSilentLogger } from '../src/log/logger.js';
 import { ReaderPool } from '../src/storage/sqlite/index.js';
-import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
+import { createSyntheticDatabase } from './helpers/sqlite-files.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-reader-idle-'));
 after(() => rmSync(root, { recursive: true, force: true }));

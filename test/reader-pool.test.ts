@@ -23,7 +23,7 @@ import {
   type ReaderPoolOptions,
   type SqliteOptions,
 } from '../src/storage/sqlite/index.js';
-import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
+import { createSyntheticDatabase } from './helpers/sqlite-files.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-reader-pool-'));
 after(() => rmSync(root, { recursive: true, force: true }));

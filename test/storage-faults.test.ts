@@ -7,14 +7,11 @@ import type { Reading } from '../src/domain/reading.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { BoundedQueue } from '../src/queue/bounded-queue.js';
 import { isStorageError, KasaStorageCode, type StorageError } from '../src/storage/errors.js';
-import {
-  holdWriteLock,
-  openReadingsReader,
-  type SqliteOptions,
-  SqliteStore,
-} from '../src/storage/sqlite/index.js';
+import { openReadingsReader, type SqliteOptions, SqliteStore } from '../src/storage/sqlite/index.js';
 import { Writer } from '../src/storage/writer.js';
 import { captureLogger } from './helpers/capture-logger.js';
+import { holdWriteLock } from './helpers/sqlite-files.js';
+import { faultyWriter, writerFaults } from './helpers/writer-faults.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-storage-faults-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -133,7 +130,7 @@ describe('a full disk', () => {
   test('SQLITE_FULL is transient; the writer holds the batch, writes it once space returns, nothing doubled', async () => {
     const opts = options();
     const { logger, lines } = captureLogger();
-    const store = new SqliteStore(opts, createSilentLogger());
+    const store = new SqliteStore(opts, createSilentLogger(), faultyWriter);
     await store.start();
     const queue = new BoundedQueue<Reading>(
       { capacity: 10_000, overflow: 'drop-newest' },
@@ -143,7 +140,7 @@ describe('a full disk', () => {
     try {
       await store.writeBatch(readings(10, 2, T0, 'OLD'));
       // Returns the cap SQLite applied: the current size, since it cannot go lower.
-      await store.setMaxPageCountForTest(1);
+      await writerFaults(opts.path).setMaxPageCount(1);
       // New channels too: their rows are created in the failing transaction and must roll back cleanly.
       const incoming = readings(1500, 30);
       await rejectsWith(store.writeBatch(incoming), 'SQLITE_FULL', true);
@@ -158,7 +155,7 @@ describe('a full disk', () => {
       assert.equal(failing.lastError?.code, 'SQLITE_FULL');
       assert.equal(failing.lastError?.transient, true);
 
-      await store.setMaxPageCountForTest(null);
+      await writerFaults(opts.path).setMaxPageCount(null);
       await waitFor(() => writer.stats().written === 1500, 'all readings written after space returned');
       const stats = await writer.stop();
       assert.equal(stats.duplicates, 0);
@@ -218,14 +215,13 @@ describe('damaged files and a dying worker', () => {
 
   test('a worker crash rejects pending and later calls with a StorageError instead of hanging', async () => {
     const { logger, lines } = captureLogger();
-    const store = new SqliteStore(options(), logger);
+    const opts = options();
+    const store = new SqliteStore(opts, logger, faultyWriter);
     await store.start();
-    const crash = store.crashWorkerForTest();
-    const racing = store.writeBatch(readings(10, 1));
-    await rejectsWith(crash, KasaStorageCode.workerExited, false);
-    // Whether the worker handled it before dying or not, it settles, and a failure is a StorageError.
-    const [outcome] = await Promise.allSettled([racing]);
-    if (outcome?.status === 'rejected') assert.ok(isStorageError(outcome.reason));
+    await writerFaults(opts.path).crashOnNextCall();
+    // The worker dies while this call is pending: it is rejected, not left hanging.
+    await rejectsWith(store.writeBatch(readings(10, 1)), KasaStorageCode.workerExited, false);
+    assert.equal(store.state, 'failed');
     await rejectsWith(store.writeBatch(readings(10, 1)), KasaStorageCode.workerExited, false);
     assert.ok(lines().some((l) => l['msg'] === 'SQLite writer worker died'));
     await store.stop();

@@ -28,9 +28,9 @@ import { loadConfig } from '../src/config/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { Daemon } from '../src/main.js';
 import { openReadingsReader } from '../src/storage/sqlite/index.js';
-import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
 import type { AlertPayload, HealthReport } from '../src/supervisor/index.js';
 import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { createSyntheticDatabase } from './helpers/sqlite-files.js';
 import { startVictoria, victoriaAvailable } from './helpers/victoria.js';
 import { startWebhookReceiver, type WebhookReceiver } from './helpers/webhook.js';
 

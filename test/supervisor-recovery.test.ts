@@ -31,7 +31,6 @@ import {
   type SqliteOptions,
   SqliteStore,
 } from '../src/storage/sqlite/index.js';
-import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
 import { Writer } from '../src/storage/writer.js';
 import {
   createChecks,
@@ -44,7 +43,9 @@ import {
   startStore,
 } from '../src/supervisor/index.js';
 import { waitFor } from './helpers/simulator.js';
+import { createSyntheticDatabase } from './helpers/sqlite-files.js';
 import { startWebhookReceiver } from './helpers/webhook.js';
+import { faultyWriter, writerFaults } from './helpers/writer-faults.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-supervisor-recovery-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -87,7 +88,8 @@ function sqlite(path: string): SqliteOptions {
 /** The real storage parts plus a supervisor running the SQLite checks on them. */
 async function rig(path: string, webhookUrl: string) {
   const logger = createSilentLogger();
-  const store = new SqliteStore(sqlite(path), logger);
+  // The writer worker with fault injection: the crash test makes it die.
+  const store = new SqliteStore(sqlite(path), logger, faultyWriter);
   await store.start();
   await store.upsertChannels([CHANNEL]);
   const readers = new ReaderPool(
@@ -254,7 +256,10 @@ describe('recovery on real parts', () => {
     try {
       await waitFor(() => r.writer.stats().written > 100, 'readings written');
       assert.equal((await r.supervisor.refresh()).checks['sqlite']?.status, 'ok');
-      await r.store.crashWorkerForTest().catch(() => undefined);
+      await writerFaults(path).crashOnNextCall();
+      // The store's next call (this one, or a batch of the writer's) meets the crash; either way this
+      // one settles only once the worker is dead.
+      await r.store.loadCursor('crash-probe').catch(() => undefined);
       assert.equal(r.store.state, 'failed');
       await waitFor(() => r.writer.stats().failedBatches > 0, 'a write failed');
 

@@ -3,7 +3,7 @@
  * Prints `locked` once it holds it; releases after MS milliseconds (or on SIGTERM / when stdin
  * closes when MS is absent) and prints `released`.
  */
-import { holdWriteLock } from '../../src/storage/sqlite/index.js';
+import { holdWriteLock } from './sqlite-files.js';
 
 const [path, ms] = process.argv.slice(2);
 if (path === undefined) throw new Error('usage: lock-holder.js DB [MS]');

@@ -3,7 +3,6 @@
 export { isStorageError, KasaStorageCode, StorageError } from '../errors.js';
 export type { JournalMode, SqliteOptions, SynchronousMode, TempStore } from './connection.js';
 export { isTransientSqliteCode } from './errors.js';
-export { tableBytesOfFile } from './lifecycle-support.js';
 export type {
   BackupFileResult,
   CopyProgress,
@@ -56,13 +55,6 @@ export { POOL_EXPORTS_BUSY_CODE, POOL_TIMEOUT_CODE, ReaderPool } from './read/re
 export type { RollupChannel, RollupReader, RollupReaderOptions, RollupTail } from './read/rollup-reader.js';
 export { openRollupReader } from './read/rollup-reader.js';
 export { SCHEMA_VERSION } from './schema.js';
-export type { OutboxFileSummary, RawInsertResult, WriteLock } from './support.js';
-export {
-  holdWriteLock,
-  integrityCheckFile,
-  outboxFileSummary,
-  runRawInsertBaseline,
-} from './support.js';
 export type {
   CursorInfo,
   OutboxChannel,
@@ -71,5 +63,5 @@ export type {
   OutboxSlice,
 } from './write/protocol.js';
 export { absentAsNull, OUTBOX_COLUMNS } from './write/protocol.js';
-export type { BatchResult, CommitListener } from './write/store.js';
+export type { BatchResult, CommitListener, SqliteStoreWorker } from './write/store.js';
 export { SqliteStore } from './write/store.js';

@@ -3,34 +3,38 @@
  * backup never blocks the daemon's event loop or its writer worker. One check per thread.
  */
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { WorkerClient } from '../rpc/client.js';
+import { serve } from '../rpc/server.js';
 import { checkDatabaseFile, type DatabaseFileCheck } from './backup.js';
 
-interface Job {
-  readonly path: string;
-  readonly standalone: boolean;
-}
+/** The check thread's protocol. */
+const checkHandlers = {
+  check: (args: { readonly path: string; readonly standalone: boolean }): DatabaseFileCheck =>
+    checkDatabaseFile(args.path, { standalone: args.standalone }),
+};
 
-if (!isMainThread && parentPort !== null && (workerData as { kasaCheck?: Job } | null)?.kasaCheck) {
-  const job = (workerData as { kasaCheck: Job }).kasaCheck;
-  parentPort.postMessage(checkDatabaseFile(job.path, { standalone: job.standalone }));
+// This module is its own worker script: started with the marker below, it serves the check.
+const MARKER = 'kasaCheck';
+if (
+  !isMainThread &&
+  parentPort !== null &&
+  (workerData as Record<string, unknown> | null)?.[MARKER] === true
+) {
+  serve(parentPort, checkHandlers);
 }
 
 /** checkDatabaseFile() in a short-lived worker thread. */
-export function checkDatabaseFileInThread(path: string, standalone: boolean): Promise<DatabaseFileCheck> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL(import.meta.url), { workerData: { kasaCheck: { path, standalone } } });
-    let settled = false;
-    worker.once('message', (result: DatabaseFileCheck) => {
-      settled = true;
-      resolve(result);
-      void worker.terminate();
-    });
-    worker.once('error', (error) => {
-      settled = true;
-      reject(error);
-    });
-    worker.once('exit', (code) => {
-      if (!settled) reject(new Error(`database check thread exited with code ${code}`));
-    });
-  });
+export async function checkDatabaseFileInThread(
+  path: string,
+  standalone: boolean,
+): Promise<DatabaseFileCheck> {
+  const client = new WorkerClient<typeof checkHandlers>(
+    new Worker(new URL(import.meta.url), { workerData: { [MARKER]: true } }),
+    { name: 'database check', deathIsTransient: false },
+  );
+  try {
+    return await client.call('check', { path, standalone });
+  } finally {
+    await client.terminate();
+  }
 }

@@ -16,25 +16,18 @@
  * (mode `single`), and says so in its stats so /health can report it. The writer keeps its own
  * connection (SqliteStore); nothing here writes.
  */
-import { Worker } from 'node:worker_threads';
 import type { Logger } from '../../../log/logger.js';
 import { KasaStorageCode, StorageError } from '../../errors.js';
-import { deserializeStorageError, toStorageError } from '../errors.js';
+import { toStorageError } from '../errors.js';
 import type { DailyEnergyResult, SeriesResult } from './dashboard-queries.js';
 import type { EnergyReport, EnergyReportQuery, EnergyReportSettings } from './energy-report.js';
-import type { ExportChunk, ExportFormat } from './export-format.js';
+import type { ExportFormat } from './export-format.js';
+import type { DashboardEnergyQuery, DashboardSeriesQuery, ExportQuery } from './query-types.js';
 import type { StoredChannel } from './reader.js';
-import type {
-  DashboardEnergyQuery,
-  DashboardSeriesQuery,
-  ExportQuery,
-  ReaderRequest,
-  ReaderResponse,
-  ReaderResultOf,
-} from './reader-protocol.js';
-import { ReaderSession } from './reader-session.js';
+import { DirectConnection, type ReaderConnection, WorkerConnection } from './reader-connections.js';
 
-export type { DashboardEnergyQuery, DashboardSeriesQuery, ExportQuery } from './reader-protocol.js';
+export type { DashboardEnergyQuery, DashboardSeriesQuery, ExportQuery } from './query-types.js';
+export type { ReaderConnection } from './reader-connections.js';
 
 /** No connection became free within the pool timeout. Transient: a later request may get one. */
 export const POOL_TIMEOUT_CODE = 'KASA_POOL_TIMEOUT';
@@ -80,7 +73,19 @@ export const READER_IDLE_TIMEOUT_MS = 10_000;
  * `pool`: worker connections. `single`: the fallback, one connection on the main thread.
  * `unavailable`: not even that could be opened (see fallbackReason).
  */
-export type PoolMode = 'new' | 'pool' | 'single' | 'unavailable' | 'stopped';
+export type PoolMode = PoolState['kind'];
+
+/**
+ * Where the pool stands, each state with what belongs to it (cockatiel's breaker state is the
+ * model): a reason exists exactly when the pool runs on fewer connections than configured.
+ */
+type PoolState =
+  | { readonly kind: 'new' }
+  | { readonly kind: 'pool' }
+  | { readonly kind: 'single'; readonly reason: string }
+  | { readonly kind: 'unavailable'; readonly reason: string }
+  /** `reason`: the fallback's, when the pool was stopped in one (its stats keep saying why). */
+  | { readonly kind: 'stopped'; readonly reason: string | null };
 
 export interface PoolStats {
   readonly mode: PoolMode;
@@ -116,247 +121,10 @@ export interface PoolStats {
   readonly maxWaitMs: number;
 }
 
-/** One connection of the pool: a worker (or, in the fallback, the main thread) with its session. */
-export interface ReaderConnection {
-  /** The pool's number for it, in opening order. */
-  readonly id: number;
-  /** The worker's thread id; null for the main-thread fallback. */
-  readonly threadId: number | null;
-  readonly openedAtMs: number;
-  /** The worker died: the pool closes it instead of lending it again. */
-  readonly broken: boolean;
-  ping(): Promise<number>;
-  quickCheck(): Promise<string[]>;
-  channels(): Promise<StoredChannel[]>;
-  series(query: DashboardSeriesQuery): Promise<SeriesResult>;
-  dailyEnergy(query: DashboardEnergyQuery): Promise<DailyEnergyResult>;
-  exportOpen(query: ExportQuery, format: ExportFormat, chunkRows: number): Promise<ExportChunk>;
-  exportNext(): Promise<ExportChunk>;
-  exportClose(): Promise<void>;
-  energy(query: EnergyReportQuery, settings: EnergyReportSettings): Promise<EnergyReport>;
-  close(): Promise<void>;
-}
-
 export interface PoolLease {
   readonly connection: ReaderConnection;
   /** Gives the connection back (idempotent). */
   release(): void;
-}
-
-type ReaderOp = keyof ReaderResultOf;
-type ReaderPayload<K extends ReaderOp> = Omit<Extract<ReaderRequest, { op: K }>, 'id' | 'op'>;
-
-function workerExited(message: string, cause?: unknown): StorageError {
-  return new StorageError(message, {
-    code: KasaStorageCode.workerExited,
-    transient: true,
-    ...(cause === undefined ? {} : { cause }),
-  });
-}
-
-class WorkerConnection implements ReaderConnection {
-  readonly #worker: Worker;
-  readonly #pending = new Map<
-    number,
-    { resolve: (value: unknown) => void; reject: (error: StorageError) => void }
-  >();
-  #nextId = 1;
-  #broken = false;
-  #threadId: number | null = null;
-  #exited: Promise<void>;
-
-  private constructor(
-    readonly id: number,
-    readonly openedAtMs: number,
-    url: URL,
-  ) {
-    this.#worker = new Worker(url);
-    this.#worker.unref();
-    let markExited: () => void = () => {};
-    this.#exited = new Promise<void>((resolve) => {
-      markExited = resolve;
-    });
-    this.#worker.on('message', (response: ReaderResponse) => this.#settle(response));
-    this.#worker.on('error', (error) =>
-      this.#died(workerExited(`reader worker crashed: ${error.message}`, error)),
-    );
-    this.#worker.on('exit', (code) => {
-      this.#died(workerExited(`reader worker exited with code ${code}`));
-      markExited();
-    });
-  }
-
-  static async open(
-    id: number,
-    openedAtMs: number,
-    url: URL,
-    path: string,
-    busyTimeoutMs: number,
-  ): Promise<WorkerConnection> {
-    const connection = new WorkerConnection(id, openedAtMs, url);
-    try {
-      const info = await connection.#call('open', { path, busyTimeoutMs });
-      connection.#threadId = info.threadId;
-      return connection;
-    } catch (error) {
-      await connection.#terminate();
-      throw error;
-    }
-  }
-
-  get threadId(): number | null {
-    return this.#threadId;
-  }
-
-  get broken(): boolean {
-    return this.#broken;
-  }
-
-  ping(): Promise<number> {
-    return this.#call('ping', {});
-  }
-
-  quickCheck(): Promise<string[]> {
-    return this.#call('quickCheck', {});
-  }
-
-  channels(): Promise<StoredChannel[]> {
-    return this.#call('channels', {});
-  }
-
-  series(query: DashboardSeriesQuery): Promise<SeriesResult> {
-    return this.#call('series', { query });
-  }
-
-  dailyEnergy(query: DashboardEnergyQuery): Promise<DailyEnergyResult> {
-    return this.#call('dailyEnergy', { query });
-  }
-
-  exportOpen(query: ExportQuery, format: ExportFormat, chunkRows: number): Promise<ExportChunk> {
-    return this.#call('exportOpen', { query, format, chunkRows });
-  }
-
-  exportNext(): Promise<ExportChunk> {
-    return this.#call('exportNext', {});
-  }
-
-  async exportClose(): Promise<void> {
-    await this.#call('exportClose', {});
-  }
-
-  energy(query: EnergyReportQuery, settings: EnergyReportSettings): Promise<EnergyReport> {
-    return this.#call('energy', { query, settings });
-  }
-
-  async close(): Promise<void> {
-    if (!this.#broken) {
-      try {
-        await this.#call('close', {});
-      } catch {
-        // Closing anyway.
-      }
-    }
-    await this.#terminate();
-  }
-
-  async #terminate(): Promise<void> {
-    this.#broken = true;
-    await this.#worker.terminate();
-    await this.#exited;
-  }
-
-  #call<K extends ReaderOp>(op: K, payload: ReaderPayload<K>): Promise<ReaderResultOf[K]> {
-    if (this.#broken) return Promise.reject(workerExited('reader worker is gone'));
-    const id = this.#nextId++;
-    return new Promise<ReaderResultOf[K]>((resolve, reject) => {
-      this.#pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
-      if (this.#pending.size === 1) this.#worker.ref();
-      this.#worker.postMessage({ id, op, ...payload });
-    });
-  }
-
-  #settle(response: ReaderResponse): void {
-    const pending = this.#pending.get(response.id);
-    if (pending === undefined) return;
-    this.#pending.delete(response.id);
-    if (this.#pending.size === 0) this.#worker.unref();
-    if (response.ok) pending.resolve(response.value);
-    else pending.reject(deserializeStorageError(response.error));
-  }
-
-  #died(error: StorageError): void {
-    this.#broken = true;
-    for (const [id, pending] of this.#pending) {
-      this.#pending.delete(id);
-      pending.reject(error);
-    }
-  }
-}
-
-/** The fallback: one session on the main thread (blocks the event loop while it reads). */
-class DirectConnection implements ReaderConnection {
-  readonly threadId = null;
-  readonly broken = false;
-  readonly #session: ReaderSession;
-
-  constructor(
-    readonly id: number,
-    readonly openedAtMs: number,
-    path: string,
-    busyTimeoutMs: number,
-  ) {
-    this.#session = new ReaderSession(path, busyTimeoutMs);
-  }
-
-  ping(): Promise<number> {
-    return this.#run(() => this.#session.ping());
-  }
-
-  quickCheck(): Promise<string[]> {
-    return this.#run(() => this.#session.quickCheck());
-  }
-
-  channels(): Promise<StoredChannel[]> {
-    return this.#run(() => this.#session.channels());
-  }
-
-  series(query: DashboardSeriesQuery): Promise<SeriesResult> {
-    return this.#run(() => this.#session.series(query));
-  }
-
-  dailyEnergy(query: DashboardEnergyQuery): Promise<DailyEnergyResult> {
-    return this.#run(() => this.#session.dailyEnergy(query));
-  }
-
-  exportOpen(query: ExportQuery, format: ExportFormat, chunkRows: number): Promise<ExportChunk> {
-    return this.#run(() => this.#session.exportOpen(query, format, chunkRows));
-  }
-
-  exportNext(): Promise<ExportChunk> {
-    return this.#run(() => this.#session.exportNext());
-  }
-
-  exportClose(): Promise<void> {
-    return this.#run(() => this.#session.exportClose());
-  }
-
-  energy(query: EnergyReportQuery, settings: EnergyReportSettings): Promise<EnergyReport> {
-    return this.#run(() => this.#session.energy(query, settings));
-  }
-
-  close(): Promise<void> {
-    return this.#run(() => this.#session.close());
-  }
-
-  async #run<T>(fn: () => T): Promise<T> {
-    // Yield first, so a chunked export lets other work in between its chunks.
-    await new Promise<void>((resolve) => setImmediate(resolve));
-    try {
-      return fn();
-    } catch (error) {
-      throw toStorageError(error, 'reader');
-    }
-  }
 }
 
 interface Waiter {
@@ -390,8 +158,7 @@ export class ReaderPool {
   readonly #options: ReaderPoolOptions;
   readonly #logger: Logger;
   readonly #now: () => number;
-  #mode: PoolMode = 'new';
-  #fallbackReason: string | null = null;
+  #state: PoolState = { kind: 'new' };
   readonly #idle: ReaderConnection[] = [];
   readonly #inUse = new Set<ReaderConnection>();
   #opening = 0;
@@ -426,7 +193,7 @@ export class ReaderPool {
   }
 
   get mode(): PoolMode {
-    return this.#mode;
+    return this.#state.kind;
   }
 
   /**
@@ -435,11 +202,11 @@ export class ReaderPool {
    * request reports the database's error. Never throws for either.
    */
   async start(): Promise<void> {
-    if (this.#mode !== 'new') return;
+    if (this.#state.kind !== 'new') return;
+    let reason: string;
     try {
       const connection = await this.#openWorker();
-      this.#mode = 'pool';
-      this.#fallbackReason = null;
+      this.#state = { kind: 'pool' };
       this.#idle.push(connection);
       this.#markIdle(connection);
       return;
@@ -447,24 +214,21 @@ export class ReaderPool {
       const storage = toStorageError(error, 'reader pool');
       if (storage.code !== KasaStorageCode.workerExited) {
         // The worker ran, the database did not open: a pool would not do better on one thread.
-        this.#mode = 'pool';
+        this.#state = { kind: 'pool' };
         this.#logger.warn({ err: storage }, 'reader pool: the database cannot be read yet');
         return;
       }
-      this.#fallbackReason = `reader workers cannot start (${storage.message})`;
+      reason = `reader workers cannot start (${storage.message})`;
     }
     try {
       const connection = this.#openDirect();
-      this.#mode = 'single';
+      this.#state = { kind: 'single', reason };
       this.#idle.push(connection);
-      this.#logger.warn(
-        { reason: this.#fallbackReason },
-        'reader pool could not start: using one connection on the main thread',
-      );
+      this.#logger.warn({ reason }, 'reader pool could not start: using one connection on the main thread');
     } catch (error) {
-      this.#mode = 'unavailable';
-      this.#fallbackReason = `${this.#fallbackReason}; a main-thread connection failed too: ${toStorageError(error, 'reader').message}`;
-      this.#logger.error({ reason: this.#fallbackReason }, 'reader pool unavailable');
+      const unavailable = `${reason}; a main-thread connection failed too: ${toStorageError(error, 'reader').message}`;
+      this.#state = { kind: 'unavailable', reason: unavailable };
+      this.#logger.error({ reason: unavailable }, 'reader pool unavailable');
     }
   }
 
@@ -594,11 +358,12 @@ export class ReaderPool {
    * open the database afresh; after a fallback, tries the workers again.
    */
   async reopen(): Promise<void> {
-    if (this.#mode === 'stopped') return;
+    const kind = this.#state.kind;
+    if (kind === 'stopped') return;
     this.#generation++;
     for (const connection of this.#idle.splice(0)) this.#close(connection);
-    if (this.#mode === 'single' || this.#mode === 'unavailable' || this.#mode === 'new') {
-      this.#mode = 'new';
+    if (kind === 'single' || kind === 'unavailable' || kind === 'new') {
+      this.#state = { kind: 'new' };
       await this.start();
     }
     this.#dispatch();
@@ -611,7 +376,7 @@ export class ReaderPool {
    * file's).
    */
   async suspend(): Promise<void> {
-    if (this.#mode === 'stopped') return;
+    if (this.#state.kind === 'stopped') return;
     this.#suspended = true;
     this.#generation++;
     for (const connection of [...this.#idle.splice(0), ...this.#inUse]) this.#close(connection);
@@ -628,8 +393,8 @@ export class ReaderPool {
   async stop(): Promise<void> {
     if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
     this.#idleTimer = null;
-    if (this.#mode !== 'stopped') {
-      this.#mode = 'stopped';
+    if (this.#state.kind !== 'stopped') {
+      this.#state = { kind: 'stopped', reason: this.#fallbackReason() };
       for (const waiter of this.#waiters.splice(0)) {
         clearTimeout(waiter.timer);
         waiter.reject(this.#notOpen());
@@ -641,8 +406,8 @@ export class ReaderPool {
 
   stats(): PoolStats {
     return {
-      mode: this.#mode,
-      fallbackReason: this.#fallbackReason,
+      mode: this.#state.kind,
+      fallbackReason: this.#fallbackReason(),
       size: this.#options.size,
       maxOverflow: this.#options.maxOverflow,
       timeoutMs: this.#options.timeoutMs,
@@ -663,14 +428,19 @@ export class ReaderPool {
     };
   }
 
+  /** Why the pool runs on one connection (or none); null when it runs as configured. */
+  #fallbackReason(): string | null {
+    return 'reason' in this.#state ? this.#state.reason : null;
+  }
+
   /** Connections at once: size + maxOverflow, or 1 in the fallback. */
   #limit(): number {
-    return this.#mode === 'single' ? 1 : this.#options.size + this.#options.maxOverflow;
+    return this.#state.kind === 'single' ? 1 : this.#options.size + this.#options.maxOverflow;
   }
 
   /** Idle connections kept: size, or 1 in the fallback. */
   #keep(): number {
-    return this.#mode === 'single' ? 1 : this.#options.size;
+    return this.#state.kind === 'single' ? 1 : this.#options.size;
   }
 
   #total(): number {
@@ -678,14 +448,15 @@ export class ReaderPool {
   }
 
   #notOpen(): StorageError {
-    return new StorageError(
-      `the reader pool is ${this.#mode}${this.#fallbackReason === null ? '' : `: ${this.#fallbackReason}`}`,
-      { code: KasaStorageCode.notOpen, transient: false },
-    );
+    const reason = this.#fallbackReason();
+    return new StorageError(`the reader pool is ${this.#state.kind}${reason === null ? '' : `: ${reason}`}`, {
+      code: KasaStorageCode.notOpen,
+      transient: false,
+    });
   }
 
   #checkout(): Promise<ReaderConnection> {
-    if (this.#mode !== 'pool' && this.#mode !== 'single') return Promise.reject(this.#notOpen());
+    if (this.#state.kind !== 'pool' && this.#state.kind !== 'single') return Promise.reject(this.#notOpen());
     if (!this.#suspended) {
       const idle = this.#takeIdle();
       if (idle !== null) {
@@ -740,14 +511,14 @@ export class ReaderPool {
     this.#opening++;
     let connection: ReaderConnection;
     try {
-      connection = this.#mode === 'single' ? this.#openDirect() : await this.#openWorker();
+      connection = this.#state.kind === 'single' ? this.#openDirect() : await this.#openWorker();
     } catch (error) {
       this.#failedOpens++;
       throw toStorageError(error, 'opening a reader connection');
     } finally {
       this.#opening--;
     }
-    if (this.#mode === 'stopped') {
+    if (this.#state.kind === 'stopped') {
       this.#close(connection);
       throw this.#notOpen();
     }
@@ -794,7 +565,7 @@ export class ReaderPool {
   #release(connection: ReaderConnection): void {
     if (!this.#inUse.delete(connection)) return;
     const outdated = this.#generationOf.get(connection) !== this.#generation;
-    if (this.#mode === 'stopped' || connection.broken || outdated) this.#close(connection);
+    if (this.#state.kind === 'stopped' || connection.broken || outdated) this.#close(connection);
     else {
       this.#idle.push(connection);
       this.#markIdle(connection);
@@ -834,10 +605,10 @@ export class ReaderPool {
   /** Closes worker connections idle for idleTimeoutMs (the main-thread fallback costs no isolate). */
   #armIdleSweep(delayMs: number): void {
     const timeoutMs = this.#idleTimeoutMs();
-    if (timeoutMs <= 0 || this.#idleTimer !== null || this.#mode !== 'pool') return;
+    if (timeoutMs <= 0 || this.#idleTimer !== null || this.#state.kind !== 'pool') return;
     this.#idleTimer = setTimeout(() => {
       this.#idleTimer = null;
-      if (this.#mode !== 'pool') return;
+      if (this.#state.kind !== 'pool') return;
       const now = performance.now();
       let next = Number.POSITIVE_INFINITY;
       for (const connection of [...this.#idle]) {

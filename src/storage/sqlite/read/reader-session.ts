@@ -20,8 +20,8 @@ import {
   energyReport,
 } from './energy-report.js';
 import { type ExportChunk, ExportCursor, type ExportFormat } from './export-format.js';
+import type { ExportQuery } from './query-types.js';
 import { openReadingsReader, type ReadingsReader, type StoredChannel } from './reader.js';
-import type { ExportQuery } from './reader-protocol.js';
 
 export class ReaderSession {
   readonly #reader: ReadingsReader;

@@ -1,11 +1,8 @@
-import type { ChannelInfo } from '../../../domain/channel.js';
 import type { Reading } from '../../../domain/reading.js';
-import type { OpenInfo, SqliteOptions } from '../connection.js';
-import type { SerializedStorageError } from '../errors.js';
-import type { LifecycleAction } from '../maintenance/lifecycle-protocol.js';
 
 /**
- * Messages between SqliteStore (main thread) and the writer worker. Readings travel columnar:
+ * What travels between SqliteStore (main thread) and the writer worker besides the handler map's
+ * own argument types (writer-service.ts). Readings travel columnar:
  * the distinct channel ids once per batch as strings, and the numbers in one Float64Array whose
  * buffer is transferred, not copied (integers up to 2^53 are exact in a double).
  */
@@ -23,39 +20,6 @@ export interface EncodedBatch {
 }
 
 export const COLUMNS = 5;
-
-export type Request =
-  | { readonly id: number; readonly op: 'open'; readonly options: SqliteOptions }
-  | {
-      readonly id: number;
-      readonly op: 'upsertChannels';
-      readonly channels: readonly ChannelInfo[];
-      readonly nowMs: number;
-    }
-  | { readonly id: number; readonly op: 'writeBatch'; readonly batch: EncodedBatch }
-  | {
-      readonly id: number;
-      readonly op: 'readOutbox';
-      readonly after: OutboxCursor;
-      readonly limit: number;
-    }
-  | { readonly id: number; readonly op: 'loadCursor'; readonly sink: string }
-  | {
-      readonly id: number;
-      readonly op: 'saveCursor';
-      readonly sink: string;
-      readonly cursor: OutboxCursor;
-      readonly nowMs: number;
-    }
-  /** Test and benchmark hook: `PRAGMA integrity_check` on the writing connection. */
-  | { readonly id: number; readonly op: 'integrityCheck' }
-  | { readonly id: number; readonly op: 'close' }
-  /** Test hook: makes later writes fail with SQLITE_FULL (max_page_count is per connection). */
-  | { readonly id: number; readonly op: 'setMaxPageCount'; readonly pages: number | null }
-  /** Test hook: the worker throws outside any request, as a native crash would end it. */
-  | { readonly id: number; readonly op: 'crash' }
-  /** Data lifecycle: maintenance steps, scheduled backups, storage info (lifecycle-protocol.ts). */
-  | { readonly id: number; readonly op: 'lifecycle'; readonly action: LifecycleAction };
 
 export interface WriteResult {
   readonly inserted: number;
@@ -112,25 +76,6 @@ export interface CursorInfo {
   /** Commit time of the oldest of them, UTC ms; null when none. */
   readonly oldestCommittedMs: number | null;
 }
-
-export type ResultOf = {
-  open: OpenInfo;
-  upsertChannels: undefined;
-  writeBatch: WriteResult;
-  readOutbox: OutboxRead;
-  loadCursor: CursorInfo;
-  saveCursor: number;
-  integrityCheck: string[];
-  close: undefined;
-  setMaxPageCount: number;
-  crash: undefined;
-  /** LifecycleResultOf[action.kind]; SqliteStore.lifecycle() types it. */
-  lifecycle: unknown;
-};
-
-export type Response =
-  | { readonly id: number; readonly ok: true; readonly value: unknown }
-  | { readonly id: number; readonly ok: false; readonly error: SerializedStorageError };
 
 export interface Encoded {
   readonly batch: EncodedBatch;

@@ -5,17 +5,11 @@ import type { Logger } from '../../../log/logger.js';
 import { isStorageError, KasaStorageCode, StorageError } from '../../errors.js';
 import type { OpenInfo, SqliteOptions } from '../connection.js';
 import { validateSqliteOptions } from '../connection.js';
-import { deserializeStorageError } from '../errors.js';
 import type { LifecycleAction, LifecycleKind, LifecycleResultOf } from '../maintenance/lifecycle-protocol.js';
-import {
-  type CursorInfo,
-  encodeBatch,
-  type OutboxCursor,
-  type OutboxRead,
-  type Request,
-  type Response,
-  type ResultOf,
-} from './protocol.js';
+import { WorkerClient } from '../rpc/client.js';
+import type { CallArgs, ResultOf } from '../rpc/messages.js';
+import { type CursorInfo, encodeBatch, type OutboxCursor, type OutboxRead } from './protocol.js';
+import type { WriterHandlers } from './writer-service.js';
 
 /** What a batch did: new rows, readings already stored (a replay), readings rejected as malformed. */
 export interface BatchResult {
@@ -34,18 +28,19 @@ export type CommitListener = (commit: {
   readonly outboxSeq: number | null;
 }) => void;
 
-type Op = keyof ResultOf;
-type Payload<K extends Op> = Omit<Extract<Request, { op: K }>, 'id' | 'op'>;
-
-interface Pending {
-  readonly resolve: (value: unknown) => void;
-  readonly reject: (error: StorageError) => void;
+/** Where the writer worker comes from; tests point it at a script that wraps the real one. */
+export interface SqliteStoreWorker {
+  /** The worker script (default: writer-worker.js next to this module). */
+  readonly workerUrl?: URL;
 }
+
+type Client = WorkerClient<WriterHandlers>;
+type Op = keyof WriterHandlers & string;
 
 type State =
   | { readonly kind: 'new' }
-  | { readonly kind: 'starting'; readonly worker: Worker }
-  | { readonly kind: 'open'; readonly worker: Worker }
+  | { readonly kind: 'starting'; readonly client: Client }
+  | { readonly kind: 'open'; readonly client: Client }
   | { readonly kind: 'stopped' }
   | { readonly kind: 'failed'; readonly error: StorageError };
 
@@ -56,8 +51,6 @@ type State =
  */
 export class SqliteStore {
   #state: State = { kind: 'new' };
-  #nextId = 1;
-  readonly #pending = new Map<number, Pending>();
   #stopping: Promise<void> | null = null;
   readonly #commitListeners = new Set<CommitListener>();
   readonly #replacedListeners = new Set<ReplacedListener>();
@@ -68,6 +61,7 @@ export class SqliteStore {
   constructor(
     private readonly options: SqliteOptions,
     private readonly logger: Logger,
+    private readonly worker: SqliteStoreWorker = {},
   ) {}
 
   /** Spawns the worker, opens the file, applies pragmas, migrates and runs `PRAGMA quick_check`. */
@@ -79,20 +73,17 @@ export class SqliteStore {
       });
     }
     validateSqliteOptions(this.options);
-    const worker = new Worker(new URL('./writer-worker.js', import.meta.url));
-    worker.unref();
-    worker.on('message', (response: Response) => this.#settle(response));
-    worker.on('error', (error) => this.#workerDied(worker, `writer worker crashed: ${error.message}`, error));
-    worker.on('exit', (code) =>
-      this.#workerDied(worker, `writer worker exited with code ${code}`, undefined),
+    const client: Client = new WorkerClient(
+      new Worker(this.worker.workerUrl ?? new URL('./writer-worker.js', import.meta.url)),
+      { name: 'writer', deathIsTransient: false, onDeath: (error) => this.#workerDied(client, error) },
     );
-    this.#state = { kind: 'starting', worker };
+    this.#state = { kind: 'starting', client };
     let info: OpenInfo;
     try {
       info = await this.#call('open', { options: this.options });
     } catch (error) {
       this.#state = { kind: 'stopped' };
-      await worker.terminate();
+      await client.terminate();
       throw error;
     }
     if (this.#state.kind !== 'starting') {
@@ -101,7 +92,7 @@ export class SqliteStore {
         transient: false,
       });
     }
-    this.#state = { kind: 'open', worker };
+    this.#state = { kind: 'open', client };
     if (this.options.journalMode.toLowerCase() !== info.journalMode.toLowerCase()) {
       this.logger.warn(
         { requested: this.options.journalMode, actual: info.journalMode },
@@ -145,7 +136,7 @@ export class SqliteStore {
       this.#assertOpen();
       return { inserted: 0, duplicates: 0, invalid };
     }
-    let result: ResultOf['writeBatch'];
+    let result: ResultOf<WriterHandlers['writeBatch']>;
     try {
       result = await this.#call('writeBatch', { batch }, [batch.channelIndex.buffer, batch.values.buffer]);
     } catch (error) {
@@ -223,11 +214,6 @@ export class SqliteStore {
     return this.#call('lifecycle', { action }) as Promise<LifecycleResultOf[K]>;
   }
 
-  /** `PRAGMA integrity_check` on the writing connection: ['ok'] when the file is sound. */
-  integrityCheck(): Promise<string[]> {
-    return this.#call('integrityCheck', {});
-  }
-
   /** Closes the database and ends the worker. Idempotent; safe after a failed start or a crash. */
   stop(): Promise<void> {
     this.#stopping ??= this.#stop();
@@ -285,29 +271,16 @@ export class SqliteStore {
     return this.#replacing;
   }
 
-  /**
-   * Test hook: caps the file at `pages` pages (null lifts the cap), so writes fail with SQLITE_FULL.
-   * Returns the cap SQLite applied (never below the current size).
-   */
-  setMaxPageCountForTest(pages: number | null): Promise<number> {
-    return this.#call('setMaxPageCount', { pages });
-  }
-
-  /** Test hook: makes the worker die with an uncaught exception. */
-  crashWorkerForTest(): Promise<void> {
-    return this.#call('crash', {}).then(() => undefined);
-  }
-
   async #stop(): Promise<void> {
     const state = this.#state;
     this.#state = { kind: 'stopped' };
     if (state.kind !== 'open' && state.kind !== 'starting') return;
     try {
-      await this.#send(state.worker, 'close', {});
+      await state.client.call('close');
     } catch (error) {
       this.logger.error({ err: error }, 'closing the SQLite database failed');
     } finally {
-      await state.worker.terminate();
+      await state.client.terminate();
     }
   }
 
@@ -322,7 +295,7 @@ export class SqliteStore {
     }
   }
 
-  #call<K extends Op>(op: K, payload: Payload<K>, transfer: ArrayBuffer[] = []): Promise<ResultOf[K]> {
+  #call<K extends Op>(op: K, ...rest: CallArgs<WriterHandlers[K]>): Promise<ResultOf<WriterHandlers[K]>> {
     const state = this.#state;
     if (state.kind === 'failed') return Promise.reject(state.error);
     if (state.kind !== 'open' && !(state.kind === 'starting' && op === 'open')) {
@@ -333,54 +306,15 @@ export class SqliteStore {
         }),
       );
     }
-    return this.#send(state.worker, op, payload, transfer);
+    return state.client.call(op, ...rest);
   }
 
-  #send<K extends Op>(
-    worker: Worker,
-    op: K,
-    payload: Payload<K>,
-    transfer: ArrayBuffer[] = [],
-  ): Promise<ResultOf[K]> {
-    const id = this.#nextId++;
-    return new Promise<ResultOf[K]>((resolve, reject) => {
-      this.#pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
-      // Keep the process alive while a call is outstanding, and only then.
-      if (this.#pending.size === 1) worker.ref();
-      worker.postMessage({ id, op, ...payload }, transfer);
-    });
-  }
-
-  #settle(response: Response): void {
-    const pending = this.#pending.get(response.id);
-    if (pending === undefined) return;
-    this.#pending.delete(response.id);
-    this.#unrefWhenIdle();
-    if (response.ok) pending.resolve(response.value);
-    else pending.reject(deserializeStorageError(response.error));
-  }
-
-  #unrefWhenIdle(): void {
+  /** The worker died on its own (the client rejects the calls pending on it): the store is failed. */
+  #workerDied(client: Client, error: StorageError): void {
     const state = this.#state;
-    if (this.#pending.size === 0 && (state.kind === 'open' || state.kind === 'starting'))
-      state.worker.unref();
-  }
-
-  #workerDied(worker: Worker, message: string, cause: Error | undefined): void {
-    const error = new StorageError(message, {
-      code: KasaStorageCode.workerExited,
-      transient: false,
-      ...(cause === undefined ? {} : { cause }),
-    });
-    const state = this.#state;
-    const expected = state.kind === 'stopped';
-    if (!expected && (state.kind === 'open' || state.kind === 'starting') && state.worker === worker) {
+    if ((state.kind === 'open' || state.kind === 'starting') && state.client === client) {
       this.#state = { kind: 'failed', error };
       this.logger.error({ err: error }, 'SQLite writer worker died');
-    }
-    for (const [id, pending] of this.#pending) {
-      this.#pending.delete(id);
-      pending.reject(error);
     }
   }
 }

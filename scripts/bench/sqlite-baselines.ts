@@ -1,30 +1,13 @@
 /**
- * Helpers for tests and the benchmark that need a second, synchronous connection. They live here
- * because this folder is the only importer of better-sqlite3. Not for use by the daemon.
+ * The benchmark's baselines on plain better-sqlite3 in the calling thread (the raw insert and the
+ * raw read the daemon's writer and export are measured against), and a look inside a database
+ * file (bytes per table). Not part of the daemon.
  */
 import { performance } from 'node:perf_hooks';
 import BetterSqlite3 from 'better-sqlite3';
-import type { ChannelInfo } from '../../domain/channel.js';
-import type { Reading } from '../../domain/reading.js';
-import { openWritable, type SqliteOptions } from './connection.js';
-
-export interface WriteLock {
-  /** Ends the transaction (rolls back) and closes the connection. */
-  release(): void;
-}
-
-/** Takes the database's write lock from another connection (`BEGIN IMMEDIATE`) until released. */
-export function holdWriteLock(path: string): WriteLock {
-  // A plain connection: no pragmas (journal_mode would persist), no schema work.
-  const writer = new BetterSqlite3(path, { fileMustExist: true, timeout: 0 });
-  writer.exec('BEGIN IMMEDIATE');
-  return {
-    release(): void {
-      if (writer.inTransaction) writer.exec('ROLLBACK');
-      writer.close();
-    },
-  };
-}
+import type { ChannelInfo } from '../../src/domain/channel.js';
+import type { Reading } from '../../src/domain/reading.js';
+import { openWritable, type SqliteOptions } from '../../src/storage/sqlite/connection.js';
 
 export interface RawInsertResult {
   readonly rows: number;
@@ -91,48 +74,47 @@ export function runRawInsertBaseline(
   }
 }
 
-/** `PRAGMA integrity_check` of a database file, on a read-only connection: ['ok'] when sound. */
-export function integrityCheckFile(path: string): string[] {
+export interface RawReadResult {
+  readonly rows: number;
+  readonly elapsedMs: number;
+}
+
+/**
+ * The export's baseline: every reading of the file read with plain better-sqlite3 on the calling
+ * thread (one statement, raw rows, nothing formatted).
+ */
+export function rawReadAll(path: string): RawReadResult {
   const db = new BetterSqlite3(path, { readonly: true, fileMustExist: true, timeout: 5000 });
   try {
-    return (db.pragma('integrity_check') as { integrity_check: string }[]).map((row) => row.integrity_check);
+    const statement = db
+      .prepare('SELECT channel_id, ts_ms, power_mw, voltage_mv, current_ma, total_wh FROM readings')
+      .raw();
+    const started = performance.now();
+    let rows = 0;
+    let checksum = 0;
+    for (const row of statement.iterate() as IterableIterator<number[]>) {
+      rows++;
+      checksum += row[2] ?? 0;
+    }
+    const elapsedMs = performance.now() - started;
+    if (checksum < 0) throw new Error('unreachable');
+    return { rows, elapsedMs };
   } finally {
     db.close();
   }
 }
 
-export interface OutboxFileSummary {
-  /** Outbox rows and the readings they hold. */
-  readonly rows: number;
-  readonly readings: number;
-  /** Readings after each sink's saved cursor. */
-  readonly pendingBySink: Readonly<Record<string, number>>;
-}
-
-/** What the outbox of a database file holds (read-only), for tests and the benchmark. */
-export function outboxFileSummary(path: string): OutboxFileSummary {
+/** Bytes of pages each table (with its indexes) occupies in a database file, via the dbstat table. */
+export function tableBytesOfFile(path: string): Record<string, number> {
   const db = new BetterSqlite3(path, { readonly: true, fileMustExist: true, timeout: 5000 });
   try {
-    const [rows, readings] = db
-      .prepare('SELECT count(*), coalesce(sum(count), 0) FROM outbox')
-      .raw()
-      .get() as [number, number];
-    const pendingBySink: Record<string, number> = {};
-    const cursors = db.prepare('SELECT sink, seq, position FROM sink_cursors').raw().all() as [
-      string,
-      number,
-      number,
-    ][];
-    const pending = db
-      .prepare<[number, number, number, number, number]>(
-        `SELECT coalesce(sum(CASE WHEN seq = ? THEN count - ? ELSE count END), 0) FROM outbox
-         WHERE seq > ? OR (seq = ? AND count > ?)`,
+    const rows = db
+      .prepare(
+        `SELECT coalesce(m.tbl_name, s.name) AS name, sum(s.pgsize) AS bytes
+         FROM dbstat AS s LEFT JOIN sqlite_schema AS m ON m.name = s.name GROUP BY 1`,
       )
-      .pluck();
-    for (const [sink, seq, position] of cursors) {
-      pendingBySink[sink] = pending.get(seq, position, seq, seq, position) as number;
-    }
-    return { rows, readings, pendingBySink };
+      .all() as { name: string; bytes: number }[];
+    return Object.fromEntries(rows.map((r) => [r.name, r.bytes]));
   } finally {
     db.close();
   }
