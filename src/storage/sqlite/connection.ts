@@ -28,7 +28,7 @@ export interface SqliteOptions {
   readonly outbox?: boolean;
   /**
    * The daemon's data lifecycle: rollups kept as batches commit, incremental auto-vacuum, a bounded
-   * WAL (see lifecycle-worker.ts). Absent: none of it (tests and benchmarks of the bare writer).
+   * WAL (see maintenance/lifecycle-worker.ts). Absent: none of it (tests and benchmarks of the bare writer).
    */
   readonly lifecycle?: LifecycleOpenOptions | undefined;
 }

@@ -157,7 +157,7 @@ export class BatchWriter {
           for (let col = 0; col < 5; col++) fresh[at + 1 + col] = values[col * stride + i] as number;
         }
         inserted += changes;
-        // Rollups of this reading, in the same transaction (see rollups.ts).
+        // Rollups of this reading, in the same transaction (see maintenance/rollups.ts).
         if (changes > 0 && rollups !== null) {
           rollups.add(
             channelId,
