@@ -61,7 +61,7 @@ export class SqliteStore {
   constructor(
     private readonly options: SqliteOptions,
     private readonly logger: Logger,
-    private readonly worker: SqliteStoreWorker = {},
+    private readonly workerOptions: SqliteStoreWorker = {},
   ) {}
 
   /** Spawns the worker, opens the file, applies pragmas, migrates and runs `PRAGMA quick_check`. */
@@ -74,7 +74,7 @@ export class SqliteStore {
     }
     validateSqliteOptions(this.options);
     const client: Client = new WorkerClient(
-      new Worker(this.worker.workerUrl ?? new URL('./writer-worker.js', import.meta.url)),
+      new Worker(this.workerOptions.workerUrl ?? new URL('./writer-worker.js', import.meta.url)),
       { name: 'writer', deathIsTransient: false, onDeath: (error) => this.#workerDied(client, error) },
     );
     this.#state = { kind: 'starting', client };
