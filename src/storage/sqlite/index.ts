@@ -54,6 +54,9 @@ export type {
 export { POOL_EXPORTS_BUSY_CODE, POOL_TIMEOUT_CODE, ReaderPool } from './read/reader-pool.js';
 export type { RollupChannel, RollupReader, RollupReaderOptions, RollupTail } from './read/rollup-reader.js';
 export { openRollupReader } from './read/rollup-reader.js';
+export { type ClientOptions, PortClient, WorkerClient } from './rpc/client.js';
+export type { HandlerMap } from './rpc/messages.js';
+export { serve } from './rpc/server.js';
 export { SCHEMA_VERSION } from './schema.js';
 export type {
   CursorInfo,

@@ -64,5 +64,9 @@ function fail(port: ServerPort, call: CallMessage, error: unknown): void {
     ok: false,
     error: serializeStorageError(toStorageError(error, call.op)),
   };
-  port.postMessage(message);
+  try {
+    port.postMessage(message);
+  } catch {
+    // The port is closed: nobody is left to tell.
+  }
 }
