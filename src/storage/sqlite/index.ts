@@ -1,4 +1,12 @@
-/** SQLite storage: the only module of kasa-monitor that imports better-sqlite3. */
+/**
+ * SQLite storage: the only module of kasa-monitor that imports better-sqlite3. Other code imports
+ * this barrel only. Its folders follow the roles:
+ * - write/: SqliteStore (main thread) and its writer worker, the daemon's only writing connection;
+ * - read/: the reader pool (worker connections, or one on the main thread) and the queries it runs;
+ * - maintenance/: rollups, retention, backups and checks, the writer worker's lifecycle side;
+ * - rpc/: the one message layer every worker speaks (typed handler maps, transfers, worker death);
+ * - at the top: connection (open + pragmas), schema (migrations), errors (SQLite codes → StorageError).
+ */
 
 export { isStorageError, KasaStorageCode, StorageError } from '../errors.js';
 export type { JournalMode, SqliteOptions, SynchronousMode, TempStore } from './connection.js';
