@@ -1,8 +1,9 @@
 /**
- * The one message layer between the main thread and the SQLite worker threads (writer, readers,
- * database checks). A worker serves a map of handlers (op → function of one argument); the main
- * thread calls them by name and gets a promise of the handler's result, typed from the map itself:
- * the map is the protocol, so a request and its answer cannot drift apart.
+ * The one message layer between the main thread and the worker threads that work on the database
+ * (the writer, the readers, database checks, backfill runs). A worker serves a map of handlers
+ * (op → function of one argument); the main thread calls them by name and gets a promise of the
+ * handler's result, typed from the map itself: the map is the protocol, so a request and its answer
+ * cannot drift apart. The same works the other way (a backfill run asks the main thread).
  */
 import type { SerializedStorageError } from '../errors.js';
 
