@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { holdWriteLock } from '../src/storage/sqlite/index.js';
 import { DaemonProcess, runCliProcess } from './helpers/cli.js';
-import { RequestCounter, type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { RequestCounter, type SimulatorFleet, startSimulators } from './helpers/simulator.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const PORT = 21001;
 const OLD = 'E2E0000000000000000000000000000000000001';
@@ -68,14 +69,6 @@ async function exportCsv(config: string, ...args: string[]): Promise<CsvRow[]> {
   });
 }
 
-async function until(check: () => Promise<boolean>, what: string, deadlineMs = 30_000): Promise<void> {
-  const end = Date.now() + deadlineMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`gave up waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
 describe('kasa-monitor end to end (built CLI, simulated plugs, SQLite)', () => {
   let fleet: SimulatorFleet;
 
@@ -118,10 +111,15 @@ describe('kasa-monitor end to end (built CLI, simulated plugs, SQLite)', () => {
     const config = writeConfig(dir, 'writer:\n  flush_interval: 200ms\n');
     const daemon = new DaemonProcess(['-c', config]);
     try {
-      await until(async () => {
-        const rows = await exportCsv(config).catch(() => []);
-        return METERED.every((id) => rows.some((r) => r.device_id === id));
-      }, 'a reading from every metered channel');
+      await waitFor(
+        async () => {
+          const rows = await exportCsv(config).catch(() => []);
+          return METERED.every((id) => rows.some((r) => r.device_id === id));
+        },
+        'a reading from every metered channel',
+        30_000,
+        200,
+      );
       daemon.signal('SIGTERM');
       assert.equal(await daemon.exited, 0, daemon.stderr);
 
@@ -181,15 +179,19 @@ describe('kasa-monitor end to end (built CLI, simulated plugs, SQLite)', () => {
     const config = writeConfig(dir, 'writer:\n  flush_interval: 200ms\n');
     const daemon = new DaemonProcess(['-c', config]);
     try {
-      await until(
+      await waitFor(
         async () => (await exportCsv(config, '--device', NEW).catch(() => [])).length > 0,
         'first readings of the plug',
+        30_000,
+        200,
       );
       await fleet.move(NEW, '127.0.30.20');
       const movedAt = new Date().toISOString();
-      await until(
+      await waitFor(
         async () => (await exportCsv(config, '--device', NEW).catch(() => [])).some((r) => r.time > movedAt),
         'readings from the new address',
+        30_000,
+        200,
       );
       daemon.signal('SIGTERM');
       assert.equal(await daemon.exited, 0);
@@ -271,7 +273,7 @@ describe('kasa-monitor end to end (built CLI, simulated plugs, SQLite)', () => {
       // Another process holds the write lock: the drain cannot finish.
       lock = holdWriteLock(join(dir, 'kasa.db'));
       daemon.signal('SIGTERM');
-      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await sleep(1500);
       daemon.signal('SIGTERM');
       assert.equal(await daemon.exited, 1);
       assert.ok(daemon.logged('second stop request: exiting now without waiting for the queue'));

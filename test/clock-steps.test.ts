@@ -13,8 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { DaemonProcess } from './helpers/cli.js';
-import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { storedPerChannel } from './helpers/stored.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 /** Where the Debian package `faketime` puts the library (by architecture). */
 const LIBFAKETIME =
@@ -94,7 +95,7 @@ log:
     const linesBefore = daemon.lines.length;
     writeFileSync(offsetFile, `${step}\n`);
     // libfaketime re-reads the file within a second (FAKETIME_CACHE_DURATION): let it take effect.
-    await new Promise((resolve) => setTimeout(resolve, 2500));
+    await sleep(2500);
     // Polling goes on within seconds: two more rounds over both plugs are stored. (Before the fix a
     // step back paused every poll for the length of the step: two minutes. The deadline only turns
     // that pause into a failure.)
@@ -122,7 +123,7 @@ log:
     assert.equal(stepLines.length, 1, `the step logged once: ${JSON.stringify(stepLines)}`);
   } finally {
     daemon.signal('SIGTERM');
-    await Promise.race([daemon.exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
+    await Promise.race([daemon.exited, sleep(15_000)]);
     await daemon.kill();
   }
 }

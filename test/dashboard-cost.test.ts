@@ -14,7 +14,8 @@ import { loadConfig } from '../src/config/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { Daemon } from '../src/main.js';
 import { launchBrowser, type PageLog, screenshot, type TestBrowser } from './helpers/browser.js';
-import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const PORT = 27201;
 const HTTP_HOST = '127.27.0.2';
@@ -95,7 +96,7 @@ before(async () => {
   await waitFor(() => (daemon.status()?.writer.written ?? 0) >= 2 * 7, 'readings of every channel stored');
   for (let wh = 1001; wh <= 1006; wh++) {
     fleet.setRealtime(KETTLE, { power_mw: 3_600_000, voltage_mv: 230_000, current_ma: 15_652, total_wh: wh });
-    await new Promise((resolve) => setTimeout(resolve, 1000));
+    await sleep(1000);
   }
   fleet.setRealtime(KETTLE, { power_mw: 0, voltage_mv: 230_000, current_ma: 0, total_wh: 1006 });
   const written = daemon.status()?.writer.written ?? 0;

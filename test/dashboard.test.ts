@@ -16,8 +16,9 @@ import { createSilentLogger } from '../src/log/logger.js';
 import { Daemon } from '../src/main.js';
 import { SqliteStore } from '../src/storage/sqlite/index.js';
 import { launchBrowser, type Page, type PageLog, screenshot, type TestBrowser } from './helpers/browser.js';
-import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { testStoreOptions } from './helpers/sqlite.js';
+import { waitFor } from './helpers/wait.js';
 
 const PORT = 38001;
 const HTTP_HOST = '127.38.0.100';

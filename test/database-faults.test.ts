@@ -28,8 +28,9 @@ import { basename, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
 import { CLI, DaemonProcess, runCliProcess } from './helpers/cli.js';
-import { startSimulators, waitFor } from './helpers/simulator.js';
+import { startSimulators } from './helpers/simulator.js';
 import { storedPerChannel } from './helpers/stored.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-db-faults-'));
 // World-searchable, so the daemon run as nobody reaches its directories.
@@ -97,7 +98,7 @@ log:
 
 async function stop(daemon: DaemonProcess): Promise<void> {
   daemon.signal('SIGTERM');
-  await Promise.race([daemon.exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
+  await Promise.race([daemon.exited, sleep(15_000)]);
   await daemon.kill();
 }
 
@@ -237,7 +238,7 @@ describe('the database file vanishing or being unusable', () => {
     try {
       await waitFor(() => total(dbPath) >= 3, 'readings in the fresh database', 30_000);
       // Several health runs later (every 300 ms), with the fresh database working: still visible.
-      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await sleep(1500);
       const h = await health(32213);
       assert.equal(h.status, 'degraded', `health: ${JSON.stringify(h.checks)}`);
       assert.ok(h.alerts.active.length > 0, 'an active alert');

@@ -14,8 +14,9 @@ import { after, before, describe, test } from 'node:test';
 import { loadConfig } from '../src/config/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { Daemon } from '../src/main.js';
-import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { startVictoria, type Victoria, victoriaSkip } from './helpers/victoria.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const GRAFANA_DIR = resolve(import.meta.dirname, '..', '..', 'config', 'grafana');
 const PORT = 38003;
@@ -102,7 +103,7 @@ describe('Grafana dashboards', { skip: victoriaSkip() }, () => {
     assert.ok(address !== null);
     // Two scrapes, a few seconds apart, so rate() and increase() have two samples.
     for (let scrape = 0; scrape < 2; scrape++) {
-      if (scrape > 0) await new Promise((r) => setTimeout(r, 3000));
+      if (scrape > 0) await sleep(3000);
       metricsText = await (await fetch(`http://127.38.2.100:${address.port}/metrics`)).text();
       const imported = await fetch(`${vm.url}/api/v1/import/prometheus`, {
         method: 'POST',

@@ -15,7 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
 import type { HealthReport } from '../src/supervisor/index.js';
 import { DaemonProcess } from './helpers/cli.js';
-import { waitFor } from './helpers/simulator.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const HOST = '127.33.0.3';
 const HTTP_PORT = 33082;
@@ -34,7 +34,7 @@ async function freshHealth(sinceMs: number): Promise<HealthReport> {
   for (;;) {
     const report = await health();
     if (report.checked_at !== null && Date.parse(report.checked_at) > sinceMs) return report;
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
   }
 }
 
@@ -167,7 +167,7 @@ health:
     let freed = await health();
     const end = Date.now() + 20_000;
     while (Number(freed.pool['in_use']) > 0 && Date.now() < end) {
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await sleep(200);
       freed = await health();
     }
     assert.equal(freed.pool['in_use'], 0, 'no connection is held by a stalled client any more');

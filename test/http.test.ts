@@ -17,8 +17,9 @@ import { Daemon } from '../src/main.js';
 import { CSV_HEADER, csvRow, jsonRow } from '../src/storage/sqlite/export-format.js';
 import { openReadingsReader } from '../src/storage/sqlite/index.js';
 import type { HealthReport } from '../src/supervisor/index.js';
-import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { freePort } from './helpers/victoria.js';
+import { waitFor } from './helpers/wait.js';
 
 const PORT = 24001;
 const KETTLE = 'A1B2C3D4E5F60718293A4B5C6D7E8F9011223344';

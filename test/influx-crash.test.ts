@@ -18,8 +18,9 @@ import {
   outboxFileSummary,
 } from '../src/storage/sqlite/index.js';
 import { DaemonProcess } from './helpers/cli.js';
-import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { startVictoria, timestampsPerDevice, victoriaSkip } from './helpers/victoria.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const PORT = 22300;
 const ROUNDS = 24;
@@ -61,10 +62,6 @@ function storedSoFar(path: string): Map<string, Set<number>> {
     if (isStorageError(error) && error.code === KasaStorageCode.notKasaDatabase) return new Map();
     throw error;
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function total(keys: Map<string, Set<number>>): number {
@@ -166,7 +163,7 @@ http:
         for (let i = 0; i < 600; i++) {
           inVm = await timestampsPerDevice(vm);
           if (total(inVm) >= expected) break;
-          await new Promise((resolve) => setTimeout(resolve, 200));
+          await sleep(200);
         }
         daemon.signal('SIGTERM');
         assert.equal(await daemon.exited, 0, daemon.stderr);

@@ -12,9 +12,10 @@ import { after, describe, test } from 'node:test';
 import { loadConfig } from '../src/config/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { Daemon, type DaemonStatus, type SinkAccounting } from '../src/main.js';
-import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { storedPerChannel } from './helpers/stored.js';
 import { settledSamplesPerDevice, startVictoria, victoriaSkip } from './helpers/victoria.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const PORT = 22200;
 const OUTAGE_MS = 30_000;
@@ -86,7 +87,7 @@ describe('an InfluxDB outage while plugs are polled', { skip }, () => {
 
       await vm.stop();
       const atOutage = status(daemon);
-      await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS));
+      await sleep(OUTAGE_MS);
       const during = status(daemon);
       assert.ok(during.poller.pollsOk > atOutage.poller.pollsOk + 100, 'polling went on');
       assert.ok((during.influx?.queued ?? 0) > 100, 'readings wait in SQLite for InfluxDB');

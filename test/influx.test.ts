@@ -23,8 +23,8 @@ import {
 import { SqliteStore } from '../src/storage/sqlite/index.js';
 import { captureLogger } from './helpers/capture-logger.js';
 import { type FaultProxy, startFaultProxy } from './helpers/fault-proxy.js';
-import { waitFor } from './helpers/simulator.js';
 import { settledSamplesPerDevice, startVictoria, type Victoria, victoriaSkip } from './helpers/victoria.js';
+import { waitFor } from './helpers/wait.js';
 
 describe('line protocol', () => {
   const plug = { deviceId: '8006ABC', alias: 'Kitchen kettle', model: 'HS110(EU)', parentId: null };

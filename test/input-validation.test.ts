@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DaemonProcess, runCliProcess } from './helpers/cli.js';
 import { configFixtures } from './helpers/config.js';
-import { waitFor } from './helpers/simulator.js';
+import { waitFor } from './helpers/wait.js';
 
 const PORT = 33002;
 const HTTP = 'http://127.33.0.2:33081';

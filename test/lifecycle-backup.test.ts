@@ -23,7 +23,7 @@ import {
   SqliteStore,
 } from '../src/storage/sqlite/index.js';
 import { DaemonProcess, runCliProcess } from './helpers/cli.js';
-import { waitFor } from './helpers/simulator.js';
+import { waitFor } from './helpers/wait.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-lifecycle-backup-'));
 after(() => rmSync(root, { recursive: true, force: true }));

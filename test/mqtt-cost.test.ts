@@ -14,7 +14,8 @@ import { loadConfig } from '../src/config/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { Daemon } from '../src/main.js';
 import { Mosquitto, Subscriber } from './helpers/mosquitto.js';
-import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
+import { waitFor } from './helpers/wait.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-mqtt-cost-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -64,19 +65,6 @@ async function metricCost(daemon: Daemon, channel: string): Promise<number | nul
     .split('\n')
     .find((l) => l.startsWith('kasa_energy_cost_total{') && l.includes(`device_id="${channel}"`));
   return line === undefined ? null : Number(line.slice(line.lastIndexOf(' ') + 1));
-}
-
-/** waitFor with an asynchronous predicate (a scrape). */
-async function waitUntil(
-  predicate: () => Promise<boolean>,
-  what: string,
-  deadlineMs = 60_000,
-): Promise<void> {
-  const end = Date.now() + deadlineMs;
-  while (!(await predicate())) {
-    if (Date.now() > end) throw new Error(`gave up waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
 }
 
 describe('cost over MQTT, against a real Mosquitto', () => {
@@ -147,12 +135,17 @@ describe('cost over MQTT, against a real Mosquitto', () => {
         COST_DEADLINE_MS,
       );
       let agreed: { mqtt: number; metric: number | null } = { mqtt: -1, metric: null };
-      await waitUntil(async () => {
-        const metric = await metricCost(daemon, kettle.deviceId);
-        const mqtt = states(live, kettle.deviceId).at(-1)?.['cost'];
-        agreed = { mqtt: typeof mqtt === 'number' ? mqtt : -1, metric };
-        return metric !== null && Math.abs(metric - agreed.mqtt) < 1e-6;
-      }, 'the state’s cost equal to kasa_energy_cost_total');
+      await waitFor(
+        async () => {
+          const metric = await metricCost(daemon, kettle.deviceId);
+          const mqtt = states(live, kettle.deviceId).at(-1)?.['cost'];
+          agreed = { mqtt: typeof mqtt === 'number' ? mqtt : -1, metric };
+          return metric !== null && Math.abs(metric - agreed.mqtt) < 1e-6;
+        },
+        'the state’s cost equal to kasa_energy_cost_total',
+        60_000,
+        200,
+      );
       assert.ok(agreed.mqtt > 0, JSON.stringify(agreed));
 
       // It keeps growing with the energy, and never goes backwards.

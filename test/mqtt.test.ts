@@ -17,7 +17,8 @@ import { Daemon } from '../src/main.js';
 import { discoveryConfigs } from '../src/storage/mqtt/index.js';
 import { captureLogger } from './helpers/capture-logger.js';
 import { Mosquitto, Subscriber } from './helpers/mosquitto.js';
-import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-mqtt-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -130,7 +131,7 @@ describe('MQTT with Home Assistant discovery, against a real Mosquitto', () => {
       // Discovery: a client that connects now gets the configs as retained messages.
       const late = await Subscriber.start(broker.url);
       await waitFor(() => late.messages.some((m) => m.topic === 'kasa-monitor/status'), 'retained status');
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await sleep(300);
       const retained = late.messages.filter((m) => m.retain);
       await late.stop();
       const configs = retained.filter((m) => m.topic.startsWith('homeassistant/sensor/'));
@@ -252,7 +253,7 @@ describe('MQTT with Home Assistant discovery, against a real Mosquitto', () => {
       const end = Date.now() + 30_000;
       while (Date.now() < end) {
         maxPending = Math.max(maxPending, daemon.status()?.mqtt?.pending ?? 0);
-        await new Promise((resolve) => setTimeout(resolve, 500));
+        await sleep(500);
       }
       const outage = daemon.status()?.mqtt;
       assert.ok(

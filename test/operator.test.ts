@@ -19,6 +19,7 @@ import { loadConfig } from '../src/config/index.js';
 import { createRootLogger } from '../src/log/logger.js';
 import { CLI, type CliResult, DaemonProcess } from './helpers/cli.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
+import { sleep } from './helpers/wait.js';
 
 const SERVICE_UID = 34_567;
 const dirs: string[] = [];
@@ -81,7 +82,7 @@ async function databaseWithReadings(dir: string, port: number, address: string):
     const deadline = Date.now() + 30_000;
     while (!daemon.lines.some((l) => l['msg'] === 'plug found') || (await countRows(db)) < 3) {
       if (Date.now() > deadline) throw new Error(`no readings stored: ${daemon.stderr}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
     }
     daemon.signal('SIGTERM');
     assert.equal(await daemon.exited, 0);
@@ -364,7 +365,7 @@ describe('the daemon', () => {
       const deadline = Date.now() + 30_000;
       while (daemon.lines.filter((l) => l['msg'] === 'discovery round done').length < 4) {
         if (Date.now() > deadline) throw new Error(`too few discovery rounds: ${daemon.stderr}`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
+        await sleep(100);
       }
       const hints = daemon.lines.filter((l) => String(l['msg']).startsWith('no plug answered discovery'));
       assert.equal(hints.length, 1, 'once');
@@ -410,7 +411,7 @@ class Terminal {
     const deadline = Date.now() + 30_000;
     while (!this.output.includes(text)) {
       if (Date.now() > deadline) throw new Error(`the terminal never showed '${text}':\n${this.output}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      await sleep(100);
     }
   }
 

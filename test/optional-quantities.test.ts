@@ -35,8 +35,8 @@ import {
 import { ReaderPool } from '../src/storage/sqlite/reader-pool.js';
 import { captureLogger } from './helpers/capture-logger.js';
 import { runCliProcess } from './helpers/cli.js';
-import { waitFor } from './helpers/simulator.js';
 import { settledSamplesPerDevice, startVictoria, type Victoria, victoriaSkip } from './helpers/victoria.js';
+import { waitFor } from './helpers/wait.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-optional-'));
 after(() => rmSync(root, { recursive: true, force: true }));

@@ -10,6 +10,7 @@ import { after, describe, test } from 'node:test';
 import { createSilentLogger } from '../src/log/logger.js';
 import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
 import { ReaderPool } from '../src/storage/sqlite/reader-pool.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-reader-idle-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -35,15 +36,6 @@ function database(name: string): string {
   return path;
 }
 
-/** Polls on the event loop; the deadline only turns a hang into a failure. */
-async function waitUntil(predicate: () => boolean): Promise<void> {
-  const end = Date.now() + 20_000;
-  while (!predicate()) {
-    if (Date.now() > end) throw new Error('gave up waiting');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
-
 describe('reader pool idle timeout', () => {
   test('an idle pool closes every worker connection, kept ones included, and opens one on demand', async () => {
     const pool = new ReaderPool(
@@ -64,7 +56,7 @@ describe('reader pool idle timeout', () => {
       const closedBefore = pool.stats().idleClosed;
       for (const lease of leases) lease.release();
       assert.equal(pool.stats().idle, 3);
-      await waitUntil(() => pool.stats().open === 0);
+      await waitFor(() => pool.stats().open === 0, 'every connection closed');
       assert.equal(pool.stats().idleClosed - closedBefore, 3);
       assert.equal(pool.stats().mode, 'pool');
 
@@ -96,14 +88,14 @@ describe('reader pool idle timeout', () => {
       const lease = await busy.acquire();
       // The connection start() opened may have timed out idle meanwhile (a loaded machine): count from here.
       const closedBefore = busy.stats().idleClosed;
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await sleep(300);
       assert.equal(await lease.connection.ping(), 1);
       assert.equal(busy.stats().idleClosed, closedBefore);
       lease.release();
-      await waitUntil(() => busy.stats().open === 0);
+      await waitFor(() => busy.stats().open === 0, 'every connection closed');
 
       (await keep.acquire()).release();
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await sleep(300);
       assert.equal(keep.stats().open, 1);
       assert.equal(keep.stats().idleClosed, 0);
     } finally {

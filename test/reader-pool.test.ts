@@ -21,6 +21,7 @@ import {
   ReaderPool,
   type ReaderPoolOptions,
 } from '../src/storage/sqlite/reader-pool.js';
+import { settle, waitFor } from './helpers/wait.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-reader-pool-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -62,19 +63,6 @@ function pool(path: string, options: Partial<ReaderPoolOptions> = {}): ReaderPoo
     { path, size: 2, maxOverflow: 3, timeoutMs: 30_000, recycleMs: 3_600_000, ...options },
     createSilentLogger(),
   );
-}
-
-async function settle(): Promise<void> {
-  await new Promise((resolve) => setImmediate(resolve));
-}
-
-/** Waits (on the event loop, not the clock) until `predicate` holds; the deadline only turns a hang into a failure. */
-async function waitUntil(predicate: () => boolean): Promise<void> {
-  const end = Date.now() + 20_000;
-  while (!predicate()) {
-    if (Date.now() > end) throw new Error('gave up waiting');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 describe('reader pool', () => {
@@ -267,7 +255,7 @@ describe('reader pool', () => {
       const stalled = [0, 1].map(() =>
         p.exportReadings({}, 'csv', () => new Promise<void>((resolve) => gates.push(resolve))),
       );
-      await waitUntil(() => gates.length === 2);
+      await waitFor(() => gates.length === 2, 'both queries waiting at their gates');
       await assert.rejects(
         p.exportReadings({}, 'csv', () => undefined),
         (error: unknown) => isStorageError(error) && error.code === POOL_EXPORTS_BUSY_CODE && error.transient,

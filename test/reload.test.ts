@@ -25,7 +25,7 @@ import {
 import { StorageError } from '../src/storage/errors.js';
 import { captureLogger } from './helpers/capture-logger.js';
 import { type FaultProxy, startFaultProxy } from './helpers/fault-proxy.js';
-import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { storedPerChannel } from './helpers/stored.js';
 import {
   samplesPerDevice,
@@ -34,6 +34,7 @@ import {
   type Victoria,
   victoriaSkip,
 } from './helpers/victoria.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const PORT = 26001;
 const DEVICES = [
@@ -483,7 +484,7 @@ describe('Daemon.reload', () => {
       let inA = await samplesPerDevice(vmA);
       let inB = await samplesPerDevice(vmB);
       while (total(inA) + total(inB) < storedTotal && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 200));
+        await sleep(200);
         [inA, inB] = await Promise.all([samplesPerDevice(vmA), samplesPerDevice(vmB)]);
       }
       assert.ok(total(inB) > 0, 'the second server received readings');

@@ -16,7 +16,8 @@ import { type SmartSimFleet, startSmartSimulators } from '../src/discovery/smart
 import { Daemon } from '../src/main.js';
 import { openReadingsReader, type StoredReading } from '../src/storage/sqlite/index.js';
 import { captureLogger } from './helpers/capture-logger.js';
-import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
+import { waitFor } from './helpers/wait.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-smart-daemon-'));
 after(() => rmSync(root, { recursive: true, force: true }));

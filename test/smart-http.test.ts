@@ -8,6 +8,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { isSmartError, type SmartErrorCode } from '../src/smart/errors.js';
 import { HttpEndpoint, sessionCookie } from '../src/smart/http.js';
+import { sleep } from './helpers/wait.js';
 
 const PORT = 35600;
 const servers: Server[] = [];
@@ -87,7 +88,7 @@ describe('the smart transports’ HTTP client', () => {
     });
     const http = new HttpEndpoint('127.35.6.3', PORT);
     assert.equal((await http.post('/', Buffer.alloc(0), { deadlineMs: 2000 })).body.toString(), 'answer 0');
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     assert.equal((await http.post('/', Buffer.alloc(0), { deadlineMs: 2000 })).body.toString(), 'answer 1');
     assert.equal(p.connections(), 2);
     http.close();

@@ -22,7 +22,7 @@ import {
 } from '../src/storage/sqlite/index.js';
 import { Writer } from '../src/storage/writer.js';
 import { captureLogger } from './helpers/capture-logger.js';
-import { waitFor } from './helpers/simulator.js';
+import { waitFor } from './helpers/wait.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-sqlite-fault-'));
 after(() => rmSync(root, { recursive: true, force: true }));

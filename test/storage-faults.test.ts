@@ -15,6 +15,7 @@ import {
 } from '../src/storage/sqlite/index.js';
 import { Writer } from '../src/storage/writer.js';
 import { captureLogger } from './helpers/capture-logger.js';
+import { waitFor } from './helpers/wait.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-storage-faults-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -54,15 +55,6 @@ function storedCount(path: string): number {
   } finally {
     reader.close();
   }
-}
-
-/** Waits (without asserting anything about time) until `condition` holds; fails if it never does. */
-async function waitFor(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 4000; i++) {
-    if (condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  assert.fail(`never happened: ${what}`);
 }
 
 async function rejectsWith(

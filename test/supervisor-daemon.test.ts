@@ -30,8 +30,9 @@ import { Daemon } from '../src/main.js';
 import { openReadingsReader } from '../src/storage/sqlite/index.js';
 import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
 import type { AlertPayload, HealthReport } from '../src/supervisor/index.js';
-import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { startVictoria, victoriaAvailable } from './helpers/victoria.js';
+import { waitFor } from './helpers/wait.js';
 import { startWebhookReceiver, type WebhookReceiver } from './helpers/webhook.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-supervisor-daemon-'));

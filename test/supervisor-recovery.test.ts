@@ -39,7 +39,7 @@ import {
   type SupervisorOptions,
   startStore,
 } from '../src/supervisor/index.js';
-import { waitFor } from './helpers/simulator.js';
+import { sleep, waitFor } from './helpers/wait.js';
 import { startWebhookReceiver } from './helpers/webhook.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-supervisor-recovery-'));
@@ -408,7 +408,7 @@ describe('InfluxDB client recovery', () => {
       });
       for (let i = 0; i < 6; i++) {
         await supervisor.refresh();
-        await new Promise((resolve) => setTimeout(resolve, 5));
+        await sleep(5);
       }
       assert.ok(recreated >= 1, 'the client was recreated');
       assert.equal(exhausted.length, 0, 'InfluxDB trouble never ends the daemon');

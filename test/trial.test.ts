@@ -20,7 +20,8 @@ import { ReaderPool } from '../src/storage/sqlite/reader-pool.js';
 import { launchBrowser, screenshot } from './helpers/browser.js';
 import { runCliProcess } from './helpers/cli.js';
 import { Mosquitto, Subscriber } from './helpers/mosquitto.js';
-import { startSimulators, waitFor } from './helpers/simulator.js';
+import { startSimulators } from './helpers/simulator.js';
+import { waitFor } from './helpers/wait.js';
 
 const dirs: string[] = [];
 after(() => {

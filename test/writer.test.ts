@@ -12,6 +12,7 @@ import { StorageError } from '../src/storage/errors.js';
 import type { ReadingSink, SinkWriteResult } from '../src/storage/sink.js';
 import { openReadingsReader, SqliteStore } from '../src/storage/sqlite/index.js';
 import { defaultRetryDelay, Writer, type WriterStats } from '../src/storage/writer.js';
+import { settle, waitFor } from './helpers/wait.js';
 
 const T0 = Date.UTC(2026, 10, 26);
 
@@ -91,19 +92,6 @@ function makeQueue(capacity = 10_000, overflow: OverflowPolicy = 'drop-newest'):
   return new BoundedQueue<Reading>({ capacity, overflow }, createSilentLogger());
 }
 
-/** Lets pending microtasks, promise chains and immediates run (no timers). */
-async function settle(rounds = 5): Promise<void> {
-  for (let i = 0; i < rounds; i++) await new Promise((resolve) => setImmediate(resolve));
-}
-
-async function waitFor(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 4000; i++) {
-    if (condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-  assert.fail(`never happened: ${what}`);
-}
-
 /** offered = written + duplicates + invalid + dropped (queue and shutdown) + still queued + in flight. */
 function assertAccounted(queue: BoundedQueue<Reading>, stats: WriterStats): void {
   const q = queue.stats();
@@ -130,10 +118,10 @@ describe('Writer batching', () => {
     writer.start();
     const offered = readings(5);
     for (const r of offered.slice(0, 4)) queue.offer(r);
-    await settle();
+    await settle(5);
     assert.equal(sink.calls.length, 0, 'four readings are not a batch yet');
     queue.offer(offered[4] as Reading);
-    await settle();
+    await settle(5);
     assert.deepEqual(sink.calls, [offered]);
     assert.equal(writer.stats().written, 5);
     await writer.stop();
@@ -147,12 +135,12 @@ describe('Writer batching', () => {
     writer.start();
     const offered = readings(3);
     for (const r of offered) queue.offer(r);
-    await settle();
+    await settle(5);
     t.mock.timers.tick(999);
-    await settle();
+    await settle(5);
     assert.equal(sink.calls.length, 0);
     t.mock.timers.tick(1);
-    await settle();
+    await settle(5);
     assert.deepEqual(sink.calls, [offered]);
     const stats = await writer.stop();
     assert.equal(stats.written, 3);
@@ -167,7 +155,7 @@ describe('Writer batching', () => {
     const offered = readings(6);
     // The producer is never held up by the blocked sink: offer() returns at once.
     for (const r of offered) assert.equal(queue.offer(r), true);
-    await settle();
+    await settle(5);
     assert.equal(sink.calls.length, 1);
     assert.equal(writer.stats().inFlight, 2);
     assert.equal(queue.size, 4);
@@ -188,10 +176,10 @@ describe('Writer batching', () => {
     const writer = new Writer(queue, sink, { batchSize: 10, flushIntervalMs: HOUR }, createSilentLogger());
     writer.start();
     for (const r of readings(2)) queue.offer(r);
-    await settle();
+    await settle(5);
     assert.equal(sink.calls.length, 0);
     writer.setOptions({ batchSize: 2 });
-    await settle();
+    await settle(5);
     assert.equal(sink.calls.length, 1);
     assert.throws(() => writer.setOptions({ batchSize: 0 }), RangeError);
     await writer.stop();
@@ -273,7 +261,7 @@ describe('Writer shutdown', () => {
     const release = sink.block();
     const offered = readings(7);
     for (const r of offered) queue.offer(r);
-    await settle();
+    await settle(5);
     release();
     const [stats, again] = await Promise.all([writer.stop(), writer.stop()]);
     assert.equal(stats, again);
@@ -283,7 +271,7 @@ describe('Writer shutdown', () => {
     const calls = sink.calls.length;
     assert.equal(await writer.stop(), stats);
     queue.offer(readings(1, 100)[0] as Reading);
-    await settle();
+    await settle(5);
     assert.equal(sink.calls.length, calls, 'a stopped writer writes nothing more');
     assertAccounted(queue, writer.stats());
   });
@@ -325,7 +313,7 @@ describe('Writer shutdown', () => {
     writer.start();
     const release = sink.block();
     for (const r of readings(5)) queue.offer(r);
-    await settle();
+    await settle(5);
     const stats = await writer.stop(20);
     assert.equal(stats.inFlight, 2);
     assert.equal(stats.droppedAtShutdown, 3);
@@ -343,7 +331,7 @@ describe('Writer shutdown', () => {
     writer.start();
     const release = sink.block();
     for (const r of readings(100)) queue.offer(r);
-    await settle();
+    await settle(5);
     assertAccounted(queue, writer.stats());
     release();
     const stats = await writer.stop();

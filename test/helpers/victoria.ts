@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sleep } from './wait.js';
 
 export const VICTORIA_BINARY = 'victoria-metrics';
 
@@ -115,7 +116,7 @@ export async function startVictoria(options: StartVictoriaOptions = {}): Promise
       } catch {
         // not listening yet
       }
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await sleep(20);
     }
     throw new Error(`victoria-metrics did not become healthy: ${stderr}`);
   };
@@ -203,6 +204,6 @@ export async function settledSamplesPerDevice(
     const counts = await samplesPerDevice(victoria);
     if (done(counts)) return counts;
     if (Date.now() > end) throw new Error(`gave up waiting for VictoriaMetrics: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await sleep(200);
   }
 }
