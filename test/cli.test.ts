@@ -3,13 +3,13 @@
  * file. Ports 21000-21099 and addresses 127.0.30.x belong to this file.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { holdWriteLock } from '../src/storage/sqlite/index.js';
 import { DaemonProcess, runCliProcess } from './helpers/cli.js';
 import { RequestCounter, type SimulatorFleet, startSimulators } from './helpers/simulator.js';
+import { tempDirs } from './helpers/temp.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const PORT = 21001;
@@ -20,9 +20,7 @@ const NOMETER = 'E2E0000000000000000000000000000000000004';
 const OUTLETS = [0, 1, 2, 3, 4, 5].map((i) => `${STRIP}0${i}`);
 const METERED = [OLD, NEW, ...OUTLETS];
 
-function tempDir(): string {
-  return mkdtempSync(join(tmpdir(), 'kasa-e2e-'));
-}
+const tempDir = tempDirs('kasa-e2e-');
 
 function writeConfig(dir: string, extra = ''): string {
   const file = join(dir, 'config.yaml');

@@ -8,13 +8,13 @@
  * Simulated plugs on 127.32.1.x, discovery port 32101; HTTP on 127.32.0.1:32111-32112.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { DaemonProcess } from './helpers/cli.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { storedPerChannel } from './helpers/stored.js';
+import { tempRoot } from './helpers/temp.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 /** Where the Debian package `faketime` puts the library (by architecture). */
@@ -26,8 +26,7 @@ const LIBFAKETIME =
   ].find((path) => existsSync(path)) ?? '/usr/lib/faketime/libfaketime.so.1';
 const PORT = 32101;
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-clock-steps-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-clock-steps-');
 
 /** Readings stored so far (0 while the daemon has not created its schema yet). */
 function total(path: string): number {

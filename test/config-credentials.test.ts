@@ -5,10 +5,9 @@
  * (HTTP on 127.36.0.2, discovery to 127.255.255.255 port 36002, where no plug answers).
  */
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { inspect } from 'node:util';
 import {
   ConfigError,
@@ -22,9 +21,9 @@ import {
 import { Daemon } from '../src/main.js';
 import { captureLogger } from './helpers/capture-logger.js';
 import { runCliProcess } from './helpers/cli.js';
+import { tempRoot } from './helpers/temp.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'kasa-credentials-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempRoot('kasa-credentials-');
 
 let counter = 0;
 function writeFile(text: string, name = `file-${++counter}`): string {

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { parse } from 'yaml';
 import {
   CONFIG_KEYS,
@@ -15,9 +14,9 @@ import {
   REDACTED,
   redactConfig,
 } from '../src/config/index.js';
+import { tempRoot } from './helpers/temp.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'kasa-config-tools-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempRoot('kasa-config-tools-');
 
 let counter = 0;
 function writeFile(text: string, name = `config-${++counter}.yaml`): string {

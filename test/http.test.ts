@@ -5,8 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
@@ -18,6 +17,7 @@ import { CSV_HEADER, csvRow, jsonRow } from '../src/storage/sqlite/export-format
 import { openReadingsReader } from '../src/storage/sqlite/index.js';
 import type { HealthReport } from '../src/supervisor/index.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
+import { tempRoot } from './helpers/temp.js';
 import { freePort } from './helpers/victoria.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -26,8 +26,7 @@ const KETTLE = 'A1B2C3D4E5F60718293A4B5C6D7E8F9011223344';
 const FRIDGE = 'B1B2C3D4E5F60718293A4B5C6D7E8F9011223344';
 const STRIP = 'C1B2C3D4E5F60718293A4B5C6D7E8F90112233';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-http-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-http-');
 
 const promtool = spawnSync('promtool', ['--version']).status === 0;
 

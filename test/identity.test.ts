@@ -4,25 +4,16 @@
  * Simulated plugs (and hand-made fake plugs) on 127.31.x.x; ports 31100-31199 belong to this file.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { DaemonProcess, runCliProcess } from './helpers/cli.js';
 import { type FakePlug, plugSysinfo, startFakePlug } from './helpers/fake-plug.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
+import { tempDirs } from './helpers/temp.js';
 import { waitFor } from './helpers/wait.js';
 
-const dirs: string[] = [];
-after(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'kasa-identity-'));
-  dirs.push(dir);
-  return dir;
-}
+const tempDir = tempDirs('kasa-identity-');
 
 function writeConfig(dir: string, port: number, discovery: string, polling = ''): string {
   const file = join(dir, 'config.yaml');

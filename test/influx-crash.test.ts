@@ -6,10 +6,9 @@
  * At the end one clean run lets InfluxDB converge: it holds exactly the readings SQLite holds.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import {
   integrityCheckFile,
   isStorageError,
@@ -19,14 +18,14 @@ import {
 } from '../src/storage/sqlite/index.js';
 import { DaemonProcess } from './helpers/cli.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
+import { tempRoot } from './helpers/temp.js';
 import { startVictoria, timestampsPerDevice, victoriaSkip } from './helpers/victoria.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const PORT = 22300;
 const ROUNDS = 24;
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-influx-crash-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-influx-crash-');
 
 const skip = victoriaSkip();
 

@@ -5,23 +5,21 @@
  * /api/v1/export), and the accounting of both sinks adds up.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { loadConfig } from '../src/config/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { Daemon, type DaemonStatus, type SinkAccounting } from '../src/main.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { storedPerChannel } from './helpers/stored.js';
+import { tempRoot } from './helpers/temp.js';
 import { settledSamplesPerDevice, startVictoria, victoriaSkip } from './helpers/victoria.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const PORT = 22200;
 const OUTAGE_MS = 30_000;
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-influx-outage-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-influx-outage-');
 
 const skip = victoriaSkip();
 

@@ -5,8 +5,6 @@
  * through /api/v1/export and compared with SQLite.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { ChannelInfo } from '../src/domain/channel.js';
@@ -23,6 +21,7 @@ import {
 import { SqliteStore } from '../src/storage/sqlite/index.js';
 import { captureLogger } from './helpers/capture-logger.js';
 import { type FaultProxy, startFaultProxy } from './helpers/fault-proxy.js';
+import { tempRoot } from './helpers/temp.js';
 import { settledSamplesPerDevice, startVictoria, type Victoria, victoriaSkip } from './helpers/victoria.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -72,8 +71,7 @@ describe('line protocol', () => {
 
 const skip = victoriaSkip();
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-influx-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-influx-');
 let counter = 0;
 
 const TOKEN = 'kasa-test-token-7f3a9c1e5b';

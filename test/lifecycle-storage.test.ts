@@ -7,10 +7,9 @@
  * simulated plugs. Retention runs through DataLifecycle with an injected clock.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { Reading } from '../src/domain/reading.js';
 import { PeriodCalendar, summarisePeriods } from '../src/energy/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
@@ -24,9 +23,9 @@ import {
   SqliteStore,
 } from '../src/storage/sqlite/index.js';
 import { runCliProcess } from './helpers/cli.js';
+import { tempRoot } from './helpers/temp.js';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-lifecycle-storage-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-lifecycle-storage-');
 let counter = 0;
 
 const MIN = 60_000;

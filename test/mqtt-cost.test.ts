@@ -6,19 +6,18 @@
  * tariff clears those sensors (empty retained config) and the states lose `cost`.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { loadConfig } from '../src/config/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { Daemon } from '../src/main.js';
 import { Mosquitto, Subscriber } from './helpers/mosquitto.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
+import { tempRoot } from './helpers/temp.js';
 import { waitFor } from './helpers/wait.js';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-mqtt-cost-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-mqtt-cost-');
 
 /** Costs are refreshed every 30 s: a deadline past two refreshes (only to turn a hang into a failure). */
 const COST_DEADLINE_MS = 90_000;

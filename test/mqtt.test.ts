@@ -6,10 +6,9 @@
  * outage, and a wrong password.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { loadConfig } from '../src/config/index.js';
 import type { DeviceSnapshot } from '../src/discovery/registry.js';
 import { createSilentLogger } from '../src/log/logger.js';
@@ -18,10 +17,10 @@ import { discoveryConfigs } from '../src/storage/mqtt/index.js';
 import { captureLogger } from './helpers/capture-logger.js';
 import { Mosquitto, Subscriber } from './helpers/mosquitto.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
+import { tempRoot } from './helpers/temp.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-mqtt-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-mqtt-');
 
 function daemonConfig(name: string, simPort: number, overrides: Record<string, unknown>) {
   // A folder per daemon: the MQTT energy counters are kept beside the database.

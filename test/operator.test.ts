@@ -9,9 +9,8 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, chownSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
@@ -19,19 +18,11 @@ import { loadConfig } from '../src/config/index.js';
 import { createRootLogger } from '../src/log/logger.js';
 import { CLI, type CliResult, DaemonProcess } from './helpers/cli.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
+import { tempDirs } from './helpers/temp.js';
 import { sleep } from './helpers/wait.js';
 
 const SERVICE_UID = 34_567;
-const dirs: string[] = [];
-after(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'kasa-operator-'));
-  dirs.push(dir);
-  return dir;
-}
+const tempDir = tempDirs('kasa-operator-');
 
 /** The built CLI in `cwd`, with only PATH (and `env`) in its environment. */
 async function cli(args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {

@@ -10,10 +10,9 @@
  * uses.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import type { DeviceSnapshot } from '../src/discovery/registry.js';
 import type { ChannelInfo } from '../src/domain/channel.js';
 import type { Reading } from '../src/domain/reading.js';
@@ -35,11 +34,11 @@ import {
 import { ReaderPool } from '../src/storage/sqlite/reader-pool.js';
 import { captureLogger } from './helpers/capture-logger.js';
 import { runCliProcess } from './helpers/cli.js';
+import { tempRoot } from './helpers/temp.js';
 import { settledSamplesPerDevice, startVictoria, type Victoria, victoriaSkip } from './helpers/victoria.js';
 import { waitFor } from './helpers/wait.js';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-optional-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-optional-');
 let counter = 0;
 
 /** Written by the release at fb04e27 (schema 3) with test/fixtures/make-release-db.mjs. */

@@ -3,17 +3,15 @@
  * after idleTimeoutMs, and the next request opens one again. Real SQLite file, real workers.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { createSilentLogger } from '../src/log/logger.js';
 import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
 import { ReaderPool } from '../src/storage/sqlite/reader-pool.js';
+import { tempRoot } from './helpers/temp.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-reader-idle-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-reader-idle-');
 
 function database(name: string): string {
   const path = join(root, name);

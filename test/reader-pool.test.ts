@@ -4,10 +4,9 @@
  * equal what the export command's reader produces.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { createSilentLogger } from '../src/log/logger.js';
 import { isStorageError, KasaStorageCode } from '../src/storage/errors.js';
@@ -21,10 +20,10 @@ import {
   ReaderPool,
   type ReaderPoolOptions,
 } from '../src/storage/sqlite/reader-pool.js';
+import { tempRoot } from './helpers/temp.js';
 import { settle, waitFor } from './helpers/wait.js';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-reader-pool-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-reader-pool-');
 let counter = 0;
 
 const T0 = Date.UTC(2026, 0, 1);

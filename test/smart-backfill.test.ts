@@ -10,10 +10,9 @@
  * Simulated time: only `Date` is mocked while recording (KLAP sessions run on performance.now()).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, mock, test } from 'node:test';
+import { describe, mock, test } from 'node:test';
 import type { BackfillReport } from '../src/backfill/backfill.js';
 import { BackfillScheduler } from '../src/backfill/scheduler.js';
 import { backfillTargets } from '../src/backfill/targets.js';
@@ -29,6 +28,7 @@ import { Writer } from '../src/storage/writer.js';
 import { captureLogger } from './helpers/capture-logger.js';
 import { runCliProcess } from './helpers/cli.js';
 import { testStoreOptions } from './helpers/sqlite.js';
+import { tempRoot } from './helpers/temp.js';
 
 const LEGACY_PORT = 28401; // nothing answers there: only smart plugs in this test
 const DISCOVERY_PORT = 28402;
@@ -44,8 +44,7 @@ const STRIP = id(2);
 const BASIC = id(3);
 const AWAY = id(4);
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-smart-backfill-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-smart-backfill-');
 
 interface DayRow {
   period: string;

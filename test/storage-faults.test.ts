@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, openSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { Reading } from '../src/domain/reading.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { BoundedQueue } from '../src/queue/bounded-queue.js';
@@ -15,10 +14,10 @@ import {
 } from '../src/storage/sqlite/index.js';
 import { Writer } from '../src/storage/writer.js';
 import { captureLogger } from './helpers/capture-logger.js';
+import { tempRoot } from './helpers/temp.js';
 import { waitFor } from './helpers/wait.js';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-storage-faults-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-storage-faults-');
 let fileCounter = 0;
 
 function options(overrides: Partial<SqliteOptions> = {}): SqliteOptions {

@@ -1,9 +1,8 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { ChannelInfo } from '../src/domain/channel.js';
 import type { Reading } from '../src/domain/reading.js';
 import { createSilentLogger } from '../src/log/logger.js';
@@ -16,9 +15,9 @@ import {
   type StoredReading,
 } from '../src/storage/sqlite/index.js';
 import { captureLogger } from './helpers/capture-logger.js';
+import { tempRoot } from './helpers/temp.js';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-storage-test-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-storage-test-');
 let fileCounter = 0;
 
 function options(overrides: Partial<SqliteOptions> = {}): SqliteOptions {

@@ -11,18 +11,15 @@ import { once } from 'node:events';
 import {
   closeSync,
   existsSync,
-  mkdtempSync,
   openSync,
   readdirSync,
   readFileSync,
-  rmSync,
   statSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../src/config/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
@@ -31,12 +28,12 @@ import { openReadingsReader } from '../src/storage/sqlite/index.js';
 import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
 import type { AlertPayload, HealthReport } from '../src/supervisor/index.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
+import { tempRoot } from './helpers/temp.js';
 import { startVictoria, victoriaAvailable } from './helpers/victoria.js';
 import { waitFor } from './helpers/wait.js';
 import { startWebhookReceiver, type WebhookReceiver } from './helpers/webhook.js';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-supervisor-daemon-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-supervisor-daemon-');
 
 const LOCK_HOLDER = fileURLToPath(new URL('./helpers/lock-holder.js', import.meta.url));
 

@@ -6,20 +6,9 @@
  * old one went.
  */
 import assert from 'node:assert/strict';
-import {
-  closeSync,
-  existsSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { ChannelInfo } from '../src/domain/channel.js';
 import type { Reading } from '../src/domain/reading.js';
 import { createSilentLogger } from '../src/log/logger.js';
@@ -39,11 +28,11 @@ import {
   type SupervisorOptions,
   startStore,
 } from '../src/supervisor/index.js';
+import { tempRoot } from './helpers/temp.js';
 import { sleep, waitFor } from './helpers/wait.js';
 import { startWebhookReceiver } from './helpers/webhook.js';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-supervisor-recovery-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-supervisor-recovery-');
 
 const OPTIONS: SupervisorOptions = {
   intervalMs: 60_000,

@@ -8,10 +8,9 @@
  * stepped by the poll interval before each `poller.tick()`; real timers stay real.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, mock, test } from 'node:test';
+import { describe, mock, test } from 'node:test';
 import type { BackfillReport } from '../src/backfill/backfill.js';
 import { BackfillScheduler } from '../src/backfill/scheduler.js';
 import { backfillTargets } from '../src/backfill/targets.js';
@@ -27,6 +26,7 @@ import { captureLogger } from './helpers/capture-logger.js';
 import { runCliProcess } from './helpers/cli.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { testStoreOptions } from './helpers/sqlite.js';
+import { tempRoot } from './helpers/temp.js';
 
 const PORT = 37000;
 const ZONE = 'Europe/Berlin';
@@ -38,8 +38,7 @@ const HOUR = 3_600_000;
 const START = Date.UTC(2026, 5, 10, 4, 30);
 const END = START + 2 * HOUR;
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-tariff-e2e-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-tariff-e2e-');
 
 /** Polls the fleet every POLL_MS of simulated time in [from, to], with `meter(t)` as each plug's realtime. */
 async function record(

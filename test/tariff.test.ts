@@ -3,10 +3,9 @@
  * was used, with fixed readings. Pure: no peers needed.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { ConfigError, diffConfig, loadConfig } from '../src/config/index.js';
 import {
   CostLedger,
@@ -22,9 +21,9 @@ import {
   type TariffConfig,
   TariffRules,
 } from '../src/energy/index.js';
+import { tempRoot } from './helpers/temp.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'kasa-tariff-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempRoot('kasa-tariff-');
 let counter = 0;
 
 function load(yaml: string) {

@@ -3,11 +3,10 @@
  * CLI, real simulated plugs and real sockets. Ports 29000-29999 and 127.29.0.x belong to this file.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { loadConfig } from '../src/config/index.js';
 import type { DeviceSnapshot } from '../src/discovery/registry.js';
 import type { ChannelInfo } from '../src/domain/channel.js';
@@ -21,17 +20,10 @@ import { launchBrowser, screenshot } from './helpers/browser.js';
 import { runCliProcess } from './helpers/cli.js';
 import { Mosquitto, Subscriber } from './helpers/mosquitto.js';
 import { startSimulators } from './helpers/simulator.js';
+import { tempDirs } from './helpers/temp.js';
 import { waitFor } from './helpers/wait.js';
 
-const dirs: string[] = [];
-after(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'kasa-trial-'));
-  dirs.push(dir);
-  return dir;
-}
+const tempDir = tempDirs('kasa-trial-');
 
 describe('demo', () => {
   it('exits 1 with a hint, instead of hanging, when its HTTP port is taken', async () => {
