@@ -29,6 +29,7 @@ import { after, describe, test } from 'node:test';
 import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
 import { CLI, DaemonProcess, runCliProcess } from './helpers/cli.js';
 import { startSimulators } from './helpers/simulator.js';
+import { sqliteOptions } from './helpers/sqlite.js';
 import { storedPerChannel } from './helpers/stored.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
@@ -215,17 +216,12 @@ describe('the database file vanishing or being unusable', () => {
     const dir = join(root, 'corrupt');
     mkdirSync(dir);
     const dbPath = join(dir, 'kasa.db');
-    createSyntheticDatabase(
-      {
-        path: dbPath,
-        journalMode: 'WAL',
-        synchronous: 'NORMAL',
-        cacheSize: -2000,
-        tempStore: 'MEMORY',
-        busyTimeoutMs: 100,
-      },
-      { channels: [{ id: 'OLD1', alias: 'old' }], startMs: 0, perChannel: 30_000, intervalMs: 60_000 },
-    );
+    createSyntheticDatabase(sqliteOptions(dbPath, { busyTimeoutMs: 100 }), {
+      channels: [{ id: 'OLD1', alias: 'old' }],
+      startMs: 0,
+      perChannel: 30_000,
+      intervalMs: 60_000,
+    });
     const fd = openSync(dbPath, 'r+');
     writeSync(fd, Buffer.alloc(4096 * 10, 0xa5), 0, 4096 * 10, 4096 * 20);
     closeSync(fd);

@@ -15,6 +15,7 @@ import { after, before, describe, test } from 'node:test';
 import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
 import type { HealthReport } from '../src/supervisor/index.js';
 import { DaemonProcess } from './helpers/cli.js';
+import { sqliteOptions } from './helpers/sqlite.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const HOST = '127.33.0.3';
@@ -66,25 +67,15 @@ describe('20 HTTP clients that stop reading a large export', () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'kasa-stalled-'));
     const path = join(dir, 'kasa.db');
-    createSyntheticDatabase(
-      {
-        path,
-        journalMode: 'WAL',
-        synchronous: 'NORMAL',
-        cacheSize: -2000,
-        tempStore: 'MEMORY',
-        busyTimeoutMs: 5000,
-      },
-      {
-        channels: [
-          { id: 'STALL0', alias: 'one' },
-          { id: 'STALL1', alias: 'two' },
-        ],
-        startMs,
-        perChannel: 100_000,
-        intervalMs: 1000,
-      },
-    );
+    createSyntheticDatabase(sqliteOptions(path), {
+      channels: [
+        { id: 'STALL0', alias: 'one' },
+        { id: 'STALL1', alias: 'two' },
+      ],
+      startMs,
+      perChannel: 100_000,
+      intervalMs: 1000,
+    });
     const config = join(dir, 'config.yaml');
     writeFileSync(
       config,

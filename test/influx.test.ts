@@ -21,6 +21,7 @@ import {
 import { SqliteStore } from '../src/storage/sqlite/index.js';
 import { captureLogger } from './helpers/capture-logger.js';
 import { type FaultProxy, startFaultProxy } from './helpers/fault-proxy.js';
+import { sqliteOptions } from './helpers/sqlite.js';
 import { tempRoot } from './helpers/temp.js';
 import { settledSamplesPerDevice, startVictoria, type Victoria, victoriaSkip } from './helpers/victoria.js';
 import { waitFor } from './helpers/wait.js';
@@ -134,15 +135,7 @@ interface Rig {
 
 async function openStore(path: string): Promise<SqliteStore> {
   const store = new SqliteStore(
-    {
-      path,
-      journalMode: 'WAL',
-      synchronous: 'NORMAL',
-      cacheSize: -2000,
-      tempStore: 'MEMORY',
-      busyTimeoutMs: 100,
-      outbox: true,
-    },
+    sqliteOptions(path, { busyTimeoutMs: 100, outbox: true }),
     createSilentLogger(),
   );
   await store.start();

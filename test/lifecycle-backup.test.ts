@@ -22,6 +22,7 @@ import {
   SqliteStore,
 } from '../src/storage/sqlite/index.js';
 import { DaemonProcess, runCliProcess } from './helpers/cli.js';
+import { testStoreOptions } from './helpers/sqlite.js';
 import { tempRoot } from './helpers/temp.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -32,15 +33,7 @@ const T0 = Date.UTC(2026, 5, 1);
 const CHANNELS = Array.from({ length: 20 }, (_, i) => `BK${String(i).padStart(2, '0')}`);
 
 function options(): SqliteOptions {
-  return {
-    path: join(root, `db-${++counter}`, 'kasa.db'),
-    journalMode: 'WAL',
-    synchronous: 'NORMAL',
-    cacheSize: -8000,
-    tempStore: 'MEMORY',
-    busyTimeoutMs: 5000,
-    lifecycle: { rollups: true, timeZone: 'UTC', gapLimitMs: 300_000 },
-  };
+  return testStoreOptions(join(root, `db-${++counter}`, 'kasa.db'), { timeZone: 'UTC' });
 }
 
 /** Round `round` of polls of every channel, 10 s apart. */

@@ -23,6 +23,7 @@ import {
   SqliteStore,
 } from '../src/storage/sqlite/index.js';
 import { runCliProcess } from './helpers/cli.js';
+import { testStoreOptions } from './helpers/sqlite.js';
 import { tempRoot } from './helpers/temp.js';
 
 const root = tempRoot('kasa-lifecycle-storage-');
@@ -35,15 +36,10 @@ const ZONE = 'Europe/Berlin';
 const GAP_LIMIT = 5 * MIN;
 
 function options(): SqliteOptions {
-  return {
-    path: join(root, `db-${++counter}`, 'kasa.db'),
-    journalMode: 'WAL',
-    synchronous: 'NORMAL',
-    cacheSize: -8000,
-    tempStore: 'MEMORY',
-    busyTimeoutMs: 5000,
-    lifecycle: { rollups: true, timeZone: ZONE, gapLimitMs: GAP_LIMIT },
-  };
+  return testStoreOptions(join(root, `db-${++counter}`, 'kasa.db'), {
+    timeZone: ZONE,
+    gapLimitMs: GAP_LIMIT,
+  });
 }
 
 /** A steady load on each channel from `fromMs` to `toMs` (inclusive), one reading every `stepMs`. */

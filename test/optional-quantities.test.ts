@@ -34,6 +34,7 @@ import {
 import { ReaderPool } from '../src/storage/sqlite/reader-pool.js';
 import { captureLogger } from './helpers/capture-logger.js';
 import { runCliProcess } from './helpers/cli.js';
+import { sqliteOptions } from './helpers/sqlite.js';
 import { tempRoot } from './helpers/temp.js';
 import { settledSamplesPerDevice, startVictoria, type Victoria, victoriaSkip } from './helpers/victoria.js';
 import { waitFor } from './helpers/wait.js';
@@ -45,17 +46,11 @@ let counter = 0;
 const RELEASE_DB = new URL('../../test/fixtures/release-0.1.0-schema3.sqlite', import.meta.url);
 
 function storeOptions(path: string, overrides: Partial<SqliteOptions> = {}): SqliteOptions {
-  return {
-    path,
-    journalMode: 'WAL',
-    synchronous: 'NORMAL',
-    cacheSize: -2000,
-    tempStore: 'MEMORY',
-    busyTimeoutMs: 5000,
+  return sqliteOptions(path, {
     outbox: true,
     lifecycle: { rollups: true, timeZone: 'Europe/Berlin', gapLimitMs: 5 * 60_000 },
     ...overrides,
-  };
+  });
 }
 
 /** `PRAGMA user_version` from the file header (byte 60, big-endian), without opening the database. */

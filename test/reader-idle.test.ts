@@ -8,6 +8,7 @@ import { describe, test } from 'node:test';
 import { createSilentLogger } from '../src/log/logger.js';
 import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
 import { ReaderPool } from '../src/storage/sqlite/reader-pool.js';
+import { sqliteOptions } from './helpers/sqlite.js';
 import { tempRoot } from './helpers/temp.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
@@ -15,22 +16,12 @@ const root = tempRoot('kasa-reader-idle-');
 
 function database(name: string): string {
   const path = join(root, name);
-  createSyntheticDatabase(
-    {
-      path,
-      journalMode: 'WAL',
-      synchronous: 'NORMAL',
-      cacheSize: -2000,
-      tempStore: 'MEMORY',
-      busyTimeoutMs: 5000,
-    },
-    {
-      channels: [{ id: 'DEV0', alias: 'plug 0' }],
-      startMs: Date.UTC(2026, 0, 1),
-      perChannel: 10,
-      intervalMs: 60_000,
-    },
-  );
+  createSyntheticDatabase(sqliteOptions(path), {
+    channels: [{ id: 'DEV0', alias: 'plug 0' }],
+    startMs: Date.UTC(2026, 0, 1),
+    perChannel: 10,
+    intervalMs: 60_000,
+  });
   return path;
 }
 

@@ -20,6 +20,7 @@ import {
   ReaderPool,
   type ReaderPoolOptions,
 } from '../src/storage/sqlite/reader-pool.js';
+import { sqliteOptions } from './helpers/sqlite.js';
 import { tempRoot } from './helpers/temp.js';
 import { settle, waitFor } from './helpers/wait.js';
 
@@ -29,14 +30,7 @@ let counter = 0;
 const T0 = Date.UTC(2026, 0, 1);
 
 function sqlite(path: string, journalMode: SqliteOptions['journalMode'] = 'WAL'): SqliteOptions {
-  return {
-    path,
-    journalMode,
-    synchronous: 'NORMAL',
-    cacheSize: -2000,
-    tempStore: 'MEMORY',
-    busyTimeoutMs: 5000,
-  };
+  return sqliteOptions(path, { journalMode });
 }
 
 function database(

@@ -20,6 +20,7 @@ import {
 } from '../src/storage/sqlite/index.js';
 import { Writer } from '../src/storage/writer.js';
 import { captureLogger } from './helpers/capture-logger.js';
+import { sqliteOptions } from './helpers/sqlite.js';
 import { tempRoot } from './helpers/temp.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -27,16 +28,12 @@ const root = tempRoot('kasa-sqlite-fault-');
 let fileCounter = 0;
 
 function options(overrides: Partial<SqliteOptions> = {}): SqliteOptions {
-  return {
-    path: join(root, `fault-${++fileCounter}.db`),
-    journalMode: 'WAL',
+  return sqliteOptions(join(root, `fault-${++fileCounter}.db`), {
     synchronous: 'FULL',
-    cacheSize: -2000,
-    tempStore: 'MEMORY',
     busyTimeoutMs: 20,
     outbox: true,
     ...overrides,
-  };
+  });
 }
 
 /** The database preset's shape with short delays, so a test spends little time waiting. */

@@ -14,6 +14,7 @@ import {
 } from '../src/storage/sqlite/index.js';
 import { Writer } from '../src/storage/writer.js';
 import { captureLogger } from './helpers/capture-logger.js';
+import { sqliteOptions } from './helpers/sqlite.js';
 import { tempRoot } from './helpers/temp.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -21,15 +22,7 @@ const root = tempRoot('kasa-storage-faults-');
 let fileCounter = 0;
 
 function options(overrides: Partial<SqliteOptions> = {}): SqliteOptions {
-  return {
-    path: join(root, `faults-${++fileCounter}.db`),
-    journalMode: 'WAL',
-    synchronous: 'FULL',
-    cacheSize: -2000,
-    tempStore: 'MEMORY',
-    busyTimeoutMs: 5000,
-    ...overrides,
-  };
+  return sqliteOptions(join(root, `faults-${++fileCounter}.db`), { synchronous: 'FULL', ...overrides });
 }
 
 const T0 = Date.UTC(2026, 10, 26);

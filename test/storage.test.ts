@@ -15,22 +15,15 @@ import {
   type StoredReading,
 } from '../src/storage/sqlite/index.js';
 import { captureLogger } from './helpers/capture-logger.js';
+import { sqliteOptions } from './helpers/sqlite.js';
 import { tempRoot } from './helpers/temp.js';
 
 const root = tempRoot('kasa-storage-test-');
 let fileCounter = 0;
 
 function options(overrides: Partial<SqliteOptions> = {}): SqliteOptions {
-  return {
-    // A subdirectory that does not exist yet: start() must create it.
-    path: join(root, `db-${++fileCounter}`, 'kasa.db'),
-    journalMode: 'WAL',
-    synchronous: 'FULL',
-    cacheSize: -2000,
-    tempStore: 'MEMORY',
-    busyTimeoutMs: 5000,
-    ...overrides,
-  };
+  // A subdirectory that does not exist yet: start() must create it.
+  return sqliteOptions(join(root, `db-${++fileCounter}`, 'kasa.db'), { synchronous: 'FULL', ...overrides });
 }
 
 const T0 = Date.UTC(2026, 10, 26, 14, 3, 5, 120);

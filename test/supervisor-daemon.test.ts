@@ -28,6 +28,7 @@ import { openReadingsReader } from '../src/storage/sqlite/index.js';
 import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
 import type { AlertPayload, HealthReport } from '../src/supervisor/index.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
+import { sqliteOptions } from './helpers/sqlite.js';
 import { tempRoot } from './helpers/temp.js';
 import { startVictoria, victoriaAvailable } from './helpers/victoria.js';
 import { waitFor } from './helpers/wait.js';
@@ -217,25 +218,15 @@ describe('the supervisor of a running daemon', () => {
   test('a database corrupted before start is moved aside with its -wal/-shm, a fresh one is used, and an alert says where', async () => {
     const dir = join(root, 'corrupt');
     const dbPath = join(dir, 'kasa.db');
-    createSyntheticDatabase(
-      {
-        path: dbPath,
-        journalMode: 'WAL',
-        synchronous: 'NORMAL',
-        cacheSize: -2000,
-        tempStore: 'MEMORY',
-        busyTimeoutMs: 100,
-      },
-      {
-        channels: [
-          { id: 'OLD1', alias: 'old one' },
-          { id: 'OLD2', alias: 'old two' },
-        ],
-        startMs: 0,
-        perChannel: 30_000,
-        intervalMs: 60_000,
-      },
-    );
+    createSyntheticDatabase(sqliteOptions(dbPath, { busyTimeoutMs: 100 }), {
+      channels: [
+        { id: 'OLD1', alias: 'old one' },
+        { id: 'OLD2', alias: 'old two' },
+      ],
+      startMs: 0,
+      perChannel: 30_000,
+      intervalMs: 60_000,
+    });
     const fd = openSync(dbPath, 'r+');
     writeSync(fd, Buffer.alloc(4096 * 10, 0xa5), 0, 4096 * 10, 4096 * 20);
     closeSync(fd);

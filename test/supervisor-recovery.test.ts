@@ -28,6 +28,7 @@ import {
   type SupervisorOptions,
   startStore,
 } from '../src/supervisor/index.js';
+import { sqliteOptions } from './helpers/sqlite.js';
 import { tempRoot } from './helpers/temp.js';
 import { sleep, waitFor } from './helpers/wait.js';
 import { startWebhookReceiver } from './helpers/webhook.js';
@@ -59,14 +60,7 @@ const CHANNEL: ChannelInfo = {
 };
 
 function sqlite(path: string): SqliteOptions {
-  return {
-    path,
-    journalMode: 'WAL',
-    synchronous: 'NORMAL',
-    cacheSize: -2000,
-    tempStore: 'MEMORY',
-    busyTimeoutMs: 100,
-  };
+  return sqliteOptions(path, { busyTimeoutMs: 100 });
 }
 
 /** The real storage parts plus a supervisor running the SQLite checks on them. */

@@ -20,6 +20,7 @@ import { launchBrowser, screenshot } from './helpers/browser.js';
 import { runCliProcess } from './helpers/cli.js';
 import { Mosquitto, Subscriber } from './helpers/mosquitto.js';
 import { startSimulators } from './helpers/simulator.js';
+import { sqliteOptions } from './helpers/sqlite.js';
 import { tempDirs } from './helpers/temp.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -63,17 +64,7 @@ async function databaseWithReadings(
   measures: { voltage: boolean } = { voltage: true },
 ): Promise<string> {
   const path = join(tempDir(), 'kasa.db');
-  const store = new SqliteStore(
-    {
-      path,
-      journalMode: 'WAL',
-      synchronous: 'FULL',
-      cacheSize: -2000,
-      tempStore: 'MEMORY',
-      busyTimeoutMs: 5000,
-    },
-    createSilentLogger(),
-  );
+  const store = new SqliteStore(sqliteOptions(path, { synchronous: 'FULL' }), createSilentLogger());
   await store.start();
   try {
     await store.upsertChannels([channel]);

@@ -12,6 +12,7 @@ import { StorageError } from '../src/storage/errors.js';
 import type { ReadingSink, SinkWriteResult } from '../src/storage/sink.js';
 import { openReadingsReader, SqliteStore } from '../src/storage/sqlite/index.js';
 import { defaultRetryDelay, Writer, type WriterStats } from '../src/storage/writer.js';
+import { sqliteOptions } from './helpers/sqlite.js';
 import { settle, waitFor } from './helpers/wait.js';
 
 const T0 = Date.UTC(2026, 10, 26);
@@ -348,17 +349,7 @@ describe('Writer with the SQLite store', () => {
 
   test('drains the queue into SQLite; replaying the same readings stores nothing twice', async () => {
     const path = join(root, 'writer.db');
-    const store = new SqliteStore(
-      {
-        path,
-        journalMode: 'WAL',
-        synchronous: 'FULL',
-        cacheSize: -2000,
-        tempStore: 'MEMORY',
-        busyTimeoutMs: 5000,
-      },
-      createSilentLogger(),
-    );
+    const store = new SqliteStore(sqliteOptions(path, { synchronous: 'FULL' }), createSilentLogger());
     await store.start();
     try {
       const offered = readings(2500);
