@@ -7,7 +7,6 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { runCli } from '../src/cli/index.js';
 import { loadConfig } from '../src/config/index.js';
@@ -16,6 +15,7 @@ import { Daemon } from '../src/main.js';
 import { CSV_HEADER, csvRow, jsonRow } from '../src/storage/sqlite/export-format.js';
 import { openReadingsReader } from '../src/storage/sqlite/index.js';
 import type { HealthReport } from '../src/supervisor/index.js';
+import { textSink } from './helpers/capture-logger.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { tempRoot } from './helpers/temp.js';
 import { freePort } from './helpers/victoria.js';
@@ -296,25 +296,10 @@ describe('HTTP endpoints', () => {
     const file = join(root, 'status.yaml');
     writeFileSync(file, `http:\n  listen: 127.0.0.1:${daemon.httpAddress?.port}\n`);
     const run = async (args: string[]) => {
-      let stdout = '';
-      let stderr = '';
-      const sink = (append: (s: string) => void) =>
-        new Writable({
-          write(chunk: Buffer, _e, cb) {
-            append(chunk.toString());
-            cb();
-          },
-        });
-      const code = await runCli(args, {
-        stdout: sink((s) => {
-          stdout += s;
-        }),
-        stderr: sink((s) => {
-          stderr += s;
-        }),
-        env: {},
-      });
-      return { code, stdout, stderr };
+      const stdout = textSink();
+      const stderr = textSink();
+      const code = await runCli(args, { stdout: stdout.stream, stderr: stderr.stream, env: {} });
+      return { code, stdout: stdout.text(), stderr: stderr.text() };
     };
     const text = await run(['status', '-c', file]);
     assert.equal(text.code, 0, text.stderr);

@@ -12,10 +12,10 @@ import { once } from 'node:events';
 import { chmodSync, chownSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { loadConfig } from '../src/config/index.js';
 import { createRootLogger } from '../src/log/logger.js';
+import { textSink } from './helpers/capture-logger.js';
 import { CLI, type CliResult, DaemonProcess } from './helpers/cli.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { tempDirs } from './helpers/temp.js';
@@ -498,32 +498,20 @@ describe('logs on a terminal', () => {
 
 describe('logs under journald', () => {
   it('keep the priority prefix and put a stack trace on its own debug line', () => {
-    const chunks: string[] = [];
-    const destination = new Writable({
-      write(chunk: Buffer | string, _e, cb) {
-        chunks.push(chunk.toString());
-        cb();
-      },
-    });
-    const log = createRootLogger({ level: 'info', format: 'journal', destination });
+    const sink = textSink();
+    const log = createRootLogger({ level: 'info', format: 'journal', destination: sink.stream });
     log.error({ err: new Error('disk on fire') }, 'write failed');
-    const lines = chunks.join('').trim().split('\n');
+    const lines = sink.text().trim().split('\n');
     assert.equal(lines.length, 2);
     assert.equal(lines[0], '<3>write failed err="disk on fire"');
     assert.match(lines[1] ?? '', /^<7>stack trace of the error above stack="Error: disk on fire\\n {4}at /);
   });
 
   it('stays JSON with every field, stack included, with log.format: json', () => {
-    const chunks: string[] = [];
-    const destination = new Writable({
-      write(chunk: Buffer | string, _e, cb) {
-        chunks.push(chunk.toString());
-        cb();
-      },
-    });
-    const log = createRootLogger({ level: 'info', format: 'json', destination });
+    const sink = textSink();
+    const log = createRootLogger({ level: 'info', format: 'json', destination: sink.stream });
     log.error({ err: new Error('disk on fire') }, 'write failed');
-    const record = JSON.parse(chunks.join('')) as { err: { stack: string }; msg: string };
+    const record = JSON.parse(sink.text()) as { err: { stack: string }; msg: string };
     assert.equal(record.msg, 'write failed');
     assert.match(record.err.stack, /^Error: disk on fire\n {4}at /);
   });

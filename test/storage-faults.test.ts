@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import type { Reading } from '../src/domain/reading.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { BoundedQueue } from '../src/queue/bounded-queue.js';
-import { isStorageError, KasaStorageCode, type StorageError } from '../src/storage/errors.js';
+import { isStorageError, KasaStorageCode } from '../src/storage/errors.js';
 import {
   holdWriteLock,
   openReadingsReader,
@@ -15,6 +15,7 @@ import {
 import { Writer } from '../src/storage/writer.js';
 import { captureLogger } from './helpers/capture-logger.js';
 import { sqliteOptions } from './helpers/sqlite.js';
+import { rejectsWith } from './helpers/storage-errors.js';
 import { tempRoot } from './helpers/temp.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -47,22 +48,6 @@ function storedCount(path: string): number {
   } finally {
     reader.close();
   }
-}
-
-async function rejectsWith(
-  promise: Promise<unknown>,
-  code: string,
-  transient: boolean,
-): Promise<StorageError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(isStorageError(error), `expected a StorageError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    assert.equal(error.transient, transient);
-    return error;
-  }
-  assert.fail(`expected a StorageError ${code}`);
 }
 
 describe('a held write lock', () => {

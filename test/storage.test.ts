@@ -6,7 +6,7 @@ import { describe, test } from 'node:test';
 import type { ChannelInfo } from '../src/domain/channel.js';
 import type { Reading } from '../src/domain/reading.js';
 import { createSilentLogger } from '../src/log/logger.js';
-import { isStorageError, KasaStorageCode, type StorageError } from '../src/storage/errors.js';
+import { isStorageError, KasaStorageCode } from '../src/storage/errors.js';
 import {
   openReadingsReader,
   SCHEMA_VERSION,
@@ -16,6 +16,7 @@ import {
 } from '../src/storage/sqlite/index.js';
 import { captureLogger } from './helpers/capture-logger.js';
 import { sqliteOptions } from './helpers/sqlite.js';
+import { rejectsWith } from './helpers/storage-errors.js';
 import { tempRoot } from './helpers/temp.js';
 
 const root = tempRoot('kasa-storage-test-');
@@ -65,22 +66,6 @@ function readAll(path: string, query: Parameters<ReturnType<typeof openReadingsR
   } finally {
     reader.close();
   }
-}
-
-async function rejectsWith(
-  promise: Promise<unknown>,
-  code: string,
-  transient: boolean,
-): Promise<StorageError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(isStorageError(error), `expected a StorageError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    assert.equal(error.transient, transient);
-    return error;
-  }
-  assert.fail(`expected a StorageError ${code}`);
 }
 
 describe('schema and migrations', () => {

@@ -2,16 +2,15 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, describe, test } from 'node:test';
-import { pino } from 'pino';
 import type { Reading } from '../src/domain/reading.js';
-import { createSilentLogger, type Logger } from '../src/log/logger.js';
+import { createSilentLogger } from '../src/log/logger.js';
 import { BoundedQueue, type OverflowPolicy } from '../src/queue/bounded-queue.js';
 import { StorageError } from '../src/storage/errors.js';
 import type { ReadingSink, SinkWriteResult } from '../src/storage/sink.js';
 import { openReadingsReader, SqliteStore } from '../src/storage/sqlite/index.js';
 import { defaultRetryDelay, Writer, type WriterStats } from '../src/storage/writer.js';
+import { captureLogger } from './helpers/capture-logger.js';
 import { sqliteOptions } from './helpers/sqlite.js';
 import { settle, waitFor } from './helpers/wait.js';
 
@@ -29,17 +28,6 @@ function readings(count: number, from = 0): Reading[] {
       totalWh: i,
     };
   });
-}
-
-function recordingLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line));
-      callback();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, stream), lines };
 }
 
 /** A sink that records every call, remembers what it stored, and can be told to fail or to block. */
@@ -203,7 +191,7 @@ describe('Writer failures', () => {
   test('a failed batch is held and written again before newer readings; one warning per failure episode', async () => {
     const queue = makeQueue();
     const sink = new ScriptedSink();
-    const { logger, lines } = recordingLogger();
+    const { logger, lines } = captureLogger();
     const delays: [number, unknown][] = [];
     const writer = new Writer(
       queue,
@@ -232,9 +220,9 @@ describe('Writer failures', () => {
       [1, 2, 3],
     );
     assert.ok(delays.every(([, error]) => error instanceof StorageError));
-    const warnings = () => lines.filter((l) => l['level'] === 40).length;
+    const warnings = () => lines().filter((l) => l['level'] === 40).length;
     assert.equal(warnings(), 1);
-    assert.equal(lines.filter((l) => /recovered/.test(String(l['msg']))).length, 1);
+    assert.equal(lines().filter((l) => /recovered/.test(String(l['msg']))).length, 1);
 
     // A new episode warns again.
     sink.failNext = 1;
@@ -291,7 +279,7 @@ describe('Writer shutdown', () => {
     const queue = makeQueue();
     const sink = new ScriptedSink();
     sink.failNext = Number.POSITIVE_INFINITY;
-    const { logger, lines } = recordingLogger();
+    const { logger, lines } = captureLogger();
     const writer = new Writer(queue, sink, { batchSize: 2, flushIntervalMs: HOUR }, logger, () => 1);
     writer.start();
     for (const r of readings(5)) queue.offer(r);
@@ -302,7 +290,7 @@ describe('Writer shutdown', () => {
     assert.ok(stats.failedBatches >= 1);
     assert.equal(queue.size, 0);
     assertAccounted(queue, stats);
-    const dropLog = lines.find((l) => /shutdown deadline/.test(String(l['msg'])));
+    const dropLog = lines().find((l) => /shutdown deadline/.test(String(l['msg'])));
     assert.equal(dropLog?.['dropped'], 5);
     assert.equal(dropLog?.['level'], 50);
   });
