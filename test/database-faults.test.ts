@@ -28,9 +28,10 @@ import { basename, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
 import { CLI, DaemonProcess, runCliProcess } from './helpers/cli.js';
+import { daemonYaml } from './helpers/daemon-config.js';
 import { startSimulators } from './helpers/simulator.js';
 import { sqliteOptions } from './helpers/sqlite.js';
-import { storedPerChannel } from './helpers/stored.js';
+import { storedTotal } from './helpers/stored.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-db-faults-'));
@@ -41,18 +42,6 @@ after(() => {
   rmSync(root, { recursive: true, force: true });
 });
 const immutable: string[] = [];
-
-/** Readings stored so far (0 while the file or its schema is not there). */
-function total(path: string): number {
-  if (!existsSync(path)) return 0;
-  try {
-    let n = 0;
-    for (const count of storedPerChannel(path).values()) n += count;
-    return n;
-  } catch {
-    return 0;
-  }
-}
 
 interface Health {
   status: string;
@@ -69,29 +58,12 @@ function writeConfig(name: string, dbPath: string, port: number, httpPort: numbe
   const path = join(root, `${name}.yaml`);
   writeFileSync(
     path,
-    `discovery:
-  broadcast: 127.255.255.255
-  port: ${port}
-  interval: 30s
-  timeout: 300ms
-polling:
-  interval: 1s
-  timeout: 500ms
-writer:
-  flush_interval: 100ms
-storage:
-  sqlite:
-    path: ${dbPath}
-    synchronous: NORMAL
-http:
-  listen: 127.32.0.1:${httpPort}
-health:
-  interval: 300ms
-  alert_after: 1
-  min_free_disk_mb: 0
-log:
-  level: info
-`,
+    daemonYaml({
+      discoveryPort: port,
+      dbPath,
+      httpListen: `127.32.0.1:${httpPort}`,
+      health: ['interval: 300ms', 'alert_after: 1', 'min_free_disk_mb: 0'],
+    }),
   );
   chmodSync(path, 0o644);
   return path;
@@ -156,10 +128,14 @@ describe('the database file vanishing or being unusable', () => {
     const dbPath = join(dir, 'kasa.db');
     const daemon = new DaemonProcess(['-c', writeConfig('removed', dbPath, 32201, 32211)]);
     try {
-      await waitFor(() => total(dbPath) >= 4, 'readings in the first database', 30_000);
+      await waitFor(() => storedTotal(dbPath) >= 4, 'readings in the first database', 30_000);
       rmSync(join(root, 'removed'), { recursive: true, force: true });
       // Before the fix, every later reading went into the unlinked file and nothing came back here.
-      await waitFor(() => total(dbPath) >= 4, 'readings in a new database at the configured path', 30_000);
+      await waitFor(
+        () => storedTotal(dbPath) >= 4,
+        'readings in a new database at the configured path',
+        30_000,
+      );
       const error = daemon.lines.find(
         (l) => Number(l['level']) >= 50 && /database file .* was removed/.test(String(l['msg'])),
       );
@@ -168,10 +144,10 @@ describe('the database file vanishing or being unusable', () => {
       const h = await health(32211);
       assert.equal(h.checks['database']?.status, 'degraded');
       assert.ok(h.checks['database']?.reason.includes(dbPath));
-      const before = total(dbPath);
+      const before = storedTotal(dbPath);
       await stop(daemon);
       assert.equal(await daemon.exited, 0);
-      assert.ok(total(dbPath) >= before, 'what the new database got is kept after stop');
+      assert.ok(storedTotal(dbPath) >= before, 'what the new database got is kept after stop');
     } finally {
       await daemon.kill();
       await fleet.stop();
@@ -232,7 +208,7 @@ describe('the database file vanishing or being unusable', () => {
     const configPath = writeConfig('corrupt', dbPath, 32203, 32213);
     const daemon = new DaemonProcess(['-c', configPath]);
     try {
-      await waitFor(() => total(dbPath) >= 3, 'readings in the fresh database', 30_000);
+      await waitFor(() => storedTotal(dbPath) >= 3, 'readings in the fresh database', 30_000);
       // Several health runs later (every 300 ms), with the fresh database working: still visible.
       await sleep(1500);
       const h = await health(32213);

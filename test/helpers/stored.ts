@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { openReadingsReader } from '../../src/storage/sqlite/index.js';
 
 /** How many readings each channel (deviceId or outlet child id) has in the database file. */
@@ -9,5 +10,17 @@ export function storedPerChannel(path: string): Map<string, number> {
     return counts;
   } finally {
     reader.close();
+  }
+}
+
+/** Readings stored so far in the file, 0 while the file or its schema is not there yet. */
+export function storedTotal(path: string): number {
+  if (!existsSync(path)) return 0;
+  try {
+    let n = 0;
+    for (const count of storedPerChannel(path).values()) n += count;
+    return n;
+  } catch {
+    return 0;
   }
 }
