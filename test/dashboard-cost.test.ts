@@ -10,10 +10,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { loadConfig } from '../src/config/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { Daemon } from '../src/main.js';
 import { launchBrowser, type PageLog, screenshot, type TestBrowser } from './helpers/browser.js';
+import { simulatedFleetConfig } from './helpers/daemon-config.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { sleep, waitFor } from './helpers/wait.js';
 
@@ -66,25 +66,16 @@ before(async () => {
       },
     ],
   });
-  const { config } = loadConfig({
-    env: {},
-    defaultFile: join(root, 'absent.yaml'),
-    overrides: {
-      'discovery.broadcast': ['127.255.255.255'],
-      'discovery.port': String(PORT),
-      'discovery.interval': '2s',
-      'discovery.timeout': '300ms',
-      'polling.interval': '1s',
-      'polling.timeout': '500ms',
-      'writer.flush_interval': '100ms',
-      'storage.sqlite.path': join(root, 'kasa.db'),
-      'storage.sqlite.synchronous': 'NORMAL',
-      'http.listen': `${HTTP_HOST}:0`,
-      'health.min_free_disk_mb': '0',
-      time_zone: 'UTC',
-      'tariff.currency': 'EUR',
-      'tariff.periods': [{ from: '2020-01-01', rates: [{ price: 40 }] }],
-    },
+  const config = simulatedFleetConfig(root, {
+    'discovery.port': String(PORT),
+    'discovery.interval': '2s',
+    'storage.sqlite.path': join(root, 'kasa.db'),
+    'storage.sqlite.synchronous': 'NORMAL',
+    'http.listen': `${HTTP_HOST}:0`,
+    'health.min_free_disk_mb': '0',
+    time_zone: 'UTC',
+    'tariff.currency': 'EUR',
+    'tariff.periods': [{ from: '2020-01-01', rates: [{ price: 40 }] }],
   });
   daemon = new Daemon(config, createSilentLogger());
   await daemon.start();

@@ -10,12 +10,12 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { loadConfig } from '../src/config/index.js';
 import type { Reading } from '../src/domain/reading.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { Daemon } from '../src/main.js';
 import { SqliteStore } from '../src/storage/sqlite/index.js';
 import { launchBrowser, type Page, type PageLog, screenshot, type TestBrowser } from './helpers/browser.js';
+import { simulatedFleetConfig } from './helpers/daemon-config.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { testStoreOptions } from './helpers/sqlite.js';
 import { waitFor } from './helpers/wait.js';
@@ -143,24 +143,15 @@ before(async () => {
       { model: 'hs200', address: '127.38.0.4', deviceId: SWITCH, alias: 'hall switch' },
     ],
   });
-  const { config } = loadConfig({
-    env: {},
-    defaultFile: join(root, 'absent.yaml'),
-    overrides: {
-      'discovery.broadcast': ['127.255.255.255'],
-      'discovery.port': String(PORT),
-      'discovery.interval': '2s',
-      'discovery.timeout': '300ms',
-      'polling.interval': '1s',
-      'polling.timeout': '500ms',
-      'writer.flush_interval': '100ms',
-      'storage.sqlite.path': dbPath,
-      'storage.sqlite.synchronous': 'NORMAL',
-      'http.listen': `${HTTP_HOST}:0`,
-      'health.interval': '1s',
-      'health.min_free_disk_mb': '0',
-      time_zone: 'UTC',
-    },
+  const config = simulatedFleetConfig(root, {
+    'discovery.port': String(PORT),
+    'discovery.interval': '2s',
+    'storage.sqlite.path': dbPath,
+    'storage.sqlite.synchronous': 'NORMAL',
+    'http.listen': `${HTTP_HOST}:0`,
+    'health.interval': '1s',
+    'health.min_free_disk_mb': '0',
+    time_zone: 'UTC',
   });
   daemon = new Daemon(config, createSilentLogger());
   await daemon.start();

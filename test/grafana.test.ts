@@ -11,9 +11,9 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { loadConfig } from '../src/config/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { Daemon } from '../src/main.js';
+import { simulatedFleetConfig } from './helpers/daemon-config.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { startVictoria, type Victoria, victoriaSkip } from './helpers/victoria.js';
 import { sleep, waitFor } from './helpers/wait.js';
@@ -73,25 +73,16 @@ describe('Grafana dashboards', { skip: victoriaSkip() }, () => {
         { model: 'hs300', address: '127.38.2.2', alias: 'strip' },
       ],
     });
-    const { config } = loadConfig({
-      env: {},
-      defaultFile: join(root, 'absent.yaml'),
-      overrides: {
-        'discovery.broadcast': ['127.255.255.255'],
-        'discovery.port': String(PORT),
-        'discovery.interval': '2s',
-        'discovery.timeout': '300ms',
-        'polling.interval': '1s',
-        'polling.timeout': '500ms',
-        'writer.flush_interval': '100ms',
-        'storage.sqlite.path': join(root, 'kasa.db'),
-        'storage.influx.url': vm.url,
-        'storage.influx.token': 'grafana-test',
-        'storage.influx.flush_interval': '200ms',
-        'http.listen': '127.38.2.100:0',
-        'health.interval': '500ms',
-        'health.min_free_disk_mb': '0',
-      },
+    const config = simulatedFleetConfig(root, {
+      'discovery.port': String(PORT),
+      'discovery.interval': '2s',
+      'storage.sqlite.path': join(root, 'kasa.db'),
+      'storage.influx.url': vm.url,
+      'storage.influx.token': 'grafana-test',
+      'storage.influx.flush_interval': '200ms',
+      'http.listen': '127.38.2.100:0',
+      'health.interval': '500ms',
+      'health.min_free_disk_mb': '0',
     });
     daemon = new Daemon(config, createSilentLogger());
     await daemon.start();

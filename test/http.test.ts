@@ -9,13 +9,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runCli } from '../src/cli/index.js';
-import { loadConfig } from '../src/config/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { Daemon } from '../src/main.js';
 import { CSV_HEADER, csvRow, jsonRow } from '../src/storage/sqlite/export-format.js';
 import { openReadingsReader } from '../src/storage/sqlite/index.js';
 import type { HealthReport } from '../src/supervisor/index.js';
 import { textSink } from './helpers/capture-logger.js';
+import { simulatedFleetConfig } from './helpers/daemon-config.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { tempRoot } from './helpers/temp.js';
 import { freePort } from './helpers/victoria.js';
@@ -66,23 +66,14 @@ before(async () => {
       { model: 'hs300', address: '127.0.60.3', deviceId: STRIP, alias: 'strip' },
     ],
   });
-  const { config } = loadConfig({
-    env: {},
-    defaultFile: join(root, 'absent.yaml'),
-    overrides: {
-      'discovery.broadcast': ['127.255.255.255'],
-      'discovery.port': String(PORT),
-      'discovery.interval': '2s',
-      'discovery.timeout': '300ms',
-      'polling.interval': '1s',
-      'polling.timeout': '500ms',
-      'writer.flush_interval': '100ms',
-      'storage.sqlite.path': dbPath,
-      'storage.sqlite.synchronous': 'NORMAL',
-      'http.listen': '127.0.0.1:0',
-      'health.interval': '500ms',
-      'health.min_free_disk_mb': '0',
-    },
+  const config = simulatedFleetConfig(root, {
+    'discovery.port': String(PORT),
+    'discovery.interval': '2s',
+    'storage.sqlite.path': dbPath,
+    'storage.sqlite.synchronous': 'NORMAL',
+    'http.listen': '127.0.0.1:0',
+    'health.interval': '500ms',
+    'health.min_free_disk_mb': '0',
   });
   daemon = new Daemon(config, createSilentLogger());
   await daemon.start();

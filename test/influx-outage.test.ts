@@ -7,9 +7,9 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { loadConfig } from '../src/config/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { Daemon, type DaemonStatus, type SinkAccounting } from '../src/main.js';
+import { simulatedFleetConfig } from './helpers/daemon-config.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { storedPerChannel } from './helpers/stored.js';
 import { tempRoot } from './helpers/temp.js';
@@ -51,29 +51,21 @@ describe('an InfluxDB outage while plugs are polled', { skip }, () => {
       ],
     });
     const dbPath = join(root, 'outage.db');
-    const { config } = loadConfig({
-      env: {},
-      defaultFile: join(root, 'absent.yaml'),
-      overrides: {
-        'discovery.broadcast': ['127.255.255.255'],
-        'discovery.port': String(PORT),
-        'discovery.interval': '5s',
-        'discovery.timeout': '300ms',
-        'polling.interval': '1s',
-        'polling.timeout': '500ms',
-        'writer.flush_interval': '200ms',
-        'storage.sqlite.path': dbPath,
-        'storage.sqlite.synchronous': 'NORMAL',
-        'storage.influx.url': vm.url,
-        'storage.influx.token': 'outage-test-token',
-        'storage.influx.flush_interval': '200ms',
-        'retry.network.base_delay': '100ms',
-        'retry.network.max_delay': '1s',
-        'retry.network.timeout': '2s',
-        'retry.network.breaker_threshold': '3',
-        'retry.network.breaker_half_open_after': '2s',
-        'http.listen': '127.0.0.1:0',
-      },
+    const config = simulatedFleetConfig(root, {
+      'discovery.port': String(PORT),
+      'discovery.interval': '5s',
+      'writer.flush_interval': '200ms',
+      'storage.sqlite.path': dbPath,
+      'storage.sqlite.synchronous': 'NORMAL',
+      'storage.influx.url': vm.url,
+      'storage.influx.token': 'outage-test-token',
+      'storage.influx.flush_interval': '200ms',
+      'retry.network.base_delay': '100ms',
+      'retry.network.max_delay': '1s',
+      'retry.network.timeout': '2s',
+      'retry.network.breaker_threshold': '3',
+      'retry.network.breaker_half_open_after': '2s',
+      'http.listen': '127.0.0.1:0',
     });
     const daemon = new Daemon(config, createSilentLogger());
     try {

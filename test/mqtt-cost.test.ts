@@ -9,9 +9,9 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { loadConfig } from '../src/config/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { Daemon } from '../src/main.js';
+import { simulatedFleetConfig } from './helpers/daemon-config.js';
 import { Mosquitto, Subscriber } from './helpers/mosquitto.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { tempRoot } from './helpers/temp.js';
@@ -31,24 +31,15 @@ const TARIFF = {
 function daemonConfig(brokerUrl: string, tariff: boolean) {
   const folder = join(root, 'daemon');
   mkdirSync(folder, { recursive: true });
-  return loadConfig({
-    env: {},
-    defaultFile: join(root, 'absent.yaml'),
-    overrides: {
-      'discovery.broadcast': ['127.255.255.255'],
-      'discovery.port': '27101',
-      'discovery.interval': '1s',
-      'discovery.timeout': '300ms',
-      'polling.interval': '1s',
-      'polling.timeout': '500ms',
-      'writer.flush_interval': '100ms',
-      'storage.sqlite.path': join(folder, 'kasa.db'),
-      'storage.sqlite.synchronous': 'NORMAL',
-      'http.listen': '127.27.0.1:0',
-      'mqtt.url': brokerUrl,
-      ...(tariff ? TARIFF : {}),
-    },
-  }).config;
+  return simulatedFleetConfig(root, {
+    'discovery.port': '27101',
+    'discovery.interval': '1s',
+    'storage.sqlite.path': join(folder, 'kasa.db'),
+    'storage.sqlite.synchronous': 'NORMAL',
+    'http.listen': '127.27.0.1:0',
+    'mqtt.url': brokerUrl,
+    ...(tariff ? TARIFF : {}),
+  });
 }
 
 function states(sub: Subscriber, channel: string): Record<string, unknown>[] {

@@ -9,12 +9,12 @@ import assert from 'node:assert/strict';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { loadConfig } from '../src/config/index.js';
 import type { DeviceSnapshot } from '../src/discovery/registry.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { Daemon } from '../src/main.js';
 import { discoveryConfigs } from '../src/storage/mqtt/index.js';
 import { captureLogger } from './helpers/capture-logger.js';
+import { simulatedFleetConfig } from './helpers/daemon-config.js';
 import { Mosquitto, Subscriber } from './helpers/mosquitto.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { tempRoot } from './helpers/temp.js';
@@ -26,24 +26,15 @@ function daemonConfig(name: string, simPort: number, overrides: Record<string, u
   // A folder per daemon: the MQTT energy counters are kept beside the database.
   const folder = join(root, name);
   mkdirSync(folder, { recursive: true });
-  return loadConfig({
-    env: {},
-    defaultFile: join(root, 'absent.yaml'),
-    overrides: {
-      'discovery.broadcast': ['127.255.255.255'],
-      'discovery.port': String(simPort),
-      'discovery.interval': '1s',
-      'discovery.timeout': '300ms',
-      'discovery.offline_tolerance': '2',
-      'polling.interval': '1s',
-      'polling.timeout': '500ms',
-      'writer.flush_interval': '100ms',
-      'storage.sqlite.path': join(folder, 'kasa.db'),
-      'storage.sqlite.synchronous': 'NORMAL',
-      'http.listen': '127.39.0.1:0',
-      ...overrides,
-    },
-  }).config;
+  return simulatedFleetConfig(root, {
+    'discovery.port': String(simPort),
+    'discovery.interval': '1s',
+    'discovery.offline_tolerance': '2',
+    'storage.sqlite.path': join(folder, 'kasa.db'),
+    'storage.sqlite.synchronous': 'NORMAL',
+    'http.listen': '127.39.0.1:0',
+    ...overrides,
+  });
 }
 
 function states(sub: Subscriber, channel: string): Record<string, unknown>[] {

@@ -24,6 +24,7 @@ import {
 } from '../src/resilience/index.js';
 import { StorageError } from '../src/storage/errors.js';
 import { captureLogger } from './helpers/capture-logger.js';
+import { simulatedFleetConfig } from './helpers/daemon-config.js';
 import { type FaultProxy, startFaultProxy } from './helpers/fault-proxy.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { storedPerChannel } from './helpers/stored.js';
@@ -241,24 +242,17 @@ let dbCount = 0;
 
 /** A configuration for an in-process daemon with its own database file. */
 function daemonConfig(dbPath: string, overrides: Record<string, string> = {}): Config {
-  return loadConfig({
-    env: {},
-    defaultFile: join(root, 'absent.yaml'),
-    overrides: {
-      'discovery.broadcast': ['127.255.255.255'],
-      'discovery.port': String(PORT),
-      'discovery.interval': '5s',
-      'discovery.timeout': '300ms',
-      'polling.interval': '200ms',
-      'polling.timeout': '150ms',
-      'writer.flush_interval': '100ms',
-      'storage.sqlite.path': dbPath,
-      'storage.sqlite.synchronous': 'NORMAL',
-      'storage.influx.flush_interval': '100ms',
-      'http.listen': '127.0.0.1:0',
-      ...overrides,
-    },
-  }).config;
+  return simulatedFleetConfig(root, {
+    'discovery.port': String(PORT),
+    'discovery.interval': '5s',
+    'polling.interval': '200ms',
+    'polling.timeout': '150ms',
+    'storage.sqlite.path': dbPath,
+    'storage.sqlite.synchronous': 'NORMAL',
+    'storage.influx.flush_interval': '100ms',
+    'http.listen': '127.0.0.1:0',
+    ...overrides,
+  });
 }
 
 function freshDb(): string {

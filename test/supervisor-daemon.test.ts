@@ -21,12 +21,12 @@ import {
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../src/config/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { Daemon } from '../src/main.js';
 import { openReadingsReader } from '../src/storage/sqlite/index.js';
 import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
 import type { AlertPayload, HealthReport } from '../src/supervisor/index.js';
+import { simulatedFleetConfig } from './helpers/daemon-config.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { sqliteOptions } from './helpers/sqlite.js';
 import { tempRoot } from './helpers/temp.js';
@@ -56,30 +56,21 @@ async function startDaemon(
 ): Promise<Harness> {
   const hook = await startWebhookReceiver();
   const dbPath = (overrides['storage.sqlite.path'] as string | undefined) ?? join(root, `${name}.db`);
-  const { config } = loadConfig({
-    env: {},
-    defaultFile: join(root, 'absent.yaml'),
-    overrides: {
-      'discovery.broadcast': ['127.255.255.255'],
-      'discovery.port': String(port),
-      'discovery.interval': '1s',
-      'discovery.timeout': '300ms',
-      'polling.interval': '1s',
-      'polling.timeout': '500ms',
-      'writer.flush_interval': '100ms',
-      'storage.sqlite.path': dbPath,
-      'storage.sqlite.synchronous': 'NORMAL',
-      'http.listen': '127.0.0.1:0',
-      'health.interval': '250ms',
-      'health.alert_after': '2',
-      'health.webhook_url': hook.url,
-      'health.min_free_disk_mb': '0',
-      'health.max_event_loop_lag': '5s',
-      'retry.network.base_delay': '50ms',
-      'retry.network.max_delay': '200ms',
-      'retry.network.timeout': '2s',
-      ...overrides,
-    },
+  const config = simulatedFleetConfig(root, {
+    'discovery.port': String(port),
+    'discovery.interval': '1s',
+    'storage.sqlite.path': dbPath,
+    'storage.sqlite.synchronous': 'NORMAL',
+    'http.listen': '127.0.0.1:0',
+    'health.interval': '250ms',
+    'health.alert_after': '2',
+    'health.webhook_url': hook.url,
+    'health.min_free_disk_mb': '0',
+    'health.max_event_loop_lag': '5s',
+    'retry.network.base_delay': '50ms',
+    'retry.network.max_delay': '200ms',
+    'retry.network.timeout': '2s',
+    ...overrides,
   });
   const fatal: Error[] = [];
   const daemon = new Daemon(config, createSilentLogger(), { onFatal: (error) => fatal.push(error) });
