@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
-import { ConfigError, diffConfig, loadConfig } from '../src/config/index.js';
+import { diffConfig } from '../src/config/index.js';
 import {
   CostLedger,
   type CounterReading,
@@ -21,25 +21,17 @@ import {
   type TariffConfig,
   TariffRules,
 } from '../src/energy/index.js';
-import { tempRoot } from './helpers/temp.js';
+import { configFixtures, problemsOf } from './helpers/config.js';
 
-const dir = tempRoot('kasa-tariff-');
-let counter = 0;
+const fixtures = configFixtures('kasa-tariff-');
+const dir = fixtures.dir;
 
 function load(yaml: string) {
-  const file = join(dir, `config-${++counter}.yaml`);
-  writeFileSync(file, yaml);
-  return loadConfig({ file, env: {}, defaultFile: join(dir, 'absent.yaml') });
+  return fixtures.load({ file: fixtures.writeConfig(yaml) });
 }
 
 function problems(yaml: string): string[] {
-  try {
-    load(yaml);
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, String(error));
-    return error.problems.map((p) => `${p.path}: ${p.message}`);
-  }
-  assert.fail('expected a ConfigError');
+  return problemsOf(() => load(yaml)).map((p) => `${p.path}: ${p.message}`);
 }
 
 const H = 3_600_000;
