@@ -16,9 +16,9 @@ import { openReadingsReader } from '../src/storage/sqlite/index.js';
 import type { HealthReport } from '../src/supervisor/index.js';
 import { textSink } from './helpers/capture-logger.js';
 import { simulatedFleetConfig } from './helpers/daemon-config.js';
+import { freePort } from './helpers/ports.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { tempRoot } from './helpers/temp.js';
-import { freePort } from './helpers/victoria.js';
 import { waitFor } from './helpers/wait.js';
 
 const PORT = 24001;

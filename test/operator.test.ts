@@ -16,7 +16,7 @@ import { after, describe, it } from 'node:test';
 import { loadConfig } from '../src/config/index.js';
 import { createRootLogger } from '../src/log/logger.js';
 import { textSink } from './helpers/capture-logger.js';
-import { CLI, type CliResult, DaemonProcess } from './helpers/cli.js';
+import { CLI, type CliResult, DaemonProcess, runCliProcess } from './helpers/cli.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { tempDirs } from './helpers/temp.js';
 import { sleep } from './helpers/wait.js';
@@ -25,22 +25,8 @@ const SERVICE_UID = 34_567;
 const tempDir = tempDirs('kasa-operator-');
 
 /** The built CLI in `cwd`, with only PATH (and `env`) in its environment. */
-async function cli(args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    cwd: options.cwd ?? tempDir(),
-    env: { PATH: process.env['PATH'], ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => {
-    stdout += d.toString();
-  });
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const [code] = (await once(child, 'close')) as [number | null];
-  return { code, stdout, stderr } satisfies CliResult;
+function cli(args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+  return runCliProcess(args, options.env, { cwd: options.cwd ?? tempDir() });
 }
 
 /** A database with a few stored readings: a daemon run against one simulated plug, stopped. */

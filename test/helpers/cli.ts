@@ -11,12 +11,14 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-/** Runs a one-shot command of the built CLI to completion. */
+/** Runs a one-shot command of the built CLI to completion, with only PATH (and `env`) in its environment. */
 export async function runCliProcess(
   args: readonly string[],
   env: NodeJS.ProcessEnv = {},
+  options: { readonly cwd?: string } = {},
 ): Promise<CliResult> {
   const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: options.cwd,
     env: { PATH: process.env['PATH'], ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
