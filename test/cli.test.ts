@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { holdWriteLock } from '../src/storage/sqlite/index.js';
 import { DaemonProcess, runCliProcess } from './helpers/cli.js';
+import { type ExportRow, readExport } from './helpers/export-csv.js';
 import { RequestCounter, type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { tempDirs } from './helpers/temp.js';
 import { sleep, waitFor } from './helpers/wait.js';
@@ -46,25 +47,10 @@ ${extra}`,
   return file;
 }
 
-interface CsvRow {
-  time: string;
-  device_id: string;
-  alias: string;
-  power_w: string;
-  voltage_v: string;
-  current_a: string;
-  total_wh: string;
-}
-
-async function exportCsv(config: string, ...args: string[]): Promise<CsvRow[]> {
-  const result = await runCliProcess(['export', '-c', config, ...args]);
-  assert.equal(result.code, 0, result.stderr);
-  const [header, ...lines] = result.stdout.trimEnd().split('\n');
+async function exportCsv(config: string, ...args: string[]): Promise<ExportRow[]> {
+  const { header, rows } = await readExport(config, args);
   assert.equal(header, 'time,device_id,alias,power_w,voltage_v,current_a,total_wh');
-  return lines.map((line) => {
-    const [time, device_id, alias, power_w, voltage_v, current_a, total_wh] = line.split(',') as string[];
-    return { time, device_id, alias, power_w, voltage_v, current_a, total_wh } as CsvRow;
-  });
+  return rows;
 }
 
 describe('kasa-monitor end to end (built CLI, simulated plugs, SQLite)', () => {

@@ -7,7 +7,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { DaemonProcess, runCliProcess } from './helpers/cli.js';
+import { DaemonProcess } from './helpers/cli.js';
+import { type ExportRow, readExport } from './helpers/export-csv.js';
 import { type FakePlug, plugSysinfo, startFakePlug } from './helpers/fake-plug.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { tempDirs } from './helpers/temp.js';
@@ -43,21 +44,8 @@ log:
   return file;
 }
 
-interface CsvRow {
-  time: string;
-  device_id: string;
-  alias: string;
-  power_w: string;
-}
-
-async function exportCsv(config: string): Promise<CsvRow[]> {
-  const result = await runCliProcess(['export', '-c', config]);
-  assert.equal(result.code, 0, result.stderr);
-  const [, ...lines] = result.stdout.trimEnd().split('\n');
-  return lines.map((line) => {
-    const [time, device_id, alias, power_w] = line.split(',') as string[];
-    return { time, device_id, alias, power_w } as CsvRow;
-  });
+async function exportCsv(config: string): Promise<ExportRow[]> {
+  return (await readExport(config)).rows;
 }
 
 interface Health {
@@ -75,7 +63,7 @@ async function health(port: number): Promise<Health | null> {
 }
 
 /** Rows of `id` stored after `sinceMs`. */
-function rowsAfter(rows: readonly CsvRow[], id: string, sinceMs: number): CsvRow[] {
+function rowsAfter(rows: readonly ExportRow[], id: string, sinceMs: number): ExportRow[] {
   return rows.filter((r) => r.device_id === id && Date.parse(r.time) > sinceMs);
 }
 
