@@ -20,10 +20,10 @@ import {
   openRollupReader,
   type RetentionPolicy,
   type SqliteOptions,
-  SqliteStore,
+  type SqliteStore,
 } from '../src/storage/sqlite/index.js';
 import { runCliProcess } from './helpers/cli.js';
-import { testStoreOptions } from './helpers/sqlite.js';
+import { testStoreOptions, withStore } from './helpers/sqlite.js';
 import { tempRoot } from './helpers/temp.js';
 
 const root = tempRoot('kasa-lifecycle-storage-');
@@ -71,16 +71,6 @@ async function writeSteady(
   }
   if (batch.length > 0) written += (await store.writeBatch(batch)).inserted;
   return written;
-}
-
-async function withStore<T>(opts: SqliteOptions, fn: (store: SqliteStore) => Promise<T>): Promise<T> {
-  const store = new SqliteStore(opts, createSilentLogger());
-  await store.start();
-  try {
-    return await fn(store);
-  } finally {
-    await store.stop();
-  }
 }
 
 /** kWh per local day and channel, from the rollups (hour tier plus raw tail). */

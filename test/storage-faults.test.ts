@@ -16,6 +16,7 @@ import { Writer } from '../src/storage/writer.js';
 import { captureLogger } from './helpers/capture-logger.js';
 import { sqliteOptions } from './helpers/sqlite.js';
 import { rejectsWith } from './helpers/storage-errors.js';
+import { storedCount } from './helpers/stored.js';
 import { tempRoot } from './helpers/temp.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -37,17 +38,6 @@ function readings(count: number, channels: number, startMs = T0, prefix = 'CH'):
     currentMa: 180,
     totalWh: 1000 + i,
   }));
-}
-
-function storedCount(path: string): number {
-  const reader = openReadingsReader(path);
-  try {
-    let n = 0;
-    for (const _ of reader.readings()) n++;
-    return n;
-  } finally {
-    reader.close();
-  }
 }
 
 describe('a held write lock', () => {

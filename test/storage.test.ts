@@ -15,7 +15,7 @@ import {
   type StoredReading,
 } from '../src/storage/sqlite/index.js';
 import { captureLogger } from './helpers/capture-logger.js';
-import { sqliteOptions } from './helpers/sqlite.js';
+import { sqliteOptions, withStore } from './helpers/sqlite.js';
 import { rejectsWith } from './helpers/storage-errors.js';
 import { tempRoot } from './helpers/temp.js';
 
@@ -48,16 +48,6 @@ const outlets: ChannelInfo[] = [0, 1, 2].map((i) => ({
   parentId: strip,
   parentAlias: 'desk strip',
 }));
-
-async function withStore<T>(opts: SqliteOptions, fn: (store: SqliteStore) => Promise<T>): Promise<T> {
-  const store = new SqliteStore(opts, createSilentLogger());
-  await store.start();
-  try {
-    return await fn(store);
-  } finally {
-    await store.stop();
-  }
-}
 
 function readAll(path: string, query: Parameters<ReturnType<typeof openReadingsReader>['readings']>[0] = {}) {
   const reader = openReadingsReader(path);

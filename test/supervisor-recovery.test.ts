@@ -29,6 +29,7 @@ import {
   startStore,
 } from '../src/supervisor/index.js';
 import { sqliteOptions } from './helpers/sqlite.js';
+import { storedCount } from './helpers/stored.js';
 import { tempRoot } from './helpers/temp.js';
 import { sleep, waitFor } from './helpers/wait.js';
 import { startWebhookReceiver } from './helpers/webhook.js';
@@ -148,17 +149,6 @@ async function rig(path: string, webhookUrl: string) {
       clearInterval(producer);
     },
   };
-}
-
-function storedCount(path: string): number {
-  const reader = openReadingsReader(path);
-  try {
-    let n = 0;
-    for (const _ of reader.readings()) n++;
-    return n;
-  } finally {
-    reader.close();
-  }
 }
 
 describe('recovery on real parts', () => {

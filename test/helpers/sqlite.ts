@@ -1,4 +1,5 @@
-import type { SqliteOptions } from '../../src/storage/sqlite/index.js';
+import { createSilentLogger } from '../../src/log/logger.js';
+import { type SqliteOptions, SqliteStore } from '../../src/storage/sqlite/index.js';
 
 /**
  * The SQLite options every test starts from: a real file in WAL mode, NORMAL sync (these tests are
@@ -33,4 +34,18 @@ export function testStoreOptions(
       gapLimitMs: lifecycle.gapLimitMs ?? 5 * 60_000,
     },
   });
+}
+
+/** Runs `fn` with a started store on `options`, and stops the store afterwards whatever happens. */
+export async function withStore<T>(
+  options: SqliteOptions,
+  fn: (store: SqliteStore) => Promise<T>,
+): Promise<T> {
+  const store = new SqliteStore(options, createSilentLogger());
+  await store.start();
+  try {
+    return await fn(store);
+  } finally {
+    await store.stop();
+  }
 }

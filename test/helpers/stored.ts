@@ -13,13 +13,23 @@ export function storedPerChannel(path: string): Map<string, number> {
   }
 }
 
+/** How many readings the database file holds in all. */
+export function storedCount(path: string): number {
+  const reader = openReadingsReader(path);
+  try {
+    let n = 0;
+    for (const _ of reader.readings()) n++;
+    return n;
+  } finally {
+    reader.close();
+  }
+}
+
 /** Readings stored so far in the file, 0 while the file or its schema is not there yet. */
 export function storedTotal(path: string): number {
   if (!existsSync(path)) return 0;
   try {
-    let n = 0;
-    for (const count of storedPerChannel(path).values()) n += count;
-    return n;
+    return storedCount(path);
   } catch {
     return 0;
   }
