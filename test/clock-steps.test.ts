@@ -92,9 +92,7 @@ async function acrossStep(name: string, httpPort: number, step: string): Promise
     const stepLines = warnings.filter((l) => /clock/i.test(String(l['msg'])));
     assert.equal(stepLines.length, 1, `the step logged once: ${JSON.stringify(stepLines)}`);
   } finally {
-    daemon.signal('SIGTERM');
-    await Promise.race([daemon.exited, sleep(15_000)]);
-    await daemon.kill();
+    await daemon.stop();
   }
 }
 

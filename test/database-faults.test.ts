@@ -69,12 +69,6 @@ function writeConfig(name: string, dbPath: string, port: number, httpPort: numbe
   return path;
 }
 
-async function stop(daemon: DaemonProcess): Promise<void> {
-  daemon.signal('SIGTERM');
-  await Promise.race([daemon.exited, sleep(15_000)]);
-  await daemon.kill();
-}
-
 /** `kasa-monitor run` (as user nobody when asked); resolves with its exit code and all it printed. */
 async function runOnce(
   configPath: string,
@@ -108,7 +102,7 @@ async function daemonDatabase(name: string, path: string): Promise<void> {
   const daemon = new DaemonProcess(['-c', writeConfig(`${name}-make`, path, 32202, 32212)]);
   try {
     await waitFor(() => daemon.logged('SQLite store open') !== undefined, 'the daemon opened its database');
-    await stop(daemon);
+    await daemon.stop();
     assert.equal(await daemon.exited, 0);
   } finally {
     await daemon.kill();
@@ -145,7 +139,7 @@ describe('the database file vanishing or being unusable', () => {
       assert.equal(h.checks['database']?.status, 'degraded');
       assert.ok(h.checks['database']?.reason.includes(dbPath));
       const before = storedTotal(dbPath);
-      await stop(daemon);
+      await daemon.stop();
       assert.equal(await daemon.exited, 0);
       assert.ok(storedTotal(dbPath) >= before, 'what the new database got is kept after stop');
     } finally {
@@ -231,7 +225,7 @@ describe('the database file vanishing or being unusable', () => {
       assert.equal((await fetch('http://127.32.0.1:32213/api/ack')).status, 405);
       assert.equal((await fetch('http://127.32.0.1:32213/api/ack', { method: 'POST' })).status, 415);
     } finally {
-      await stop(daemon);
+      await daemon.stop();
       await fleet.stop();
     }
   });
