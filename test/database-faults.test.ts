@@ -12,23 +12,14 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import {
-  chmodSync,
-  closeSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  rmSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
 import { CLI, DaemonProcess, runCliProcess } from './helpers/cli.js';
 import { daemonYaml } from './helpers/daemon-config.js';
+import { corruptPages } from './helpers/damage.js';
 import { startSimulators } from './helpers/simulator.js';
 import { sqliteOptions } from './helpers/sqlite.js';
 import { storedTotal } from './helpers/stored.js';
@@ -192,9 +183,7 @@ describe('the database file vanishing or being unusable', () => {
       perChannel: 30_000,
       intervalMs: 60_000,
     });
-    const fd = openSync(dbPath, 'r+');
-    writeSync(fd, Buffer.alloc(4096 * 10, 0xa5), 0, 4096 * 10, 4096 * 20);
-    closeSync(fd);
+    corruptPages(dbPath);
     const fleet = await startSimulators({
       port: 32203,
       devices: [{ model: 'hs110', address: '127.32.4.1', alias: 'kettle' }],

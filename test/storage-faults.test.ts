@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { closeSync, openSync, statSync, writeSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { Reading } from '../src/domain/reading.js';
@@ -14,6 +14,7 @@ import {
 } from '../src/storage/sqlite/index.js';
 import { Writer } from '../src/storage/writer.js';
 import { captureLogger } from './helpers/capture-logger.js';
+import { overwriteBytes } from './helpers/damage.js';
 import { sqliteOptions } from './helpers/sqlite.js';
 import { rejectsWith } from './helpers/storage-errors.js';
 import { storedCount } from './helpers/stored.js';
@@ -158,11 +159,9 @@ describe('damaged files and a dying worker', () => {
     await store.stop();
     // Keep page 1 (header and schema), overwrite the rest with garbage.
     const size = statSync(opts.path).size;
-    const fd = openSync(opts.path, 'r+');
     const junk = Buffer.alloc(size - 4096, 0xa5);
     for (let i = 0; i < junk.length; i += 97) junk[i] = i & 0xff;
-    writeSync(fd, junk, 0, junk.length, 4096);
-    closeSync(fd);
+    overwriteBytes(opts.path, junk, 4096);
     const broken = new SqliteStore(opts, createSilentLogger());
     try {
       await broken.start();

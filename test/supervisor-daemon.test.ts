@@ -8,16 +8,7 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import {
-  closeSync,
-  existsSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  statSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
@@ -27,6 +18,7 @@ import { openReadingsReader } from '../src/storage/sqlite/index.js';
 import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
 import type { AlertPayload, HealthReport } from '../src/supervisor/index.js';
 import { simulatedFleetConfig } from './helpers/daemon-config.js';
+import { corruptPages } from './helpers/damage.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { sqliteOptions } from './helpers/sqlite.js';
 import { tempRoot } from './helpers/temp.js';
@@ -218,9 +210,7 @@ describe('the supervisor of a running daemon', () => {
       perChannel: 30_000,
       intervalMs: 60_000,
     });
-    const fd = openSync(dbPath, 'r+');
-    writeSync(fd, Buffer.alloc(4096 * 10, 0xa5), 0, 4096 * 10, 4096 * 20);
-    closeSync(fd);
+    corruptPages(dbPath);
     // What a power cut leaves next to it.
     writeFileSync(`${dbPath}-wal`, 'left over wal');
     writeFileSync(`${dbPath}-shm`, 'left over shm');

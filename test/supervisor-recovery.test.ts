@@ -6,7 +6,7 @@
  * old one went.
  */
 import assert from 'node:assert/strict';
-import { closeSync, existsSync, openSync, readFileSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { ChannelInfo } from '../src/domain/channel.js';
@@ -28,6 +28,7 @@ import {
   type SupervisorOptions,
   startStore,
 } from '../src/supervisor/index.js';
+import { corruptPages, overwriteBytes } from './helpers/damage.js';
 import { sqliteOptions } from './helpers/sqlite.js';
 import { storedCount } from './helpers/stored.js';
 import { tempRoot } from './helpers/temp.js';
@@ -192,10 +193,8 @@ describe('recovery on real parts', () => {
       perChannel: 100,
       intervalMs: 1000,
     });
-    const fd = openSync(damaged, 'r+');
     // Keep the magic string, break the page size and what follows.
-    writeSync(fd, Buffer.alloc(84, 0xff), 0, 84, 16);
-    closeSync(fd);
+    overwriteBytes(damaged, Buffer.alloc(84, 0xff), 16);
     const logger = createSilentLogger();
     const started = await startStore(() => new SqliteStore(sqlite(damaged), logger), damaged, logger);
     try {
@@ -278,9 +277,7 @@ describe('recovery on real parts', () => {
       const first = await r.supervisor.refresh();
       assert.equal(first.checks['integrity']?.status, 'ok');
       const size = statSync(path).size;
-      const fd = openSync(path, 'r+');
-      writeSync(fd, Buffer.alloc(4096 * 10, 0xa5), 0, 4096 * 10, 4096 * 20);
-      closeSync(fd);
+      corruptPages(path);
 
       const report = await r.supervisor.refresh();
       assert.equal(report.checks['integrity']?.status, 'failed');
