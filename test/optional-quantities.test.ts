@@ -23,18 +23,17 @@ import { canonicalReading, normaliseRealtime } from '../src/poller/normalise.js'
 import { ResiliencePolicy } from '../src/resilience/index.js';
 import { InfluxForwarder, InfluxHttpWriter, readingLine } from '../src/storage/influx/index.js';
 import {
-  openReadingsReader,
   openRollupReader,
   outboxFileSummary,
   SCHEMA_VERSION,
   type SqliteOptions,
   SqliteStore,
-  type StoredReading,
 } from '../src/storage/sqlite/index.js';
 import { ReaderPool } from '../src/storage/sqlite/reader-pool.js';
 import { captureLogger } from './helpers/capture-logger.js';
 import { runCliProcess } from './helpers/cli.js';
 import { sqliteOptions } from './helpers/sqlite.js';
+import { storedReadings } from './helpers/stored.js';
 import { tempRoot } from './helpers/temp.js';
 import { settledSamplesPerDevice, startVictoria, type Victoria, victoriaSkip } from './helpers/victoria.js';
 import { waitFor } from './helpers/wait.js';
@@ -58,15 +57,6 @@ function userVersionOf(path: string): number {
   return readFileSync(path).readUInt32BE(60);
 }
 
-function readAll(path: string): StoredReading[] {
-  const reader = openReadingsReader(path);
-  try {
-    return [...reader.readings()];
-  } finally {
-    reader.close();
-  }
-}
-
 /** Every rollup series (stored rows and the tail computed from raw readings) of every channel. */
 function rollupsOf(path: string): unknown[] {
   const reader = openRollupReader(path, { timeZone: 'Europe/Berlin', gapLimitMs: 5 * 60_000 });
@@ -88,7 +78,7 @@ describe('schema migration on a database written by the previous release', () =>
     const path = join(root, `release-${++counter}.db`);
     copyFileSync(RELEASE_DB, path);
     assert.equal(userVersionOf(path), 3, 'the fixture is a schema-3 file as the release wrote it');
-    const readingsBefore = readAll(path);
+    const readingsBefore = storedReadings(path);
     assert.equal(readingsBefore.length, 556);
     const rollupsBefore = rollupsOf(path);
     const outboxBefore = outboxFileSummary(path);
@@ -104,7 +94,7 @@ describe('schema migration on a database written by the previous release', () =>
       const opened = log.lines().find((l) => l['msg'] === 'SQLite store open');
       assert.equal(opened?.['migrated'], SCHEMA_VERSION - 3, 'the migrations after the release ran');
       assert.deepEqual(await store.integrityCheck(), ['ok']);
-      assert.deepEqual(readAll(path), readingsBefore, 'every reading kept, values unchanged');
+      assert.deepEqual(storedReadings(path), readingsBefore, 'every reading kept, values unchanged');
       assert.deepEqual(rollupsOf(path), rollupsBefore, 'rollups unchanged');
       const cursor = await store.loadCursor('influx');
       assert.equal(
@@ -122,7 +112,7 @@ describe('schema migration on a database written by the previous release', () =>
       await store.stop();
     }
     assert.equal(userVersionOf(path), SCHEMA_VERSION);
-    const last = readAll(path).at(-1);
+    const last = storedReadings(path).at(-1);
     assert.deepEqual(last, {
       tsMs: Date.UTC(2026, 9, 31, 12, 0, 0, 0),
       deviceId: 'PLUG0001',
@@ -137,7 +127,7 @@ describe('schema migration on a database written by the previous release', () =>
   test('opening the migrated file again migrates nothing and keeps the data', async () => {
     const path = join(root, `release-${++counter}.db`);
     copyFileSync(RELEASE_DB, path);
-    const before = readAll(path);
+    const before = storedReadings(path);
     for (const expectMigrated of [SCHEMA_VERSION - 3, 0]) {
       const log = captureLogger();
       const store = new SqliteStore(storeOptions(path), log.logger);
@@ -145,7 +135,7 @@ describe('schema migration on a database written by the previous release', () =>
       await store.stop();
       assert.equal(log.lines().find((l) => l['msg'] === 'SQLite store open')?.['migrated'], expectMigrated);
     }
-    assert.deepEqual(readAll(path), before);
+    assert.deepEqual(storedReadings(path), before);
   });
 });
 
@@ -254,7 +244,7 @@ describe('a reading without voltage or current in every sink and export', () => 
   });
 
   test('SQLite stores null (not 0) and the reader gives it back; a measured 0 V stays 0', () => {
-    const stored = readAll(path);
+    const stored = storedReadings(path);
     const smart = stored.filter((r) => r.deviceId === SMART.id);
     assert.equal(smart.length, 3);
     for (const r of smart) assert.ok(r.voltageMv === null && r.currentMa === null, JSON.stringify(r));

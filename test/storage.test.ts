@@ -17,6 +17,7 @@ import {
 import { captureLogger } from './helpers/capture-logger.js';
 import { sqliteOptions, withStore } from './helpers/sqlite.js';
 import { rejectsWith } from './helpers/storage-errors.js';
+import { storedReadings } from './helpers/stored.js';
 import { tempRoot } from './helpers/temp.js';
 
 const root = tempRoot('kasa-storage-test-');
@@ -49,15 +50,6 @@ const outlets: ChannelInfo[] = [0, 1, 2].map((i) => ({
   parentAlias: 'desk strip',
 }));
 
-function readAll(path: string, query: Parameters<ReturnType<typeof openReadingsReader>['readings']>[0] = {}) {
-  const reader = openReadingsReader(path);
-  try {
-    return [...reader.readings(query)];
-  } finally {
-    reader.close();
-  }
-}
-
 describe('schema and migrations', () => {
   test('start creates the directory and the schema; a second start migrates nothing and keeps the data', async () => {
     const opts = options();
@@ -75,7 +67,7 @@ describe('schema and migrations', () => {
     const opened = second.lines().find((l) => l['msg'] === 'SQLite store open');
     assert.equal(opened?.['migrated'], 0);
     assert.equal(opened?.['schema'], SCHEMA_VERSION);
-    assert.equal(readAll(opts.path).length, 1);
+    assert.equal(storedReadings(opts.path).length, 1);
   });
 
   test('a database written by a newer kasa-monitor is refused at start with a permanent error', async () => {
@@ -127,7 +119,7 @@ describe('SqliteStore writes', () => {
       const mixed = [...batch, reading('PLUG1', T0 + 20_000)];
       assert.deepEqual(await store.writeBatch(mixed), { inserted: 1, duplicates: 3, invalid: 0 });
     });
-    assert.equal(readAll(opts.path).length, 4);
+    assert.equal(storedReadings(opts.path).length, 4);
   });
 
   test('readings round-trip exactly in canonical integer units', async () => {
@@ -175,7 +167,7 @@ describe('SqliteStore writes', () => {
         currentMa: r.currentMa,
         totalWh: r.totalWh,
       }));
-    assert.deepEqual(readAll(opts.path), expected);
+    assert.deepEqual(storedReadings(opts.path), expected);
   });
 
   test('a reading for an unknown channel creates a minimal row that discovery later fills in, keeping the id', async () => {
@@ -225,7 +217,7 @@ describe('SqliteStore writes', () => {
       assert.deepEqual(result, { inserted: 2, duplicates: 0, invalid: 2 });
     });
     assert.deepEqual(
-      readAll(opts.path).map((r) => r.tsMs),
+      storedReadings(opts.path).map((r) => r.tsMs),
       [T0, T0 + 3],
     );
   });
@@ -248,7 +240,7 @@ describe('SqliteStore writes', () => {
         invalid: 0,
       });
     });
-    assert.equal(readAll(opts.path).length, 1);
+    assert.equal(storedReadings(opts.path).length, 1);
   });
 });
 
@@ -275,7 +267,7 @@ describe('readings reader', () => {
 
   test('orders readings oldest first across channels, ties in device id order', async () => {
     const path = await populated();
-    const rows = readAll(path);
+    const rows = storedReadings(path);
     assert.equal(rows.length, 15);
     const keys = rows.map((r) => [r.tsMs, r.deviceId] as const);
     const sorted = [...keys].sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
@@ -292,7 +284,7 @@ describe('readings reader', () => {
 
   test('filters by time: from is inclusive, to is exclusive', async () => {
     const path = await populated();
-    const rows = readAll(path, { fromMs: T0 + 10_000, toMs: T0 + 30_005 });
+    const rows = storedReadings(path, { fromMs: T0 + 10_000, toMs: T0 + 30_005 });
     assert.deepEqual(
       rows.map((r) => [r.tsMs - T0, r.deviceId]),
       [

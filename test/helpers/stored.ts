@@ -1,6 +1,8 @@
 import { existsSync } from 'node:fs';
 import { openReadingsReader } from '../../src/storage/sqlite/index.js';
 
+type ReadingsQuery = Parameters<ReturnType<typeof openReadingsReader>['readings']>[0];
+
 /** How many readings each channel (deviceId or outlet child id) has in the database file. */
 export function storedPerChannel(path: string): Map<string, number> {
   const reader = openReadingsReader(path);
@@ -32,5 +34,15 @@ export function storedTotal(path: string): number {
     return storedCount(path);
   } catch {
     return 0;
+  }
+}
+
+/** Every stored reading that `query` selects (all of them by default), as the export reads them. */
+export function storedReadings(path: string, query: ReadingsQuery = {}) {
+  const reader = openReadingsReader(path);
+  try {
+    return [...reader.readings(query)];
+  } finally {
+    reader.close();
   }
 }
