@@ -15,8 +15,8 @@ import {
   type StoredReading,
 } from '../src/storage/sqlite/index.js';
 import { captureLogger } from './helpers/capture-logger.js';
+import { rejectsWith } from './helpers/rejections.js';
 import { sqliteOptions, withStore } from './helpers/sqlite.js';
-import { rejectsWith } from './helpers/storage-errors.js';
 import { storedReadings } from './helpers/stored.js';
 import { tempRoot } from './helpers/temp.js';
 

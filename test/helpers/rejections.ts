@@ -1,4 +1,6 @@
+/** Assertions that a promise rejects with one of the project's typed errors. */
 import assert from 'node:assert/strict';
+import { isSmartError, type SmartErrorCode } from '../../src/smart/errors.js';
 import { isStorageError, type StorageError } from '../../src/storage/errors.js';
 
 /** Awaits `promise` and asserts it rejects with a StorageError of `code` and `transient`; returns it. */
@@ -16,4 +18,15 @@ export async function rejectsWith(
     return error;
   }
   assert.fail(`expected a StorageError ${code}`);
+}
+
+/** Awaits `promise` and returns the code of the SmartError it rejects with; any other outcome fails. */
+export async function smartErrorCode(promise: Promise<unknown>): Promise<SmartErrorCode> {
+  try {
+    await promise;
+  } catch (err) {
+    if (isSmartError(err)) return err.code;
+    throw err;
+  }
+  assert.fail('expected a SmartError');
 }
