@@ -15,7 +15,7 @@ import { CSV_HEADER, csvRow, jsonRow } from '../src/storage/sqlite/export-format
 import { openReadingsReader } from '../src/storage/sqlite/index.js';
 import type { HealthReport } from '../src/supervisor/index.js';
 import { textSink } from './helpers/capture-logger.js';
-import { simulatedFleetConfig } from './helpers/daemon-config.js';
+import { daemonStatus, simulatedFleetConfig } from './helpers/daemon-config.js';
 import { freePort } from './helpers/ports.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { tempRoot } from './helpers/temp.js';
@@ -34,12 +34,6 @@ let fleet: SimulatorFleet;
 let daemon: Daemon;
 let base: string;
 const dbPath = join(root, 'kasa.db');
-
-function status() {
-  const s = daemon.status();
-  assert.ok(s !== null);
-  return s;
-}
 
 async function get(path: string, init: RequestInit = {}): Promise<Response> {
   return fetch(`${base}${path}`, init);
@@ -81,7 +75,7 @@ before(async () => {
   assert.ok(address !== null, 'listening');
   assert.equal(address.host, '127.0.0.1');
   base = `http://127.0.0.1:${address.port}`;
-  await waitFor(() => status().writer.written >= 3 * 8, 'readings of every channel stored');
+  await waitFor(() => daemonStatus(daemon).writer.written >= 3 * 8, 'readings of every channel stored');
 });
 
 after(async () => {
@@ -201,7 +195,7 @@ describe('HTTP endpoints', () => {
     }
     const written = Number(/^kasa_monitor_readings_written_total\{sink="sqlite"\} (\d+)/m.exec(text)?.[1]);
     assert.ok(
-      written > 0 && written <= (status().accounting.sqlite?.written ?? 0),
+      written > 0 && written <= (daemonStatus(daemon).accounting.sqlite?.written ?? 0),
       'counters follow the accounting',
     );
   });
@@ -229,7 +223,7 @@ describe('HTTP endpoints', () => {
   test('GET /api/readings streams the readings of a device from the reader pool, as JSON or CSV', async () => {
     const toMs = Date.now();
     await waitFor(() => {
-      const s = status();
+      const s = daemonStatus(daemon);
       return (s.writer.lastCommitAtMs ?? 0) > toMs + 1000 && s.queue.size === 0 && s.writer.inFlight === 0;
     }, 'everything polled before `to` committed');
     const to = new Date(toMs).toISOString();

@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { createSilentLogger } from '../src/log/logger.js';
-import { Daemon, type DaemonStatus, type SinkAccounting } from '../src/main.js';
-import { simulatedFleetConfig } from './helpers/daemon-config.js';
+import { Daemon, type SinkAccounting } from '../src/main.js';
+import { daemonStatus, simulatedFleetConfig } from './helpers/daemon-config.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { storedPerChannel } from './helpers/stored.js';
 import { tempRoot } from './helpers/temp.js';
@@ -30,12 +30,6 @@ function assertAccounting(name: string, sink: SinkAccounting | null): void {
     sink.written + sink.dropped + sink.rejected + sink.queued,
     `${name}: added = written + dropped + rejected + queued (${JSON.stringify(sink)})`,
   );
-}
-
-function status(daemon: Daemon): DaemonStatus {
-  const s = daemon.status();
-  assert.ok(s !== null);
-  return s;
 }
 
 describe('an InfluxDB outage while plugs are polled', { skip }, () => {
@@ -71,14 +65,14 @@ describe('an InfluxDB outage while plugs are polled', { skip }, () => {
     try {
       await daemon.start();
       await waitFor(
-        () => (status(daemon).influx?.written ?? 0) >= 40,
+        () => (daemonStatus(daemon).influx?.written ?? 0) >= 40,
         'readings forwarded before the outage',
       );
 
       await vm.stop();
-      const atOutage = status(daemon);
+      const atOutage = daemonStatus(daemon);
       await sleep(OUTAGE_MS);
-      const during = status(daemon);
+      const during = daemonStatus(daemon);
       assert.ok(during.poller.pollsOk > atOutage.poller.pollsOk + 100, 'polling went on');
       assert.ok((during.influx?.queued ?? 0) > 100, 'readings wait in SQLite for InfluxDB');
       assert.ok((during.influx?.lagMs ?? 0) > 0, 'the lag is visible');
@@ -93,10 +87,10 @@ describe('an InfluxDB outage while plugs are polled', { skip }, () => {
       await fleet.stop();
       fleet = null;
       await waitFor(() => {
-        const s = status(daemon);
+        const s = daemonStatus(daemon);
         return s.queue.size === 0 && s.writer.inFlight === 0 && s.influx?.queued === 0;
       }, 'the backlog delivered');
-      const caughtUp = status(daemon);
+      const caughtUp = daemonStatus(daemon);
       assert.equal(caughtUp.retries.operations['influx.write']?.breaker.state, 'closed');
       assertAccounting('sqlite', caughtUp.accounting.sqlite);
       assertAccounting('influx', caughtUp.accounting.influx);
@@ -109,7 +103,11 @@ describe('an InfluxDB outage while plugs are polled', { skip }, () => {
     const stored = storedPerChannel(dbPath);
     const total = [...stored.values()].reduce((a, b) => a + b, 0);
     assert.equal(stored.size, 9, 'three plugs and six outlets');
-    assert.equal(status(daemon).influx?.added, total, 'every committed reading went to the InfluxDB queue');
+    assert.equal(
+      daemonStatus(daemon).influx?.added,
+      total,
+      'every committed reading went to the InfluxDB queue',
+    );
     const inVm = await settledSamplesPerDevice(
       vm,
       (counts) => [...counts.values()].reduce((a, b) => a + b, 0) >= total,

@@ -3,8 +3,10 @@
  * daemon (`kasa-monitor run -c FILE`), one for an in-process `Daemon`. Each test adds what it is
  * about (health thresholds, sinks, a tariff) on top.
  */
+import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { type Config, loadConfig } from '../../src/config/index.js';
+import type { Daemon } from '../../src/main.js';
 
 export interface DaemonYamlOptions {
   /** Discovery port of the simulated plugs (broadcast to 127.255.255.255). */
@@ -62,4 +64,11 @@ export function simulatedFleetConfig(root: string, overrides: Record<string, unk
       ...overrides,
     },
   }).config;
+}
+
+/** The status of a started in-process daemon (fails the test if it has not started). */
+export function daemonStatus(daemon: Daemon): NonNullable<ReturnType<Daemon['status']>> {
+  const s = daemon.status();
+  assert.ok(s !== null, 'daemon started');
+  return s;
 }
