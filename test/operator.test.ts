@@ -19,7 +19,7 @@ import { textSink } from './helpers/capture-logger.js';
 import { CLI, type CliResult, DaemonProcess, runCliProcess } from './helpers/cli.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { tempDirs } from './helpers/temp.js';
-import { sleep } from './helpers/wait.js';
+import { waitFor } from './helpers/wait.js';
 
 const SERVICE_UID = 34_567;
 const tempDir = tempDirs('kasa-operator-');
@@ -56,11 +56,12 @@ async function databaseWithReadings(dir: string, port: number, address: string):
     {},
   );
   try {
-    const deadline = Date.now() + 30_000;
-    while (!daemon.lines.some((l) => l['msg'] === 'plug found') || (await countRows(db)) < 3) {
-      if (Date.now() > deadline) throw new Error(`no readings stored: ${daemon.stderr}`);
-      await sleep(100);
-    }
+    await waitFor(
+      async () => daemon.lines.some((l) => l['msg'] === 'plug found') && (await countRows(db)) >= 3,
+      () => `readings stored: ${daemon.stderr}`,
+      30_000,
+      100,
+    );
     daemon.signal('SIGTERM');
     assert.equal(await daemon.exited, 0);
   } finally {
@@ -339,11 +340,12 @@ describe('the daemon', () => {
       'debug',
     ]);
     try {
-      const deadline = Date.now() + 30_000;
-      while (daemon.lines.filter((l) => l['msg'] === 'discovery round done').length < 4) {
-        if (Date.now() > deadline) throw new Error(`too few discovery rounds: ${daemon.stderr}`);
-        await sleep(100);
-      }
+      await waitFor(
+        () => daemon.lines.filter((l) => l['msg'] === 'discovery round done').length >= 4,
+        () => `four discovery rounds: ${daemon.stderr}`,
+        30_000,
+        100,
+      );
       const hints = daemon.lines.filter((l) => String(l['msg']).startsWith('no plug answered discovery'));
       assert.equal(hints.length, 1, 'once');
       const text = String(hints[0]?.['msg']);
@@ -385,11 +387,12 @@ class Terminal {
   }
 
   async waitFor(text: string): Promise<void> {
-    const deadline = Date.now() + 30_000;
-    while (!this.output.includes(text)) {
-      if (Date.now() > deadline) throw new Error(`the terminal never showed '${text}':\n${this.output}`);
-      await sleep(100);
-    }
+    await waitFor(
+      () => this.output.includes(text),
+      () => `the terminal to show '${text}':\n${this.output}`,
+      30_000,
+      100,
+    );
   }
 
   /** Ctrl-C typed at the terminal: SIGINT from the line discipline, as a person stops it. */

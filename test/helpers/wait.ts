@@ -5,17 +5,18 @@
 
 /**
  * Waits until `predicate` holds, checking every `everyMs` (10 ms unless given; a predicate that
- * scrapes a server or runs a process wants a slower pace). The predicate may be asynchronous.
+ * scrapes a server or runs a process wants a slower pace). The predicate may be asynchronous; `what`
+ * may be a function, to describe the state at the time of the failure (a child's stderr, say).
  */
 export async function waitFor(
   predicate: () => boolean | Promise<boolean>,
-  what: string,
+  what: string | (() => string),
   deadlineMs = 20_000,
   everyMs = 10,
 ): Promise<void> {
   const end = Date.now() + deadlineMs;
   while (!(await predicate())) {
-    if (Date.now() > end) throw new Error(`gave up waiting for: ${what}`);
+    if (Date.now() > end) throw new Error(`gave up waiting for: ${typeof what === 'string' ? what : what()}`);
     await sleep(everyMs);
   }
 }
