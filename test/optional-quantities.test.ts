@@ -20,7 +20,6 @@ import { LatestReadings } from '../src/http/latest.js';
 import { HttpServer } from '../src/http/server.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { canonicalReading, normaliseRealtime } from '../src/poller/normalise.js';
-import { ResiliencePolicy } from '../src/resilience/index.js';
 import { InfluxForwarder, InfluxHttpWriter, readingLine } from '../src/storage/influx/index.js';
 import {
   openRollupReader,
@@ -32,6 +31,7 @@ import {
 import { ReaderPool } from '../src/storage/sqlite/reader-pool.js';
 import { captureLogger } from './helpers/capture-logger.js';
 import { runCliProcess } from './helpers/cli.js';
+import { fastInfluxPolicy } from './helpers/policies.js';
 import { sqliteOptions } from './helpers/sqlite.js';
 import { storedReadings } from './helpers/stored.js';
 import { tempRoot } from './helpers/temp.js';
@@ -318,21 +318,7 @@ describe('a reading without voltage or current in every sink and export', () => 
         { url: vm.url, token: 't', org: 'home', bucket: 'kasa', timeoutMs: 10_000, gzip: false },
         logger,
       ),
-      new ResiliencePolicy(
-        'influx.write',
-        'network',
-        {
-          strategy: 'exponential',
-          baseDelayMs: 10,
-          maxDelayMs: 100,
-          jitter: false,
-          maxAttempts: 5,
-          timeoutMs: 5000,
-          breakerThreshold: 5,
-          breakerHalfOpenAfterMs: 100,
-        },
-        logger,
-      ),
+      fastInfluxPolicy({ timeoutMs: 5000 }, logger),
       { batchSize: 100, flushIntervalMs: 20, tags: {}, maxHoldMs: 200 },
       logger,
     );
