@@ -13,11 +13,9 @@ import assert from 'node:assert/strict';
 import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, test } from 'node:test';
-import type { DeviceSnapshot } from '../src/discovery/registry.js';
 import type { ChannelInfo } from '../src/domain/channel.js';
 import type { Reading } from '../src/domain/reading.js';
 import { LatestReadings } from '../src/http/latest.js';
-import { HttpServer } from '../src/http/server.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { canonicalReading, normaliseRealtime } from '../src/poller/normalise.js';
 import { InfluxForwarder, InfluxHttpWriter, readingLine } from '../src/storage/influx/index.js';
@@ -28,11 +26,11 @@ import {
   type SqliteOptions,
   SqliteStore,
 } from '../src/storage/sqlite/index.js';
-import { ReaderPool } from '../src/storage/sqlite/reader-pool.js';
 import { captureLogger } from './helpers/capture-logger.js';
 import { runCliProcess } from './helpers/cli.js';
 import { fastInfluxPolicy } from './helpers/policies.js';
 import { sqliteOptions } from './helpers/sqlite.js';
+import { onlineSnapshot, startStandaloneHttp } from './helpers/standalone-http.js';
 import { storedReadings } from './helpers/stored.js';
 import { tempRoot } from './helpers/temp.js';
 import { settledSamplesPerDevice, startVictoria, type Victoria, victoriaSkip } from './helpers/victoria.js';
@@ -352,43 +350,13 @@ describe('a reading without voltage or current in every sink and export', () => 
   test('/metrics has no voltage/current series for it, /api/devices and /api/readings say null', async () => {
     const latest = new LatestReadings();
     for (const r of readings) latest.record(r);
-    const device = (c: ChannelInfo): DeviceSnapshot => ({
-      id: c.id,
-      alias: c.alias,
-      model: c.model,
-      host: '127.36.0.9',
-      port: 9999,
-      hasEmeter: true,
-      polled: true,
-      outlets: [],
-      channels: [c],
-      state: { kind: 'online', since: t0 },
-      firstSeenMs: t0,
-      lastSeenMs: t0,
-      missedRounds: 0,
-      failedPolls: 0,
+    const server = await startStandaloneHttp({
+      path,
+      host: '127.36.0.1',
+      devices: () => [LEGACY, SMART, HALF].map((c) => onlineSnapshot(c, '127.36.0.9', t0)),
+      latest,
     });
-    const readers = new ReaderPool(
-      { path, size: 1, maxOverflow: 1, timeoutMs: 30_000, recycleMs: 3_600_000 },
-      createSilentLogger(),
-    );
-    await readers.start();
-    const http = new HttpServer(
-      {
-        status: () => null,
-        health: () => null,
-        refreshHealth: () => Promise.reject(new Error('not used')),
-        devices: () => [LEGACY, SMART, HALF].map(device),
-        latest,
-        pool: () => readers.stats(),
-        readers,
-      },
-      { host: '127.36.0.1', port: 0 },
-      createSilentLogger(),
-    );
-    const address = await http.start();
-    assert.ok(address !== null);
-    const base = `http://127.36.0.1:${address.port}`;
+    const base = server.origin;
     try {
       const metrics = await (await fetch(`${base}/metrics`)).text();
       const series = (name: string) =>
@@ -427,8 +395,7 @@ describe('a reading without voltage or current in every sink and export', () => 
       const csv = await (await fetch(`${base}/api/readings?device=SMART01&from=${from}&format=csv`)).text();
       assert.equal(csv.split('\n')[1], `${new Date(t0 + 1).toISOString()},SMART01,Küche ☕,17,,,1421`);
     } finally {
-      await http.stop();
-      await readers.stop();
+      await server.stop();
     }
   });
 });

@@ -8,19 +8,17 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadConfig } from '../src/config/index.js';
-import type { DeviceSnapshot } from '../src/discovery/registry.js';
 import type { ChannelInfo } from '../src/domain/channel.js';
 import { LatestReadings } from '../src/http/latest.js';
-import { HttpServer } from '../src/http/server.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { Daemon } from '../src/main.js';
 import { openReadingsReader, SqliteStore } from '../src/storage/sqlite/index.js';
-import { ReaderPool } from '../src/storage/sqlite/reader-pool.js';
 import { launchBrowser, screenshot } from './helpers/browser.js';
 import { runCliProcess } from './helpers/cli.js';
 import { Mosquitto, Subscriber } from './helpers/mosquitto.js';
 import { startSimulators } from './helpers/simulator.js';
 import { sqliteOptions } from './helpers/sqlite.js';
+import { onlineSnapshot, startStandaloneHttp } from './helpers/standalone-http.js';
 import { tempDirs } from './helpers/temp.js';
 import { waitFor } from './helpers/wait.js';
 
@@ -172,43 +170,9 @@ describe('dashboard', () => {
       reader.close();
     }
     const now = Date.now();
-    const device: DeviceSnapshot = {
-      id: smart.id,
-      alias: smart.alias,
-      model: smart.model,
-      host: '127.29.0.31',
-      port: 9999,
-      hasEmeter: true,
-      polled: true,
-      outlets: [],
-      channels: [smart],
-      state: { kind: 'online', since: now },
-      firstSeenMs: now,
-      lastSeenMs: now,
-      missedRounds: 0,
-      failedPolls: 0,
-    };
-    const readers = new ReaderPool(
-      { path, size: 1, maxOverflow: 1, timeoutMs: 30_000, recycleMs: 3_600_000 },
-      createSilentLogger(),
-    );
-    await readers.start();
-    const http = new HttpServer(
-      {
-        status: () => null,
-        health: () => null,
-        refreshHealth: () => Promise.reject(new Error('not used')),
-        devices: () => [device],
-        latest,
-        pool: () => readers.stats(),
-        readers,
-      },
-      { host: '127.29.0.1', port: 0 },
-      createSilentLogger(),
-    );
-    const address = await http.start();
-    assert.ok(address !== null);
-    const origin = `http://127.29.0.1:${address.port}`;
+    const device = onlineSnapshot(smart, '127.29.0.31', now);
+    const server = await startStandaloneHttp({ path, host: '127.29.0.1', devices: () => [device], latest });
+    const origin = server.origin;
     const browser = await launchBrowser();
     try {
       const { page, log } = await browser.open(origin);
@@ -237,8 +201,7 @@ describe('dashboard', () => {
       assert.equal(cells[4], '', 'no current');
     } finally {
       await browser.close();
-      await http.stop();
-      await readers.stop();
+      await server.stop();
     }
   });
 });
