@@ -5,10 +5,8 @@
  * reading exactly once.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { Reading } from '../src/domain/reading.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { BoundedQueue } from '../src/queue/bounded-queue.js';
@@ -16,25 +14,22 @@ import { type PolicySettings, ResiliencePolicy } from '../src/resilience/index.j
 import { openReadingsReader, type SqliteOptions, SqliteStore } from '../src/storage/sqlite/index.js';
 import { Writer } from '../src/storage/writer.js';
 import { captureLogger } from './helpers/capture-logger.js';
-import { waitFor } from './helpers/simulator.js';
+import { sqliteOptions } from './helpers/sqlite.js';
 import { holdWriteLock, outboxFileSummary } from './helpers/sqlite-files.js';
+import { tempRoot } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
 import { faultyWriter, writerFaults } from './helpers/writer-faults.js';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-sqlite-fault-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-sqlite-fault-');
 let fileCounter = 0;
 
 function options(overrides: Partial<SqliteOptions> = {}): SqliteOptions {
-  return {
-    path: join(root, `fault-${++fileCounter}.db`),
-    journalMode: 'WAL',
+  return sqliteOptions(join(root, `fault-${++fileCounter}.db`), {
     synchronous: 'FULL',
-    cacheSize: -2000,
-    tempStore: 'MEMORY',
     busyTimeoutMs: 20,
     outbox: true,
     ...overrides,
-  };
+  });
 }
 
 /** The database preset's shape with short delays, so a test spends little time waiting. */

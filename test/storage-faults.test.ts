@@ -1,32 +1,28 @@
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { Reading } from '../src/domain/reading.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { BoundedQueue } from '../src/queue/bounded-queue.js';
-import { isStorageError, KasaStorageCode, type StorageError } from '../src/storage/errors.js';
+import { isStorageError, KasaStorageCode } from '../src/storage/errors.js';
 import { openReadingsReader, type SqliteOptions, SqliteStore } from '../src/storage/sqlite/index.js';
 import { Writer } from '../src/storage/writer.js';
 import { captureLogger } from './helpers/capture-logger.js';
+import { overwriteBytes } from './helpers/damage.js';
+import { rejectsWith } from './helpers/rejections.js';
+import { sqliteOptions } from './helpers/sqlite.js';
 import { holdWriteLock } from './helpers/sqlite-files.js';
+import { storedCount } from './helpers/stored.js';
+import { tempRoot } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
 import { faultyWriter, writerFaults } from './helpers/writer-faults.js';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-storage-faults-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-storage-faults-');
 let fileCounter = 0;
 
 function options(overrides: Partial<SqliteOptions> = {}): SqliteOptions {
-  return {
-    path: join(root, `faults-${++fileCounter}.db`),
-    journalMode: 'WAL',
-    synchronous: 'FULL',
-    cacheSize: -2000,
-    tempStore: 'MEMORY',
-    busyTimeoutMs: 5000,
-    ...overrides,
-  };
+  return sqliteOptions(join(root, `faults-${++fileCounter}.db`), { synchronous: 'FULL', ...overrides });
 }
 
 const T0 = Date.UTC(2026, 10, 26);
@@ -40,42 +36,6 @@ function readings(count: number, channels: number, startMs = T0, prefix = 'CH'):
     currentMa: 180,
     totalWh: 1000 + i,
   }));
-}
-
-function storedCount(path: string): number {
-  const reader = openReadingsReader(path);
-  try {
-    let n = 0;
-    for (const _ of reader.readings()) n++;
-    return n;
-  } finally {
-    reader.close();
-  }
-}
-
-/** Waits (without asserting anything about time) until `condition` holds; fails if it never does. */
-async function waitFor(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 4000; i++) {
-    if (condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  assert.fail(`never happened: ${what}`);
-}
-
-async function rejectsWith(
-  promise: Promise<unknown>,
-  code: string,
-  transient: boolean,
-): Promise<StorageError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(isStorageError(error), `expected a StorageError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    assert.equal(error.transient, transient);
-    return error;
-  }
-  assert.fail(`expected a StorageError ${code}`);
 }
 
 describe('a held write lock', () => {
@@ -196,11 +156,9 @@ describe('damaged files and a dying worker', () => {
     await store.stop();
     // Keep page 1 (header and schema), overwrite the rest with garbage.
     const size = statSync(opts.path).size;
-    const fd = openSync(opts.path, 'r+');
     const junk = Buffer.alloc(size - 4096, 0xa5);
     for (let i = 0; i < junk.length; i += 97) junk[i] = i & 0xff;
-    writeSync(fd, junk, 0, junk.length, 4096);
-    closeSync(fd);
+    overwriteBytes(opts.path, junk, 4096);
     const broken = new SqliteStore(opts, createSilentLogger());
     try {
       await broken.start();

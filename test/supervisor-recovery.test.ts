@@ -6,20 +6,9 @@
  * old one went.
  */
 import assert from 'node:assert/strict';
-import {
-  closeSync,
-  existsSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { ChannelInfo } from '../src/domain/channel.js';
 import type { Reading } from '../src/domain/reading.js';
 import { createSilentLogger } from '../src/log/logger.js';
@@ -42,13 +31,16 @@ import {
   type SupervisorOptions,
   startStore,
 } from '../src/supervisor/index.js';
-import { waitFor } from './helpers/simulator.js';
+import { corruptPages, overwriteBytes } from './helpers/damage.js';
+import { sqliteOptions } from './helpers/sqlite.js';
 import { createSyntheticDatabase } from './helpers/sqlite-files.js';
+import { storedCount } from './helpers/stored.js';
+import { tempRoot } from './helpers/temp.js';
+import { sleep, waitFor } from './helpers/wait.js';
 import { startWebhookReceiver } from './helpers/webhook.js';
 import { faultyWriter, writerFaults } from './helpers/writer-faults.js';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-supervisor-recovery-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-supervisor-recovery-');
 
 const OPTIONS: SupervisorOptions = {
   intervalMs: 60_000,
@@ -75,14 +67,7 @@ const CHANNEL: ChannelInfo = {
 };
 
 function sqlite(path: string): SqliteOptions {
-  return {
-    path,
-    journalMode: 'WAL',
-    synchronous: 'NORMAL',
-    cacheSize: -2000,
-    tempStore: 'MEMORY',
-    busyTimeoutMs: 100,
-  };
+  return sqliteOptions(path, { busyTimeoutMs: 100 });
 }
 
 /** The real storage parts plus a supervisor running the SQLite checks on them. */
@@ -173,17 +158,6 @@ async function rig(path: string, webhookUrl: string) {
   };
 }
 
-function storedCount(path: string): number {
-  const reader = openReadingsReader(path);
-  try {
-    let n = 0;
-    for (const _ of reader.readings()) n++;
-    return n;
-  } finally {
-    reader.close();
-  }
-}
-
 describe('recovery on real parts', () => {
   test('quarantineDatabase moves the database with its -wal, -shm and -journal under one new name', () => {
     const dir = join(root, 'moves');
@@ -225,10 +199,8 @@ describe('recovery on real parts', () => {
       perChannel: 100,
       intervalMs: 1000,
     });
-    const fd = openSync(damaged, 'r+');
     // Keep the magic string, break the page size and what follows.
-    writeSync(fd, Buffer.alloc(84, 0xff), 0, 84, 16);
-    closeSync(fd);
+    overwriteBytes(damaged, Buffer.alloc(84, 0xff), 16);
     const logger = createSilentLogger();
     const started = await startStore(() => new SqliteStore(sqlite(damaged), logger), damaged, logger);
     try {
@@ -314,9 +286,7 @@ describe('recovery on real parts', () => {
       const first = await r.supervisor.refresh();
       assert.equal(first.checks['integrity']?.status, 'ok');
       const size = statSync(path).size;
-      const fd = openSync(path, 'r+');
-      writeSync(fd, Buffer.alloc(4096 * 10, 0xa5), 0, 4096 * 10, 4096 * 20);
-      closeSync(fd);
+      corruptPages(path);
 
       const report = await r.supervisor.refresh();
       assert.equal(report.checks['integrity']?.status, 'failed');
@@ -417,7 +387,7 @@ describe('InfluxDB client recovery', () => {
       });
       for (let i = 0; i < 6; i++) {
         await supervisor.refresh();
-        await new Promise((resolve) => setTimeout(resolve, 5));
+        await sleep(5);
       }
       assert.ok(recreated >= 1, 'the client was recreated');
       assert.equal(exhausted.length, 0, 'InfluxDB trouble never ends the daemon');

@@ -20,6 +20,7 @@ import {
   worstStatus,
 } from '../src/supervisor/index.js';
 import { captureLogger } from './helpers/capture-logger.js';
+import { sleep } from './helpers/wait.js';
 import { startWebhookReceiver, type WebhookReceiver } from './helpers/webhook.js';
 
 const OPTIONS: SupervisorOptions = {
@@ -238,7 +239,7 @@ describe('alerts', () => {
       plugs.result = { status: 'degraded', reason: 'every plug is offline (2 known)' };
       const refreshed = supervisor.refresh();
       await refreshed;
-      while (receiver.requests < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+      while (receiver.requests < 2) await sleep(5);
       receiver.status = 204;
       await supervisor.alerts.flush();
       assert.equal(receiver.received.length, 1);
