@@ -253,6 +253,7 @@ describe('the system time zone', () => {
     assert.equal(systemTimeZone({ env: { TZ: ':Europe/Berlin' }, localtime: none }), 'Europe/Berlin');
     assert.equal(systemTimeZone({ env: { TZ: 'Asia/Tehran' }, localtime: none }), 'Asia/Tehran');
     assert.equal(systemTimeZone({ env: { TZ: 'Foo/Bar' }, localtime: none }), 'UTC');
+    assert.equal(systemTimeZone({ env: { TZ: 'Etc/UTC' }, localtime: none }), 'UTC');
   });
 
   test('without TZ, the zone /etc/localtime links to, else /etc/timezone, else UTC', () => {

@@ -68,6 +68,32 @@ export interface SystemZoneSources {
  * means UTC rather than a fall-through to /etc/localtime.
  */
 export function systemTimeZone(sources: SystemZoneSources = {}): string {
+  const zone = findSystemZone(sources);
+  return UTC_NAMES.has(zone) ? 'UTC' : zone;
+}
+
+/** Names of UTC the system may use; reported as 'UTC', as Intl did before this module replaced it. */
+const UTC_NAMES = new Set([
+  'Etc/UTC',
+  'Etc/UCT',
+  'Etc/Universal',
+  'Etc/Zulu',
+  'UCT',
+  'Universal',
+  'Zulu',
+  'Etc/GMT',
+  'Etc/GMT0',
+  'Etc/GMT+0',
+  'Etc/GMT-0',
+  'Etc/Greenwich',
+  'GMT',
+  'GMT0',
+  'GMT+0',
+  'GMT-0',
+  'Greenwich',
+]);
+
+function findSystemZone(sources: SystemZoneSources): string {
   const env = sources.env ?? process.env;
   const dir = zoneinfoDir(env);
   const tz = env['TZ'];
