@@ -232,6 +232,22 @@ describe('zone names', () => {
     assert.equal(readZoneFile('../zoneinfo/Europe/Berlin'), null);
   });
 
+  test('a zone Intl knows but the machine has no zoneinfo file for still gets a calendar, through Intl', () => {
+    const empty = mkdtempSync(join(tmpdir(), 'kasa-no-tzdata-'));
+    const saved = process.env['TZDIR'];
+    process.env['TZDIR'] = empty;
+    try {
+      assert.equal(readZoneFile('Asia/Tokyo'), null);
+      const tokyo = zoneCalendar('Asia/Tokyo');
+      assert.equal(tokyo.formatDay(Date.UTC(2026, 10, 25, 15)), '2026-11-26');
+      assert.equal(tokyo.midnight(2026, 11, 26), Date.UTC(2026, 10, 25, 15));
+    } finally {
+      if (saved === undefined) delete process.env['TZDIR'];
+      else process.env['TZDIR'] = saved;
+      rmSync(empty, { recursive: true, force: true });
+    }
+  });
+
   test('an unknown zone is refused by the calendar', () => {
     assert.throws(() => zoneCalendar('Mars/Olympus_Mons'), RangeError);
   });
