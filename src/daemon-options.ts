@@ -1,17 +1,21 @@
 import { dirname, join } from 'node:path';
 import { type Config, tplinkAccount } from './config/index.js';
+import type { InfluxSlice } from './daemon/influx-sink.js';
 import type { DiscoveryOptions } from './discovery/discovery.js';
+import type { HttpOptions } from './http/index.js';
 import type { PollerOptions } from './poller/poller.js';
 import type { BoundedQueueOptions } from './queue/bounded-queue.js';
+import { presetSettings } from './resilience/index.js';
 import type { ForwarderOptions, InfluxClientOptions } from './storage/influx/index.js';
 import type { DataLifecycleOptions } from './storage/lifecycle.js';
 import type { MqttOptions } from './storage/mqtt/index.js';
-import type { SqliteOptions } from './storage/sqlite/index.js';
+import type { ReaderPoolOptions, SqliteOptions } from './storage/sqlite/index.js';
 import type { WriterOptions } from './storage/writer.js';
 
 /**
- * Maps the configuration to each part's own options, so no component reads the config object:
- * a reload is then an explicit setOptions() call with the new slice.
+ * Maps the configuration to each part's own options (its slice), so no component reads the config
+ * object: a reload compares each part's slice before and after and calls reconfigure() on the parts
+ * whose slice changed (see src/daemon/component.ts).
  */
 
 export function discoveryOptions(config: Config): DiscoveryOptions {
@@ -125,5 +129,47 @@ export function mqttOptions(config: Config): MqttOptions | null {
     currency: config.tariff.currency,
     // What prices energy, as the cost computation keys its cache (src/http/energy-cost.ts).
     costKey: JSON.stringify([config.time_zone, config.storage.rollups.gap_limit, config.tariff]),
+  };
+}
+
+/**
+ * The InfluxDB sink's slice; null when no InfluxDB is configured. It carries the network preset
+ * too: the forwarder's policy uses it, and a change ends a pause after a failure at once.
+ */
+export function influxSlice(config: Config): InfluxSlice | null {
+  const client = influxClientOptions(config);
+  if (client === null) return null;
+  return { forwarder: forwarderOptions(config), client, retry: presetSettings(config.retry).network };
+}
+
+export function readerPoolOptions(config: Config): ReaderPoolOptions {
+  const pool = config.storage.pool;
+  return {
+    path: config.storage.sqlite.path,
+    size: pool.size,
+    maxOverflow: pool.max_overflow,
+    timeoutMs: pool.timeout,
+    recycleMs: pool.recycle,
+  };
+}
+
+/** The HTTP endpoint's options; `energy` reads the settings in effect (a reload may change them). */
+export function httpOptions(
+  config: Config,
+  energy: () => { readonly timeZone: string; readonly gapLimitMs: number },
+): HttpOptions {
+  const auth = config.http.auth;
+  return {
+    ...config.http.listen,
+    writeTimeoutMs: config.http.write_timeout,
+    auth:
+      auth.username === null
+        ? null
+        : {
+            username: auth.username,
+            password: auth.password ?? '',
+            publicPaths: config.http.public_metrics ? ['/health', '/metrics'] : [],
+          },
+    energy,
   };
 }

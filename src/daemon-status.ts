@@ -14,7 +14,11 @@ import type { DataLifecycle } from './storage/lifecycle.js';
 import type { MqttPublisher } from './storage/mqtt/index.js';
 import type { Writer } from './storage/writer.js';
 
-/** A point-in-time view of every part, for logs, `status` and (later) /health. */
+/**
+ * A point-in-time view of every part, for logs, `status`, /health and /metrics: each component's
+ * stats() under its name (src/daemon/component.ts; the fields below are those readers use), with
+ * the queue, the retries and each sink's accounting.
+ */
 export interface DaemonStatus {
   readonly devices: ReturnType<DeviceRegistry['counts']>;
   readonly discovery: ReturnType<Discovery['stats']>;

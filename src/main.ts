@@ -1,14 +1,19 @@
-import { BackfillScheduler } from './backfill/scheduler.js';
+import { BackfillScheduler, type BackfillSchedulerOptions } from './backfill/scheduler.js';
 import { type Config, diffConfig, redactConfig } from './config/index.js';
 import { configSummary } from './config/summary.js';
+import { Components, reconfigureChanged, type Tunable, tunable } from './daemon/component.js';
+import { HttpEndpoint } from './daemon/http-endpoint.js';
+import { InfluxSink } from './daemon/influx-sink.js';
+import { MqttSink } from './daemon/mqtt-sink.js';
 import {
   discoveryOptions,
-  forwarderOptions,
-  influxClientOptions,
+  httpOptions,
+  influxSlice,
   lifecycleOptions,
   mqttOptions,
   pollerOptions,
   queueOptions,
+  readerPoolOptions,
   sqliteOptions,
   writerOptions,
 } from './daemon-options.js';
@@ -16,23 +21,14 @@ import type { DaemonStatus, SinkAccounting } from './daemon-status.js';
 import { Discovery } from './discovery/discovery.js';
 import type { Reading } from './domain/reading.js';
 import { EnergyCostTotals, type EnergySettingsNow, HttpServer, LatestReadings } from './http/index.js';
-import { listenFailure } from './http/listen-error.js';
 import type { Logger } from './log/logger.js';
 import { Poller } from './poller/poller.js';
 import { BoundedQueue } from './queue/bounded-queue.js';
 import { presetSettings, Resilience } from './resilience/index.js';
-import { InfluxForwarder, InfluxHttpWriter, safeUrl } from './storage/influx/index.js';
 import { DataLifecycle } from './storage/lifecycle.js';
-import { MqttPublisher, safeMqttUrl } from './storage/mqtt/index.js';
 import { ReaderPool, SqliteStore } from './storage/sqlite/index.js';
 import { Writer } from './storage/writer.js';
-import {
-  type HealthReport,
-  type StartedStore,
-  Supervisor,
-  startStore,
-  supervisorOptions,
-} from './supervisor/index.js';
+import { type HealthReport, Supervisor, startStore, supervisorOptions } from './supervisor/index.js';
 
 /** Re-exported for callers of the composition root (tests, scripts); parts import ./daemon-status.js. */
 export type { DaemonStatus, SinkAccounting } from './daemon-status.js';
@@ -44,24 +40,37 @@ export interface ReloadResult {
   readonly needRestart: readonly string[];
 }
 
-interface Parts {
-  readonly store: SqliteStore;
-  readonly queue: BoundedQueue<Reading>;
+/**
+ * The long-running parts, in start order; stopped in reverse. Storage comes first and the readers
+ * with it (MQTT's costs read through them until MQTT has sent its last states); polling starts only
+ * once everything it feeds runs; the supervisor, HTTP and backfill come last and go first.
+ */
+type Parts = {
+  readonly readers: ReaderPool;
+  /** After the writer: the last committed states go out, then `offline` on the status topic. */
+  readonly mqtt: MqttSink;
+  /** What InfluxDB has not acknowledged stays in SQLite and is sent after the next start. */
+  readonly influx: InfluxSink;
+  /** Stopped after polling and discovery, within the shutdown budget: the queue drains into SQLite. */
   readonly writer: Writer;
+  /** Retention, the disk budget and scheduled backups (the work itself runs in the writer worker). */
+  readonly lifecycle: DataLifecycle;
   readonly discovery: Discovery;
   readonly poller: Poller;
-  readonly resilience: Resilience;
-  readonly forwarder: InfluxForwarder | null;
-  readonly lifecycle: DataLifecycle;
-}
-
-/** The supervisor's parts: started after the pipeline, stopped before it. */
-interface Supervision {
-  readonly readers: ReaderPool;
   readonly supervisor: Supervisor;
-  readonly http: HttpServer;
-  /** Scheduled gap fills from the plugs' statistics; null when backfill.enabled is false. */
-  readonly backfill: BackfillScheduler | null;
+  readonly http: HttpEndpoint;
+  /** Scheduled gap fills from the plugs' statistics; absent when backfill.enabled is false. */
+  readonly backfill?: BackfillScheduler;
+};
+
+/** What a started daemon holds: the store (opened before, closed after every part), and the parts. */
+interface Running {
+  readonly store: SqliteStore;
+  readonly queue: BoundedQueue<Reading>;
+  readonly resilience: Resilience;
+  readonly components: Components<Parts>;
+  /** What a reload may retune, in order: shared settings first, then each part with its slice. */
+  readonly tunables: readonly Tunable<Config>[];
 }
 
 export interface DaemonHooks {
@@ -78,20 +87,18 @@ const SUMMARY_INTERVAL_MS = 5 * 60_000;
 
 /**
  * The composition root: the only place that creates and wires concrete parts. Constructors only
- * assign; start() brings the parts up in dependency order (storage first, so nothing is polled that
- * could not be stored) and stop() takes them down in reverse, each step guarded so a failing stop
- * never prevents the others (above all, the queue still drains into SQLite).
+ * assign; start() brings the parts up in order (storage first, so nothing is polled that could not
+ * be stored) and stop() takes them down in reverse, each step guarded so a failing stop never
+ * prevents the others (above all, the queue still drains into SQLite). Start, stop, status and
+ * reload are loops over one ordered list (src/daemon/component.ts).
  */
 export class Daemon {
   #config: Config;
-  #parts: Parts | null = null;
+  #running: Running | null = null;
   #summaryTimer: NodeJS.Timeout | null = null;
   #stopping: Promise<DaemonStatus | null> | null = null;
-  #supervision: Supervision | null = null;
-  /** The MQTT sink; a reload may switch it on or off, so it is not one of the fixed parts. */
-  #mqtt: MqttPublisher | null = null;
-  /** Each channel's cost so far, shared by /metrics and MQTT; set once the readers run. */
-  #energyCosts: EnergyCostTotals | null = null;
+  /** Reloads run one after another, each against the configuration the previous one left. */
+  #reloads: Promise<unknown> = Promise.resolve();
 
   constructor(
     config: Config,
@@ -106,7 +113,7 @@ export class Daemon {
   }
 
   async start(): Promise<void> {
-    if (this.#parts !== null) return;
+    if (this.#running !== null) return;
     const config = this.#config;
     const log = this.logger;
     log.info(`starting: ${configSummary(config)}`);
@@ -120,6 +127,55 @@ export class Daemon {
       log.child({ component: 'supervisor' }),
     );
     const queue = new BoundedQueue<Reading>(queueOptions(config), log.child({ component: 'queue' }));
+    const components = new Components(this.#createParts(config, store, queue, resilience));
+    const { parts } = components;
+    this.#running = {
+      store,
+      queue,
+      resilience,
+      components,
+      tunables: [
+        tunable(
+          'retries',
+          (c: Config) => presetSettings(c.retry),
+          (s) => resilience.reconfigure(s),
+        ),
+        tunable('queue', queueOptions, (o) => queue.resize(o.capacity, o.overflow)),
+        ...components.tunables<Config>({
+          discovery: discoveryOptions,
+          poller: pollerOptions,
+          writer: writerOptions,
+          influx: influxSlice,
+          mqtt: mqttOptions,
+          supervisor: (c) => supervisorOptions(c.health),
+          lifecycle: lifecycleOptions,
+        }),
+      ],
+    };
+    this.#wire(parts, store);
+    if (quarantined !== null) parts.supervisor.quarantinedAtStart(quarantined.files, quarantined.reason);
+    await components.start();
+    this.#summaryTimer = setInterval(() => this.#logSummary('running'), SUMMARY_INTERVAL_MS);
+    this.#summaryTimer.unref();
+    log.info(
+      { database: config.storage.sqlite.path, broadcast: discoveryOptions(config).broadcast },
+      'started: discovering plugs and polling',
+    );
+  }
+
+  /** Creates every part (constructors only assign; nothing runs until started). */
+  #createParts(
+    config: Config,
+    store: SqliteStore,
+    queue: BoundedQueue<Reading>,
+    resilience: Resilience,
+  ): Parts {
+    const log = this.logger;
+    const readers = new ReaderPool(readerPoolOptions(config), log.child({ component: 'readers' }));
+    const energyCosts = new EnergyCostTotals({
+      report: (query, settings) => readers.energyReport(query, settings),
+      settings: () => this.#energySettings(),
+    });
     const writer = new Writer(
       queue,
       store,
@@ -128,25 +184,26 @@ export class Daemon {
       undefined,
       resilience.policy('sqlite.write', 'database'),
     );
-    // Retention, the disk budget and scheduled backups (the work itself runs in the writer worker).
     const lifecycle = new DataLifecycle(
       store,
       lifecycleOptions(config),
       log.child({ component: 'lifecycle' }),
       resilience.policy('lifecycle.file', 'file'),
     );
-    const influx = influxClientOptions(config);
-    const forwarder =
-      influx === null
-        ? null
-        : new InfluxForwarder(
-            store,
-            new InfluxHttpWriter(influx, log.child({ component: 'influx' })),
-            resilience.policy('influx.write', 'network'),
-            forwarderOptions(config),
-            log.child({ component: 'influx' }),
-          );
+    const influxConfig = influxSlice(config);
+    const influx = new InfluxSink(
+      influxConfig,
+      store,
+      resilience.policy('influx.write', 'network'),
+      log.child({ component: 'influx' }),
+    );
     const discovery = new Discovery(discoveryOptions(config), log.child({ component: 'discovery' }));
+    const mqtt = new MqttSink(
+      mqttOptions(config),
+      discovery.registry,
+      { totals: () => energyCosts.totals() },
+      log.child({ component: 'mqtt' }),
+    );
     const latest = new LatestReadings();
     const poller = new Poller(
       discovery.registry,
@@ -154,8 +211,76 @@ export class Daemon {
       pollerOptions(config),
       log.child({ component: 'poller' }),
     );
-    this.#parts = { store, queue, writer, discovery, poller, resilience, forwarder, lifecycle };
+    const supervisor = new Supervisor({
+      status: () => this.status(),
+      databasePath: config.storage.sqlite.path,
+      influxUrl: () => this.#config.storage.influx.url,
+      pollIntervalMs: () => this.#config.polling.interval,
+      discoveryIntervalMs: () => this.#config.discovery.interval,
+      targets: {
+        store,
+        readers,
+        discovery,
+        poller,
+        ...(influxConfig === null ? {} : { influx: { recreateClient: () => influx.recreateClient() } }),
+      },
+      options: supervisorOptions(config.health),
+      logger: log.child({ component: 'supervisor' }),
+      webhookPolicy: resilience.policy('alert.webhook', 'network'),
+      onExhausted: (error) => {
+        const fatal =
+          this.hooks.onFatal ??
+          ((e: Error) =>
+            setImmediate(() => {
+              throw e;
+            }));
+        fatal(error);
+      },
+    });
+    const server = new HttpServer(
+      {
+        status: () => this.status(),
+        health: () => supervisor.report(),
+        refreshHealth: () => supervisor.refresh(),
+        acknowledge: () => supervisor.acknowledge(),
+        devices: () => discovery.registry.snapshot(),
+        latest,
+        pool: () => readers.stats(),
+        readers,
+        energyCosts,
+        energySettings: () => this.#energySettings(),
+      },
+      httpOptions(config, () => this.#energySettings()),
+      log.child({ component: 'http' }),
+    );
+    const http = new HttpEndpoint(server, config.http.listen);
+    const backfill = backfillOptions(config);
+    return {
+      readers,
+      mqtt,
+      influx,
+      writer,
+      lifecycle,
+      discovery,
+      poller,
+      supervisor,
+      http,
+      ...(backfill === null
+        ? {}
+        : {
+            backfill: new BackfillScheduler(
+              backfill,
+              discovery.registry,
+              log.child({ component: 'backfill' }),
+            ),
+          }),
+    };
+  }
 
+  /** The events between parts: names to storage, states to MQTT, plugs coming and going to the log. */
+  #wire(parts: Parts, store: SqliteStore): void {
+    const log = this.logger;
+    const { discovery, mqtt, poller, writer, readers, supervisor } = parts;
     const registry = discovery.registry;
     // Identity and names go to storage as soon as they are known; a reading that overtakes its
     // channel row is still stored (the store creates a minimal row), so this is never awaited.
@@ -174,48 +299,43 @@ export class Daemon {
     registry.on('offline', (d) => log.warn({ deviceId: d.id, alias: d.alias, host: d.host }, 'plug offline'));
     // MQTT: states from what the writer committed (the latest per channel is all MQTT needs, and the
     // batch is at hand in memory); discovery configs and availability follow the registry.
-    writer.onCommit((batch) => this.#mqtt?.committed(batch));
-    registry.on('added', (d) => this.#mqtt?.deviceChanged(d.id));
-    registry.on('online', (d) => this.#mqtt?.deviceChanged(d.id));
-    registry.on('offline', (d) => this.#mqtt?.deviceChanged(d.id));
+    writer.onCommit((batch) => mqtt.committed(batch));
+    registry.on('added', (d) => mqtt.deviceChanged(d.id));
+    registry.on('online', (d) => mqtt.deviceChanged(d.id));
+    registry.on('offline', (d) => mqtt.deviceChanged(d.id));
     registry.on('channels', (channels) => {
       const first = channels[0];
-      if (first !== undefined) this.#mqtt?.deviceChanged(first.parentId ?? first.id);
+      if (first !== undefined) mqtt.deviceChanged(first.parentId ?? first.id);
     });
     registry.on('online', (d) => {
       log.info({ deviceId: d.id, alias: d.alias, host: d.host }, 'plug back online');
       // Discovery heard it: a backed-off plug gets its trial poll on the next tick.
       poller.wake(d.id);
     });
-
-    writer.start();
-    lifecycle.start();
-    await forwarder?.start();
-    this.#startMqtt(config);
-    poller.start();
-    discovery.start();
-    await this.#startSupervision(this.#parts, latest, quarantined);
-    this.#summaryTimer = setInterval(() => this.#logSummary('running'), SUMMARY_INTERVAL_MS);
-    this.#summaryTimer.unref();
-    log.info(
-      { database: config.storage.sqlite.path, broadcast: discoveryOptions(config).broadcast },
-      'started: discovering plugs and polling',
-    );
+    // The database file was removed while open and the store went on in a new one: the readers
+    // follow it, the plugs' names are stored again, and /health keeps it visible until acknowledged.
+    store.onReplaced(({ path, reason }) => {
+      supervisor.databaseReplaced(path, reason);
+      readers.reopen().catch((error: unknown) => log.error({ err: error }, 'could not reopen the readers'));
+      store
+        .upsertChannels(registry.channels())
+        .catch((error: unknown) => log.error({ err: error }, 'could not store device names again'));
+    });
   }
 
   /** The supervisor's latest report (checks, pool, retries, performance); null before start. */
   health(): HealthReport | null {
-    return this.#supervision?.supervisor.report() ?? null;
+    return this.#running?.components.parts.supervisor.report() ?? null;
   }
 
   /** Runs every health check now and returns the report; null before start. */
   async refreshHealth(): Promise<HealthReport | null> {
-    return (await this.#supervision?.supervisor.refresh()) ?? null;
+    return (await this.#running?.components.parts.supervisor.refresh()) ?? null;
   }
 
   /** Where /health, /metrics and /api listen; null when not listening. */
   get httpAddress(): { host: string; port: number } | null {
-    return this.#supervision?.http.address ?? null;
+    return this.#running?.components.parts.http.server.address ?? null;
   }
 
   /** Local days, the gap limit and the tariff as configured now (a reload applies a new tariff). */
@@ -227,189 +347,50 @@ export class Daemon {
     };
   }
 
-  /** The reader pool, the supervisor and the HTTP endpoint: started last, stopped first. */
-  async #startSupervision(
-    parts: Parts,
-    latest: LatestReadings,
-    quarantined: StartedStore<SqliteStore>['quarantined'],
-  ): Promise<void> {
-    const config = this.#config;
-    const log = this.logger;
-    const pool = config.storage.pool;
-    const readers = new ReaderPool(
-      {
-        path: config.storage.sqlite.path,
-        size: pool.size,
-        maxOverflow: pool.max_overflow,
-        timeoutMs: pool.timeout,
-        recycleMs: pool.recycle,
-      },
-      log.child({ component: 'readers' }),
-    );
-    await readers.start();
-    this.#energyCosts = new EnergyCostTotals({
-      report: (query, settings) => readers.energyReport(query, settings),
-      settings: () => this.#energySettings(),
-    });
-    const supervisor = new Supervisor({
-      status: () => this.status(),
-      databasePath: config.storage.sqlite.path,
-      influxUrl: () => this.#config.storage.influx.url,
-      pollIntervalMs: () => this.#config.polling.interval,
-      discoveryIntervalMs: () => this.#config.discovery.interval,
-      targets: {
-        store: parts.store,
-        readers,
-        discovery: parts.discovery,
-        poller: parts.poller,
-        ...(parts.forwarder === null
-          ? {}
-          : { influx: { recreateClient: () => this.#recreateInfluxClient() } }),
-      },
-      options: supervisorOptions(config.health),
-      logger: log.child({ component: 'supervisor' }),
-      webhookPolicy: parts.resilience.policy('alert.webhook', 'network'),
-      onExhausted: (error) => {
-        const fatal =
-          this.hooks.onFatal ??
-          ((e: Error) =>
-            setImmediate(() => {
-              throw e;
-            }));
-        fatal(error);
-      },
-    });
-    const http = new HttpServer(
-      {
-        status: () => this.status(),
-        health: () => supervisor.report(),
-        refreshHealth: () => supervisor.refresh(),
-        acknowledge: () => supervisor.acknowledge(),
-        devices: () => parts.discovery.registry.snapshot(),
-        latest,
-        pool: () => readers.stats(),
-        readers,
-        energyCosts: this.#energyCosts,
-        energySettings: () => this.#energySettings(),
-      },
-      {
-        ...config.http.listen,
-        writeTimeoutMs: config.http.write_timeout,
-        auth:
-          config.http.auth.username === null
-            ? null
-            : {
-                username: config.http.auth.username,
-                password: config.http.auth.password ?? '',
-                publicPaths: config.http.public_metrics ? ['/health', '/metrics'] : [],
-              },
-        energy: () => this.#energySettings(),
-      },
-      log.child({ component: 'http' }),
-    );
-    const backfill = config.backfill.enabled
-      ? new BackfillScheduler(
-          {
-            dbPath: config.storage.sqlite.path,
-            timeZone: config.time_zone,
-            gapLimitMs: config.storage.rollups.gap_limit,
-            intervalMs: config.backfill.interval,
-            request: { transport: config.polling.transport, timeoutMs: config.polling.timeout },
-          },
-          parts.discovery.registry,
-          log.child({ component: 'backfill' }),
-        )
-      : null;
-    this.#supervision = { readers, supervisor, http, backfill };
-    if (quarantined !== null) supervisor.quarantinedAtStart(quarantined.files, quarantined.reason);
-    // The database file was removed while open and the store went on in a new one: the readers
-    // follow it, the plugs' names are stored again, and /health keeps it visible until acknowledged.
-    parts.store.onReplaced(({ path, reason }) => {
-      supervisor.databaseReplaced(path, reason);
-      readers.reopen().catch((error: unknown) => log.error({ err: error }, 'could not reopen the readers'));
-      parts.store
-        .upsertChannels(parts.discovery.registry.channels())
-        .catch((error: unknown) => log.error({ err: error }, 'could not store device names again'));
-    });
-    if ((await http.start()) === null) {
-      throw listenFailure(config.http.listen.host, config.http.listen.port, http.error);
-    }
-    supervisor.start();
-    backfill?.start();
-  }
-
+  /** Every part's figures under its name, with the queue, the retries and each sink's accounting. */
   status(): DaemonStatus | null {
-    const p = this.#parts;
-    if (p === null) return null;
+    const running = this.#running;
+    if (running === null) return null;
+    const { components, queue, resilience } = running;
+    const parts = components.stats();
+    const queued = queue.stats();
     return {
-      devices: p.discovery.registry.counts(),
-      discovery: p.discovery.stats(),
-      poller: p.poller.stats(),
-      queue: p.queue.stats(),
-      writer: p.writer.stats(),
-      influx: p.forwarder?.stats() ?? null,
-      retries: p.resilience.stats(),
-      accounting: sinkAccounting(p),
-      lifecycle: p.lifecycle.stats(),
-      mqtt: this.#mqtt?.stats() ?? null,
+      ...parts,
+      devices: components.parts.discovery.registry.counts(),
+      queue: queued,
+      retries: resilience.stats(),
+      accounting: sinkAccounting(queued, parts.writer, parts.influx),
     };
-  }
-
-  /** Starts the MQTT publisher when mqtt.url is set (it connects, and reconnects, by itself). */
-  #startMqtt(config: Config): void {
-    const options = mqttOptions(config);
-    const registry = this.#parts?.discovery.registry;
-    if (options === null || registry === undefined || this.#mqtt !== null) return;
-    this.#mqtt = new MqttPublisher(options, registry, this.logger.child({ component: 'mqtt' }), {
-      totals: () =>
-        this.#energyCosts?.totals() ?? Promise.reject(new Error('the readers are not started yet')),
-    });
-    this.#mqtt.start();
-  }
-
-  /** A reload: MQTT switched on or off, or its settings applied in place (see MqttPublisher.setOptions). */
-  #reloadMqtt(config: Config): void {
-    const options = mqttOptions(config);
-    const running = this.#mqtt;
-    if (running !== null && options === null) {
-      this.#mqtt = null;
-      void running
-        .stop()
-        .catch((error: unknown) => this.logger.error({ err: error }, 'stopping MQTT failed'));
-      this.logger.info('MQTT switched off by a reload');
-    } else if (running === null && options !== null) {
-      this.#startMqtt(config);
-      this.logger.info({ url: safeMqttUrl(options.url) }, 'MQTT switched on by a reload');
-    } else if (running !== null && options !== null) {
-      running.setOptions(options);
-    }
   }
 
   /**
    * Applies a new, already validated configuration. Keys tagged `hot` take effect now; the others
-   * are named so the user knows a restart is needed. Queued readings are kept.
+   * are named so the user knows a restart is needed. Queued readings are kept. Exactly the parts
+   * whose slice changed are reconfigured; reloads run one at a time.
    */
-  reload(next: Config): ReloadResult {
+  reload(next: Config): Promise<ReloadResult> {
+    const result = this.#reloads.then(() => this.#reload(next));
+    this.#reloads = result.catch(() => undefined);
+    return result;
+  }
+
+  async #reload(next: Config): Promise<ReloadResult> {
     const current = this.#config;
     const diff = diffConfig(current, next);
     // Restart-only keys keep their running values, so the daemon's view stays truthful and the
-    // parts below are given only what a reload may change.
+    // parts are given only what a reload may change.
     const effective = keepRunningValues(current, next, diff.restart);
-    const p = this.#parts;
-    if (p !== null) {
-      const touched = (section: string) => diff.hot.some((k) => k.startsWith(`${section}.`));
-      if (touched('discovery')) p.discovery.setOptions(discoveryOptions(effective));
-      if (touched('polling')) p.poller.setOptions(pollerOptions(effective));
-      if (touched('queue')) p.queue.resize(effective.queue.capacity, effective.queue.overflow);
-      if (touched('writer')) p.writer.setOptions(writerOptions(effective));
-      if (touched('retry')) this.#reloadRetry(p, effective);
-      if (touched('storage.influx') || touched('retry')) this.#reloadInflux(p, current, effective, diff.hot);
-      if (touched('mqtt') || touched('storage.rollups') || touched('tariff')) this.#reloadMqtt(effective);
-      if (touched('health')) this.#supervision?.supervisor.setOptions(supervisorOptions(effective.health));
-      if (touched('storage.retention') || touched('storage.backup'))
-        p.lifecycle.setOptions(lifecycleOptions(effective));
-    }
-    if (diff.hot.includes('log.level')) this.logger.level = effective.log.level;
+    const tunables: Tunable<Config>[] = [
+      tunable(
+        'log',
+        (c: Config) => c.log.level,
+        (level) => {
+          this.logger.level = level;
+        },
+      ),
+      ...(this.#running?.tunables ?? []),
+    ];
+    await reconfigureChanged(tunables, current, effective, () => this.#stopping !== null);
     this.#config = effective;
     this.logger.info({ applied: diff.hot, needRestart: diff.restart }, 'configuration reloaded');
     if (diff.restart.includes('storage.influx.url')) {
@@ -425,61 +406,9 @@ export class Daemon {
   }
 
   /**
-   * The supervisor's `recreate-influx-client` action: a fresh client (new HTTP connections) for the
-   * running configuration, then a trial write at once. The outbox cursor stays where it is.
-   */
-  #recreateInfluxClient(): void {
-    const p = this.#parts;
-    const options = influxClientOptions(this.#config);
-    if (p?.forwarder == null || options === null) return;
-    const log = this.logger.child({ component: 'influx' });
-    p.forwarder.setLineWriter(new InfluxHttpWriter(options, log));
-    p.forwarder.resume();
-    log.warn({ url: safeUrl(options.url) }, 'InfluxDB client recreated by the supervisor');
-  }
-
-  /** New retry and breaker settings for every operation, in place (see Resilience.reconfigure). */
-  #reloadRetry(p: Parts, config: Config): void {
-    const changed = p.resilience.reconfigure(presetSettings(config.retry));
-    // A forwarder waiting out a failure or an open breaker asks the policy again at once.
-    if (changed.includes('influx.write')) p.forwarder?.resume();
-  }
-
-  /**
-   * Batch size, interval and tags go to the forwarder; a changed URL, token, org, bucket, gzip or
-   * request timeout gives it a new writer. The outbox cursor is kept: nothing is lost or sent twice.
-   * A new destination (URL, token, org, bucket) also starts with a closed breaker: the old one's
-   * outage says nothing about it.
-   */
-  #reloadInflux(p: Parts, current: Config, config: Config, hot: readonly string[]): void {
-    const forwarder = p.forwarder;
-    if (forwarder === null) return;
-    const { tags, ...options } = forwarderOptions(config);
-    forwarder.setOptions(hot.includes('storage.influx.tags') ? { ...options, tags } : options);
-    const before = influxClientOptions(current);
-    const after = influxClientOptions(config);
-    if (after === null || JSON.stringify(before) === JSON.stringify(after)) return;
-    const destination = ['url', 'token', 'org', 'bucket'] as const;
-    if (before === null || destination.some((key) => before[key] !== after[key])) {
-      p.resilience.policy('influx.write', 'network').reset('a reload changed the InfluxDB destination');
-    }
-    const log = this.logger.child({ component: 'influx' });
-    forwarder.setLineWriter(new InfluxHttpWriter(after, log));
-    log.info(
-      {
-        url: safeUrl(after.url),
-        org: after.org,
-        bucket: after.bucket,
-        gzip: after.gzip,
-        cursor: forwarder.stats().cursor,
-      },
-      'InfluxDB writer replaced by a reload; forwarding goes on from the same outbox position',
-    );
-  }
-
-  /**
    * Stops polling first (no new readings), then discovery, then drains the queue into SQLite within
-   * `deadlineMs`, then closes the database. Idempotent: a second call returns the same promise.
+   * `deadlineMs`, then the sinks, then closes the database. Idempotent: a second call returns the
+   * same promise.
    */
   stop(deadlineMs: number = this.#config.shutdown.timeout): Promise<DaemonStatus | null> {
     this.#stopping ??= this.#stop(deadlineMs);
@@ -487,32 +416,18 @@ export class Daemon {
   }
 
   async #stop(deadlineMs: number): Promise<DaemonStatus | null> {
-    const p = this.#parts;
+    const running = this.#running;
     if (this.#summaryTimer !== null) clearInterval(this.#summaryTimer);
-    if (p === null) return null;
-    const started = Date.now();
-    const step = async (name: string, fn: () => Promise<unknown> | unknown) => {
-      try {
-        await fn();
-      } catch (error) {
-        this.logger.error({ err: error, part: name }, 'error while stopping; continuing with the rest');
-      }
-    };
-    const s = this.#supervision;
-    await step('backfill', () => s?.backfill?.stop());
-    await step('http', () => s?.http.stop());
-    await step('supervisor', () => s?.supervisor.stop());
-    await step('poller', () => p.poller.stop());
-    await step('discovery', () => p.discovery.stop());
-    await step('lifecycle', () => p.lifecycle.stop());
-    await step('writer', () => p.writer.stop(Math.max(0, deadlineMs - (Date.now() - started))));
-    // What InfluxDB has not acknowledged stays in SQLite and is sent after the next start.
-    await step('influx', () => p.forwarder?.stop());
-    // After the writer: the last committed states go out, then `offline` on the status topic.
-    await step('mqtt', () => this.#mqtt?.stop());
+    if (running === null) return null;
+    const failed = (part: string, error: unknown) =>
+      this.logger.error({ err: error, part }, 'error while stopping; continuing with the rest');
+    await running.components.stop(deadlineMs, failed);
     const status = this.status();
-    await step('readers', () => s?.readers.stop());
-    await step('sqlite', () => p.store.stop());
+    try {
+      await running.store.stop();
+    } catch (error) {
+      failed('sqlite', error);
+    }
     this.#logSummary('stopped', status);
     return status;
   }
@@ -557,10 +472,11 @@ export class Daemon {
  * (written, a replay included), dropped (queue overflow, shutdown deadline), rejected as malformed,
  * or still queued (in the queue or the batch being written). InfluxDB: see ForwarderStats.
  */
-function sinkAccounting(p: Parts): Record<'sqlite' | 'influx', SinkAccounting | null> {
-  const q = p.queue.stats();
-  const w = p.writer.stats();
-  const f = p.forwarder?.stats() ?? null;
+function sinkAccounting(
+  q: DaemonStatus['queue'],
+  w: DaemonStatus['writer'],
+  f: DaemonStatus['influx'],
+): Record<'sqlite' | 'influx', SinkAccounting | null> {
   return {
     sqlite: {
       added: q.offered,
@@ -597,4 +513,19 @@ function keepRunningValues(current: Config, next: Config, restartKeys: readonly 
     }
   }
   return out as unknown as Config;
+}
+
+/**
+ * The scheduled backfill's options; null when backfill.enabled is false. Here rather than in
+ * daemon-options.ts, which the backfill's targets import (that would be a cycle).
+ */
+function backfillOptions(config: Config): BackfillSchedulerOptions | null {
+  if (!config.backfill.enabled) return null;
+  return {
+    dbPath: config.storage.sqlite.path,
+    timeZone: config.time_zone,
+    gapLimitMs: config.storage.rollups.gap_limit,
+    intervalMs: config.backfill.interval,
+    request: { transport: config.polling.transport, timeoutMs: config.polling.timeout },
+  };
 }

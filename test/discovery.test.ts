@@ -296,7 +296,7 @@ describe('discovery of simulated plugs on loopback', () => {
     assert.equal(broken.stats().running, false);
   });
 
-  test('setOptions applies a new offline tolerance and static hosts to the next round', async () => {
+  test('reconfigure applies a new offline tolerance and static hosts to the next round', async () => {
     const discovery = new Discovery(options({ broadcast: [], hosts: ['127.0.10.4'] }), createSilentLogger());
     try {
       await discovery.runRound();
@@ -304,12 +304,12 @@ describe('discovery of simulated plugs on loopback', () => {
         discovery.registry.snapshot().map((d) => d.id),
         [IDS.hs100],
       );
-      discovery.setOptions(
+      discovery.reconfigure(
         options({ broadcast: [], hosts: ['127.0.10.4', '127.0.10.2'], offlineTolerance: 1 }),
       );
       await discovery.runRound();
       assert.equal(discovery.registry.counts().devices, 2);
-      discovery.setOptions(options({ broadcast: [], hosts: ['127.0.10.2'], offlineTolerance: 1 }));
+      discovery.reconfigure(options({ broadcast: [], hosts: ['127.0.10.2'], offlineTolerance: 1 }));
       await discovery.runRound();
       assert.equal(
         discovery.registry.get(IDS.hs100)?.state.kind,

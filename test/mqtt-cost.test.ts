@@ -145,7 +145,7 @@ describe('cost over MQTT, against a real Mosquitto', () => {
 
       // The tariff removed by a reload: the cost sensors are cleared (empty retained config) and
       // the states go out without cost.
-      daemon.reload(daemonConfig(broker.url, false));
+      await daemon.reload(daemonConfig(broker.url, false));
       await waitFor(
         () => channels.every((c) => live.last(costConfig(c))?.payload === ''),
         'cost sensors removed',

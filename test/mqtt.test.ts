@@ -324,7 +324,7 @@ describe('MQTT with Home Assistant discovery, against a real Mosquitto', () => {
       assert.ok(!JSON.stringify(health).includes('wrong-secret-123'), '/health never shows the password');
 
       // The right password by a reload: connected, states flow.
-      daemon.reload(good);
+      await daemon.reload(good);
       await waitFor(
         () => sub.messages.some((m) => m.topic === `kasa-monitor/${channel}/state`),
         'states with the right password',
@@ -363,12 +363,12 @@ describe('MQTT with Home Assistant discovery, against a real Mosquitto', () => {
       await daemon.start();
       await waitFor(() => (daemon.status()?.writer.written ?? 0) > 0, 'recording without MQTT');
       assert.equal(daemon.status()?.mqtt, null);
-      daemon.reload(
+      await daemon.reload(
         daemonConfig('reload', 39104, { 'mqtt.url': broker.url, 'mqtt.homeassistant.expire_after': '2s' }),
       );
       await waitFor(() => live.on(`kasa-monitor/${id}/state`).length > 0, 'states once MQTT is switched on');
 
-      daemon.reload(
+      await daemon.reload(
         daemonConfig('reload', 39104, {
           'mqtt.url': broker.url,
           'mqtt.homeassistant.expire_after': '2s',

@@ -377,7 +377,7 @@ describe('poller against simulated plugs', () => {
     assert.equal(poller.stats().ticks, ticks, 'no tick after stop');
   });
 
-  test('a cron schedule with seconds drives the ticks; setOptions reschedules', async () => {
+  test('a cron schedule with seconds drives the ticks; reconfigure reschedules', async () => {
     const { poller, sink } = await rig([{ model: 'hs110', address: '127.0.13.33', deviceId: id(33) }], {
       intervalMs: 3_600_000,
       schedule: '* * * * * *',
@@ -385,7 +385,7 @@ describe('poller against simulated plugs', () => {
     poller.start();
     await waitFor(() => poller.stats().ticks >= 2, 'two cron ticks');
     await waitFor(() => sink.readings.length >= 2, 'two readings');
-    poller.setOptions({ ...poller.options, schedule: undefined, intervalMs: 100 });
+    poller.reconfigure({ ...poller.options, schedule: undefined, intervalMs: 100 });
     const ticks = poller.stats().ticks;
     await waitFor(() => poller.stats().ticks >= ticks + 3, 'interval ticks after reload');
     await poller.stop();

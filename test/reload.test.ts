@@ -298,7 +298,7 @@ describe('Daemon.reload', () => {
     try {
       await waitFor(() => daemonStatus(daemon).devices.online === DEVICES.length, 'plugs found');
       const ticks = daemonStatus(daemon).poller.ticks;
-      const result = daemon.reload(daemonConfig(dbPath, { 'polling.interval': '200ms' }));
+      const result = await daemon.reload(daemonConfig(dbPath, { 'polling.interval': '200ms' }));
       assert.deepEqual(result, { applied: ['polling.interval'], needRestart: [] });
       assert.equal(daemon.config.polling.interval, 200);
       // At one hour at most one more tick could come in the whole test: three mean the new interval.
@@ -314,7 +314,7 @@ describe('Daemon.reload', () => {
     const capture = captureLogger('info');
     const { daemon, stop } = await startDaemon(daemonConfig(dbPath), capture.logger);
     try {
-      const result = daemon.reload(
+      const result = await daemon.reload(
         daemonConfig(dbPath, { 'polling.interval': '300ms', 'polling.transport': 'tcp' }),
       );
       assert.deepEqual(result, { applied: ['polling.interval'], needRestart: ['polling.transport'] });
@@ -328,7 +328,7 @@ describe('Daemon.reload', () => {
       assert.deepEqual(warning['keys'], ['polling.transport']);
 
       // A second reload of the same file changes nothing more and still names the key.
-      const again = daemon.reload(
+      const again = await daemon.reload(
         daemonConfig(dbPath, { 'polling.interval': '300ms', 'polling.transport': 'tcp' }),
       );
       assert.deepEqual(again, { applied: [], needRestart: ['polling.transport'] });
@@ -342,7 +342,7 @@ describe('Daemon.reload', () => {
     const capture = captureLogger('info');
     const { daemon, stop } = await startDaemon(daemonConfig(dbPath), capture.logger);
     try {
-      const result = daemon.reload(
+      const result = await daemon.reload(
         daemonConfig(dbPath, {
           'storage.influx.url': 'http://127.0.0.1:9',
           'storage.influx.batch_size': '10',
@@ -399,7 +399,7 @@ describe('Daemon.reload', () => {
         assert.equal(before.total_attempts, 2);
         assert.equal(before.failed_calls, 1);
 
-        const result = daemon.reload(daemonConfig(dbPath, retry('5', '1000', '1ms')));
+        const result = await daemon.reload(daemonConfig(dbPath, retry('5', '1000', '1ms')));
         assert.deepEqual(result.applied, [
           'retry.network.max_attempts',
           'retry.network.breaker_threshold',
@@ -436,7 +436,7 @@ describe('Daemon.reload', () => {
           'readings forwarded to the first server',
         );
         const atSwitch = daemonStatus(daemon).influx;
-        const result = daemon.reload(
+        const result = await daemon.reload(
           daemonConfig(dbPath, { 'storage.influx.url': vmB.url, 'storage.influx.token': 'token-b' }),
         );
         assert.deepEqual(result, {
@@ -509,7 +509,7 @@ describe('Daemon.reload', () => {
       try {
         await waitFor(() => influxOp(daemon).breaker.state === 'open', 'breaker opened by the old server');
         await waitFor(() => (daemonStatus(daemon).influx?.queued ?? 0) >= 20, 'a backlog in SQLite');
-        daemon.reload(daemonConfig(dbPath, { ...failing, 'storage.influx.url': vmB.url }));
+        await daemon.reload(daemonConfig(dbPath, { ...failing, 'storage.influx.url': vmB.url }));
         assert.equal(influxOp(daemon).breaker.state, 'closed');
         const queued = daemonStatus(daemon).influx?.queued ?? 0;
         await waitFor(() => (daemonStatus(daemon).influx?.written ?? 0) >= queued, 'the backlog delivered');
@@ -529,7 +529,7 @@ describe('Daemon.reload', () => {
       );
       try {
         await waitFor(() => (daemonStatus(daemon).influx?.written ?? 0) > 0, 'forwarding');
-        const result = daemon.reload(
+        const result = await daemon.reload(
           daemonConfig(dbPath, { 'storage.influx.url': '', 'storage.influx.batch_size': '50' }),
         );
         assert.deepEqual(result, {

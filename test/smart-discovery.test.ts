@@ -201,7 +201,7 @@ describe('newer plugs in discovery rounds', () => {
         httpPort: 35381,
         devices: [{ address: '127.35.7.21', kind: 'klap', model: 'HS110', mac, account: ACCOUNT }],
       });
-      d.setOptions({ ...d.options, smartPort: 35312 });
+      d.reconfigure({ ...d.options, smartPort: 35312 });
       await d.runRound();
       const warning = capture
         .lines()

@@ -21,6 +21,8 @@ const UNIT = 'kasa-monitor.service';
 const CONFIG = '/etc/kasa-monitor/config.yaml';
 const DB = '/var/lib/private/kasa-monitor/kasa-monitor.db';
 const WEDGE_DROP_IN = '/run/systemd/system/kasa-monitor.service.d/50-test-wedge.conf';
+/** The wedge preload (test/helpers/wedge.ts), from the build bound into the container. */
+const WEDGE_PRELOAD = `${SRC}/dist/test/helpers/wedge.js`;
 const COMMAND = '/usr/local/bin/kasa-monitor';
 const STATE = '/var/lib/private/kasa-monitor';
 const PLUGS = 3;
@@ -486,26 +488,29 @@ describe('the systemd unit under a real systemd 252', () => {
   });
 
   it('is killed by the watchdog and restarted when its event loop is wedged', async () => {
-    // Test-only: wedge 1.5 s after start, with a short watchdog.
+    // Test-only: the wedge preload from the repository's build (bound into the container like the
+    // simulator), with a short watchdog. It wedges the daemon on SIGUSR2, once the daemon is up.
     await guest().writeFile(
       WEDGE_DROP_IN,
-      '[Service]\nEnvironment=KASA_MONITOR_TEST_WEDGE_AFTER_MS=1500\nWatchdogSec=3s\nRestartSec=2s\n',
+      `[Service]\nEnvironment=NODE_OPTIONS=--import=${WEDGE_PRELOAD}\nWatchdogSec=3s\nRestartSec=2s\n`,
     );
     await guest().run(['systemctl', 'daemon-reload']);
+    // Type=notify: this returns once the daemon sent READY=1, so the watchdog is armed.
     await guest().run(['systemctl', 'restart', UNIT]);
     const before = await show('MainPID', 'NRestarts');
     const since = await cursor();
+    await guest().run(['kill', '-USR2', String(before['MainPID'])]);
     const timeout = await until('the watchdog to fire', async () => {
       const entries = await unitJournal(since);
       return entries.find((e) => e.message.includes('Watchdog timeout'));
     });
-    // Take the switch away before the restart comes, so the restarted daemon runs normally.
+    // Take the preload away before the restart comes, so the restarted daemon runs as installed.
     await guest().run(['rm', '-f', WEDGE_DROP_IN]);
     await guest().run(['systemctl', 'daemon-reload']);
     const entries = await unitJournal(since);
-    const wedged = entries.find((e) => e.message.startsWith('test switch: wedging the event loop'));
-    if (wedged !== undefined)
-      timings['wedgeToWatchdogKillMs'] = Math.round((timeout.mono - wedged.mono) / 1000);
+    const wedged = entries.find((e) => e.message.includes('wedging the event loop'));
+    assert.ok(wedged !== undefined, 'the preload wedged the daemon');
+    timings['wedgeToWatchdogKillMs'] = Math.round((timeout.mono - wedged.mono) / 1000);
     assert.ok(
       entries.some((e) =>
         e.message.includes(`Killing process ${before['MainPID']} (node) with signal SIGABRT`),
@@ -521,9 +526,8 @@ describe('the systemd unit under a real systemd 252', () => {
     });
     assert.equal(Number(restarted['NRestarts']), Number(before['NRestarts']) + 1);
     const environ = await guest().run(['cat', `/proc/${restarted['MainPID']}/environ`]);
-    if (environ.includes('KASA_MONITOR_TEST_WEDGE_AFTER_MS')) {
-      // The restart beat the drop-in's removal: start clean for what follows.
-      await guest().run(['systemctl', 'kill', '--signal=SIGKILL', UNIT]);
+    if (environ.includes(WEDGE_PRELOAD)) {
+      // The restart beat the drop-in's removal (3 s watchdog, preload): start clean for what follows.
       await guest().run(['systemctl', 'restart', UNIT]);
     }
   });

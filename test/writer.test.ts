@@ -159,7 +159,7 @@ describe('Writer batching', () => {
     await writer.stop();
   });
 
-  test('setOptions() applies a new batch size to the next batch', async () => {
+  test('reconfigure() applies a new batch size to the next batch', async () => {
     const queue = makeQueue();
     const sink = new ScriptedSink();
     const writer = new Writer(queue, sink, { batchSize: 10, flushIntervalMs: HOUR }, createSilentLogger());
@@ -167,10 +167,10 @@ describe('Writer batching', () => {
     for (const r of readings(2)) queue.offer(r);
     await settle(5);
     assert.equal(sink.calls.length, 0);
-    writer.setOptions({ batchSize: 2 });
+    writer.reconfigure({ batchSize: 2 });
     await settle(5);
     assert.equal(sink.calls.length, 1);
-    assert.throws(() => writer.setOptions({ batchSize: 0 }), RangeError);
+    assert.throws(() => writer.reconfigure({ batchSize: 0 }), RangeError);
     await writer.stop();
   });
 

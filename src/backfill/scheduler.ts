@@ -23,6 +23,7 @@ export interface BackfillSchedulerOptions extends BackfillOptions {
 }
 
 export class BackfillScheduler {
+  readonly name = 'backfill';
   readonly #options: BackfillSchedulerOptions;
   readonly #registry: DeviceRegistry;
   readonly #logger: Logger;
@@ -50,6 +51,11 @@ export class BackfillScheduler {
     this.#timer = null;
     await this.#worker?.terminate();
     await this.#running;
+  }
+
+  /** Whether a run is in progress now. */
+  stats(): { readonly running: boolean } {
+    return { running: this.#running !== null };
   }
 
   /** Runs now (or joins the run in progress); null when the run failed. */

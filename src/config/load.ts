@@ -13,8 +13,8 @@ export const DEFAULT_CONFIG_FILE = '/etc/kasa-monitor/config.yaml';
 export const SYSTEM_STATE_DIRECTORY = '/var/lib/kasa-monitor';
 /** Names the configuration file; not a key. */
 export const CONFIG_FILE_ENV = 'KASA_MONITOR_CONFIG';
-/** KASA_MONITOR_* names that are not keys: the config file, and the real-systemd test's switch. */
-const NON_KEY_ENV: readonly string[] = [CONFIG_FILE_ENV, 'KASA_MONITOR_TEST_WEDGE_AFTER_MS'];
+/** KASA_MONITOR_* names that are not keys: the config file. */
+const NON_KEY_ENV: readonly string[] = [CONFIG_FILE_ENV];
 /** systemd credential read for the Influx token when neither token nor token_file is set. */
 export const INFLUX_TOKEN_CREDENTIAL = 'influx-token';
 /** systemd credentials read for the TP-Link account when nothing else sets it. */

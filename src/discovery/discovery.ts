@@ -92,6 +92,7 @@ export function parseHostPort(spec: string, defaultPort: number): Endpoint {
  * and does not count as a miss for the devices (we could not look, they did not go away).
  */
 export class Discovery {
+  readonly name = 'discovery';
   readonly registry: DeviceRegistry;
   #options: DiscoveryOptions;
   #hosts: Endpoint[];
@@ -151,7 +152,7 @@ export class Discovery {
   }
 
   /** Applies reloaded options: the next round uses them; a changed interval reschedules. */
-  setOptions(options: DiscoveryOptions): void {
+  reconfigure(options: DiscoveryOptions): void {
     const hosts = options.hosts.map((h) => parseHostPort(h, options.port));
     const intervalChanged = options.intervalMs !== this.#options.intervalMs;
     this.#options = options;

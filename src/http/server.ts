@@ -140,6 +140,7 @@ function drainedOrClosed(res: ServerResponse, timeoutMs: number): Promise<boolea
 }
 
 export class HttpServer {
+  readonly name = 'http';
   readonly #server: Server;
   readonly #sources: HttpSources;
   readonly #logger: Logger;
@@ -237,6 +238,10 @@ export class HttpServer {
   /** Why it is not listening, if it could not. */
   get error(): string | null {
     return this.#error;
+  }
+  /** Where it listens, or why it could not. */
+  stats(): { readonly address: { host: string; port: number } | null; readonly error: string | null } {
+    return { address: this.#address, error: this.#error };
   }
 
   async stop(): Promise<void> {

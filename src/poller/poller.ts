@@ -167,6 +167,7 @@ function isExpected(target: PollTarget, responder: Responder): boolean {
  *   debug), and reported to the registry, which takes the device offline after the tolerance.
  */
 export class Poller {
+  readonly name = 'poller';
   #options: PollerOptions;
   #ticks: TickSource | null = null;
   #stopping = false;
@@ -253,7 +254,7 @@ export class Poller {
   }
 
   /** Applies reloaded options: a changed interval or schedule reschedules at once. */
-  setOptions(options: PollerOptions): void {
+  reconfigure(options: PollerOptions): void {
     Poller.#validate(options);
     const previous = this.#options;
     this.#backoff.setOptions(deviceBackoffOptions(options));

@@ -115,6 +115,7 @@ function message(error: unknown): string {
 }
 
 export class DataLifecycle {
+  readonly name = 'lifecycle';
   #options: DataLifecycleOptions;
   readonly #files: FileOps;
   readonly #checkFile: (path: string) => Promise<DatabaseFileCheck>;
@@ -161,7 +162,7 @@ export class DataLifecycle {
   }
 
   /** Applies reloaded retention and backup settings. */
-  setOptions(options: DataLifecycleOptions): void {
+  reconfigure(options: DataLifecycleOptions): void {
     const previous = this.#options;
     this.#options = options;
     if (!this.#started) return;

@@ -150,6 +150,7 @@ interface Counters {
  * The producer never waits: it only offers to the queue.
  */
 export class Writer {
+  readonly name = 'writer';
   #options: WriterOptions;
   #life: Lifecycle = { kind: 'new' };
   #batch: BatchState = { kind: 'none' };
@@ -206,7 +207,7 @@ export class Writer {
   }
 
   /** Applies reloaded options; takes effect from the next batch. */
-  setOptions(options: Partial<WriterOptions>): void {
+  reconfigure(options: Partial<WriterOptions>): void {
     const next = { ...this.#options, ...options };
     validate(next);
     const intervalChanged = next.flushIntervalMs !== this.#options.flushIntervalMs;

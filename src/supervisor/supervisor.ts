@@ -168,6 +168,7 @@ function poolReport(s: PoolStats): Record<string, unknown> {
 const CHECK_TIMEOUT_MS = 15_000;
 
 export class Supervisor {
+  readonly name = 'supervisor';
   #options: SupervisorOptions;
   readonly #deps: SupervisorDeps;
   readonly #logger: Logger;
@@ -243,6 +244,11 @@ export class Supervisor {
     if (this.#timer !== null || this.#stopped) return;
     void this.refresh();
     this.#arm();
+  }
+
+  /** The overall result of the latest round of checks (report() has the details). */
+  stats(): { readonly status: CheckStatus; readonly checkedAtMs: number | null } {
+    return { status: this.#status, checkedAtMs: this.#checkedAtMs };
   }
 
   /** Runs every check now (or joins the run in progress) and returns the report. */
@@ -342,7 +348,7 @@ export class Supervisor {
     return { acknowledged, report };
   }
 
-  setOptions(options: SupervisorOptions): void {
+  reconfigure(options: SupervisorOptions): void {
     const intervalChanged = options.intervalMs !== this.#options.intervalMs;
     this.#options = options;
     this.alerts.setOptions({ alertAfter: options.alertAfter, webhookUrl: options.webhookUrl });

@@ -18,5 +18,4 @@ export {
   SystemdService,
 } from './service.js';
 export { formatStatus, type SinkSummary, type StatusFacts, statusFacts } from './status.js';
-export { armTestWedge, TEST_WEDGE_ENV } from './test-switches.js';
 export { Watchdog, type WatchdogSettings, watchdogSettings } from './watchdog.js';

@@ -1,17 +1,11 @@
-import { type Config, ConfigError, formatProblem, loadConfig } from '../../config/index.js';
+import { type Config, loadConfig } from '../../config/index.js';
+import { runUntilStopped } from '../../daemon/signals.js';
 import { createRootLogger, type Logger } from '../../log/logger.js';
 import { Daemon } from '../../main.js';
-import { armTestWedge, SystemdService } from '../../systemd/index.js';
+import { SystemdService } from '../../systemd/index.js';
 import { journalPrefixed } from '../../systemd/journal.js';
 import { type Command, type CommandContext, stringFlag, stringListFlag } from '../command.js';
-import { EXIT_FAILURE, EXIT_OK } from '../exit-codes.js';
 import { loadForCommand, parseSetFlags } from '../load-config.js';
-
-/** Extra time past shutdown.timeout before the fuse ends the process no matter what. */
-const HARD_EXIT_GRACE_MS = 5_000;
-
-/** A second stop signal within this time of the first is the same request delivered twice. */
-const DUPLICATE_SIGNAL_MS = 1_000;
 
 export const runOptions = {
   config: { type: 'string', short: 'c' },
@@ -41,145 +35,33 @@ export interface RunHooks {
 }
 
 /**
- * Runs the daemon until SIGTERM/SIGINT. The first signal drains the queue into SQLite and closes
- * cleanly (exit 0); a second signal, or the fuse at shutdown.timeout + 5 s, exits at once (exit 1).
- * SIGHUP re-reads the configuration: a bad file is rejected and the running configuration stays.
- * An uncaught error takes the same graceful path and then exits 1, so systemd restarts us.
+ * Runs the daemon until SIGTERM/SIGINT; SIGHUP reloads the configuration (src/daemon/signals.ts
+ * has the process loop).
  *
  * Under systemd (NOTIFY_SOCKET set) it also tells systemd the truth: READY=1 once the daemon is up
- * (config loaded, database open and checked, these signal handlers installed, scheduler armed),
+ * (config loaded, database open and checked, signal handlers installed, scheduler armed),
  * RELOADING=1 and READY=1 around each reload, STOPPING=1 when shutdown begins, a STATUS= summary,
  * and WATCHDOG=1 pings while the daemon makes progress (src/systemd).
  */
-export async function runDaemon(
-  context: CommandContext,
-  config: Config,
-  hooks: RunHooks = {},
-): Promise<number> {
+export function runDaemon(context: CommandContext, config: Config, hooks: RunHooks = {}): Promise<number> {
   const logger = createRootLogger({ level: config.log.level, format: config.log.format });
   const daemon = new Daemon(config, logger);
   const systemd = new SystemdService({ env: context.env, logger: logger.child({ component: 'systemd' }) });
-  let exitCode = EXIT_OK;
-  let resolveStopped: () => void = () => {};
-  const stopped = new Promise<void>((resolve) => {
-    resolveStopped = resolve;
-  });
-  let started = false;
-  let shuttingDown = false;
-  let reloadWhenStarted = false;
-  let disarmWedge: (() => void) | null = null;
-
-  const drain = () => {
-    const budget = daemon.config.shutdown.timeout;
-    const fuse = setTimeout(() => {
-      logger.error({ timeoutMs: budget }, 'shutdown took too long: exiting without a clean close');
-      process.exit(EXIT_FAILURE);
-    }, budget + HARD_EXIT_GRACE_MS);
-    fuse.unref();
-    daemon
-      .stop(budget)
-      .catch((error: unknown) => {
-        logger.error({ err: error }, 'error while stopping');
-        exitCode = EXIT_FAILURE;
-      })
-      .finally(() => resolveStopped());
-  };
-
-  let firstStopAtMs = 0;
-  const shutdown = (reason: string, code: number) => {
-    if (shuttingDown) {
-      // One Ctrl-C under `npm run` or `timeout` arrives twice (from the terminal or the process
-      // group, and forwarded by the parent): only a stop request a moment later means "now".
-      if (performance.now() - firstStopAtMs < DUPLICATE_SIGNAL_MS) return;
-      logger.warn({ reason }, 'second stop request: exiting now without waiting for the queue');
-      process.exit(EXIT_FAILURE);
-    }
-    firstStopAtMs = performance.now();
-    shuttingDown = true;
-    exitCode = code;
-    systemd.stopping(reason);
-    disarmWedge?.();
-    logger.info({ reason }, 'stopping: draining the queue into the database');
-    // During start-up the stop waits until the parts exist, so none is left running.
-    if (started) drain();
-  };
-
-  const reload = () => {
-    if (shuttingDown) {
-      logger.warn('SIGHUP ignored: the daemon is stopping');
-      return;
-    }
-    if (!started) {
-      reloadWhenStarted = true;
-      logger.info('SIGHUP during start-up: the configuration is reloaded once started');
-      return;
-    }
-    systemd.reloading();
-    const file = stringFlag(context, 'config');
-    try {
-      const loaded = loadConfig({
+  const file = stringFlag(context, 'config');
+  return runUntilStopped({
+    daemon,
+    systemd,
+    logger,
+    // A reload reads the same file, environment and flags as the start did.
+    loadConfig: () =>
+      loadConfig({
         ...(file === undefined ? {} : { file }),
         env: context.env,
         overrides: runOverrides(context),
-      });
-      for (const warning of loaded.warnings)
-        logger.warn({ key: warning.path }, `config warning: ${formatProblem(warning)}`);
-      systemd.reloaded(daemon.reload(loaded.config));
-    } catch (error) {
-      if (error instanceof ConfigError) {
-        for (const problem of error.problems)
-          logger.error({ key: problem.path }, `config rejected: ${formatProblem(problem)}`);
-        logger.error('reload rejected: keeping the running configuration');
-        systemd.reloaded({ rejected: error.problems.map(formatProblem) });
-      } else {
-        logger.error({ err: error }, 'reload failed: keeping the running configuration');
-        systemd.reloaded({ rejected: [error instanceof Error ? error.message : String(error)] });
-      }
-    }
-  };
-
-  const onSigterm = () => shutdown('SIGTERM', EXIT_OK);
-  const onSigint = () => shutdown('SIGINT', EXIT_OK);
-  const onFatal = (error: unknown) => {
-    logger.fatal({ err: error }, 'unexpected error: shutting down');
-    shutdown('fatal error', EXIT_FAILURE);
-  };
-  process.on('SIGTERM', onSigterm);
-  process.on('SIGINT', onSigint);
-  process.on('SIGHUP', reload);
-  process.on('uncaughtException', onFatal);
-  process.on('unhandledRejection', onFatal);
-  try {
-    try {
-      await daemon.start();
-    } catch (error) {
-      const why = error instanceof Error ? error.message : String(error);
-      logger.fatal({ err: error }, `could not start: ${why}`);
-      systemd.finalStatus(`could not start: ${why}`);
-      await daemon.stop(0).catch(() => undefined);
-      return EXIT_FAILURE;
-    }
-    started = true;
-    if (shuttingDown) {
-      drain();
-    } else {
-      systemd.ready(daemon);
-      disarmWedge = armTestWedge(context.env, logger);
-      hooks.onStarted?.(daemon, logger);
-      if (reloadWhenStarted) reload();
-    }
-    await stopped;
-    await hooks.onStopped?.();
-    return exitCode;
-  } finally {
-    process.off('SIGTERM', onSigterm);
-    process.off('SIGINT', onSigint);
-    process.off('SIGHUP', reload);
-    process.off('uncaughtException', onFatal);
-    process.off('unhandledRejection', onFatal);
-    disarmWedge?.();
-    await systemd.close();
-  }
+      }),
+    onStarted: () => hooks.onStarted?.(daemon, logger),
+    ...(hooks.onStopped === undefined ? {} : { onStopped: hooks.onStopped }),
+  });
 }
 
 export const runCommand: Command = {

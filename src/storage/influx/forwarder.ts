@@ -159,6 +159,7 @@ interface Counters {
 }
 
 export class InfluxForwarder {
+  readonly name = 'influx';
   #options: ForwarderOptions;
   #writer: LineWriter;
   #life: Lifecycle = { kind: 'new' };
@@ -234,7 +235,7 @@ export class InfluxForwarder {
    * Applies reloaded options (batch size, interval, tags). New tags apply from the next batch sent:
    * a batch already on the wire goes out as it was formatted.
    */
-  setOptions(options: Partial<Pick<ForwarderOptions, 'batchSize' | 'flushIntervalMs' | 'tags'>>): void {
+  reconfigure(options: Partial<Pick<ForwarderOptions, 'batchSize' | 'flushIntervalMs' | 'tags'>>): void {
     const next = { ...this.#options, ...options };
     validate(next);
     this.#options = next;

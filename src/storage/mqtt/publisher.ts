@@ -145,6 +145,7 @@ function connectionKey(o: MqttOptions): string {
 }
 
 export class MqttPublisher {
+  readonly name = 'mqtt';
   #options: MqttOptions;
   #link: Link = { kind: 'idle' };
   readonly #clientId = `kasa-monitor-${hostname().replace(/[^A-Za-z0-9_-]/g, '')}-${process.pid}`;
@@ -212,7 +213,7 @@ export class MqttPublisher {
    * and breaker start afresh: the old broker's outage says nothing about the new one). Discovery
    * settings: configs are recomputed, removed ones cleared from the broker.
    */
-  setOptions(options: MqttOptions): void {
+  reconfigure(options: MqttOptions): void {
     const before = this.#options;
     this.#options = options;
     if (this.#link.kind === 'stopped' || this.#link.kind === 'idle') return;

@@ -68,6 +68,7 @@ const DIRECT_CHUNK_ROWS = 512;
 const DIRECT_BUSY_TIMEOUT_MS = 100;
 
 export class ReaderPool {
+  readonly name = 'readers';
   readonly #options: ReaderPoolOptions;
   readonly #logger: Logger;
   readonly #now: () => number;
