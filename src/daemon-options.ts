@@ -1,5 +1,6 @@
 import { dirname, join } from 'node:path';
-import { type Config, tplinkAccount } from './config/index.js';
+import { tplinkAccount } from './config/credentials.js';
+import type { Config } from './config/index.js';
 import type { DiscoveryOptions } from './discovery/discovery.js';
 import type { PollerOptions } from './poller/poller.js';
 import type { BoundedQueueOptions } from './queue/bounded-queue.js';

@@ -12,6 +12,12 @@ import {
   MAX_DURATION_MS,
   parseDuration,
 } from './duration.js';
+import {
+  RETRY_PRESETS,
+  RETRY_STRATEGIES,
+  type RetryPreset,
+  type RetryStrategyName,
+} from './retry-presets.js';
 import { AGE_FORMS, AGE_PATTERN, MAX_AGE_MS, parseAge, parseSize, SIZE_FORMS } from './size.js';
 import { currencyInput, periodsInput, pricesFileInput } from './tariff.js';
 
@@ -305,10 +311,7 @@ export const LOG_FORMATS = ['auto', 'json', 'journal', 'human'] as const satisfi
 export const OVERFLOW_POLICIES = ['drop-oldest', 'drop-newest'] as const satisfies readonly OverflowPolicy[];
 export const TRANSPORTS = ['udp', 'tcp'] as const;
 
-export const RETRY_STRATEGIES = ['exponential', 'linear', 'fixed', 'random'] as const;
-export type RetryStrategyName = (typeof RETRY_STRATEGIES)[number];
-export const RETRY_PRESETS = ['database', 'network', 'file'] as const;
-export type RetryPreset = (typeof RETRY_PRESETS)[number];
+export { RETRY_PRESETS, RETRY_STRATEGIES, type RetryPreset, type RetryStrategyName };
 
 /** Defaults of one retry preset, as users would write them. */
 export interface RetryPresetDefaults {

@@ -1,11 +1,14 @@
-import { type Config, ConfigError, formatProblem, loadConfig } from '../../config/index.js';
+import { loadConfigInChild } from '../../config/child-loader.js';
+import { ConfigError, formatProblem } from '../../config/errors.js';
+import type { Config } from '../../config/index.js';
 import { createRootLogger, type Logger } from '../../log/logger.js';
 import { Daemon } from '../../main.js';
 import { armTestWedge, SystemdService } from '../../systemd/index.js';
 import { journalPrefixed } from '../../systemd/journal.js';
 import { type Command, type CommandContext, stringFlag, stringListFlag } from '../command.js';
 import { EXIT_FAILURE, EXIT_OK } from '../exit-codes.js';
-import { loadForCommand, parseSetFlags } from '../load-config.js';
+import { loadForDaemon } from '../load-daemon-config.js';
+import { parseSetFlags } from '../set-flags.js';
 
 /** Extra time past shutdown.timeout before the fuse ends the process no matter what. */
 const HARD_EXIT_GRACE_MS = 5_000;
@@ -104,7 +107,7 @@ export async function runDaemon(
     if (started) drain();
   };
 
-  const reload = () => {
+  const reload = async () => {
     if (shuttingDown) {
       logger.warn('SIGHUP ignored: the daemon is stopping');
       return;
@@ -117,11 +120,15 @@ export async function runDaemon(
     systemd.reloading();
     const file = stringFlag(context, 'config');
     try {
-      const loaded = loadConfig({
+      const loaded = await loadConfigInChild({
         ...(file === undefined ? {} : { file }),
         env: context.env,
         overrides: runOverrides(context),
       });
+      if (shuttingDown) {
+        logger.warn('SIGHUP ignored: the daemon is stopping');
+        return;
+      }
       for (const warning of loaded.warnings)
         logger.warn({ key: warning.path }, `config warning: ${formatProblem(warning)}`);
       systemd.reloaded(daemon.reload(loaded.config));
@@ -138,6 +145,11 @@ export async function runDaemon(
     }
   };
 
+  // Reloads run one at a time, in signal order: each reads the configuration in a child process.
+  let reloads = Promise.resolve();
+  const onSighup = () => {
+    reloads = reloads.then(reload);
+  };
   const onSigterm = () => shutdown('SIGTERM', EXIT_OK);
   const onSigint = () => shutdown('SIGINT', EXIT_OK);
   const onFatal = (error: unknown) => {
@@ -146,7 +158,7 @@ export async function runDaemon(
   };
   process.on('SIGTERM', onSigterm);
   process.on('SIGINT', onSigint);
-  process.on('SIGHUP', reload);
+  process.on('SIGHUP', onSighup);
   process.on('uncaughtException', onFatal);
   process.on('unhandledRejection', onFatal);
   try {
@@ -166,7 +178,7 @@ export async function runDaemon(
       systemd.ready(daemon);
       disarmWedge = armTestWedge(context.env, logger);
       hooks.onStarted?.(daemon, logger);
-      if (reloadWhenStarted) reload();
+      if (reloadWhenStarted) onSighup();
     }
     await stopped;
     await hooks.onStopped?.();
@@ -174,7 +186,7 @@ export async function runDaemon(
   } finally {
     process.off('SIGTERM', onSigterm);
     process.off('SIGINT', onSigint);
-    process.off('SIGHUP', reload);
+    process.off('SIGHUP', onSighup);
     process.off('uncaughtException', onFatal);
     process.off('unhandledRejection', onFatal);
     disarmWedge?.();
@@ -201,7 +213,7 @@ SIGINT; SIGHUP reloads the configuration.
   async run(context) {
     // Under journald, problems printed before the logger exists get a priority (shown by -p err).
     const stderr = journalPrefixed(context.stderr, context.env);
-    const { config } = loadForCommand({ ...context, stderr }, runOverrides(context));
+    const { config } = await loadForDaemon({ ...context, stderr }, runOverrides(context));
     return runDaemon(context, config);
   },
 };
