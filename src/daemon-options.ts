@@ -1,5 +1,6 @@
 import { dirname, join } from 'node:path';
-import { type Config, tplinkAccount } from './config/index.js';
+import { tplinkAccount } from './config/credentials.js';
+import type { Config } from './config/index.js';
 import type { InfluxSlice } from './daemon/influx-sink.js';
 import type { DiscoveryOptions } from './discovery/discovery.js';
 import type { HttpOptions } from './http/index.js';

@@ -1,5 +1,7 @@
 import { BackfillScheduler, type BackfillSchedulerOptions } from './backfill/scheduler.js';
-import { type Config, diffConfig, redactConfig } from './config/index.js';
+import { diffConfig } from './config/diff.js';
+import type { Config } from './config/index.js';
+import { redactConfig } from './config/redact.js';
 import { configSummary } from './config/summary.js';
 import { Components, reconfigureChanged, type Tunable, tunable } from './daemon/component.js';
 import { HttpEndpoint } from './daemon/http-endpoint.js';

@@ -1,6 +1,12 @@
 /** retry: retry, circuit-breaker and timeout policies, by preset. */
 import * as z from 'zod';
 import {
+  RETRY_PRESETS,
+  RETRY_STRATEGIES,
+  type RetryPreset,
+  type RetryStrategyName,
+} from '../retry-presets.js';
+import {
   type CrossCheck,
   duration,
   HOT,
@@ -12,10 +18,7 @@ import {
   whenParsed,
 } from './building-blocks.js';
 
-export const RETRY_STRATEGIES = ['exponential', 'linear', 'fixed', 'random'] as const;
-export type RetryStrategyName = (typeof RETRY_STRATEGIES)[number];
-export const RETRY_PRESETS = ['database', 'network', 'file'] as const;
-export type RetryPreset = (typeof RETRY_PRESETS)[number];
+export { RETRY_PRESETS, RETRY_STRATEGIES, type RetryPreset, type RetryStrategyName };
 
 /** Defaults of one retry preset, as users would write them. */
 export interface RetryPresetDefaults {
