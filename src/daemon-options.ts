@@ -1,5 +1,6 @@
 import { dirname, join } from 'node:path';
-import { type Config, tplinkAccount } from './config/index.js';
+import { tplinkAccount } from './config/credentials.js';
+import type { Config } from './config/index.js';
 import type { InfluxSlice } from './daemon/influx-sink.js';
 import type { DiscoveryOptions } from './discovery/discovery.js';
 import type { HttpOptions } from './http/index.js';
@@ -9,8 +10,7 @@ import { presetSettings } from './resilience/index.js';
 import type { ForwarderOptions, InfluxClientOptions } from './storage/influx/index.js';
 import type { DataLifecycleOptions } from './storage/lifecycle.js';
 import type { MqttOptions } from './storage/mqtt/index.js';
-import type { SqliteOptions } from './storage/sqlite/index.js';
-import type { ReaderPoolOptions } from './storage/sqlite/reader-pool.js';
+import type { ReaderPoolOptions, SqliteOptions } from './storage/sqlite/index.js';
 import type { WriterOptions } from './storage/writer.js';
 
 /**

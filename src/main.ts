@@ -1,5 +1,7 @@
 import { BackfillScheduler, type BackfillSchedulerOptions } from './backfill/scheduler.js';
-import { type Config, diffConfig, redactConfig } from './config/index.js';
+import { diffConfig } from './config/diff.js';
+import type { Config } from './config/index.js';
+import { redactConfig } from './config/redact.js';
 import { configSummary } from './config/summary.js';
 import { Components, reconfigureChanged, type Tunable, tunable } from './daemon/component.js';
 import { HttpEndpoint } from './daemon/http-endpoint.js';
@@ -26,8 +28,7 @@ import { Poller } from './poller/poller.js';
 import { BoundedQueue } from './queue/bounded-queue.js';
 import { presetSettings, Resilience } from './resilience/index.js';
 import { DataLifecycle } from './storage/lifecycle.js';
-import { SqliteStore } from './storage/sqlite/index.js';
-import { ReaderPool } from './storage/sqlite/reader-pool.js';
+import { ReaderPool, SqliteStore } from './storage/sqlite/index.js';
 import { Writer } from './storage/writer.js';
 import { type HealthReport, Supervisor, startStore, supervisorOptions } from './supervisor/index.js';
 

@@ -3,13 +3,15 @@
  * file. Ports 21000-21099 and addresses 127.0.30.x belong to this file.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { holdWriteLock } from '../src/storage/sqlite/index.js';
 import { DaemonProcess, runCliProcess } from './helpers/cli.js';
-import { RequestCounter, type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { type ExportRow, readExport } from './helpers/export-csv.js';
+import { RequestCounter, type SimulatorFleet, startSimulators } from './helpers/simulator.js';
+import { holdWriteLock } from './helpers/sqlite-files.js';
+import { tempDirs } from './helpers/temp.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const PORT = 21001;
 const OLD = 'E2E0000000000000000000000000000000000001';
@@ -19,9 +21,7 @@ const NOMETER = 'E2E0000000000000000000000000000000000004';
 const OUTLETS = [0, 1, 2, 3, 4, 5].map((i) => `${STRIP}0${i}`);
 const METERED = [OLD, NEW, ...OUTLETS];
 
-function tempDir(): string {
-  return mkdtempSync(join(tmpdir(), 'kasa-e2e-'));
-}
+const tempDir = tempDirs('kasa-e2e-');
 
 function writeConfig(dir: string, extra = ''): string {
   const file = join(dir, 'config.yaml');
@@ -47,33 +47,10 @@ ${extra}`,
   return file;
 }
 
-interface CsvRow {
-  time: string;
-  device_id: string;
-  alias: string;
-  power_w: string;
-  voltage_v: string;
-  current_a: string;
-  total_wh: string;
-}
-
-async function exportCsv(config: string, ...args: string[]): Promise<CsvRow[]> {
-  const result = await runCliProcess(['export', '-c', config, ...args]);
-  assert.equal(result.code, 0, result.stderr);
-  const [header, ...lines] = result.stdout.trimEnd().split('\n');
+async function exportCsv(config: string, ...args: string[]): Promise<ExportRow[]> {
+  const { header, rows } = await readExport(config, args);
   assert.equal(header, 'time,device_id,alias,power_w,voltage_v,current_a,total_wh');
-  return lines.map((line) => {
-    const [time, device_id, alias, power_w, voltage_v, current_a, total_wh] = line.split(',') as string[];
-    return { time, device_id, alias, power_w, voltage_v, current_a, total_wh } as CsvRow;
-  });
-}
-
-async function until(check: () => Promise<boolean>, what: string, deadlineMs = 30_000): Promise<void> {
-  const end = Date.now() + deadlineMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`gave up waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+  return rows;
 }
 
 describe('kasa-monitor end to end (built CLI, simulated plugs, SQLite)', () => {
@@ -118,10 +95,15 @@ describe('kasa-monitor end to end (built CLI, simulated plugs, SQLite)', () => {
     const config = writeConfig(dir, 'writer:\n  flush_interval: 200ms\n');
     const daemon = new DaemonProcess(['-c', config]);
     try {
-      await until(async () => {
-        const rows = await exportCsv(config).catch(() => []);
-        return METERED.every((id) => rows.some((r) => r.device_id === id));
-      }, 'a reading from every metered channel');
+      await waitFor(
+        async () => {
+          const rows = await exportCsv(config).catch(() => []);
+          return METERED.every((id) => rows.some((r) => r.device_id === id));
+        },
+        'a reading from every metered channel',
+        30_000,
+        200,
+      );
       daemon.signal('SIGTERM');
       assert.equal(await daemon.exited, 0, daemon.stderr);
 
@@ -181,15 +163,19 @@ describe('kasa-monitor end to end (built CLI, simulated plugs, SQLite)', () => {
     const config = writeConfig(dir, 'writer:\n  flush_interval: 200ms\n');
     const daemon = new DaemonProcess(['-c', config]);
     try {
-      await until(
+      await waitFor(
         async () => (await exportCsv(config, '--device', NEW).catch(() => [])).length > 0,
         'first readings of the plug',
+        30_000,
+        200,
       );
       await fleet.move(NEW, '127.0.30.20');
       const movedAt = new Date().toISOString();
-      await until(
+      await waitFor(
         async () => (await exportCsv(config, '--device', NEW).catch(() => [])).some((r) => r.time > movedAt),
         'readings from the new address',
+        30_000,
+        200,
       );
       daemon.signal('SIGTERM');
       assert.equal(await daemon.exited, 0);
@@ -271,7 +257,7 @@ describe('kasa-monitor end to end (built CLI, simulated plugs, SQLite)', () => {
       // Another process holds the write lock: the drain cannot finish.
       lock = holdWriteLock(join(dir, 'kasa.db'));
       daemon.signal('SIGTERM');
-      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await sleep(1500);
       daemon.signal('SIGTERM');
       assert.equal(await daemon.exited, 1);
       assert.ok(daemon.logged('second stop request: exiting now without waiting for the queue'));

@@ -8,13 +8,15 @@
  * Simulated plugs on 127.32.1.x, discovery port 32101; HTTP on 127.32.0.1:32111-32112.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { DaemonProcess } from './helpers/cli.js';
-import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
-import { storedPerChannel } from './helpers/stored.js';
+import { daemonYaml } from './helpers/daemon-config.js';
+import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
+import { storedTotal } from './helpers/stored.js';
+import { tempRoot } from './helpers/temp.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 /** Where the Debian package `faketime` puts the library (by architecture). */
 const LIBFAKETIME =
@@ -25,20 +27,7 @@ const LIBFAKETIME =
   ].find((path) => existsSync(path)) ?? '/usr/lib/faketime/libfaketime.so.1';
 const PORT = 32101;
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-clock-steps-'));
-after(() => rmSync(root, { recursive: true, force: true }));
-
-/** Readings stored so far (0 while the daemon has not created its schema yet). */
-function total(path: string): number {
-  if (!existsSync(path)) return 0;
-  try {
-    let n = 0;
-    for (const count of storedPerChannel(path).values()) n += count;
-    return n;
-  } catch {
-    return 0;
-  }
-}
+const root = tempRoot('kasa-clock-steps-');
 
 async function health(base: string): Promise<{ status: string; checks: Record<string, { status: string }> }> {
   const response = await fetch(`${base}/health`);
@@ -56,31 +45,13 @@ async function acrossStep(name: string, httpPort: number, step: string): Promise
   const base = `http://127.32.0.1:${httpPort}`;
   writeFileSync(
     configPath,
-    `discovery:
-  broadcast: 127.255.255.255
-  port: ${PORT}
-  interval: 30s
-  timeout: 300ms
-polling:
-  interval: 1s
-  timeout: 500ms
-writer:
-  flush_interval: 100ms
-storage:
-  sqlite:
-    path: ${dbPath}
-    synchronous: NORMAL
-http:
-  listen: 127.32.0.1:${httpPort}
-health:
-  interval: 500ms
-  min_free_disk_mb: 0
-  # The machine running the tests is shared: its load must not count as a problem here.
-  max_event_loop_lag: 5s
-  max_poll_error_rate: 1
-log:
-  level: info
-`,
+    daemonYaml({
+      discoveryPort: PORT,
+      dbPath,
+      httpListen: `127.32.0.1:${httpPort}`,
+      // The machine running the tests is shared: its load must not count as a problem here.
+      health: ['interval: 500ms', 'min_free_disk_mb: 0', 'max_event_loop_lag: 5s', 'max_poll_error_rate: 1'],
+    }),
   );
   const daemon = new DaemonProcess(['-c', configPath], {
     LD_PRELOAD: LIBFAKETIME,
@@ -90,16 +61,16 @@ log:
     FAKETIME_DONT_FAKE_MONOTONIC: '1',
   });
   try {
-    await waitFor(() => total(dbPath) >= 6, 'readings before the step', 30_000);
+    await waitFor(() => storedTotal(dbPath) >= 6, 'readings before the step', 30_000);
     const linesBefore = daemon.lines.length;
     writeFileSync(offsetFile, `${step}\n`);
     // libfaketime re-reads the file within a second (FAKETIME_CACHE_DURATION): let it take effect.
-    await new Promise((resolve) => setTimeout(resolve, 2500));
+    await sleep(2500);
     // Polling goes on within seconds: two more rounds over both plugs are stored. (Before the fix a
     // step back paused every poll for the length of the step: two minutes. The deadline only turns
     // that pause into a failure.)
-    const stored = total(dbPath);
-    await waitFor(() => total(dbPath) >= stored + 4, 'readings after the step', 60_000);
+    const stored = storedTotal(dbPath);
+    await waitFor(() => storedTotal(dbPath) >= stored + 4, 'readings after the step', 60_000);
     // Health after the step: ok, with the scheduler ok.
     const report = await health(base);
     assert.equal(report.status, 'ok', `health after the step: ${JSON.stringify(report.checks)}`);
@@ -121,9 +92,7 @@ log:
     const stepLines = warnings.filter((l) => /clock/i.test(String(l['msg'])));
     assert.equal(stepLines.length, 1, `the step logged once: ${JSON.stringify(stepLines)}`);
   } finally {
-    daemon.signal('SIGTERM');
-    await Promise.race([daemon.exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
-    await daemon.kill();
+    await daemon.stop();
   }
 }
 

@@ -5,15 +5,12 @@
  * (HTTP on 127.36.0.2, discovery to 127.255.255.255 port 36002, where no plug answers).
  */
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { inspect } from 'node:util';
 import {
-  ConfigError,
   type LoadOptions,
-  loadConfig,
   REDACTED,
   redactConfig,
   TplinkAccount,
@@ -22,29 +19,15 @@ import {
 import { Daemon } from '../src/main.js';
 import { captureLogger } from './helpers/capture-logger.js';
 import { runCliProcess } from './helpers/cli.js';
+import { configErrorOf, configFixtures } from './helpers/config.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'kasa-credentials-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+const { dir, load } = configFixtures('kasa-credentials-');
 
 let counter = 0;
 function writeFile(text: string, name = `file-${++counter}`): string {
   const file = join(dir, name);
   writeFileSync(file, text);
   return file;
-}
-
-function load(options: LoadOptions = {}) {
-  return loadConfig({ env: {}, defaultFile: join(dir, 'absent.yaml'), ...options });
-}
-
-function errorOf(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, `expected ConfigError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected a ConfigError');
 }
 
 /** Mixed case on purpose: the login hashes are case-sensitive, so it must never be lowercased. */
@@ -133,7 +116,7 @@ describe('where the TP-Link account comes from', () => {
     const both = writeFile(
       `credentials: { username: ${USER}, password: "${PASSWORD}", password_file: ${passwordFile} }\n`,
     );
-    const error = errorOf(() => load({ file: both }));
+    const error = configErrorOf(() => load({ file: both }));
     assert.equal(error.problems[0]?.path, 'credentials.password_file');
     assert.match(
       error.problems[0]?.message ?? '',
@@ -145,13 +128,13 @@ describe('where the TP-Link account comes from', () => {
   });
 
   test('a user name without a password, or the reverse, is a problem that names what to set', () => {
-    const noPassword = errorOf(() => load({ env: { KASA_USERNAME: USER } }));
+    const noPassword = configErrorOf(() => load({ env: { KASA_USERNAME: USER } }));
     assert.equal(noPassword.problems[0]?.path, 'KASA_USERNAME');
     assert.match(noPassword.problems[0]?.message ?? '', /no password.*KASA_PASSWORD.*tplink-password/);
-    const noUser = errorOf(() => load({ env: { KASA_PASSWORD: PASSWORD } }));
+    const noUser = configErrorOf(() => load({ env: { KASA_PASSWORD: PASSWORD } }));
     assert.equal(noUser.problems[0]?.path, 'credentials.username');
     assert.match(noUser.problems[0]?.message ?? '', /KASA_USERNAME/);
-    const onlyUserCredential = errorOf(() =>
+    const onlyUserCredential = configErrorOf(() =>
       load({ env: { CREDENTIALS_DIRECTORY: credentialsDir({ 'tplink-username': USER }) } }),
     );
     assert.equal(onlyUserCredential.problems[0]?.path, 'CREDENTIALS_DIRECTORY/tplink-username');
@@ -161,13 +144,13 @@ describe('where the TP-Link account comes from', () => {
   });
 
   test('an unreadable or empty password_file is an error at its key path, without its contents', () => {
-    const missing = errorOf(() =>
+    const missing = configErrorOf(() =>
       load({ file: writeFile(`credentials: { username: ${USER}, password_file: ${dir}/nope }\n`) }),
     );
     assert.equal(missing.problems[0]?.path, 'credentials.password_file');
     assert.match(missing.problems[0]?.message ?? '', /cannot read the password file .*nope \(ENOENT\)/);
     const empty = writeFile('\n');
-    const fromEnv = errorOf(() =>
+    const fromEnv = configErrorOf(() =>
       load({ env: { KASA_USERNAME: USER, KASA_MONITOR_CREDENTIALS_PASSWORD_FILE: empty } }),
     );
     assert.equal(fromEnv.problems[0]?.path, 'KASA_MONITOR_CREDENTIALS_PASSWORD_FILE');
@@ -175,7 +158,7 @@ describe('where the TP-Link account comes from', () => {
     if (process.getuid?.() !== 0) {
       const locked = writeFile(PASSWORD);
       chmodSync(locked, 0o000);
-      const denied = errorOf(() =>
+      const denied = configErrorOf(() =>
         load({ file: writeFile(`credentials: { username: ${USER}, password_file: ${locked} }\n`) }),
       );
       assert.match(denied.problems[0]?.message ?? '', /EACCES/);
@@ -192,7 +175,7 @@ describe('the account never shows', () => {
 polling: { interval: "${PASSWORD}" }
 discovery: { broadcast: "${USER}" }
 `);
-    const error = errorOf(() => load({ file, env: { KASA_PASSWORD: PASSWORD, KASA_USERNAME: USER } }));
+    const error = configErrorOf(() => load({ file, env: { KASA_PASSWORD: PASSWORD, KASA_USERNAME: USER } }));
     assert.ok(error.problems.length >= 3, error.message);
     for (const secret of [USER, PASSWORD, PASSWORD.trim()]) {
       assert.ok(!error.message.includes(secret), `leaked in: ${error.message}`);

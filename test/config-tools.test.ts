@@ -1,43 +1,25 @@
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { chmodSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { parse } from 'yaml';
 import {
   CONFIG_KEYS,
-  ConfigError,
   configJsonSchema,
   configJsonSchemaText,
   diffConfig,
-  type LoadOptions,
-  loadConfig,
   REDACTED,
   redactConfig,
 } from '../src/config/index.js';
+import { configErrorOf, configFixtures } from './helpers/config.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'kasa-config-tools-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+const { dir, load } = configFixtures('kasa-config-tools-');
 
 let counter = 0;
 function writeFile(text: string, name = `config-${++counter}.yaml`): string {
   const file = join(dir, name);
   writeFileSync(file, text);
   return file;
-}
-
-function load(options: LoadOptions = {}) {
-  return loadConfig({ env: {}, defaultFile: join(dir, 'absent.yaml'), ...options });
-}
-
-function errorOf(run: () => unknown): ConfigError {
-  try {
-    run();
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, `expected ConfigError, got ${String(error)}`);
-    return error;
-  }
-  assert.fail('expected a ConfigError');
 }
 
 const TOKEN = 'tok-3f9a2c71-very-secret';
@@ -51,20 +33,20 @@ describe('secrets', () => {
   });
 
   test('an unreadable or empty token_file is an error at its key path', () => {
-    const missing = errorOf(() =>
+    const missing = configErrorOf(() =>
       load({ file: writeFile(`storage: { influx: { token_file: ${dir}/nope } }\n`) }),
     );
     assert.equal(missing.problems[0]?.path, 'storage.influx.token_file');
     assert.match(missing.problems[0]?.message ?? '', /cannot read the token file .*nope \(ENOENT\)/);
     const empty = writeFile('\n', 'empty-token');
-    const fromEnv = errorOf(() => load({ env: { KASA_MONITOR_STORAGE_INFLUX_TOKEN_FILE: empty } }));
+    const fromEnv = configErrorOf(() => load({ env: { KASA_MONITOR_STORAGE_INFLUX_TOKEN_FILE: empty } }));
     assert.equal(fromEnv.problems[0]?.path, 'KASA_MONITOR_STORAGE_INFLUX_TOKEN_FILE');
     assert.match(fromEnv.problems[0]?.message ?? '', /is empty/);
   });
 
   test('token and token_file together are ambiguous and rejected', () => {
     const tokenFile = writeFile(TOKEN, 'token-both');
-    const error = errorOf(() =>
+    const error = configErrorOf(() =>
       load({
         file: writeFile(`storage: { influx: { token_file: ${tokenFile} } }\n`),
         env: { KASA_MONITOR_STORAGE_INFLUX_TOKEN: TOKEN },
@@ -96,17 +78,19 @@ describe('secrets', () => {
     url: ${TOKEN}
 polling: { interval: ${TOKEN} }
 `);
-    const error = errorOf(() => load({ file, env: { KASA_MONITOR_STORAGE_INFLUX_TOKEN: TOKEN } }));
+    const error = configErrorOf(() => load({ file, env: { KASA_MONITOR_STORAGE_INFLUX_TOKEN: TOKEN } }));
     assert.ok(error.problems.length >= 3);
     assert.ok(!error.message.includes(TOKEN), error.message);
     assert.ok(!JSON.stringify(error.problems).includes(TOKEN));
-    const notText = errorOf(() => load({ file: writeFile(`storage: { influx: { token: [${TOKEN}] } }\n`) }));
+    const notText = configErrorOf(() =>
+      load({ file: writeFile(`storage: { influx: { token: [${TOKEN}] } }\n`) }),
+    );
     assert.ok(!notText.message.includes(TOKEN), notText.message);
   });
 
   test('a YAML syntax error on the token line does not quote the token', () => {
     const file = writeFile(`storage:\n  influx:\n    token: "${TOKEN}\n    org: x\n`);
-    const error = errorOf(() => load({ file }));
+    const error = configErrorOf(() => load({ file }));
     assert.match(error.problems[0]?.message ?? '', /YAML syntax error/);
     assert.ok(!error.message.includes(TOKEN), error.message);
   });
@@ -259,7 +243,7 @@ describe('file permissions', () => {
   }, () => {
     const file = writeFile('queue: { capacity: 5 }\n');
     chmodSync(file, 0o000);
-    const error = errorOf(() => load({ file }));
+    const error = configErrorOf(() => load({ file }));
     assert.match(error.problems[0]?.message ?? '', /permission denied/);
   });
 });

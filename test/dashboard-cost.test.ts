@@ -10,11 +10,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { loadConfig } from '../src/config/index.js';
-import { createSilentLogger } from '../src/log/logger.js';
-import { Daemon } from '../src/main.js';
-import { launchBrowser, type PageLog, screenshot, type TestBrowser } from './helpers/browser.js';
-import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { type PageLog, screenshot, type TestBrowser } from './helpers/browser.js';
+import { simulatedFleetConfig } from './helpers/daemon-config.js';
+import { type DashboardRig, startDashboardRig } from './helpers/dashboard-rig.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const PORT = 27201;
 const HTTP_HOST = '127.27.0.2';
@@ -22,8 +21,7 @@ const KETTLE = 'C1B2C3D4E5F60718293A4B5C6D7E8F9011223344';
 const STRIP = 'C3B2C3D4E5F60718293A4B5C6D7E8F90112233';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-dashboard-cost-'));
-let fleet: SimulatorFleet;
-let daemon: Daemon;
+let rig: DashboardRig | undefined;
 let browser: TestBrowser;
 let origin: string;
 const logs: PageLog[] = [];
@@ -46,36 +44,29 @@ async function todaysCosts(): Promise<Map<string, number>> {
 }
 
 before(async () => {
-  fleet = await startSimulators({
-    port: PORT,
-    devices: [
-      {
-        model: 'hs110v2',
-        address: '127.27.2.1',
-        deviceId: KETTLE,
-        alias: 'kettle',
-        realtime: { power_mw: 3_600_000, voltage_mv: 230_000, current_ma: 15_652, total_wh: 1000 },
-      },
-      {
-        model: 'hs300',
-        address: '127.27.2.2',
-        deviceId: STRIP,
-        alias: 'desk strip',
-        realtime: { power_mw: 5_432, voltage_mv: 230_100, current_ma: 40, total_wh: 100 },
-      },
-    ],
-  });
-  const { config } = loadConfig({
-    env: {},
-    defaultFile: join(root, 'absent.yaml'),
-    overrides: {
-      'discovery.broadcast': ['127.255.255.255'],
+  rig = await startDashboardRig({
+    fleet: {
+      port: PORT,
+      devices: [
+        {
+          model: 'hs110v2',
+          address: '127.27.2.1',
+          deviceId: KETTLE,
+          alias: 'kettle',
+          realtime: { power_mw: 3_600_000, voltage_mv: 230_000, current_ma: 15_652, total_wh: 1000 },
+        },
+        {
+          model: 'hs300',
+          address: '127.27.2.2',
+          deviceId: STRIP,
+          alias: 'desk strip',
+          realtime: { power_mw: 5_432, voltage_mv: 230_100, current_ma: 40, total_wh: 100 },
+        },
+      ],
+    },
+    config: simulatedFleetConfig(root, {
       'discovery.port': String(PORT),
       'discovery.interval': '2s',
-      'discovery.timeout': '300ms',
-      'polling.interval': '1s',
-      'polling.timeout': '500ms',
-      'writer.flush_interval': '100ms',
       'storage.sqlite.path': join(root, 'kasa.db'),
       'storage.sqlite.synchronous': 'NORMAL',
       'http.listen': `${HTTP_HOST}:0`,
@@ -83,33 +74,37 @@ before(async () => {
       time_zone: 'UTC',
       'tariff.currency': 'EUR',
       'tariff.periods': [{ from: '2020-01-01', rates: [{ price: 40 }] }],
+    }),
+    httpHost: HTTP_HOST,
+    ready: async (started, plugs) => {
+      // The kettle's counter advances 1 Wh a second (3.6 kW) for a few seconds, then stops: today's
+      // cost is then fixed, so the page and the API can be compared exactly.
+      await waitFor(
+        () => (started.status()?.writer.written ?? 0) >= 2 * 7,
+        'readings of every channel stored',
+      );
+      for (let wh = 1001; wh <= 1006; wh++) {
+        plugs.setRealtime(KETTLE, {
+          power_mw: 3_600_000,
+          voltage_mv: 230_000,
+          current_ma: 15_652,
+          total_wh: wh,
+        });
+        await sleep(1000);
+      }
+      plugs.setRealtime(KETTLE, { power_mw: 0, voltage_mv: 230_000, current_ma: 0, total_wh: 1006 });
+      const written = started.status()?.writer.written ?? 0;
+      await waitFor(
+        () => (started.status()?.writer.written ?? 0) >= written + 2 * 7,
+        'readings after the last step',
+      );
     },
   });
-  daemon = new Daemon(config, createSilentLogger());
-  await daemon.start();
-  const address = daemon.httpAddress;
-  assert.ok(address !== null, 'listening');
-  origin = `http://${HTTP_HOST}:${address.port}`;
-  // The kettle's counter advances 1 Wh a second (3.6 kW) for a few seconds, then stops: today's
-  // cost is then fixed, so the page and the API can be compared exactly.
-  await waitFor(() => (daemon.status()?.writer.written ?? 0) >= 2 * 7, 'readings of every channel stored');
-  for (let wh = 1001; wh <= 1006; wh++) {
-    fleet.setRealtime(KETTLE, { power_mw: 3_600_000, voltage_mv: 230_000, current_ma: 15_652, total_wh: wh });
-    await new Promise((resolve) => setTimeout(resolve, 1000));
-  }
-  fleet.setRealtime(KETTLE, { power_mw: 0, voltage_mv: 230_000, current_ma: 0, total_wh: 1006 });
-  const written = daemon.status()?.writer.written ?? 0;
-  await waitFor(
-    () => (daemon.status()?.writer.written ?? 0) >= written + 2 * 7,
-    'readings after the last step',
-  );
-  browser = await launchBrowser();
+  ({ browser, origin } = rig);
 });
 
 after(async () => {
-  await browser?.close();
-  await daemon?.stop();
-  await fleet?.stop();
+  await rig?.stop();
   rmSync(root, { recursive: true, force: true });
 });
 

@@ -10,14 +10,15 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { loadConfig } from '../src/config/index.js';
 import type { Reading } from '../src/domain/reading.js';
 import { createSilentLogger } from '../src/log/logger.js';
-import { Daemon } from '../src/main.js';
 import { SqliteStore } from '../src/storage/sqlite/index.js';
-import { launchBrowser, type Page, type PageLog, screenshot, type TestBrowser } from './helpers/browser.js';
-import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { type Page, type PageLog, screenshot, type TestBrowser } from './helpers/browser.js';
+import { simulatedFleetConfig } from './helpers/daemon-config.js';
+import { type DashboardRig, startDashboardRig } from './helpers/dashboard-rig.js';
+import type { SimulatorFleet } from './helpers/simulator.js';
 import { testStoreOptions } from './helpers/sqlite.js';
+import { waitFor } from './helpers/wait.js';
 
 const PORT = 38001;
 const HTTP_HOST = '127.38.0.100';
@@ -32,8 +33,8 @@ const SEED_STEP_MS = 120_000;
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-dashboard-'));
 const dbPath = join(root, 'kasa.db');
+let rig: DashboardRig | undefined;
 let fleet: SimulatorFleet;
-let daemon: Daemon;
 let browser: TestBrowser;
 let origin: string;
 const logs: PageLog[] = [];
@@ -114,66 +115,54 @@ async function waitForPoints(page: Page, selector: string): Promise<number> {
 before(async () => {
   const seeded = await seedKettle(Date.now());
   assert.ok(seeded > 20_000);
-  fleet = await startSimulators({
-    port: PORT,
-    devices: [
-      {
-        model: 'hs110',
-        address: '127.38.0.1',
-        deviceId: KETTLE,
-        alias: 'kettle',
-        realtime: { power: 1234.6, voltage: 231.2, current: 5.34, total: 12.5 },
-      },
-      {
-        model: 'hs110v2',
-        address: '127.38.0.2',
-        deviceId: FRIDGE,
-        alias: 'fridge',
-        realtime: { power_mw: 81_250, voltage_mv: 229_800, current_ma: 410, total_wh: 4321 },
-      },
-      {
-        model: 'hs300',
-        address: '127.38.0.3',
-        deviceId: STRIP,
-        alias: 'desk strip',
-        outletAliases: OUTLETS,
-        realtime: { power_mw: 5_432, voltage_mv: 230_100, current_ma: 40, total_wh: 100 },
-      },
-      { model: 'hs200', address: '127.38.0.4', deviceId: SWITCH, alias: 'hall switch' },
-    ],
-  });
-  const { config } = loadConfig({
-    env: {},
-    defaultFile: join(root, 'absent.yaml'),
-    overrides: {
-      'discovery.broadcast': ['127.255.255.255'],
+  rig = await startDashboardRig({
+    fleet: {
+      port: PORT,
+      devices: [
+        {
+          model: 'hs110',
+          address: '127.38.0.1',
+          deviceId: KETTLE,
+          alias: 'kettle',
+          realtime: { power: 1234.6, voltage: 231.2, current: 5.34, total: 12.5 },
+        },
+        {
+          model: 'hs110v2',
+          address: '127.38.0.2',
+          deviceId: FRIDGE,
+          alias: 'fridge',
+          realtime: { power_mw: 81_250, voltage_mv: 229_800, current_ma: 410, total_wh: 4321 },
+        },
+        {
+          model: 'hs300',
+          address: '127.38.0.3',
+          deviceId: STRIP,
+          alias: 'desk strip',
+          outletAliases: OUTLETS,
+          realtime: { power_mw: 5_432, voltage_mv: 230_100, current_ma: 40, total_wh: 100 },
+        },
+        { model: 'hs200', address: '127.38.0.4', deviceId: SWITCH, alias: 'hall switch' },
+      ],
+    },
+    config: simulatedFleetConfig(root, {
       'discovery.port': String(PORT),
       'discovery.interval': '2s',
-      'discovery.timeout': '300ms',
-      'polling.interval': '1s',
-      'polling.timeout': '500ms',
-      'writer.flush_interval': '100ms',
       'storage.sqlite.path': dbPath,
       'storage.sqlite.synchronous': 'NORMAL',
       'http.listen': `${HTTP_HOST}:0`,
       'health.interval': '1s',
       'health.min_free_disk_mb': '0',
       time_zone: 'UTC',
-    },
+    }),
+    httpHost: HTTP_HOST,
+    ready: (started) =>
+      waitFor(() => (started.status()?.writer.written ?? 0) >= 3 * 8, 'readings of every channel stored'),
   });
-  daemon = new Daemon(config, createSilentLogger());
-  await daemon.start();
-  const address = daemon.httpAddress;
-  assert.ok(address !== null, 'listening');
-  origin = `http://${HTTP_HOST}:${address.port}`;
-  await waitFor(() => (daemon.status()?.writer.written ?? 0) >= 3 * 8, 'readings of every channel stored');
-  browser = await launchBrowser();
+  ({ fleet, browser, origin } = rig);
 });
 
 after(async () => {
-  await browser?.close();
-  await daemon?.stop();
-  await fleet?.stop();
+  await rig?.stop();
   rmSync(root, { recursive: true, force: true });
 });
 

@@ -12,24 +12,18 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import {
-  chmodSync,
-  closeSync,
-  existsSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  rmSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
 import { CLI, DaemonProcess, runCliProcess } from './helpers/cli.js';
-import { startSimulators, waitFor } from './helpers/simulator.js';
-import { storedPerChannel } from './helpers/stored.js';
+import { daemonYaml } from './helpers/daemon-config.js';
+import { corruptPages } from './helpers/damage.js';
+import { startSimulators } from './helpers/simulator.js';
+import { sqliteOptions } from './helpers/sqlite.js';
+import { createSyntheticDatabase } from './helpers/sqlite-files.js';
+import { storedTotal } from './helpers/stored.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const root = mkdtempSync(join(tmpdir(), 'kasa-db-faults-'));
 // World-searchable, so the daemon run as nobody reaches its directories.
@@ -39,18 +33,6 @@ after(() => {
   rmSync(root, { recursive: true, force: true });
 });
 const immutable: string[] = [];
-
-/** Readings stored so far (0 while the file or its schema is not there). */
-function total(path: string): number {
-  if (!existsSync(path)) return 0;
-  try {
-    let n = 0;
-    for (const count of storedPerChannel(path).values()) n += count;
-    return n;
-  } catch {
-    return 0;
-  }
-}
 
 interface Health {
   status: string;
@@ -67,38 +49,15 @@ function writeConfig(name: string, dbPath: string, port: number, httpPort: numbe
   const path = join(root, `${name}.yaml`);
   writeFileSync(
     path,
-    `discovery:
-  broadcast: 127.255.255.255
-  port: ${port}
-  interval: 30s
-  timeout: 300ms
-polling:
-  interval: 1s
-  timeout: 500ms
-writer:
-  flush_interval: 100ms
-storage:
-  sqlite:
-    path: ${dbPath}
-    synchronous: NORMAL
-http:
-  listen: 127.32.0.1:${httpPort}
-health:
-  interval: 300ms
-  alert_after: 1
-  min_free_disk_mb: 0
-log:
-  level: info
-`,
+    daemonYaml({
+      discoveryPort: port,
+      dbPath,
+      httpListen: `127.32.0.1:${httpPort}`,
+      health: ['interval: 300ms', 'alert_after: 1', 'min_free_disk_mb: 0'],
+    }),
   );
   chmodSync(path, 0o644);
   return path;
-}
-
-async function stop(daemon: DaemonProcess): Promise<void> {
-  daemon.signal('SIGTERM');
-  await Promise.race([daemon.exited, new Promise((resolve) => setTimeout(resolve, 15_000))]);
-  await daemon.kill();
 }
 
 /** `kasa-monitor run` (as user nobody when asked); resolves with its exit code and all it printed. */
@@ -134,7 +93,7 @@ async function daemonDatabase(name: string, path: string): Promise<void> {
   const daemon = new DaemonProcess(['-c', writeConfig(`${name}-make`, path, 32202, 32212)]);
   try {
     await waitFor(() => daemon.logged('SQLite store open') !== undefined, 'the daemon opened its database');
-    await stop(daemon);
+    await daemon.stop();
     assert.equal(await daemon.exited, 0);
   } finally {
     await daemon.kill();
@@ -154,10 +113,14 @@ describe('the database file vanishing or being unusable', () => {
     const dbPath = join(dir, 'kasa.db');
     const daemon = new DaemonProcess(['-c', writeConfig('removed', dbPath, 32201, 32211)]);
     try {
-      await waitFor(() => total(dbPath) >= 4, 'readings in the first database', 30_000);
+      await waitFor(() => storedTotal(dbPath) >= 4, 'readings in the first database', 30_000);
       rmSync(join(root, 'removed'), { recursive: true, force: true });
       // Before the fix, every later reading went into the unlinked file and nothing came back here.
-      await waitFor(() => total(dbPath) >= 4, 'readings in a new database at the configured path', 30_000);
+      await waitFor(
+        () => storedTotal(dbPath) >= 4,
+        'readings in a new database at the configured path',
+        30_000,
+      );
       const error = daemon.lines.find(
         (l) => Number(l['level']) >= 50 && /database file .* was removed/.test(String(l['msg'])),
       );
@@ -166,10 +129,10 @@ describe('the database file vanishing or being unusable', () => {
       const h = await health(32211);
       assert.equal(h.checks['database']?.status, 'degraded');
       assert.ok(h.checks['database']?.reason.includes(dbPath));
-      const before = total(dbPath);
-      await stop(daemon);
+      const before = storedTotal(dbPath);
+      await daemon.stop();
       assert.equal(await daemon.exited, 0);
-      assert.ok(total(dbPath) >= before, 'what the new database got is kept after stop');
+      assert.ok(storedTotal(dbPath) >= before, 'what the new database got is kept after stop');
     } finally {
       await daemon.kill();
       await fleet.stop();
@@ -214,20 +177,13 @@ describe('the database file vanishing or being unusable', () => {
     const dir = join(root, 'corrupt');
     mkdirSync(dir);
     const dbPath = join(dir, 'kasa.db');
-    createSyntheticDatabase(
-      {
-        path: dbPath,
-        journalMode: 'WAL',
-        synchronous: 'NORMAL',
-        cacheSize: -2000,
-        tempStore: 'MEMORY',
-        busyTimeoutMs: 100,
-      },
-      { channels: [{ id: 'OLD1', alias: 'old' }], startMs: 0, perChannel: 30_000, intervalMs: 60_000 },
-    );
-    const fd = openSync(dbPath, 'r+');
-    writeSync(fd, Buffer.alloc(4096 * 10, 0xa5), 0, 4096 * 10, 4096 * 20);
-    closeSync(fd);
+    createSyntheticDatabase(sqliteOptions(dbPath, { busyTimeoutMs: 100 }), {
+      channels: [{ id: 'OLD1', alias: 'old' }],
+      startMs: 0,
+      perChannel: 30_000,
+      intervalMs: 60_000,
+    });
+    corruptPages(dbPath);
     const fleet = await startSimulators({
       port: 32203,
       devices: [{ model: 'hs110', address: '127.32.4.1', alias: 'kettle' }],
@@ -235,9 +191,9 @@ describe('the database file vanishing or being unusable', () => {
     const configPath = writeConfig('corrupt', dbPath, 32203, 32213);
     const daemon = new DaemonProcess(['-c', configPath]);
     try {
-      await waitFor(() => total(dbPath) >= 3, 'readings in the fresh database', 30_000);
+      await waitFor(() => storedTotal(dbPath) >= 3, 'readings in the fresh database', 30_000);
       // Several health runs later (every 300 ms), with the fresh database working: still visible.
-      await new Promise((resolve) => setTimeout(resolve, 1500));
+      await sleep(1500);
       const h = await health(32213);
       assert.equal(h.status, 'degraded', `health: ${JSON.stringify(h.checks)}`);
       assert.ok(h.alerts.active.length > 0, 'an active alert');
@@ -258,7 +214,7 @@ describe('the database file vanishing or being unusable', () => {
       assert.equal((await fetch('http://127.32.0.1:32213/api/ack')).status, 405);
       assert.equal((await fetch('http://127.32.0.1:32213/api/ack', { method: 'POST' })).status, 415);
     } finally {
-      await stop(daemon);
+      await daemon.stop();
       await fleet.stop();
     }
   });

@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { CLI } from './helpers/cli.js';
-import { waitFor } from './helpers/simulator.js';
+import { waitFor } from './helpers/wait.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'kasa-demo-'));
 

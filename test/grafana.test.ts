@@ -11,11 +11,12 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { loadConfig } from '../src/config/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { Daemon } from '../src/main.js';
-import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { simulatedFleetConfig } from './helpers/daemon-config.js';
+import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { startVictoria, type Victoria, victoriaSkip } from './helpers/victoria.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const GRAFANA_DIR = resolve(import.meta.dirname, '..', '..', 'config', 'grafana');
 const PORT = 38003;
@@ -72,25 +73,16 @@ describe('Grafana dashboards', { skip: victoriaSkip() }, () => {
         { model: 'hs300', address: '127.38.2.2', alias: 'strip' },
       ],
     });
-    const { config } = loadConfig({
-      env: {},
-      defaultFile: join(root, 'absent.yaml'),
-      overrides: {
-        'discovery.broadcast': ['127.255.255.255'],
-        'discovery.port': String(PORT),
-        'discovery.interval': '2s',
-        'discovery.timeout': '300ms',
-        'polling.interval': '1s',
-        'polling.timeout': '500ms',
-        'writer.flush_interval': '100ms',
-        'storage.sqlite.path': join(root, 'kasa.db'),
-        'storage.influx.url': vm.url,
-        'storage.influx.token': 'grafana-test',
-        'storage.influx.flush_interval': '200ms',
-        'http.listen': '127.38.2.100:0',
-        'health.interval': '500ms',
-        'health.min_free_disk_mb': '0',
-      },
+    const config = simulatedFleetConfig(root, {
+      'discovery.port': String(PORT),
+      'discovery.interval': '2s',
+      'storage.sqlite.path': join(root, 'kasa.db'),
+      'storage.influx.url': vm.url,
+      'storage.influx.token': 'grafana-test',
+      'storage.influx.flush_interval': '200ms',
+      'http.listen': '127.38.2.100:0',
+      'health.interval': '500ms',
+      'health.min_free_disk_mb': '0',
     });
     daemon = new Daemon(config, createSilentLogger());
     await daemon.start();
@@ -102,7 +94,7 @@ describe('Grafana dashboards', { skip: victoriaSkip() }, () => {
     assert.ok(address !== null);
     // Two scrapes, a few seconds apart, so rate() and increase() have two samples.
     for (let scrape = 0; scrape < 2; scrape++) {
-      if (scrape > 0) await new Promise((r) => setTimeout(r, 3000));
+      if (scrape > 0) await sleep(3000);
       metricsText = await (await fetch(`http://127.38.2.100:${address.port}/metrics`)).text();
       const imported = await fetch(`${vm.url}/api/v1/import/prometheus`, {
         method: 'POST',

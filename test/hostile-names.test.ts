@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DaemonProcess, runCliProcess } from './helpers/cli.js';
-import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const PORT = 33001;
 const HTTP = 'http://127.33.0.1:33080';
@@ -180,7 +181,7 @@ log:
       const r = await fetch(`${HTTP}/api/readings?format=json`);
       const rows = (await r.json()) as { device_id: string }[];
       if (Object.keys(ALL_ALIASES).every((id) => rows.filter((x) => x.device_id === id).length >= 2)) break;
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await sleep(200);
     }
   });
 

@@ -12,10 +12,11 @@ import { connect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
 import type { HealthReport } from '../src/supervisor/index.js';
 import { DaemonProcess } from './helpers/cli.js';
-import { waitFor } from './helpers/simulator.js';
+import { sqliteOptions } from './helpers/sqlite.js';
+import { createSyntheticDatabase } from './helpers/sqlite-files.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const HOST = '127.33.0.3';
 const HTTP_PORT = 33082;
@@ -34,7 +35,7 @@ async function freshHealth(sinceMs: number): Promise<HealthReport> {
   for (;;) {
     const report = await health();
     if (report.checked_at !== null && Date.parse(report.checked_at) > sinceMs) return report;
-    await new Promise((resolve) => setTimeout(resolve, 100));
+    await sleep(100);
   }
 }
 
@@ -66,25 +67,15 @@ describe('20 HTTP clients that stop reading a large export', () => {
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'kasa-stalled-'));
     const path = join(dir, 'kasa.db');
-    createSyntheticDatabase(
-      {
-        path,
-        journalMode: 'WAL',
-        synchronous: 'NORMAL',
-        cacheSize: -2000,
-        tempStore: 'MEMORY',
-        busyTimeoutMs: 5000,
-      },
-      {
-        channels: [
-          { id: 'STALL0', alias: 'one' },
-          { id: 'STALL1', alias: 'two' },
-        ],
-        startMs,
-        perChannel: 100_000,
-        intervalMs: 1000,
-      },
-    );
+    createSyntheticDatabase(sqliteOptions(path), {
+      channels: [
+        { id: 'STALL0', alias: 'one' },
+        { id: 'STALL1', alias: 'two' },
+      ],
+      startMs,
+      perChannel: 100_000,
+      intervalMs: 1000,
+    });
     const config = join(dir, 'config.yaml');
     writeFileSync(
       config,
@@ -167,7 +158,7 @@ health:
     let freed = await health();
     const end = Date.now() + 20_000;
     while (Number(freed.pool['in_use']) > 0 && Date.now() < end) {
-      await new Promise((resolve) => setTimeout(resolve, 200));
+      await sleep(200);
       freed = await health();
     }
     assert.equal(freed.pool['in_use'], 0, 'no connection is held by a stalled client any more');

@@ -5,28 +5,27 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { runCli } from '../src/cli/index.js';
-import { loadConfig } from '../src/config/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { Daemon } from '../src/main.js';
-import { CSV_HEADER, csvRow, jsonRow } from '../src/storage/sqlite/export-format.js';
-import { openReadingsReader } from '../src/storage/sqlite/index.js';
+import { CSV_HEADER, csvRow, jsonRow, openReadingsReader } from '../src/storage/sqlite/index.js';
 import type { HealthReport } from '../src/supervisor/index.js';
-import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
-import { freePort } from './helpers/victoria.js';
+import { textSink } from './helpers/capture-logger.js';
+import { daemonStatus, simulatedFleetConfig } from './helpers/daemon-config.js';
+import { freePort } from './helpers/ports.js';
+import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
+import { tempRoot } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
 
 const PORT = 24001;
 const KETTLE = 'A1B2C3D4E5F60718293A4B5C6D7E8F9011223344';
 const FRIDGE = 'B1B2C3D4E5F60718293A4B5C6D7E8F9011223344';
 const STRIP = 'C1B2C3D4E5F60718293A4B5C6D7E8F90112233';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-http-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-http-');
 
 const promtool = spawnSync('promtool', ['--version']).status === 0;
 
@@ -34,12 +33,6 @@ let fleet: SimulatorFleet;
 let daemon: Daemon;
 let base: string;
 const dbPath = join(root, 'kasa.db');
-
-function status() {
-  const s = daemon.status();
-  assert.ok(s !== null);
-  return s;
-}
 
 async function get(path: string, init: RequestInit = {}): Promise<Response> {
   return fetch(`${base}${path}`, init);
@@ -66,23 +59,14 @@ before(async () => {
       { model: 'hs300', address: '127.0.60.3', deviceId: STRIP, alias: 'strip' },
     ],
   });
-  const { config } = loadConfig({
-    env: {},
-    defaultFile: join(root, 'absent.yaml'),
-    overrides: {
-      'discovery.broadcast': ['127.255.255.255'],
-      'discovery.port': String(PORT),
-      'discovery.interval': '2s',
-      'discovery.timeout': '300ms',
-      'polling.interval': '1s',
-      'polling.timeout': '500ms',
-      'writer.flush_interval': '100ms',
-      'storage.sqlite.path': dbPath,
-      'storage.sqlite.synchronous': 'NORMAL',
-      'http.listen': '127.0.0.1:0',
-      'health.interval': '500ms',
-      'health.min_free_disk_mb': '0',
-    },
+  const config = simulatedFleetConfig(root, {
+    'discovery.port': String(PORT),
+    'discovery.interval': '2s',
+    'storage.sqlite.path': dbPath,
+    'storage.sqlite.synchronous': 'NORMAL',
+    'http.listen': '127.0.0.1:0',
+    'health.interval': '500ms',
+    'health.min_free_disk_mb': '0',
   });
   daemon = new Daemon(config, createSilentLogger());
   await daemon.start();
@@ -90,7 +74,7 @@ before(async () => {
   assert.ok(address !== null, 'listening');
   assert.equal(address.host, '127.0.0.1');
   base = `http://127.0.0.1:${address.port}`;
-  await waitFor(() => status().writer.written >= 3 * 8, 'readings of every channel stored');
+  await waitFor(() => daemonStatus(daemon).writer.written >= 3 * 8, 'readings of every channel stored');
 });
 
 after(async () => {
@@ -210,7 +194,7 @@ describe('HTTP endpoints', () => {
     }
     const written = Number(/^kasa_monitor_readings_written_total\{sink="sqlite"\} (\d+)/m.exec(text)?.[1]);
     assert.ok(
-      written > 0 && written <= (status().accounting.sqlite?.written ?? 0),
+      written > 0 && written <= (daemonStatus(daemon).accounting.sqlite?.written ?? 0),
       'counters follow the accounting',
     );
   });
@@ -238,7 +222,7 @@ describe('HTTP endpoints', () => {
   test('GET /api/readings streams the readings of a device from the reader pool, as JSON or CSV', async () => {
     const toMs = Date.now();
     await waitFor(() => {
-      const s = status();
+      const s = daemonStatus(daemon);
       return (s.writer.lastCommitAtMs ?? 0) > toMs + 1000 && s.queue.size === 0 && s.writer.inFlight === 0;
     }, 'everything polled before `to` committed');
     const to = new Date(toMs).toISOString();
@@ -296,25 +280,10 @@ describe('HTTP endpoints', () => {
     const file = join(root, 'status.yaml');
     writeFileSync(file, `http:\n  listen: 127.0.0.1:${daemon.httpAddress?.port}\n`);
     const run = async (args: string[]) => {
-      let stdout = '';
-      let stderr = '';
-      const sink = (append: (s: string) => void) =>
-        new Writable({
-          write(chunk: Buffer, _e, cb) {
-            append(chunk.toString());
-            cb();
-          },
-        });
-      const code = await runCli(args, {
-        stdout: sink((s) => {
-          stdout += s;
-        }),
-        stderr: sink((s) => {
-          stderr += s;
-        }),
-        env: {},
-      });
-      return { code, stdout, stderr };
+      const stdout = textSink();
+      const stderr = textSink();
+      const code = await runCli(args, { stdout: stdout.stream, stderr: stderr.stream, env: {} });
+      return { code, stdout: stdout.text(), stderr: stderr.text() };
     };
     const text = await run(['status', '-c', file]);
     assert.equal(text.code, 0, text.stderr);

@@ -4,24 +4,17 @@
  * Simulated plugs (and hand-made fake plugs) on 127.31.x.x; ports 31100-31199 belong to this file.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
-import { DaemonProcess, runCliProcess } from './helpers/cli.js';
+import { describe, it } from 'node:test';
+import { DaemonProcess } from './helpers/cli.js';
+import { type ExportRow, readExport } from './helpers/export-csv.js';
 import { type FakePlug, plugSysinfo, startFakePlug } from './helpers/fake-plug.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
+import { tempDirs } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
 
-const dirs: string[] = [];
-after(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'kasa-identity-'));
-  dirs.push(dir);
-  return dir;
-}
+const tempDir = tempDirs('kasa-identity-');
 
 function writeConfig(dir: string, port: number, discovery: string, polling = ''): string {
   const file = join(dir, 'config.yaml');
@@ -51,34 +44,8 @@ log:
   return file;
 }
 
-interface CsvRow {
-  time: string;
-  device_id: string;
-  alias: string;
-  power_w: string;
-}
-
-async function exportCsv(config: string): Promise<CsvRow[]> {
-  const result = await runCliProcess(['export', '-c', config]);
-  assert.equal(result.code, 0, result.stderr);
-  const [, ...lines] = result.stdout.trimEnd().split('\n');
-  return lines.map((line) => {
-    const [time, device_id, alias, power_w] = line.split(',') as string[];
-    return { time, device_id, alias, power_w } as CsvRow;
-  });
-}
-
-/** Polls `check` until it holds; the deadline only turns a hang into a clear failure. */
-async function until(
-  check: () => Promise<boolean> | boolean,
-  what: string,
-  deadlineMs = 40_000,
-): Promise<void> {
-  const end = Date.now() + deadlineMs;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`gave up waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
+async function exportCsv(config: string): Promise<ExportRow[]> {
+  return (await readExport(config)).rows;
 }
 
 interface Health {
@@ -96,7 +63,7 @@ async function health(port: number): Promise<Health | null> {
 }
 
 /** Rows of `id` stored after `sinceMs`. */
-function rowsAfter(rows: readonly CsvRow[], id: string, sinceMs: number): CsvRow[] {
+function rowsAfter(rows: readonly ExportRow[], id: string, sinceMs: number): ExportRow[] {
   return rows.filter((r) => r.device_id === id && Date.parse(r.time) > sinceMs);
 }
 
@@ -125,10 +92,15 @@ describe('a reading belongs to the device that answered', () => {
     const config = writeConfig(dir, port, discovery(addrA, addrB));
     const daemon = new DaemonProcess(['-c', config]);
     try {
-      await until(async () => {
-        const rows = await exportCsv(config).catch(() => []);
-        return [A, B].every((id) => rows.some((r) => r.device_id === id));
-      }, 'readings of both plugs');
+      await waitFor(
+        async () => {
+          const rows = await exportCsv(config).catch(() => []);
+          return [A, B].every((id) => rows.some((r) => r.device_id === id));
+        },
+        'readings of both plugs',
+        40_000,
+        200,
+      );
 
       // DHCP gives each plug the other's address: A leaves, B takes A's address, A takes B's.
       await fleet.pause(A);
@@ -136,10 +108,15 @@ describe('a reading belongs to the device that answered', () => {
       await fleet.move(A, addrB);
       const swappedAt = Date.now();
 
-      await until(async () => {
-        const rows = await exportCsv(config).catch(() => []);
-        return [A, B].every((id) => rowsAfter(rows, id, swappedAt + 1_000).length >= 3);
-      }, 'readings of both plugs after the swap, each under its own id');
+      await waitFor(
+        async () => {
+          const rows = await exportCsv(config).catch(() => []);
+          return [A, B].every((id) => rowsAfter(rows, id, swappedAt + 1_000).length >= 3);
+        },
+        'readings of both plugs after the swap, each under its own id',
+        40_000,
+        200,
+      );
       daemon.signal('SIGTERM');
       assert.equal(await daemon.exited, 0, daemon.stderr);
 
@@ -180,9 +157,11 @@ describe('conflicting identities are reported, not obeyed', () => {
     const config = writeConfig(dir, port, '  broadcast: 127.255.255.255\n  interval: 1s');
     const daemon = new DaemonProcess(['-c', config]);
     try {
-      await until(
+      await waitFor(
         async () => (await exportCsv(config).catch(() => [])).some((r) => r.device_id === id),
         'a reading',
+        40_000,
+        200,
       );
       spoof = await startSimulators({
         port,
@@ -192,9 +171,11 @@ describe('conflicting identities are reported, not obeyed', () => {
       const spoofedAt = Date.now();
 
       // Several discovery rounds and polls with both answering.
-      await until(
+      await waitFor(
         async () => rowsAfter(await exportCsv(config).catch(() => []), id, spoofedAt + 3_000).length >= 3,
         'more readings of the real plug',
+        40_000,
+        200,
       );
       const report = await health(port);
       daemon.signal('SIGTERM');
@@ -238,9 +219,11 @@ describe('conflicting identities are reported, not obeyed', () => {
     const config = writeConfig(dir, port, '  broadcast: 127.255.255.255\n  interval: 1s');
     const daemon = new DaemonProcess(['-c', config]);
     try {
-      await until(
+      await waitFor(
         async () => (await exportCsv(config).catch(() => [])).some((r) => r.device_id === plug),
         'a reading',
+        40_000,
+        200,
       );
       stripFleet = await startSimulators({
         port,
@@ -255,13 +238,18 @@ describe('conflicting identities are reported, not obeyed', () => {
         ],
       });
       const joinedAt = Date.now();
-      await until(async () => {
-        const rows = await exportCsv(config).catch(() => []);
-        return (
-          rowsAfter(rows, `${strip}01`, joinedAt).length >= 3 &&
-          rowsAfter(rows, plug, joinedAt + 1_000).length >= 3
-        );
-      }, 'readings of the other outlets and of the plug');
+      await waitFor(
+        async () => {
+          const rows = await exportCsv(config).catch(() => []);
+          return (
+            rowsAfter(rows, `${strip}01`, joinedAt).length >= 3 &&
+            rowsAfter(rows, plug, joinedAt + 1_000).length >= 3
+          );
+        },
+        'readings of the other outlets and of the plug',
+        40_000,
+        200,
+      );
       const report = await health(port);
       daemon.signal('SIGTERM');
       assert.equal(await daemon.exited, 0, daemon.stderr);
@@ -288,12 +276,17 @@ describe('device replies are bounded', () => {
   /** Waits for the daemon's first "poll failed" line about `deviceId`. */
   async function firstPollFailure(daemon: DaemonProcess, deviceId: string): Promise<Record<string, unknown>> {
     let line: Record<string, unknown> | undefined;
-    await until(() => {
-      line = daemon.lines.find(
-        (l) => l['deviceId'] === deviceId && String(l['msg']).startsWith('poll failed'),
-      );
-      return line !== undefined;
-    }, 'a poll failure');
+    await waitFor(
+      () => {
+        line = daemon.lines.find(
+          (l) => l['deviceId'] === deviceId && String(l['msg']).startsWith('poll failed'),
+        );
+        return line !== undefined;
+      },
+      'a poll failure',
+      40_000,
+      200,
+    );
     return line as Record<string, unknown>;
   }
 
@@ -340,7 +333,7 @@ describe('device replies are bounded', () => {
       const failure = await firstPollFailure(daemon, id);
       assert.equal(failure['reason'], 'malformed', JSON.stringify(failure));
       assert.match(String(failure['detail']), /2147483648 bytes/);
-      await until(() => closedEarly > 0, 'the daemon closed the connection');
+      await waitFor(() => closedEarly > 0, 'the daemon closed the connection', 40_000, 200);
       daemon.signal('SIGTERM');
       assert.equal(await daemon.exited, 0, daemon.stderr);
     } finally {
@@ -369,7 +362,12 @@ describe('device replies are bounded', () => {
     );
     const daemon = new DaemonProcess(['-c', config]);
     try {
-      await until(() => fake.requests.filter((r) => r.includes('get_realtime')).length >= 3, 'three polls');
+      await waitFor(
+        () => fake.requests.filter((r) => r.includes('get_realtime')).length >= 3,
+        'three polls',
+        40_000,
+        200,
+      );
       const failure = daemon.lines.find(
         (l) => l['deviceId'] === id && String(l['msg']).startsWith('poll failed'),
       );
@@ -403,13 +401,18 @@ describe('a plug that answers is online', () => {
     const daemon = new DaemonProcess(['-c', config]);
     try {
       let metrics = '';
-      await until(async () => {
-        metrics = await fetch(`http://127.31.0.1:${port + 1}/metrics`)
-          .then((r) => r.text())
-          .catch(() => '');
-        const match = /kasa_monitor_polls_total\{result="implausible"\} (\d+)/.exec(metrics);
-        return match !== null && Number(match[1]) >= 6;
-      }, 'six rejected readings');
+      await waitFor(
+        async () => {
+          metrics = await fetch(`http://127.31.0.1:${port + 1}/metrics`)
+            .then((r) => r.text())
+            .catch(() => '');
+          const match = /kasa_monitor_polls_total\{result="implausible"\} (\d+)/.exec(metrics);
+          return match !== null && Number(match[1]) >= 6;
+        },
+        'six rejected readings',
+        40_000,
+        200,
+      );
       const flaps = daemon.lines.filter(
         (l) => String(l['msg']).startsWith('device offline') || l['msg'] === 'device back online',
       );

@@ -6,26 +6,21 @@
  * At the end one clean run lets InfluxDB converge: it holds exactly the readings SQLite holds.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
-import {
-  integrityCheckFile,
-  isStorageError,
-  KasaStorageCode,
-  openReadingsReader,
-  outboxFileSummary,
-} from '../src/storage/sqlite/index.js';
+import { describe, test } from 'node:test';
+import { isStorageError, KasaStorageCode, openReadingsReader } from '../src/storage/sqlite/index.js';
 import { DaemonProcess } from './helpers/cli.js';
-import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
+import { integrityCheckFile, outboxFileSummary } from './helpers/sqlite-files.js';
+import { tempRoot } from './helpers/temp.js';
 import { startVictoria, timestampsPerDevice, victoriaSkip } from './helpers/victoria.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const PORT = 22300;
 const ROUNDS = 24;
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-influx-crash-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-influx-crash-');
 
 const skip = victoriaSkip();
 
@@ -61,10 +56,6 @@ function storedSoFar(path: string): Map<string, Set<number>> {
     if (isStorageError(error) && error.code === KasaStorageCode.notKasaDatabase) return new Map();
     throw error;
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 function total(keys: Map<string, Set<number>>): number {
@@ -166,7 +157,7 @@ http:
         for (let i = 0; i < 600; i++) {
           inVm = await timestampsPerDevice(vm);
           if (total(inVm) >= expected) break;
-          await new Promise((resolve) => setTimeout(resolve, 200));
+          await sleep(200);
         }
         daemon.signal('SIGTERM');
         assert.equal(await daemon.exited, 0, daemon.stderr);

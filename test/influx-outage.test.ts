@@ -5,22 +5,21 @@
  * /api/v1/export), and the accounting of both sinks adds up.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
-import { loadConfig } from '../src/config/index.js';
+import { describe, test } from 'node:test';
 import { createSilentLogger } from '../src/log/logger.js';
-import { Daemon, type DaemonStatus, type SinkAccounting } from '../src/main.js';
-import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { Daemon, type SinkAccounting } from '../src/main.js';
+import { daemonStatus, simulatedFleetConfig } from './helpers/daemon-config.js';
+import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { storedPerChannel } from './helpers/stored.js';
+import { tempRoot } from './helpers/temp.js';
 import { settledSamplesPerDevice, startVictoria, victoriaSkip } from './helpers/victoria.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const PORT = 22200;
 const OUTAGE_MS = 30_000;
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-influx-outage-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-influx-outage-');
 
 const skip = victoriaSkip();
 
@@ -31,12 +30,6 @@ function assertAccounting(name: string, sink: SinkAccounting | null): void {
     sink.written + sink.dropped + sink.rejected + sink.queued,
     `${name}: added = written + dropped + rejected + queued (${JSON.stringify(sink)})`,
   );
-}
-
-function status(daemon: Daemon): DaemonStatus {
-  const s = daemon.status();
-  assert.ok(s !== null);
-  return s;
 }
 
 describe('an InfluxDB outage while plugs are polled', { skip }, () => {
@@ -52,42 +45,34 @@ describe('an InfluxDB outage while plugs are polled', { skip }, () => {
       ],
     });
     const dbPath = join(root, 'outage.db');
-    const { config } = loadConfig({
-      env: {},
-      defaultFile: join(root, 'absent.yaml'),
-      overrides: {
-        'discovery.broadcast': ['127.255.255.255'],
-        'discovery.port': String(PORT),
-        'discovery.interval': '5s',
-        'discovery.timeout': '300ms',
-        'polling.interval': '1s',
-        'polling.timeout': '500ms',
-        'writer.flush_interval': '200ms',
-        'storage.sqlite.path': dbPath,
-        'storage.sqlite.synchronous': 'NORMAL',
-        'storage.influx.url': vm.url,
-        'storage.influx.token': 'outage-test-token',
-        'storage.influx.flush_interval': '200ms',
-        'retry.network.base_delay': '100ms',
-        'retry.network.max_delay': '1s',
-        'retry.network.timeout': '2s',
-        'retry.network.breaker_threshold': '3',
-        'retry.network.breaker_half_open_after': '2s',
-        'http.listen': '127.0.0.1:0',
-      },
+    const config = simulatedFleetConfig(root, {
+      'discovery.port': String(PORT),
+      'discovery.interval': '5s',
+      'writer.flush_interval': '200ms',
+      'storage.sqlite.path': dbPath,
+      'storage.sqlite.synchronous': 'NORMAL',
+      'storage.influx.url': vm.url,
+      'storage.influx.token': 'outage-test-token',
+      'storage.influx.flush_interval': '200ms',
+      'retry.network.base_delay': '100ms',
+      'retry.network.max_delay': '1s',
+      'retry.network.timeout': '2s',
+      'retry.network.breaker_threshold': '3',
+      'retry.network.breaker_half_open_after': '2s',
+      'http.listen': '127.0.0.1:0',
     });
     const daemon = new Daemon(config, createSilentLogger());
     try {
       await daemon.start();
       await waitFor(
-        () => (status(daemon).influx?.written ?? 0) >= 40,
+        () => (daemonStatus(daemon).influx?.written ?? 0) >= 40,
         'readings forwarded before the outage',
       );
 
       await vm.stop();
-      const atOutage = status(daemon);
-      await new Promise((resolve) => setTimeout(resolve, OUTAGE_MS));
-      const during = status(daemon);
+      const atOutage = daemonStatus(daemon);
+      await sleep(OUTAGE_MS);
+      const during = daemonStatus(daemon);
       assert.ok(during.poller.pollsOk > atOutage.poller.pollsOk + 100, 'polling went on');
       assert.ok((during.influx?.queued ?? 0) > 100, 'readings wait in SQLite for InfluxDB');
       assert.ok((during.influx?.lagMs ?? 0) > 0, 'the lag is visible');
@@ -102,10 +87,10 @@ describe('an InfluxDB outage while plugs are polled', { skip }, () => {
       await fleet.stop();
       fleet = null;
       await waitFor(() => {
-        const s = status(daemon);
+        const s = daemonStatus(daemon);
         return s.queue.size === 0 && s.writer.inFlight === 0 && s.influx?.queued === 0;
       }, 'the backlog delivered');
-      const caughtUp = status(daemon);
+      const caughtUp = daemonStatus(daemon);
       assert.equal(caughtUp.retries.operations['influx.write']?.breaker.state, 'closed');
       assertAccounting('sqlite', caughtUp.accounting.sqlite);
       assertAccounting('influx', caughtUp.accounting.influx);
@@ -118,7 +103,11 @@ describe('an InfluxDB outage while plugs are polled', { skip }, () => {
     const stored = storedPerChannel(dbPath);
     const total = [...stored.values()].reduce((a, b) => a + b, 0);
     assert.equal(stored.size, 9, 'three plugs and six outlets');
-    assert.equal(status(daemon).influx?.added, total, 'every committed reading went to the InfluxDB queue');
+    assert.equal(
+      daemonStatus(daemon).influx?.added,
+      total,
+      'every committed reading went to the InfluxDB queue',
+    );
     const inVm = await settledSamplesPerDevice(
       vm,
       (counts) => [...counts.values()].reduce((a, b) => a + b, 0) >= total,

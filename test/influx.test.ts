@@ -5,14 +5,12 @@
  * through /api/v1/export and compared with SQLite.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { ChannelInfo } from '../src/domain/channel.js';
 import type { Reading } from '../src/domain/reading.js';
 import { createSilentLogger, type Logger } from '../src/log/logger.js';
-import { type PolicySettings, ResiliencePolicy } from '../src/resilience/index.js';
+import type { ResiliencePolicy } from '../src/resilience/index.js';
 import {
   type ForwarderStats,
   InfluxForwarder,
@@ -23,8 +21,11 @@ import {
 import { SqliteStore } from '../src/storage/sqlite/index.js';
 import { captureLogger } from './helpers/capture-logger.js';
 import { type FaultProxy, startFaultProxy } from './helpers/fault-proxy.js';
-import { waitFor } from './helpers/simulator.js';
+import { fastInfluxPolicy } from './helpers/policies.js';
+import { sqliteOptions } from './helpers/sqlite.js';
+import { tempRoot } from './helpers/temp.js';
 import { settledSamplesPerDevice, startVictoria, type Victoria, victoriaSkip } from './helpers/victoria.js';
+import { waitFor } from './helpers/wait.js';
 
 describe('line protocol', () => {
   const plug = { deviceId: '8006ABC', alias: 'Kitchen kettle', model: 'HS110(EU)', parentId: null };
@@ -72,8 +73,7 @@ describe('line protocol', () => {
 
 const skip = victoriaSkip();
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-influx-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-influx-');
 let counter = 0;
 
 const TOKEN = 'kasa-test-token-7f3a9c1e5b';
@@ -105,28 +105,6 @@ function readingsFor(prefix: string, count: number, fromIndex = 0): Reading[] {
   });
 }
 
-function networkPolicy(
-  overrides: Partial<PolicySettings> = {},
-  logger: Logger = createSilentLogger(),
-): ResiliencePolicy {
-  return new ResiliencePolicy(
-    'influx.write',
-    'network',
-    {
-      strategy: 'exponential',
-      baseDelayMs: 10,
-      maxDelayMs: 100,
-      jitter: false,
-      maxAttempts: 5,
-      timeoutMs: 2000,
-      breakerThreshold: 5,
-      breakerHalfOpenAfterMs: 100,
-      ...overrides,
-    },
-    logger,
-  );
-}
-
 interface Rig {
   store: SqliteStore;
   forwarder: InfluxForwarder;
@@ -136,15 +114,7 @@ interface Rig {
 
 async function openStore(path: string): Promise<SqliteStore> {
   const store = new SqliteStore(
-    {
-      path,
-      journalMode: 'WAL',
-      synchronous: 'NORMAL',
-      cacheSize: -2000,
-      tempStore: 'MEMORY',
-      busyTimeoutMs: 100,
-      outbox: true,
-    },
+    sqliteOptions(path, { busyTimeoutMs: 100, outbox: true }),
     createSilentLogger(),
   );
   await store.start();
@@ -164,7 +134,7 @@ async function rig(
   const path = options.path ?? join(root, `influx-${++counter}.db`);
   const store = await openStore(path);
   const logger = options.logger ?? createSilentLogger();
-  const policy = options.policy ?? networkPolicy();
+  const policy = options.policy ?? fastInfluxPolicy();
   const forwarder = new InfluxForwarder(
     store,
     new InfluxHttpWriter(
@@ -264,7 +234,7 @@ describe('InfluxDB forwarder against VictoriaMetrics', { skip }, () => {
 
   test('503 and a hanging request are retried by the network policy; the points arrive once', async () => {
     const prefix = 'RTY';
-    const r = await rig(proxy.url, { batchSize: 10_000, policy: networkPolicy({ timeoutMs: 300 }) });
+    const r = await rig(proxy.url, { batchSize: 10_000, policy: fastInfluxPolicy({ timeoutMs: 300 }) });
     await write(r.store, prefix, readingsFor(prefix, 600));
     proxy.clearRequests();
     proxy.enqueue({ kind: 'status', status: 503 }, { kind: 'hang' }, { kind: 'status', status: 502 });
@@ -353,7 +323,7 @@ describe('InfluxDB forwarder against VictoriaMetrics', { skip }, () => {
     const prefix = 'BRK';
     const r = await rig(proxy.url, {
       batchSize: 10_000,
-      policy: networkPolicy({ maxAttempts: 2, breakerThreshold: 3, breakerHalfOpenAfterMs: 100 }),
+      policy: fastInfluxPolicy({ maxAttempts: 2, breakerThreshold: 3, breakerHalfOpenAfterMs: 100 }),
     });
     await write(r.store, prefix, readingsFor(prefix, 120));
     proxy.clearRequests();
@@ -389,7 +359,7 @@ describe('InfluxDB forwarder against VictoriaMetrics', { skip }, () => {
   test('the token stays out of logs and errors even when the server echoes it back', async () => {
     const prefix = 'TOK';
     const { logger, lines } = captureLogger('debug');
-    const r = await rig(proxy.url, { logger, policy: networkPolicy({}, logger) });
+    const r = await rig(proxy.url, { logger, policy: fastInfluxPolicy({}, logger) });
     await write(r.store, prefix, readingsFor(prefix, 12));
     proxy.clearRequests();
     proxy.enqueue({ kind: 'status', status: 401, body: `{"message":"bad credentials: Token ${TOKEN}"}` });

@@ -6,21 +6,20 @@
  * `from` after `to` are refused (exit 64 / HTTP 400); a 404 does not show the database's path.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { DaemonProcess, runCliProcess } from './helpers/cli.js';
 import { configFixtures } from './helpers/config.js';
-import { waitFor } from './helpers/simulator.js';
+import { tempRoot } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
 
 const PORT = 33002;
 const HTTP = 'http://127.33.0.2:33081';
 const PASSWORD = 'Pw-0f-the-influx-user';
 const CREDENTIAL_URL = `http://kasa:${PASSWORD}@127.33.0.9:8086`;
 
-const dir = mkdtempSync(join(tmpdir(), 'kasa-input-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
+const dir = tempRoot('kasa-input-');
 const { load } = configFixtures('kasa-input-load-');
 
 function baseConfig(extra = ''): string {

@@ -5,10 +5,9 @@
  * refuse while a real daemon process has the database open.
  */
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { Reading } from '../src/domain/reading.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { unguarded } from '../src/resilience/index.js';
@@ -16,32 +15,25 @@ import { fileOps } from '../src/storage/file-ops.js';
 import { DataLifecycle } from '../src/storage/lifecycle.js';
 import {
   backupDatabaseFile,
-  integrityCheckFile,
   openReadingsReader,
   SCHEDULED_BACKUP,
   type SqliteOptions,
   SqliteStore,
 } from '../src/storage/sqlite/index.js';
 import { DaemonProcess, runCliProcess } from './helpers/cli.js';
-import { waitFor } from './helpers/simulator.js';
+import { testStoreOptions } from './helpers/sqlite.js';
+import { integrityCheckFile } from './helpers/sqlite-files.js';
+import { tempRoot } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-lifecycle-backup-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-lifecycle-backup-');
 let counter = 0;
 
 const T0 = Date.UTC(2026, 5, 1);
 const CHANNELS = Array.from({ length: 20 }, (_, i) => `BK${String(i).padStart(2, '0')}`);
 
 function options(): SqliteOptions {
-  return {
-    path: join(root, `db-${++counter}`, 'kasa.db'),
-    journalMode: 'WAL',
-    synchronous: 'NORMAL',
-    cacheSize: -8000,
-    tempStore: 'MEMORY',
-    busyTimeoutMs: 5000,
-    lifecycle: { rollups: true, timeZone: 'UTC', gapLimitMs: 300_000 },
-  };
+  return testStoreOptions(join(root, `db-${++counter}`, 'kasa.db'), { timeZone: 'UTC' });
 }
 
 /** Round `round` of polls of every channel, 10 s apart. */

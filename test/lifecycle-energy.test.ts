@@ -15,20 +15,12 @@
  * midnight), the way a network outage loses them.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, before, describe, mock, test } from 'node:test';
-import { Discovery } from '../src/discovery/discovery.js';
-import type { Reading } from '../src/domain/reading.js';
-import { createSilentLogger } from '../src/log/logger.js';
-import { Poller } from '../src/poller/poller.js';
-import { BoundedQueue } from '../src/queue/bounded-queue.js';
-import { SqliteStore } from '../src/storage/sqlite/index.js';
-import { Writer } from '../src/storage/writer.js';
-import { runCliProcess } from './helpers/cli.js';
+import { after, before, describe, test } from 'node:test';
+import { energyRows, manualDiscovery, recordSimulatedTime, writeEnergyConfig } from './helpers/energy.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
-import { testStoreOptions } from './helpers/sqlite.js';
 
 const PORT = 25100;
 const ZONE = 'Europe/Berlin';
@@ -74,45 +66,21 @@ const LOST: readonly [number, number][] = [
 ];
 
 async function simulateDay(fleet: SimulatorFleet): Promise<void> {
-  const log = createSilentLogger();
-  const discovery = new Discovery(
-    {
-      broadcast: ['127.255.255.255'],
-      port: PORT,
-      intervalMs: HOUR,
-      timeoutMs: 500,
-      hosts: [],
-      offlineTolerance: 1_000_000,
-      receiveBufferBytes: 1 << 20,
-    },
-    log,
-  );
-  await discovery.runRound();
-  assert.equal(discovery.registry.counts().online, 3, 'discovery found the three plugs');
-  const store = new SqliteStore(testStoreOptions(dbPath, { timeZone: ZONE }), log);
-  await store.start();
-  const queue = new BoundedQueue<Reading>({ capacity: 1_000_000, overflow: 'drop-newest' }, log);
-  const writer = new Writer(queue, store, { batchSize: 1000, flushIntervalMs: 200 }, log);
-  writer.start();
-  // What the network loses never reaches the queue.
-  const sink = {
-    offer(reading: Reading): boolean {
-      const lost =
-        reading.channel === GAPPY && LOST.some(([from, to]) => reading.tsMs >= from && reading.tsMs < to);
-      return lost ? false : queue.offer(reading);
-    },
-  };
-  const poller = new Poller(
-    discovery.registry,
-    sink,
-    { intervalMs: POLL_MS, timeoutMs: 2000, concurrency: 8, transport: 'udp' },
-    log,
-  );
   const noon = DAY_START + 12 * HOUR;
-  mock.timers.enable({ apis: ['Date'], now: DAY_START });
-  try {
-    for (let t = DAY_START; t <= END; t += POLL_MS) {
-      mock.timers.setTime(t);
+  const stats = await recordSimulatedTime({
+    discovery: manualDiscovery({ port: PORT, timeoutMs: 500 }),
+    dbPath,
+    timeZone: ZONE,
+    from: DAY_START,
+    to: END,
+    stepMs: POLL_MS,
+    pollTimeoutMs: 2000,
+    queueCapacity: 1_000_000,
+    discovered: (registry) => assert.equal(registry.counts().online, 3, 'discovery found the three plugs'),
+    // What the network loses never reaches the queue.
+    lost: (reading) =>
+      reading.channel === GAPPY && LOST.some(([from, to]) => reading.tsMs >= from && reading.tsMs < to),
+    setMeters: (t) => {
       const used = (ms: number) => Math.floor((WATTS * ms) / HOUR);
       const meter = (totalWh: number) => ({
         power_mw: WATTS * 1000,
@@ -124,28 +92,17 @@ async function simulateDay(fleet: SimulatorFleet): Promise<void> {
       fleet.setRealtime(GAPPY, meter(BASE_WH + used(t - DAY_START)));
       // The reset plug restarts at noon: its counter begins again at zero.
       fleet.setRealtime(RESET, meter(t < noon ? BASE_WH + used(t - DAY_START) : used(t - noon)));
-      await poller.tick();
-    }
-  } finally {
-    mock.timers.reset();
-  }
-  const stats = poller.stats();
+    },
+  });
   assert.equal(
     stats.pollsOk,
     3 * ((END - DAY_START) / POLL_MS + 1),
     `every poll answered: ${JSON.stringify(stats.rejected)}`,
   );
-  await poller.stop();
-  await writer.stop();
-  await store.stop();
-  await discovery.stop();
 }
 
 before(async () => {
-  writeFileSync(
-    configPath,
-    `time_zone: ${ZONE}\nstorage:\n  sqlite:\n    path: ${dbPath}\n  rollups:\n    gap_limit: 5m\n`,
-  );
+  writeEnergyConfig(configPath, { timeZone: ZONE, dbPath });
   const fleet = await startSimulators({
     port: PORT,
     devices: [
@@ -159,19 +116,7 @@ before(async () => {
   } finally {
     await fleet.stop();
   }
-  const result = await runCliProcess([
-    'energy',
-    '-c',
-    configPath,
-    '--format',
-    'json',
-    '--from',
-    '2026-06-10',
-    '--to',
-    '2026-06-12',
-  ]);
-  assert.equal(result.code, 0, result.stderr);
-  rows = JSON.parse(result.stdout) as EnergyJsonRow[];
+  rows = await energyRows<EnergyJsonRow>(configPath, { from: '2026-06-10', to: '2026-06-12' });
 });
 
 after(() => rmSync(root, { recursive: true, force: true }));

@@ -7,10 +7,9 @@
  * simulated plugs. Retention runs through DataLifecycle with an injected clock.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { Reading } from '../src/domain/reading.js';
 import { PeriodCalendar, summarisePeriods } from '../src/energy/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
@@ -21,12 +20,13 @@ import {
   openRollupReader,
   type RetentionPolicy,
   type SqliteOptions,
-  SqliteStore,
+  type SqliteStore,
 } from '../src/storage/sqlite/index.js';
 import { runCliProcess } from './helpers/cli.js';
+import { testStoreOptions, withStore } from './helpers/sqlite.js';
+import { tempRoot } from './helpers/temp.js';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-lifecycle-storage-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-lifecycle-storage-');
 let counter = 0;
 
 const MIN = 60_000;
@@ -36,15 +36,10 @@ const ZONE = 'Europe/Berlin';
 const GAP_LIMIT = 5 * MIN;
 
 function options(): SqliteOptions {
-  return {
-    path: join(root, `db-${++counter}`, 'kasa.db'),
-    journalMode: 'WAL',
-    synchronous: 'NORMAL',
-    cacheSize: -8000,
-    tempStore: 'MEMORY',
-    busyTimeoutMs: 5000,
-    lifecycle: { rollups: true, timeZone: ZONE, gapLimitMs: GAP_LIMIT },
-  };
+  return testStoreOptions(join(root, `db-${++counter}`, 'kasa.db'), {
+    timeZone: ZONE,
+    gapLimitMs: GAP_LIMIT,
+  });
 }
 
 /** A steady load on each channel from `fromMs` to `toMs` (inclusive), one reading every `stepMs`. */
@@ -76,16 +71,6 @@ async function writeSteady(
   }
   if (batch.length > 0) written += (await store.writeBatch(batch)).inserted;
   return written;
-}
-
-async function withStore<T>(opts: SqliteOptions, fn: (store: SqliteStore) => Promise<T>): Promise<T> {
-  const store = new SqliteStore(opts, createSilentLogger());
-  await store.start();
-  try {
-    return await fn(store);
-  } finally {
-    await store.stop();
-  }
 }
 
 /** kWh per local day and channel, from the rollups (hour tier plus raw tail). */

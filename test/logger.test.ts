@@ -2,26 +2,13 @@ import assert from 'node:assert/strict';
 import { closeSync, fstatSync, mkdtempSync, openSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { createRootLogger, formatJournalLine, wantsJournal } from '../src/log/logger.js';
-
-function collect(): { stream: Writable; text: () => string } {
-  const chunks: string[] = [];
-  return {
-    stream: new Writable({
-      write(chunk: Buffer | string, _e, cb) {
-        chunks.push(chunk.toString());
-        cb();
-      },
-    }),
-    text: () => chunks.join(''),
-  };
-}
+import { textSink } from './helpers/capture-logger.js';
 
 describe('journald log format', () => {
   it('prefixes each line with the syslog priority of its level', () => {
-    const out = collect();
+    const out = textSink();
     const log = createRootLogger({ level: 'debug', format: 'journal', destination: out.stream });
     log.debug('d');
     log.info('i');
@@ -89,7 +76,7 @@ describe('journald log format', () => {
   });
 
   it('never writes an Influx token that a caller passes in a log object', () => {
-    const out = collect();
+    const out = textSink();
     const log = createRootLogger({ level: 'info', format: 'json', destination: out.stream });
     log.info({ influx: { url: 'http://x', token: 's3cret' } }, 'config');
     assert.doesNotMatch(out.text(), /s3cret/);

@@ -6,18 +6,18 @@
  * tariff clears those sensors (empty retained config) and the states lose `cost`.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
-import { loadConfig } from '../src/config/index.js';
+import { describe, test } from 'node:test';
 import { createSilentLogger } from '../src/log/logger.js';
 import { Daemon } from '../src/main.js';
-import { Mosquitto, Subscriber } from './helpers/mosquitto.js';
-import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { simulatedFleetConfig } from './helpers/daemon-config.js';
+import { Subscriber } from './helpers/mosquitto.js';
+import { mqttStates, startMqttHome } from './helpers/mqtt-home.js';
+import { tempRoot } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-mqtt-cost-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-mqtt-cost-');
 
 /** Costs are refreshed every 30 s: a deadline past two refreshes (only to turn a hang into a failure). */
 const COST_DEADLINE_MS = 90_000;
@@ -31,28 +31,15 @@ const TARIFF = {
 function daemonConfig(brokerUrl: string, tariff: boolean) {
   const folder = join(root, 'daemon');
   mkdirSync(folder, { recursive: true });
-  return loadConfig({
-    env: {},
-    defaultFile: join(root, 'absent.yaml'),
-    overrides: {
-      'discovery.broadcast': ['127.255.255.255'],
-      'discovery.port': '27101',
-      'discovery.interval': '1s',
-      'discovery.timeout': '300ms',
-      'polling.interval': '1s',
-      'polling.timeout': '500ms',
-      'writer.flush_interval': '100ms',
-      'storage.sqlite.path': join(folder, 'kasa.db'),
-      'storage.sqlite.synchronous': 'NORMAL',
-      'http.listen': '127.27.0.1:0',
-      'mqtt.url': brokerUrl,
-      ...(tariff ? TARIFF : {}),
-    },
-  }).config;
-}
-
-function states(sub: Subscriber, channel: string): Record<string, unknown>[] {
-  return sub.on(`kasa-monitor/${channel}/state`).map((m) => JSON.parse(m.payload) as Record<string, unknown>);
+  return simulatedFleetConfig(root, {
+    'discovery.port': '27101',
+    'discovery.interval': '1s',
+    'storage.sqlite.path': join(folder, 'kasa.db'),
+    'storage.sqlite.synchronous': 'NORMAL',
+    'http.listen': '127.27.0.1:0',
+    'mqtt.url': brokerUrl,
+    ...(tariff ? TARIFF : {}),
+  });
 }
 
 /** kasa_energy_cost_total of one channel from /metrics, or null. */
@@ -66,43 +53,15 @@ async function metricCost(daemon: Daemon, channel: string): Promise<number | nul
   return line === undefined ? null : Number(line.slice(line.lastIndexOf(' ') + 1));
 }
 
-/** waitFor with an asynchronous predicate (a scrape). */
-async function waitUntil(
-  predicate: () => Promise<boolean>,
-  what: string,
-  deadlineMs = 60_000,
-): Promise<void> {
-  const end = Date.now() + deadlineMs;
-  while (!(await predicate())) {
-    if (Date.now() > end) throw new Error(`gave up waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
-
 describe('cost over MQTT, against a real Mosquitto', () => {
   test('with a tariff, states carry the cost of kasa_energy_cost_total, never decreasing, and HA gets a monetary sensor per metered channel; removing the tariff removes them', async () => {
-    const broker = new Mosquitto({ host: '127.27.0.1', port: 27001 });
-    await broker.start();
-    const fleet = await startSimulators({
-      port: 27101,
-      devices: [
-        {
-          model: 'hs110v2',
-          address: '127.27.1.1',
-          alias: 'Kettle',
-          realtime: { power_mw: 3_600_000, voltage_mv: 230_000, current_ma: 15_652, total_wh: 5000 },
-        },
-        { model: 'hs300', address: '127.27.1.2', alias: 'Desk strip' },
-        { model: 'hs100', address: '127.27.1.3', alias: 'Lamp' },
-      ],
+    const { broker, fleet, kettle, strip, lamp, live } = await startMqttHome({
+      broker: { host: '127.27.0.1', port: 27001 },
+      plugsPort: 27101,
+      subnet: '127.27.1',
+      kettle: { power_mw: 3_600_000, voltage_mv: 230_000, current_ma: 15_652, total_wh: 5000 },
     });
-    const [kettle, strip, lamp] = fleet.devices as [
-      SimulatorFleet['devices'][0],
-      SimulatorFleet['devices'][0],
-      SimulatorFleet['devices'][0],
-    ];
     const channels = [kettle.deviceId, ...strip.childIds];
-    const live = await Subscriber.start(broker.url);
     const daemon = new Daemon(daemonConfig(broker.url, true), createSilentLogger());
     // 3.6 kW: its counter advances 1 Wh a second (the cost comes from the counter's steps).
     let totalWh = 5000;
@@ -142,27 +101,33 @@ describe('cost over MQTT, against a real Mosquitto', () => {
       // States: the cost as /metrics has it (the same computation, shared): eventually a scrape
       // and the latest state agree to the millionth.
       await waitFor(
-        () => states(live, kettle.deviceId).some((s) => typeof s['cost'] === 'number' && s['cost'] > 0),
+        () => mqttStates(live, kettle.deviceId).some((s) => typeof s['cost'] === 'number' && s['cost'] > 0),
         'a state with a cost',
         COST_DEADLINE_MS,
       );
       let agreed: { mqtt: number; metric: number | null } = { mqtt: -1, metric: null };
-      await waitUntil(async () => {
-        const metric = await metricCost(daemon, kettle.deviceId);
-        const mqtt = states(live, kettle.deviceId).at(-1)?.['cost'];
-        agreed = { mqtt: typeof mqtt === 'number' ? mqtt : -1, metric };
-        return metric !== null && Math.abs(metric - agreed.mqtt) < 1e-6;
-      }, 'the state’s cost equal to kasa_energy_cost_total');
+      await waitFor(
+        async () => {
+          const metric = await metricCost(daemon, kettle.deviceId);
+          const mqtt = mqttStates(live, kettle.deviceId).at(-1)?.['cost'];
+          agreed = { mqtt: typeof mqtt === 'number' ? mqtt : -1, metric };
+          return metric !== null && Math.abs(metric - agreed.mqtt) < 1e-6;
+        },
+        'the state’s cost equal to kasa_energy_cost_total',
+        60_000,
+        200,
+      );
       assert.ok(agreed.mqtt > 0, JSON.stringify(agreed));
 
       // It keeps growing with the energy, and never goes backwards.
       const first = agreed.mqtt;
       await waitFor(
-        () => states(live, kettle.deviceId).some((s) => typeof s['cost'] === 'number' && s['cost'] > first),
+        () =>
+          mqttStates(live, kettle.deviceId).some((s) => typeof s['cost'] === 'number' && s['cost'] > first),
         'the cost grows',
         COST_DEADLINE_MS,
       );
-      const costs = states(live, kettle.deviceId)
+      const costs = mqttStates(live, kettle.deviceId)
         .map((s) => s['cost'])
         .filter((c): c is number => typeof c === 'number');
       for (let i = 1; i < costs.length; i++) {
@@ -173,7 +138,7 @@ describe('cost over MQTT, against a real Mosquitto', () => {
       }
       const outlet = strip.childIds[0] as string;
       await waitFor(
-        () => states(live, outlet).some((s) => typeof s['cost'] === 'number'),
+        () => mqttStates(live, outlet).some((s) => typeof s['cost'] === 'number'),
         'an outlet’s state with a cost',
         COST_DEADLINE_MS,
       );

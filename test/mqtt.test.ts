@@ -6,73 +6,46 @@
  * outage, and a wrong password.
  */
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
-import { loadConfig } from '../src/config/index.js';
+import { describe, test } from 'node:test';
 import type { DeviceSnapshot } from '../src/discovery/registry.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { Daemon } from '../src/main.js';
 import { discoveryConfigs } from '../src/storage/mqtt/index.js';
 import { captureLogger } from './helpers/capture-logger.js';
+import { simulatedFleetConfig } from './helpers/daemon-config.js';
 import { Mosquitto, Subscriber } from './helpers/mosquitto.js';
-import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { mqttStates, startMqttHome } from './helpers/mqtt-home.js';
+import { startSimulators } from './helpers/simulator.js';
+import { tempRoot } from './helpers/temp.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-mqtt-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-mqtt-');
 
 function daemonConfig(name: string, simPort: number, overrides: Record<string, unknown>) {
   // A folder per daemon: the MQTT energy counters are kept beside the database.
   const folder = join(root, name);
   mkdirSync(folder, { recursive: true });
-  return loadConfig({
-    env: {},
-    defaultFile: join(root, 'absent.yaml'),
-    overrides: {
-      'discovery.broadcast': ['127.255.255.255'],
-      'discovery.port': String(simPort),
-      'discovery.interval': '1s',
-      'discovery.timeout': '300ms',
-      'discovery.offline_tolerance': '2',
-      'polling.interval': '1s',
-      'polling.timeout': '500ms',
-      'writer.flush_interval': '100ms',
-      'storage.sqlite.path': join(folder, 'kasa.db'),
-      'storage.sqlite.synchronous': 'NORMAL',
-      'http.listen': '127.39.0.1:0',
-      ...overrides,
-    },
-  }).config;
-}
-
-function states(sub: Subscriber, channel: string): Record<string, unknown>[] {
-  return sub.on(`kasa-monitor/${channel}/state`).map((m) => JSON.parse(m.payload) as Record<string, unknown>);
+  return simulatedFleetConfig(root, {
+    'discovery.port': String(simPort),
+    'discovery.interval': '1s',
+    'discovery.offline_tolerance': '2',
+    'storage.sqlite.path': join(folder, 'kasa.db'),
+    'storage.sqlite.synchronous': 'NORMAL',
+    'http.listen': '127.39.0.1:0',
+    ...overrides,
+  });
 }
 
 describe('MQTT with Home Assistant discovery, against a real Mosquitto', () => {
   test('discovery configs are retained with the fields HA requires; states carry the exported values; energy never decreases across a plug reboot; availability follows the plug', async () => {
-    const broker = new Mosquitto({ host: '127.39.0.1', port: 39001 });
-    await broker.start();
-    const fleet = await startSimulators({
-      port: 39101,
-      devices: [
-        {
-          model: 'hs110v2',
-          address: '127.39.1.1',
-          alias: 'Kettle',
-          realtime: { power_mw: 12_345, voltage_mv: 230_120, current_ma: 53, total_wh: 5000 },
-        },
-        { model: 'hs300', address: '127.39.1.2', alias: 'Desk strip' },
-        { model: 'hs100', address: '127.39.1.3', alias: 'Lamp' },
-      ],
+    const { broker, fleet, kettle, strip, lamp, live } = await startMqttHome({
+      broker: { host: '127.39.0.1', port: 39001 },
+      plugsPort: 39101,
+      subnet: '127.39.1',
+      kettle: { power_mw: 12_345, voltage_mv: 230_120, current_ma: 53, total_wh: 5000 },
     });
-    const [kettle, strip, lamp] = fleet.devices as [
-      SimulatorFleet['devices'][0],
-      SimulatorFleet['devices'][0],
-      SimulatorFleet['devices'][0],
-    ];
-    const live = await Subscriber.start(broker.url);
     const daemon = new Daemon(daemonConfig('main', 39101, { 'mqtt.url': broker.url }), createSilentLogger());
     try {
       await daemon.start();
@@ -83,7 +56,7 @@ describe('MQTT with Home Assistant discovery, against a real Mosquitto', () => {
       );
 
       // States: the values as exported (no rounding), ISO time, voltage/current present here.
-      const state = states(live, kettle.deviceId).at(-1) as Record<string, unknown>;
+      const state = mqttStates(live, kettle.deviceId).at(-1) as Record<string, unknown>;
       assert.equal(state['power_w'], 12.345);
       assert.equal(state['voltage_v'], 230.12);
       assert.equal(state['current_a'], 0.053);
@@ -103,7 +76,7 @@ describe('MQTT with Home Assistant discovery, against a real Mosquitto', () => {
         total_wh: 5002,
       });
       await waitFor(
-        () => states(live, kettle.deviceId).some((s) => s['energy_kwh'] === 5.002),
+        () => mqttStates(live, kettle.deviceId).some((s) => s['energy_kwh'] === 5.002),
         'counter at 5.002',
       );
       fleet.setRealtime(kettle.deviceId, { power_mw: 1000, voltage_mv: 230_000, current_ma: 5, total_wh: 0 });
@@ -116,10 +89,10 @@ describe('MQTT with Home Assistant discovery, against a real Mosquitto', () => {
       );
       fleet.setRealtime(kettle.deviceId, { power_mw: 1000, voltage_mv: 230_000, current_ma: 5, total_wh: 3 });
       await waitFor(
-        () => states(live, kettle.deviceId).some((s) => s['energy_kwh'] === 5.005),
+        () => mqttStates(live, kettle.deviceId).some((s) => s['energy_kwh'] === 5.005),
         'counter at 5.005',
       );
-      const energy = states(live, kettle.deviceId).map((s) => s['energy_kwh'] as number);
+      const energy = mqttStates(live, kettle.deviceId).map((s) => s['energy_kwh'] as number);
       for (let i = 1; i < energy.length; i++) {
         assert.ok(
           (energy[i] as number) >= (energy[i - 1] as number),
@@ -130,7 +103,7 @@ describe('MQTT with Home Assistant discovery, against a real Mosquitto', () => {
       // Discovery: a client that connects now gets the configs as retained messages.
       const late = await Subscriber.start(broker.url);
       await waitFor(() => late.messages.some((m) => m.topic === 'kasa-monitor/status'), 'retained status');
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await sleep(300);
       const retained = late.messages.filter((m) => m.retain);
       await late.stop();
       const configs = retained.filter((m) => m.topic.startsWith('homeassistant/sensor/'));
@@ -252,7 +225,7 @@ describe('MQTT with Home Assistant discovery, against a real Mosquitto', () => {
       const end = Date.now() + 30_000;
       while (Date.now() < end) {
         maxPending = Math.max(maxPending, daemon.status()?.mqtt?.pending ?? 0);
-        await new Promise((resolve) => setTimeout(resolve, 500));
+        await sleep(500);
       }
       const outage = daemon.status()?.mqtt;
       assert.ok(
@@ -476,7 +449,7 @@ describe('MQTT with Home Assistant discovery, against a real Mosquitto', () => {
       try {
         await first.start();
         fleet.setRealtime(id, { power_mw: 500, voltage_mv: 230_000, current_ma: 3, total_wh: 5002 });
-        await waitFor(() => states(live, id).some((s) => s['energy_kwh'] === 5.002), 'counter at 5.002');
+        await waitFor(() => mqttStates(live, id).some((s) => s['energy_kwh'] === 5.002), 'counter at 5.002');
       } finally {
         await first.stop();
       }

@@ -9,46 +9,24 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { chmodSync, chownSync, mkdtempSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, chownSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import { loadConfig } from '../src/config/index.js';
 import { createRootLogger } from '../src/log/logger.js';
-import { CLI, type CliResult, DaemonProcess } from './helpers/cli.js';
+import { textSink } from './helpers/capture-logger.js';
+import { CLI, type CliResult, DaemonProcess, runCliProcess } from './helpers/cli.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
+import { tempDirs } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
 
 const SERVICE_UID = 34_567;
-const dirs: string[] = [];
-after(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'kasa-operator-'));
-  dirs.push(dir);
-  return dir;
-}
+const tempDir = tempDirs('kasa-operator-');
 
 /** The built CLI in `cwd`, with only PATH (and `env`) in its environment. */
-async function cli(args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
-  const child = spawn(process.execPath, [CLI, ...args], {
-    cwd: options.cwd ?? tempDir(),
-    env: { PATH: process.env['PATH'], ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => {
-    stdout += d.toString();
-  });
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString();
-  });
-  const [code] = (await once(child, 'close')) as [number | null];
-  return { code, stdout, stderr } satisfies CliResult;
+function cli(args: readonly string[], options: { cwd?: string; env?: NodeJS.ProcessEnv } = {}) {
+  return runCliProcess(args, options.env, { cwd: options.cwd ?? tempDir() });
 }
 
 /** A database with a few stored readings: a daemon run against one simulated plug, stopped. */
@@ -78,11 +56,12 @@ async function databaseWithReadings(dir: string, port: number, address: string):
     {},
   );
   try {
-    const deadline = Date.now() + 30_000;
-    while (!daemon.lines.some((l) => l['msg'] === 'plug found') || (await countRows(db)) < 3) {
-      if (Date.now() > deadline) throw new Error(`no readings stored: ${daemon.stderr}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await waitFor(
+      async () => daemon.lines.some((l) => l['msg'] === 'plug found') && (await countRows(db)) >= 3,
+      () => `readings stored: ${daemon.stderr}`,
+      30_000,
+      100,
+    );
     daemon.signal('SIGTERM');
     assert.equal(await daemon.exited, 0);
   } finally {
@@ -361,11 +340,12 @@ describe('the daemon', () => {
       'debug',
     ]);
     try {
-      const deadline = Date.now() + 30_000;
-      while (daemon.lines.filter((l) => l['msg'] === 'discovery round done').length < 4) {
-        if (Date.now() > deadline) throw new Error(`too few discovery rounds: ${daemon.stderr}`);
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
+      await waitFor(
+        () => daemon.lines.filter((l) => l['msg'] === 'discovery round done').length >= 4,
+        () => `four discovery rounds: ${daemon.stderr}`,
+        30_000,
+        100,
+      );
       const hints = daemon.lines.filter((l) => String(l['msg']).startsWith('no plug answered discovery'));
       assert.equal(hints.length, 1, 'once');
       const text = String(hints[0]?.['msg']);
@@ -407,11 +387,12 @@ class Terminal {
   }
 
   async waitFor(text: string): Promise<void> {
-    const deadline = Date.now() + 30_000;
-    while (!this.output.includes(text)) {
-      if (Date.now() > deadline) throw new Error(`the terminal never showed '${text}':\n${this.output}`);
-      await new Promise((resolve) => setTimeout(resolve, 100));
-    }
+    await waitFor(
+      () => this.output.includes(text),
+      () => `the terminal to show '${text}':\n${this.output}`,
+      30_000,
+      100,
+    );
   }
 
   /** Ctrl-C typed at the terminal: SIGINT from the line discipline, as a person stops it. */
@@ -506,32 +487,20 @@ describe('logs on a terminal', () => {
 
 describe('logs under journald', () => {
   it('keep the priority prefix and put a stack trace on its own debug line', () => {
-    const chunks: string[] = [];
-    const destination = new Writable({
-      write(chunk: Buffer | string, _e, cb) {
-        chunks.push(chunk.toString());
-        cb();
-      },
-    });
-    const log = createRootLogger({ level: 'info', format: 'journal', destination });
+    const sink = textSink();
+    const log = createRootLogger({ level: 'info', format: 'journal', destination: sink.stream });
     log.error({ err: new Error('disk on fire') }, 'write failed');
-    const lines = chunks.join('').trim().split('\n');
+    const lines = sink.text().trim().split('\n');
     assert.equal(lines.length, 2);
     assert.equal(lines[0], '<3>write failed err="disk on fire"');
     assert.match(lines[1] ?? '', /^<7>stack trace of the error above stack="Error: disk on fire\\n {4}at /);
   });
 
   it('stays JSON with every field, stack included, with log.format: json', () => {
-    const chunks: string[] = [];
-    const destination = new Writable({
-      write(chunk: Buffer | string, _e, cb) {
-        chunks.push(chunk.toString());
-        cb();
-      },
-    });
-    const log = createRootLogger({ level: 'info', format: 'json', destination });
+    const sink = textSink();
+    const log = createRootLogger({ level: 'info', format: 'json', destination: sink.stream });
     log.error({ err: new Error('disk on fire') }, 'write failed');
-    const record = JSON.parse(chunks.join('')) as { err: { stack: string }; msg: string };
+    const record = JSON.parse(sink.text()) as { err: { stack: string }; msg: string };
     assert.equal(record.msg, 'write failed');
     assert.match(record.err.stack, /^Error: disk on fire\n {4}at /);
   });

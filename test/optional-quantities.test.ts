@@ -10,67 +10,49 @@
  * uses.
  */
 import assert from 'node:assert/strict';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import type { DeviceSnapshot } from '../src/discovery/registry.js';
+import { before, describe, test } from 'node:test';
 import type { ChannelInfo } from '../src/domain/channel.js';
 import type { Reading } from '../src/domain/reading.js';
 import { LatestReadings } from '../src/http/latest.js';
-import { HttpServer } from '../src/http/server.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { canonicalReading, normaliseRealtime } from '../src/poller/normalise.js';
-import { ResiliencePolicy } from '../src/resilience/index.js';
 import { InfluxForwarder, InfluxHttpWriter, readingLine } from '../src/storage/influx/index.js';
 import {
-  openReadingsReader,
   openRollupReader,
-  outboxFileSummary,
   SCHEMA_VERSION,
   type SqliteOptions,
   SqliteStore,
-  type StoredReading,
 } from '../src/storage/sqlite/index.js';
-import { ReaderPool } from '../src/storage/sqlite/reader-pool.js';
 import { captureLogger } from './helpers/capture-logger.js';
 import { runCliProcess } from './helpers/cli.js';
-import { waitFor } from './helpers/simulator.js';
+import { fastInfluxPolicy } from './helpers/policies.js';
+import { sqliteOptions } from './helpers/sqlite.js';
+import { integrityCheckFile, outboxFileSummary } from './helpers/sqlite-files.js';
+import { onlineSnapshot, startStandaloneHttp } from './helpers/standalone-http.js';
+import { storedReadings } from './helpers/stored.js';
+import { tempRoot } from './helpers/temp.js';
 import { settledSamplesPerDevice, startVictoria, type Victoria, victoriaSkip } from './helpers/victoria.js';
+import { waitFor } from './helpers/wait.js';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-optional-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-optional-');
 let counter = 0;
 
 /** Written by the release at fb04e27 (schema 3) with test/fixtures/make-release-db.mjs. */
 const RELEASE_DB = new URL('../../test/fixtures/release-0.1.0-schema3.sqlite', import.meta.url);
 
 function storeOptions(path: string, overrides: Partial<SqliteOptions> = {}): SqliteOptions {
-  return {
-    path,
-    journalMode: 'WAL',
-    synchronous: 'NORMAL',
-    cacheSize: -2000,
-    tempStore: 'MEMORY',
-    busyTimeoutMs: 5000,
+  return sqliteOptions(path, {
     outbox: true,
     lifecycle: { rollups: true, timeZone: 'Europe/Berlin', gapLimitMs: 5 * 60_000 },
     ...overrides,
-  };
+  });
 }
 
 /** `PRAGMA user_version` from the file header (byte 60, big-endian), without opening the database. */
 function userVersionOf(path: string): number {
   return readFileSync(path).readUInt32BE(60);
-}
-
-function readAll(path: string): StoredReading[] {
-  const reader = openReadingsReader(path);
-  try {
-    return [...reader.readings()];
-  } finally {
-    reader.close();
-  }
 }
 
 /** Every rollup series (stored rows and the tail computed from raw readings) of every channel. */
@@ -94,7 +76,7 @@ describe('schema migration on a database written by the previous release', () =>
     const path = join(root, `release-${++counter}.db`);
     copyFileSync(RELEASE_DB, path);
     assert.equal(userVersionOf(path), 3, 'the fixture is a schema-3 file as the release wrote it');
-    const readingsBefore = readAll(path);
+    const readingsBefore = storedReadings(path);
     assert.equal(readingsBefore.length, 556);
     const rollupsBefore = rollupsOf(path);
     const outboxBefore = outboxFileSummary(path);
@@ -109,8 +91,8 @@ describe('schema migration on a database written by the previous release', () =>
     try {
       const opened = log.lines().find((l) => l['msg'] === 'SQLite store open');
       assert.equal(opened?.['migrated'], SCHEMA_VERSION - 3, 'the migrations after the release ran');
-      assert.deepEqual(await store.integrityCheck(), ['ok']);
-      assert.deepEqual(readAll(path), readingsBefore, 'every reading kept, values unchanged');
+      assert.deepEqual(integrityCheckFile(path), ['ok'], 'integrity_check on a second connection');
+      assert.deepEqual(storedReadings(path), readingsBefore, 'every reading kept, values unchanged');
       assert.deepEqual(rollupsOf(path), rollupsBefore, 'rollups unchanged');
       const cursor = await store.loadCursor('influx');
       assert.equal(
@@ -128,7 +110,7 @@ describe('schema migration on a database written by the previous release', () =>
       await store.stop();
     }
     assert.equal(userVersionOf(path), SCHEMA_VERSION);
-    const last = readAll(path).at(-1);
+    const last = storedReadings(path).at(-1);
     assert.deepEqual(last, {
       tsMs: Date.UTC(2026, 9, 31, 12, 0, 0, 0),
       deviceId: 'PLUG0001',
@@ -143,7 +125,7 @@ describe('schema migration on a database written by the previous release', () =>
   test('opening the migrated file again migrates nothing and keeps the data', async () => {
     const path = join(root, `release-${++counter}.db`);
     copyFileSync(RELEASE_DB, path);
-    const before = readAll(path);
+    const before = storedReadings(path);
     for (const expectMigrated of [SCHEMA_VERSION - 3, 0]) {
       const log = captureLogger();
       const store = new SqliteStore(storeOptions(path), log.logger);
@@ -151,7 +133,7 @@ describe('schema migration on a database written by the previous release', () =>
       await store.stop();
       assert.equal(log.lines().find((l) => l['msg'] === 'SQLite store open')?.['migrated'], expectMigrated);
     }
-    assert.deepEqual(readAll(path), before);
+    assert.deepEqual(storedReadings(path), before);
   });
 });
 
@@ -260,7 +242,7 @@ describe('a reading without voltage or current in every sink and export', () => 
   });
 
   test('SQLite stores null (not 0) and the reader gives it back; a measured 0 V stays 0', () => {
-    const stored = readAll(path);
+    const stored = storedReadings(path);
     const smart = stored.filter((r) => r.deviceId === SMART.id);
     assert.equal(smart.length, 3);
     for (const r of smart) assert.ok(r.voltageMv === null && r.currentMa === null, JSON.stringify(r));
@@ -334,21 +316,7 @@ describe('a reading without voltage or current in every sink and export', () => 
         { url: vm.url, token: 't', org: 'home', bucket: 'kasa', timeoutMs: 10_000, gzip: false },
         logger,
       ),
-      new ResiliencePolicy(
-        'influx.write',
-        'network',
-        {
-          strategy: 'exponential',
-          baseDelayMs: 10,
-          maxDelayMs: 100,
-          jitter: false,
-          maxAttempts: 5,
-          timeoutMs: 5000,
-          breakerThreshold: 5,
-          breakerHalfOpenAfterMs: 100,
-        },
-        logger,
-      ),
+      fastInfluxPolicy({ timeoutMs: 5000 }, logger),
       { batchSize: 100, flushIntervalMs: 20, tags: {}, maxHoldMs: 200 },
       logger,
     );
@@ -382,43 +350,13 @@ describe('a reading without voltage or current in every sink and export', () => 
   test('/metrics has no voltage/current series for it, /api/devices and /api/readings say null', async () => {
     const latest = new LatestReadings();
     for (const r of readings) latest.record(r);
-    const device = (c: ChannelInfo): DeviceSnapshot => ({
-      id: c.id,
-      alias: c.alias,
-      model: c.model,
-      host: '127.36.0.9',
-      port: 9999,
-      hasEmeter: true,
-      polled: true,
-      outlets: [],
-      channels: [c],
-      state: { kind: 'online', since: t0 },
-      firstSeenMs: t0,
-      lastSeenMs: t0,
-      missedRounds: 0,
-      failedPolls: 0,
+    const server = await startStandaloneHttp({
+      path,
+      host: '127.36.0.1',
+      devices: () => [LEGACY, SMART, HALF].map((c) => onlineSnapshot(c, '127.36.0.9', t0)),
+      latest,
     });
-    const readers = new ReaderPool(
-      { path, size: 1, maxOverflow: 1, timeoutMs: 30_000, recycleMs: 3_600_000 },
-      createSilentLogger(),
-    );
-    await readers.start();
-    const http = new HttpServer(
-      {
-        status: () => null,
-        health: () => null,
-        refreshHealth: () => Promise.reject(new Error('not used')),
-        devices: () => [LEGACY, SMART, HALF].map(device),
-        latest,
-        pool: () => readers.stats(),
-        readers,
-      },
-      { host: '127.36.0.1', port: 0 },
-      createSilentLogger(),
-    );
-    const address = await http.start();
-    assert.ok(address !== null);
-    const base = `http://127.36.0.1:${address.port}`;
+    const base = server.origin;
     try {
       const metrics = await (await fetch(`${base}/metrics`)).text();
       const series = (name: string) =>
@@ -457,8 +395,7 @@ describe('a reading without voltage or current in every sink and export', () => 
       const csv = await (await fetch(`${base}/api/readings?device=SMART01&from=${from}&format=csv`)).text();
       assert.equal(csv.split('\n')[1], `${new Date(t0 + 1).toISOString()},SMART01,Küche ☕,17,,,1421`);
     } finally {
-      await http.stop();
-      await readers.stop();
+      await server.stop();
     }
   });
 });

@@ -5,6 +5,7 @@ import { type Clock, type ClockStep, describeStep } from '../src/poller/clock.js
 import { DurationHistogram } from '../src/poller/histogram.js';
 import { startIntervalTicks } from '../src/poller/scheduler.js';
 import { isValidCronExpression } from '../src/shared/cron.js';
+import { sleep } from './helpers/wait.js';
 
 function busyWait(ms: number): void {
   const end = Date.now() + ms;
@@ -67,7 +68,7 @@ describe('interval ticks', () => {
     let ticks = 0;
     const source = startIntervalTicks(20, { onTick: () => ticks++, onMissed: () => {} });
     source.stop();
-    await new Promise((resolve) => setTimeout(resolve, 80));
+    await sleep(80);
     assert.equal(ticks, 0);
   });
 

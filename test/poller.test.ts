@@ -11,8 +11,8 @@ import {
   type SimDeviceSpec,
   type SimulatorFleet,
   startSimulators,
-  waitFor,
 } from './helpers/simulator.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const PORT = 20111;
 
@@ -373,7 +373,7 @@ describe('poller against simulated plugs', () => {
       stats.requests,
     );
     const ticks = stats.ticks;
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    await sleep(400);
     assert.equal(poller.stats().ticks, ticks, 'no tick after stop');
   });
 

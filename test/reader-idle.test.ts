@@ -3,45 +3,26 @@
  * after idleTimeoutMs, and the next request opens one again. Real SQLite file, real workers.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { createSilentLogger } from '../src/log/logger.js';
-import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
-import { ReaderPool } from '../src/storage/sqlite/reader-pool.js';
+import { ReaderPool } from '../src/storage/sqlite/index.js';
+import { sqliteOptions } from './helpers/sqlite.js';
+import { createSyntheticDatabase } from './helpers/sqlite-files.js';
+import { tempRoot } from './helpers/temp.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-reader-idle-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-reader-idle-');
 
 function database(name: string): string {
   const path = join(root, name);
-  createSyntheticDatabase(
-    {
-      path,
-      journalMode: 'WAL',
-      synchronous: 'NORMAL',
-      cacheSize: -2000,
-      tempStore: 'MEMORY',
-      busyTimeoutMs: 5000,
-    },
-    {
-      channels: [{ id: 'DEV0', alias: 'plug 0' }],
-      startMs: Date.UTC(2026, 0, 1),
-      perChannel: 10,
-      intervalMs: 60_000,
-    },
-  );
+  createSyntheticDatabase(sqliteOptions(path), {
+    channels: [{ id: 'DEV0', alias: 'plug 0' }],
+    startMs: Date.UTC(2026, 0, 1),
+    perChannel: 10,
+    intervalMs: 60_000,
+  });
   return path;
-}
-
-/** Polls on the event loop; the deadline only turns a hang into a failure. */
-async function waitUntil(predicate: () => boolean): Promise<void> {
-  const end = Date.now() + 20_000;
-  while (!predicate()) {
-    if (Date.now() > end) throw new Error('gave up waiting');
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 describe('reader pool idle timeout', () => {
@@ -64,7 +45,7 @@ describe('reader pool idle timeout', () => {
       const closedBefore = pool.stats().idleClosed;
       for (const lease of leases) lease.release();
       assert.equal(pool.stats().idle, 3);
-      await waitUntil(() => pool.stats().open === 0);
+      await waitFor(() => pool.stats().open === 0, 'every connection closed');
       assert.equal(pool.stats().idleClosed - closedBefore, 3);
       assert.equal(pool.stats().mode, 'pool');
 
@@ -96,14 +77,14 @@ describe('reader pool idle timeout', () => {
       const lease = await busy.acquire();
       // The connection start() opened may have timed out idle meanwhile (a loaded machine): count from here.
       const closedBefore = busy.stats().idleClosed;
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await sleep(300);
       assert.equal(await lease.connection.ping(), 1);
       assert.equal(busy.stats().idleClosed, closedBefore);
       lease.release();
-      await waitUntil(() => busy.stats().open === 0);
+      await waitFor(() => busy.stats().open === 0, 'every connection closed');
 
       (await keep.acquire()).release();
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await sleep(300);
       assert.equal(keep.stats().open, 1);
       assert.equal(keep.stats().idleClosed, 0);
     } finally {

@@ -4,39 +4,36 @@
  * equal what the export command's reader produces.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { createSilentLogger } from '../src/log/logger.js';
 import { isStorageError, KasaStorageCode } from '../src/storage/errors.js';
-import { CSV_HEADER, csvRow, jsonRow } from '../src/storage/sqlite/export-format.js';
-import { openReadingsReader, type SqliteOptions } from '../src/storage/sqlite/index.js';
-import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
 import {
+  CSV_HEADER,
+  csvRow,
+  jsonRow,
+  openReadingsReader,
   POOL_EXPORTS_BUSY_CODE,
   POOL_TIMEOUT_CODE,
   type PoolLease,
   ReaderPool,
   type ReaderPoolOptions,
-} from '../src/storage/sqlite/reader-pool.js';
+  type SqliteOptions,
+} from '../src/storage/sqlite/index.js';
+import { sqliteOptions } from './helpers/sqlite.js';
+import { createSyntheticDatabase } from './helpers/sqlite-files.js';
+import { tempRoot } from './helpers/temp.js';
+import { settle, waitFor } from './helpers/wait.js';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-reader-pool-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-reader-pool-');
 let counter = 0;
 
 const T0 = Date.UTC(2026, 0, 1);
 
 function sqlite(path: string, journalMode: SqliteOptions['journalMode'] = 'WAL'): SqliteOptions {
-  return {
-    path,
-    journalMode,
-    synchronous: 'NORMAL',
-    cacheSize: -2000,
-    tempStore: 'MEMORY',
-    busyTimeoutMs: 5000,
-  };
+  return sqliteOptions(path, { journalMode });
 }
 
 function database(
@@ -62,19 +59,6 @@ function pool(path: string, options: Partial<ReaderPoolOptions> = {}): ReaderPoo
     { path, size: 2, maxOverflow: 3, timeoutMs: 30_000, recycleMs: 3_600_000, ...options },
     createSilentLogger(),
   );
-}
-
-async function settle(): Promise<void> {
-  await new Promise((resolve) => setImmediate(resolve));
-}
-
-/** Waits (on the event loop, not the clock) until `predicate` holds; the deadline only turns a hang into a failure. */
-async function waitUntil(predicate: () => boolean): Promise<void> {
-  const end = Date.now() + 20_000;
-  while (!predicate()) {
-    if (Date.now() > end) throw new Error('gave up waiting');
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 describe('reader pool', () => {
@@ -267,7 +251,7 @@ describe('reader pool', () => {
       const stalled = [0, 1].map(() =>
         p.exportReadings({}, 'csv', () => new Promise<void>((resolve) => gates.push(resolve))),
       );
-      await waitUntil(() => gates.length === 2);
+      await waitFor(() => gates.length === 2, 'both queries waiting at their gates');
       await assert.rejects(
         p.exportReadings({}, 'csv', () => undefined),
         (error: unknown) => isStorageError(error) && error.code === POOL_EXPORTS_BUSY_CODE && error.transient,

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { type Config, diffConfig, loadConfig } from '../src/config/index.js';
 import { createSilentLogger, type Logger } from '../src/log/logger.js';
-import { Daemon, type DaemonStatus } from '../src/main.js';
+import { Daemon } from '../src/main.js';
 import {
   isOpenCircuitError,
   type OperationStats,
@@ -24,8 +24,9 @@ import {
 } from '../src/resilience/index.js';
 import { StorageError } from '../src/storage/errors.js';
 import { captureLogger } from './helpers/capture-logger.js';
+import { daemonStatus, simulatedFleetConfig } from './helpers/daemon-config.js';
 import { type FaultProxy, startFaultProxy } from './helpers/fault-proxy.js';
-import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 import { storedPerChannel } from './helpers/stored.js';
 import {
   samplesPerDevice,
@@ -34,6 +35,7 @@ import {
   type Victoria,
   victoriaSkip,
 } from './helpers/victoria.js';
+import { sleep, waitFor } from './helpers/wait.js';
 
 const PORT = 26001;
 const DEVICES = [
@@ -240,24 +242,17 @@ let dbCount = 0;
 
 /** A configuration for an in-process daemon with its own database file. */
 function daemonConfig(dbPath: string, overrides: Record<string, string> = {}): Config {
-  return loadConfig({
-    env: {},
-    defaultFile: join(root, 'absent.yaml'),
-    overrides: {
-      'discovery.broadcast': ['127.255.255.255'],
-      'discovery.port': String(PORT),
-      'discovery.interval': '5s',
-      'discovery.timeout': '300ms',
-      'polling.interval': '200ms',
-      'polling.timeout': '150ms',
-      'writer.flush_interval': '100ms',
-      'storage.sqlite.path': dbPath,
-      'storage.sqlite.synchronous': 'NORMAL',
-      'storage.influx.flush_interval': '100ms',
-      'http.listen': '127.0.0.1:0',
-      ...overrides,
-    },
-  }).config;
+  return simulatedFleetConfig(root, {
+    'discovery.port': String(PORT),
+    'discovery.interval': '5s',
+    'polling.interval': '200ms',
+    'polling.timeout': '150ms',
+    'storage.sqlite.path': dbPath,
+    'storage.sqlite.synchronous': 'NORMAL',
+    'storage.influx.flush_interval': '100ms',
+    'http.listen': '127.0.0.1:0',
+    ...overrides,
+  });
 }
 
 function freshDb(): string {
@@ -265,14 +260,8 @@ function freshDb(): string {
   return join(root, `reload-${dbCount}.db`);
 }
 
-function status(daemon: Daemon): DaemonStatus {
-  const s = daemon.status();
-  assert.ok(s !== null, 'daemon started');
-  return s;
-}
-
 function influxOp(daemon: Daemon): OperationStats {
-  const op = status(daemon).retries.operations['influx.write'];
+  const op = daemonStatus(daemon).retries.operations['influx.write'];
   assert.ok(op !== undefined, 'influx.write policy exists');
   return op;
 }
@@ -307,14 +296,14 @@ describe('Daemon.reload', () => {
     const config = daemonConfig(dbPath, { 'polling.interval': '1h' });
     const { daemon, stop } = await startDaemon(config);
     try {
-      await waitFor(() => status(daemon).devices.online === DEVICES.length, 'plugs found');
-      const ticks = status(daemon).poller.ticks;
+      await waitFor(() => daemonStatus(daemon).devices.online === DEVICES.length, 'plugs found');
+      const ticks = daemonStatus(daemon).poller.ticks;
       const result = await daemon.reload(daemonConfig(dbPath, { 'polling.interval': '200ms' }));
       assert.deepEqual(result, { applied: ['polling.interval'], needRestart: [] });
       assert.equal(daemon.config.polling.interval, 200);
       // At one hour at most one more tick could come in the whole test: three mean the new interval.
-      await waitFor(() => status(daemon).poller.ticks >= ticks + 3, 'ticks at the new interval');
-      await waitFor(() => status(daemon).writer.written > 0, 'readings stored');
+      await waitFor(() => daemonStatus(daemon).poller.ticks >= ticks + 3, 'ticks at the new interval');
+      await waitFor(() => daemonStatus(daemon).writer.written > 0, 'readings stored');
     } finally {
       await stop();
     }
@@ -364,7 +353,7 @@ describe('Daemon.reload', () => {
         needRestart: ['storage.influx.url'],
       });
       assert.equal(daemon.config.storage.influx.url, null, 'still running without InfluxDB');
-      assert.equal(status(daemon).influx, null);
+      assert.equal(daemonStatus(daemon).influx, null);
       assert.ok(
         capture
           .lines()
@@ -428,7 +417,7 @@ describe('Daemon.reload', () => {
         assert.equal(after.failures_by_code['HTTP_503'], after.total_attempts, 'statistics kept across');
         const writes = proxy.requests.filter((r) => r.lines > 0).length; // not the health check's GETs
         assert.equal(writes, after.total_attempts, 'every attempt reached the server');
-        assert.equal(status(daemon).influx?.written, 0);
+        assert.equal(daemonStatus(daemon).influx?.written, 0);
       } finally {
         await stop();
         proxy.setFallback({ kind: 'pass' });
@@ -443,10 +432,10 @@ describe('Daemon.reload', () => {
       );
       try {
         await waitFor(
-          () => (status(daemon).influx?.written ?? 0) >= 30,
+          () => (daemonStatus(daemon).influx?.written ?? 0) >= 30,
           'readings forwarded to the first server',
         );
-        const atSwitch = status(daemon).influx;
+        const atSwitch = daemonStatus(daemon).influx;
         const result = await daemon.reload(
           daemonConfig(dbPath, { 'storage.influx.url': vmB.url, 'storage.influx.token': 'token-b' }),
         );
@@ -455,10 +444,14 @@ describe('Daemon.reload', () => {
           needRestart: [],
         });
         assert.equal(daemon.config.storage.influx.url, vmB.url);
-        assert.deepEqual(status(daemon).influx?.cursor, atSwitch?.cursor, 'the outbox position is kept');
-        const written = status(daemon).influx?.written ?? 0;
+        assert.deepEqual(
+          daemonStatus(daemon).influx?.cursor,
+          atSwitch?.cursor,
+          'the outbox position is kept',
+        );
+        const written = daemonStatus(daemon).influx?.written ?? 0;
         await waitFor(
-          () => (status(daemon).influx?.written ?? 0) >= written + 30,
+          () => (daemonStatus(daemon).influx?.written ?? 0) >= written + 30,
           'readings forwarded after the switch',
         );
 
@@ -466,10 +459,10 @@ describe('Daemon.reload', () => {
         await fleet.stop();
         plugs = null;
         await waitFor(() => {
-          const s = status(daemon);
+          const s = daemonStatus(daemon);
           return s.queue.size === 0 && s.writer.inFlight === 0 && s.influx?.queued === 0;
         }, 'everything delivered');
-        assert.equal(status(daemon).influx?.rejected, 0);
+        assert.equal(daemonStatus(daemon).influx?.rejected, 0);
       } finally {
         await stop();
         if (plugs === null) fleet = await startSimulators({ port: PORT, devices: DEVICES });
@@ -477,13 +470,13 @@ describe('Daemon.reload', () => {
 
       const stored = storedPerChannel(dbPath);
       const storedTotal = total(stored);
-      assert.equal(status(daemon).influx?.written, storedTotal, 'each stored reading forwarded once');
+      assert.equal(daemonStatus(daemon).influx?.written, storedTotal, 'each stored reading forwarded once');
       // VictoriaMetrics makes new series searchable a few seconds after ingestion.
       const deadline = Date.now() + 60_000;
       let inA = await samplesPerDevice(vmA);
       let inB = await samplesPerDevice(vmB);
       while (total(inA) + total(inB) < storedTotal && Date.now() < deadline) {
-        await new Promise((resolve) => setTimeout(resolve, 200));
+        await sleep(200);
         [inA, inB] = await Promise.all([samplesPerDevice(vmA), samplesPerDevice(vmB)]);
       }
       assert.ok(total(inB) > 0, 'the second server received readings');
@@ -515,11 +508,11 @@ describe('Daemon.reload', () => {
       const { daemon, stop } = await startDaemon(daemonConfig(dbPath, failing));
       try {
         await waitFor(() => influxOp(daemon).breaker.state === 'open', 'breaker opened by the old server');
-        await waitFor(() => (status(daemon).influx?.queued ?? 0) >= 20, 'a backlog in SQLite');
+        await waitFor(() => (daemonStatus(daemon).influx?.queued ?? 0) >= 20, 'a backlog in SQLite');
         await daemon.reload(daemonConfig(dbPath, { ...failing, 'storage.influx.url': vmB.url }));
         assert.equal(influxOp(daemon).breaker.state, 'closed');
-        const queued = status(daemon).influx?.queued ?? 0;
-        await waitFor(() => (status(daemon).influx?.written ?? 0) >= queued, 'the backlog delivered');
+        const queued = daemonStatus(daemon).influx?.queued ?? 0;
+        await waitFor(() => (daemonStatus(daemon).influx?.written ?? 0) >= queued, 'the backlog delivered');
         assert.equal(influxOp(daemon).breaker.transitions.opened, 1);
       } finally {
         await stop();
@@ -535,7 +528,7 @@ describe('Daemon.reload', () => {
         capture.logger,
       );
       try {
-        await waitFor(() => (status(daemon).influx?.written ?? 0) > 0, 'forwarding');
+        await waitFor(() => (daemonStatus(daemon).influx?.written ?? 0) > 0, 'forwarding');
         const result = await daemon.reload(
           daemonConfig(dbPath, { 'storage.influx.url': '', 'storage.influx.batch_size': '50' }),
         );
@@ -545,8 +538,8 @@ describe('Daemon.reload', () => {
         });
         assert.equal(daemon.config.storage.influx.url, vmA.url, 'the running URL is kept');
         assert.equal(daemon.config.storage.influx.batch_size, 50);
-        const written = status(daemon).influx?.written ?? 0;
-        await waitFor(() => (status(daemon).influx?.written ?? 0) > written, 'still forwarding');
+        const written = daemonStatus(daemon).influx?.written ?? 0;
+        await waitFor(() => (daemonStatus(daemon).influx?.written ?? 0) > written, 'still forwarding');
         const lines = capture.lines();
         assert.ok(
           lines.some((l) => l.level === 40 && String(l.msg).startsWith('switching InfluxDB on or off')),

@@ -10,25 +10,21 @@
  * Simulated time: only `Date` is mocked while recording (KLAP sessions run on performance.now()).
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, mock, test } from 'node:test';
-import type { BackfillReport } from '../src/backfill/backfill.js';
-import { BackfillScheduler } from '../src/backfill/scheduler.js';
+import { describe, test } from 'node:test';
 import { backfillTargets } from '../src/backfill/targets.js';
-import { Discovery } from '../src/discovery/discovery.js';
+import type { Discovery } from '../src/discovery/discovery.js';
 import { type SmartSimFleet, startSmartSimulators } from '../src/discovery/smart-simulator.js';
-import type { Reading } from '../src/domain/reading.js';
 import { zoneCalendar } from '../src/energy/index.js';
-import { createSilentLogger } from '../src/log/logger.js';
-import { Poller } from '../src/poller/poller.js';
-import { BoundedQueue } from '../src/queue/bounded-queue.js';
-import { SqliteStore } from '../src/storage/sqlite/index.js';
-import { Writer } from '../src/storage/writer.js';
-import { captureLogger } from './helpers/capture-logger.js';
-import { runCliProcess } from './helpers/cli.js';
-import { testStoreOptions } from './helpers/sqlite.js';
+import {
+  energyRows,
+  manualDiscovery,
+  recordSimulatedTime,
+  runEnergy,
+  runScheduledBackfill,
+  writeEnergyConfig,
+} from './helpers/energy.js';
+import { tempRoot } from './helpers/temp.js';
 
 const LEGACY_PORT = 28401; // nothing answers there: only smart plugs in this test
 const DISCOVERY_PORT = 28402;
@@ -44,35 +40,16 @@ const STRIP = id(2);
 const BASIC = id(3);
 const AWAY = id(4);
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-smart-backfill-'));
-after(() => rmSync(root, { recursive: true, force: true }));
-
-interface DayRow {
-  period: string;
-  device_id: string;
-  energy_kwh: number;
-  measured_kwh: number;
-  device_kwh: number;
-  estimated_kwh: number;
-  source: string;
-}
+const root = tempRoot('kasa-smart-backfill-');
 
 function discovery(): Discovery {
-  return new Discovery(
-    {
-      broadcast: ['127.255.255.255'],
-      port: LEGACY_PORT,
-      smartPort: DISCOVERY_PORT,
-      account: ACCOUNT,
-      smartRequestTimeoutMs: 3000,
-      intervalMs: HOUR,
-      timeoutMs: 800,
-      hosts: [],
-      offlineTolerance: 1_000_000,
-      receiveBufferBytes: 1 << 20,
-    },
-    createSilentLogger(),
-  );
+  return manualDiscovery({
+    port: LEGACY_PORT,
+    smartPort: DISCOVERY_PORT,
+    account: ACCOUNT,
+    smartRequestTimeoutMs: 3000,
+    timeoutMs: 800,
+  });
 }
 
 /** Polls every channel every POLL_MS of simulated time in [from, to]; `meter(t)` is month_energy. */
@@ -84,36 +61,19 @@ async function record(
   to: number,
   meter: (t: number) => number,
 ): Promise<void> {
-  const log = createSilentLogger();
-  const found = discovery();
-  await found.runRound();
-  const store = new SqliteStore(testStoreOptions(dbPath, { timeZone: ZONE }), log);
-  await store.start();
-  const queue = new BoundedQueue<Reading>({ capacity: 100_000, overflow: 'drop-newest' }, log);
-  const writer = new Writer(queue, store, { batchSize: 1000, flushIntervalMs: 200 }, log);
-  writer.start();
-  const poller = new Poller(
-    found.registry,
-    queue,
-    { intervalMs: POLL_MS, timeoutMs: 3000, concurrency: 8, transport: 'udp' },
-    log,
-  );
-  mock.timers.enable({ apis: ['Date'], now: from });
-  try {
-    for (let t = from; t <= to; t += POLL_MS) {
-      mock.timers.setTime(t);
+  const stats = await recordSimulatedTime({
+    discovery: discovery(),
+    dbPath,
+    timeZone: ZONE,
+    from,
+    to,
+    stepMs: POLL_MS,
+    pollTimeoutMs: 3000,
+    setMeters: (t) => {
       for (const c of channels) fleet.setValues(c, { powerMw: WATTS * 1000, monthWh: meter(t) });
-      await poller.tick();
-    }
-  } finally {
-    mock.timers.reset();
-  }
-  const stats = poller.stats();
+    },
+  });
   assert.ok(stats.pollsOk > 0, JSON.stringify(stats));
-  await poller.stop();
-  await writer.stop();
-  await store.stop();
-  await found.stop();
 }
 
 describe('backfill from smart plugs’ own statistics', () => {
@@ -164,11 +124,10 @@ describe('backfill from smart plugs’ own statistics', () => {
     ]);
     const channels = [PLUG, lamp, fridge, BASIC, AWAY];
     const dbPath = join(root, 'smart.db');
-    const config = join(root, 'smart.yaml');
-    writeFileSync(
-      config,
-      [
-        `time_zone: ${ZONE}`,
+    const config = writeEnergyConfig(join(root, 'smart.yaml'), {
+      timeZone: ZONE,
+      dbPath,
+      sections: [
         'discovery:',
         '  broadcast: 127.255.255.255',
         `  port: ${LEGACY_PORT}`,
@@ -178,29 +137,9 @@ describe('backfill from smart plugs’ own statistics', () => {
         `  username: ${ACCOUNT.username}`,
         `  password: ${ACCOUNT.password}`,
         'polling:\n  timeout: 3s',
-        'storage:',
-        `  sqlite:\n    path: ${dbPath}`,
-        '  rollups:\n    gap_limit: 5m',
-        '',
-      ].join('\n'),
-    );
-    const report = async (period: 'day' | 'month') => {
-      const result = await runCliProcess([
-        'energy',
-        '-c',
-        config,
-        '--format',
-        'json',
-        '--period',
-        period,
-        '--from',
-        label(9),
-        '--to',
-        label(12),
-      ]);
-      assert.equal(result.code, 0, result.stderr);
-      return JSON.parse(result.stdout) as DayRow[];
-    };
+      ],
+    });
+    const report = (period: 'day' | 'month') => energyRows(config, { period, from: label(9), to: label(12) });
     try {
       await record(fleet, channels, dbPath, first[0], first[1], counter);
       await record(fleet, channels, dbPath, second[0], second[1], counter);
@@ -211,33 +150,17 @@ describe('backfill from smart plugs’ own statistics', () => {
       fleet.setClockOffset(AWAY, 9 * HOUR);
 
       // The daemon's scheduled run over the plugs discovery finds.
-      const found = discovery();
-      const captured = captureLogger('info');
-      let done: BackfillReport | null;
-      try {
-        await found.runRound();
-        const scheduler = new BackfillScheduler(
-          {
-            dbPath,
-            timeZone: ZONE,
-            gapLimitMs: 5 * 60_000,
-            intervalMs: HOUR,
-            request: { transport: 'udp', timeoutMs: 3000 },
-          },
-          found.registry,
-          captured.logger,
-        );
-        done = await scheduler.runNow();
-        await scheduler.stop();
-      } finally {
-        await found.stop();
-      }
-      assert.ok(done, JSON.stringify(captured.lines()));
+      const { done, lines } = await runScheduledBackfill(discovery(), {
+        dbPath,
+        timeZone: ZONE,
+        requestTimeoutMs: 3000,
+      });
+      assert.ok(done, JSON.stringify(lines()));
       assert.deepEqual(done.failed, []);
       // Three days for the plug and for each outlet; one month for AWAY; nothing for BASIC.
       assert.equal(done.filled, 10, JSON.stringify(done));
-      const warnings = captured.lines().filter((l) => String(l.msg).includes('not in time_zone'));
-      assert.equal(warnings.length, 1, JSON.stringify(captured.lines()));
+      const warnings = lines().filter((l) => String(l.msg).includes('not in time_zone'));
+      assert.equal(warnings.length, 1, JSON.stringify(lines()));
       assert.equal(warnings[0]?.['device_id'], AWAY);
 
       const days = await report('day');
@@ -271,10 +194,7 @@ describe('backfill from smart plugs’ own statistics', () => {
 
       // A second run (`energy --backfill`, another process, through its own smart discovery).
       const before = await report('day');
-      const again = await runCliProcess([
-        'energy',
-        '-c',
-        config,
+      const again = await runEnergy(config, [
         '--backfill',
         '--format',
         'json',
@@ -285,7 +205,6 @@ describe('backfill from smart plugs’ own statistics', () => {
         '--to',
         label(12),
       ]);
-      assert.equal(again.code, 0, again.stderr);
       assert.match(again.stderr, /backfill: 0 gap fill\(s\) stored, \d+ request\(s\) to plugs/);
       assert.deepEqual(JSON.parse(again.stdout), before);
     } finally {

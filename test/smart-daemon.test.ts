@@ -7,19 +7,18 @@
  * Ports 35900-35999 (legacy), 35102 (20002-style discovery), 35180 (HTTP); addresses 127.35.2-4.x.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, test } from 'node:test';
+import { test } from 'node:test';
 import { loadConfig } from '../src/config/index.js';
 import { type SmartSimFleet, startSmartSimulators } from '../src/discovery/smart-simulator.js';
 import { Daemon } from '../src/main.js';
 import { openReadingsReader, type StoredReading } from '../src/storage/sqlite/index.js';
 import { captureLogger } from './helpers/capture-logger.js';
-import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
+import { tempRoot } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-smart-daemon-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-smart-daemon-');
 
 const ACCOUNT = { username: 'Owner@Example.com', password: 'pässword 1' };
 const id = (n: number): string => `5B${String(n).padStart(38, '0')}`;

@@ -6,8 +6,9 @@
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, describe, it } from 'node:test';
-import { isSmartError, type SmartErrorCode } from '../src/smart/errors.js';
 import { HttpEndpoint, sessionCookie } from '../src/smart/http.js';
+import { smartErrorCode } from './helpers/rejections.js';
+import { sleep } from './helpers/wait.js';
 
 const PORT = 35600;
 const servers: Server[] = [];
@@ -30,16 +31,6 @@ async function peer(
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(PORT, address, resolve));
   return { connections: () => connections };
-}
-
-async function failure(promise: Promise<unknown>): Promise<SmartErrorCode> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isSmartError(err)) return err.code;
-    throw err;
-  }
-  assert.fail('expected a SmartError');
 }
 
 const ok = (body: string, extra = ''): string =>
@@ -87,7 +78,7 @@ describe('the smart transports’ HTTP client', () => {
     });
     const http = new HttpEndpoint('127.35.6.3', PORT);
     assert.equal((await http.post('/', Buffer.alloc(0), { deadlineMs: 2000 })).body.toString(), 'answer 0');
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
     assert.equal((await http.post('/', Buffer.alloc(0), { deadlineMs: 2000 })).body.toString(), 'answer 1');
     assert.equal(p.connections(), 2);
     http.close();
@@ -101,15 +92,15 @@ describe('the smart transports’ HTTP client', () => {
       // n === 3: no answer at all
     });
     const http = new HttpEndpoint('127.35.6.4', PORT);
-    assert.equal(await failure(http.post('/', Buffer.alloc(0), { deadlineMs: 2000 })), 'protocol');
-    assert.equal(await failure(http.post('/', Buffer.alloc(0), { deadlineMs: 2000 })), 'protocol');
-    assert.equal(await failure(http.post('/', Buffer.alloc(0), { deadlineMs: 2000 })), 'protocol');
-    assert.equal(await failure(http.post('/', Buffer.alloc(0), { deadlineMs: 200 })), 'timeout');
+    assert.equal(await smartErrorCode(http.post('/', Buffer.alloc(0), { deadlineMs: 2000 })), 'protocol');
+    assert.equal(await smartErrorCode(http.post('/', Buffer.alloc(0), { deadlineMs: 2000 })), 'protocol');
+    assert.equal(await smartErrorCode(http.post('/', Buffer.alloc(0), { deadlineMs: 2000 })), 'protocol');
+    assert.equal(await smartErrorCode(http.post('/', Buffer.alloc(0), { deadlineMs: 200 })), 'timeout');
     http.close();
   });
 
   it('nobody listening is "refused"', async () => {
     const http = new HttpEndpoint('127.35.6.5', PORT);
-    assert.equal(await failure(http.post('/', Buffer.alloc(0), { deadlineMs: 2000 })), 'refused');
+    assert.equal(await smartErrorCode(http.post('/', Buffer.alloc(0), { deadlineMs: 2000 })), 'refused');
   });
 });

@@ -9,8 +9,9 @@ import {
 import type { Account } from '../src/smart/credentials.js';
 import { SmartDevice } from '../src/smart/device.js';
 import { probeSmart } from '../src/smart/discovery.js';
-import { isSmartError, type SmartErrorCode } from '../src/smart/errors.js';
+import { isSmartError } from '../src/smart/errors.js';
 import { chooseTransport } from '../src/smart/tdp.js';
+import { smartErrorCode } from './helpers/rejections.js';
 
 // Ports 35000-35999 and addresses 127.35.0.0/16 belong to the smart-plug tests.
 const DISCOVERY_PORT = 35002;
@@ -156,16 +157,6 @@ async function connect(address: string, account: Account | null = ACCOUNT): Prom
   return device;
 }
 
-async function rejection(promise: Promise<unknown>): Promise<SmartErrorCode> {
-  try {
-    await promise;
-  } catch (err) {
-    if (isSmartError(err)) return err.code;
-    throw err;
-  }
-  assert.fail('expected a SmartError');
-}
-
 before(async () => {
   fleet = await startSmartSimulators({ discoveryPort: DISCOVERY_PORT, httpPort: HTTP_PORT, devices: specs });
 });
@@ -255,7 +246,7 @@ describe('KLAP', () => {
 
   test('a wrong account fails as "auth" and the device never gets a client proof', async () => {
     const device = await connect('127.35.1.5');
-    assert.equal(await rejection(device.identify(TIMEOUT)), 'auth');
+    assert.equal(await smartErrorCode(device.identify(TIMEOUT)), 'auth');
     assert.equal(fleet.stats(id(5)).requests, 0);
     const err = await device.identify(TIMEOUT).catch((e: unknown) => e);
     assert.ok(
@@ -301,7 +292,7 @@ describe('KLAP', () => {
     const device = await connect('127.35.1.16');
     await device.identify(TIMEOUT);
     fleet.setFaults(id(16), { hang: true });
-    assert.equal(await rejection(device.readChannel(null, 300)), 'timeout');
+    assert.equal(await smartErrorCode(device.readChannel(null, 300)), 'timeout');
     fleet.setFaults(id(16), { hang: false });
     assert.ok((await device.readChannel(null, TIMEOUT)).ok);
   });
@@ -310,9 +301,9 @@ describe('KLAP', () => {
     const device = await connect('127.35.1.16');
     await device.identify(TIMEOUT);
     fleet.setFaults(id(16), { body: 'garbage' });
-    assert.equal(await rejection(device.readChannel(null, TIMEOUT)), 'protocol');
+    assert.equal(await smartErrorCode(device.readChannel(null, TIMEOUT)), 'protocol');
     fleet.setFaults(id(16), { body: 'short' });
-    assert.equal(await rejection(device.readChannel(null, TIMEOUT)), 'protocol');
+    assert.equal(await smartErrorCode(device.readChannel(null, TIMEOUT)), 'protocol');
     fleet.setFaults(id(16), { body: null });
     assert.ok((await device.readChannel(null, TIMEOUT)).ok);
   });
@@ -429,7 +420,7 @@ describe('AES securePassthrough', () => {
     assert.ok((await tapo.readChannel(null, TIMEOUT)).ok);
     assert.equal(tapo.transport.matched()?.credential, 'default-tapo');
     const wrong = await connect('127.35.1.12');
-    assert.equal(await rejection(wrong.identify(TIMEOUT)), 'auth');
+    assert.equal(await smartErrorCode(wrong.identify(TIMEOUT)), 'auth');
   });
 
   test('a session the device forgot is replaced and the poll succeeds', async () => {

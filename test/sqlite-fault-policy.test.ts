@@ -5,40 +5,31 @@
  * reading exactly once.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { Reading } from '../src/domain/reading.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { BoundedQueue } from '../src/queue/bounded-queue.js';
 import { type PolicySettings, ResiliencePolicy } from '../src/resilience/index.js';
-import {
-  holdWriteLock,
-  openReadingsReader,
-  outboxFileSummary,
-  type SqliteOptions,
-  SqliteStore,
-} from '../src/storage/sqlite/index.js';
+import { openReadingsReader, type SqliteOptions, SqliteStore } from '../src/storage/sqlite/index.js';
 import { Writer } from '../src/storage/writer.js';
 import { captureLogger } from './helpers/capture-logger.js';
-import { waitFor } from './helpers/simulator.js';
+import { sqliteOptions } from './helpers/sqlite.js';
+import { holdWriteLock, outboxFileSummary } from './helpers/sqlite-files.js';
+import { tempRoot } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
+import { faultyWriter, writerFaults } from './helpers/writer-faults.js';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-sqlite-fault-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-sqlite-fault-');
 let fileCounter = 0;
 
 function options(overrides: Partial<SqliteOptions> = {}): SqliteOptions {
-  return {
-    path: join(root, `fault-${++fileCounter}.db`),
-    journalMode: 'WAL',
+  return sqliteOptions(join(root, `fault-${++fileCounter}.db`), {
     synchronous: 'FULL',
-    cacheSize: -2000,
-    tempStore: 'MEMORY',
     busyTimeoutMs: 20,
     outbox: true,
     ...overrides,
-  };
+  });
 }
 
 /** The database preset's shape with short delays, so a test spends little time waiting. */
@@ -157,7 +148,7 @@ describe('SQLITE_BUSY under the database policy', () => {
 describe('SQLITE_FULL under the database policy', () => {
   test('a full disk opens the breaker, polling goes on into the bounded queue (overflow counted), writing resumes by itself', async () => {
     const opts = options();
-    const store = new SqliteStore(opts, createSilentLogger());
+    const store = new SqliteStore(opts, createSilentLogger(), faultyWriter);
     await store.start();
     const policy = databasePolicy({ breakerThreshold: 3, breakerHalfOpenAfterMs: 50 });
     const queue = new BoundedQueue<Reading>(
@@ -194,7 +185,7 @@ describe('SQLITE_FULL under the database policy', () => {
     try {
       writer.start();
       await waitFor(() => writer.stats().written >= 500, 'some readings written first');
-      await store.setMaxPageCountForTest(1);
+      await writerFaults(opts.path).setMaxPageCount(1);
 
       await waitFor(() => policy.recorder.snapshot().breaker.transitions.opened >= 1, 'breaker opened');
       assert.equal(writer.stats().lastError?.code, 'SQLITE_FULL');
@@ -215,7 +206,7 @@ describe('SQLITE_FULL under the database policy', () => {
       assert.ok(attempts <= trials + 1, `${attempts} attempts for ${trials} trial calls`);
       assert.equal(during.retries, before.retries, 'a full disk is not retried in a loop');
 
-      await store.setMaxPageCountForTest(null);
+      await writerFaults(opts.path).setMaxPageCount(null);
       await waitFor(() => policy.state === 'closed', 'breaker closed after space returned');
       clearInterval(produce);
       await waitFor(() => queue.size === 0 && writer.stats().inFlight === 0, 'backlog written');

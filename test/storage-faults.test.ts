@@ -1,35 +1,28 @@
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { statSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { Reading } from '../src/domain/reading.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { BoundedQueue } from '../src/queue/bounded-queue.js';
-import { isStorageError, KasaStorageCode, type StorageError } from '../src/storage/errors.js';
-import {
-  holdWriteLock,
-  openReadingsReader,
-  type SqliteOptions,
-  SqliteStore,
-} from '../src/storage/sqlite/index.js';
+import { isStorageError, KasaStorageCode } from '../src/storage/errors.js';
+import { openReadingsReader, type SqliteOptions, SqliteStore } from '../src/storage/sqlite/index.js';
 import { Writer } from '../src/storage/writer.js';
 import { captureLogger } from './helpers/capture-logger.js';
+import { overwriteBytes } from './helpers/damage.js';
+import { rejectsWith } from './helpers/rejections.js';
+import { sqliteOptions } from './helpers/sqlite.js';
+import { holdWriteLock } from './helpers/sqlite-files.js';
+import { storedCount } from './helpers/stored.js';
+import { tempRoot } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
+import { faultyWriter, writerFaults } from './helpers/writer-faults.js';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-storage-faults-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-storage-faults-');
 let fileCounter = 0;
 
 function options(overrides: Partial<SqliteOptions> = {}): SqliteOptions {
-  return {
-    path: join(root, `faults-${++fileCounter}.db`),
-    journalMode: 'WAL',
-    synchronous: 'FULL',
-    cacheSize: -2000,
-    tempStore: 'MEMORY',
-    busyTimeoutMs: 5000,
-    ...overrides,
-  };
+  return sqliteOptions(join(root, `faults-${++fileCounter}.db`), { synchronous: 'FULL', ...overrides });
 }
 
 const T0 = Date.UTC(2026, 10, 26);
@@ -43,42 +36,6 @@ function readings(count: number, channels: number, startMs = T0, prefix = 'CH'):
     currentMa: 180,
     totalWh: 1000 + i,
   }));
-}
-
-function storedCount(path: string): number {
-  const reader = openReadingsReader(path);
-  try {
-    let n = 0;
-    for (const _ of reader.readings()) n++;
-    return n;
-  } finally {
-    reader.close();
-  }
-}
-
-/** Waits (without asserting anything about time) until `condition` holds; fails if it never does. */
-async function waitFor(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 4000; i++) {
-    if (condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-  assert.fail(`never happened: ${what}`);
-}
-
-async function rejectsWith(
-  promise: Promise<unknown>,
-  code: string,
-  transient: boolean,
-): Promise<StorageError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(isStorageError(error), `expected a StorageError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    assert.equal(error.transient, transient);
-    return error;
-  }
-  assert.fail(`expected a StorageError ${code}`);
 }
 
 describe('a held write lock', () => {
@@ -133,7 +90,7 @@ describe('a full disk', () => {
   test('SQLITE_FULL is transient; the writer holds the batch, writes it once space returns, nothing doubled', async () => {
     const opts = options();
     const { logger, lines } = captureLogger();
-    const store = new SqliteStore(opts, createSilentLogger());
+    const store = new SqliteStore(opts, createSilentLogger(), faultyWriter);
     await store.start();
     const queue = new BoundedQueue<Reading>(
       { capacity: 10_000, overflow: 'drop-newest' },
@@ -143,7 +100,7 @@ describe('a full disk', () => {
     try {
       await store.writeBatch(readings(10, 2, T0, 'OLD'));
       // Returns the cap SQLite applied: the current size, since it cannot go lower.
-      await store.setMaxPageCountForTest(1);
+      await writerFaults(opts.path).setMaxPageCount(1);
       // New channels too: their rows are created in the failing transaction and must roll back cleanly.
       const incoming = readings(1500, 30);
       await rejectsWith(store.writeBatch(incoming), 'SQLITE_FULL', true);
@@ -158,7 +115,7 @@ describe('a full disk', () => {
       assert.equal(failing.lastError?.code, 'SQLITE_FULL');
       assert.equal(failing.lastError?.transient, true);
 
-      await store.setMaxPageCountForTest(null);
+      await writerFaults(opts.path).setMaxPageCount(null);
       await waitFor(() => writer.stats().written === 1500, 'all readings written after space returned');
       const stats = await writer.stop();
       assert.equal(stats.duplicates, 0);
@@ -199,11 +156,9 @@ describe('damaged files and a dying worker', () => {
     await store.stop();
     // Keep page 1 (header and schema), overwrite the rest with garbage.
     const size = statSync(opts.path).size;
-    const fd = openSync(opts.path, 'r+');
     const junk = Buffer.alloc(size - 4096, 0xa5);
     for (let i = 0; i < junk.length; i += 97) junk[i] = i & 0xff;
-    writeSync(fd, junk, 0, junk.length, 4096);
-    closeSync(fd);
+    overwriteBytes(opts.path, junk, 4096);
     const broken = new SqliteStore(opts, createSilentLogger());
     try {
       await broken.start();
@@ -218,14 +173,13 @@ describe('damaged files and a dying worker', () => {
 
   test('a worker crash rejects pending and later calls with a StorageError instead of hanging', async () => {
     const { logger, lines } = captureLogger();
-    const store = new SqliteStore(options(), logger);
+    const opts = options();
+    const store = new SqliteStore(opts, logger, faultyWriter);
     await store.start();
-    const crash = store.crashWorkerForTest();
-    const racing = store.writeBatch(readings(10, 1));
-    await rejectsWith(crash, KasaStorageCode.workerExited, false);
-    // Whether the worker handled it before dying or not, it settles, and a failure is a StorageError.
-    const [outcome] = await Promise.allSettled([racing]);
-    if (outcome?.status === 'rejected') assert.ok(isStorageError(outcome.reason));
+    await writerFaults(opts.path).crashOnNextCall();
+    // The worker dies while this call is pending: it is rejected, not left hanging.
+    await rejectsWith(store.writeBatch(readings(10, 1)), KasaStorageCode.workerExited, false);
+    assert.equal(store.state, 'failed');
     await rejectsWith(store.writeBatch(readings(10, 1)), KasaStorageCode.workerExited, false);
     assert.ok(lines().some((l) => l['msg'] === 'SQLite writer worker died'));
     await store.stop();

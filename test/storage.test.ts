@@ -1,13 +1,12 @@
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { ChannelInfo } from '../src/domain/channel.js';
 import type { Reading } from '../src/domain/reading.js';
 import { createSilentLogger } from '../src/log/logger.js';
-import { isStorageError, KasaStorageCode, type StorageError } from '../src/storage/errors.js';
+import { isStorageError, KasaStorageCode } from '../src/storage/errors.js';
 import {
   openReadingsReader,
   SCHEMA_VERSION,
@@ -16,22 +15,17 @@ import {
   type StoredReading,
 } from '../src/storage/sqlite/index.js';
 import { captureLogger } from './helpers/capture-logger.js';
+import { rejectsWith } from './helpers/rejections.js';
+import { sqliteOptions, withStore } from './helpers/sqlite.js';
+import { storedReadings } from './helpers/stored.js';
+import { tempRoot } from './helpers/temp.js';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-storage-test-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-storage-test-');
 let fileCounter = 0;
 
 function options(overrides: Partial<SqliteOptions> = {}): SqliteOptions {
-  return {
-    // A subdirectory that does not exist yet: start() must create it.
-    path: join(root, `db-${++fileCounter}`, 'kasa.db'),
-    journalMode: 'WAL',
-    synchronous: 'FULL',
-    cacheSize: -2000,
-    tempStore: 'MEMORY',
-    busyTimeoutMs: 5000,
-    ...overrides,
-  };
+  // A subdirectory that does not exist yet: start() must create it.
+  return sqliteOptions(join(root, `db-${++fileCounter}`, 'kasa.db'), { synchronous: 'FULL', ...overrides });
 }
 
 const T0 = Date.UTC(2026, 10, 26, 14, 3, 5, 120);
@@ -56,41 +50,6 @@ const outlets: ChannelInfo[] = [0, 1, 2].map((i) => ({
   parentAlias: 'desk strip',
 }));
 
-async function withStore<T>(opts: SqliteOptions, fn: (store: SqliteStore) => Promise<T>): Promise<T> {
-  const store = new SqliteStore(opts, createSilentLogger());
-  await store.start();
-  try {
-    return await fn(store);
-  } finally {
-    await store.stop();
-  }
-}
-
-function readAll(path: string, query: Parameters<ReturnType<typeof openReadingsReader>['readings']>[0] = {}) {
-  const reader = openReadingsReader(path);
-  try {
-    return [...reader.readings(query)];
-  } finally {
-    reader.close();
-  }
-}
-
-async function rejectsWith(
-  promise: Promise<unknown>,
-  code: string,
-  transient: boolean,
-): Promise<StorageError> {
-  try {
-    await promise;
-  } catch (error) {
-    assert.ok(isStorageError(error), `expected a StorageError, got ${String(error)}`);
-    assert.equal(error.code, code, error.message);
-    assert.equal(error.transient, transient);
-    return error;
-  }
-  assert.fail(`expected a StorageError ${code}`);
-}
-
 describe('schema and migrations', () => {
   test('start creates the directory and the schema; a second start migrates nothing and keeps the data', async () => {
     const opts = options();
@@ -108,7 +67,7 @@ describe('schema and migrations', () => {
     const opened = second.lines().find((l) => l['msg'] === 'SQLite store open');
     assert.equal(opened?.['migrated'], 0);
     assert.equal(opened?.['schema'], SCHEMA_VERSION);
-    assert.equal(readAll(opts.path).length, 1);
+    assert.equal(storedReadings(opts.path).length, 1);
   });
 
   test('a database written by a newer kasa-monitor is refused at start with a permanent error', async () => {
@@ -160,7 +119,7 @@ describe('SqliteStore writes', () => {
       const mixed = [...batch, reading('PLUG1', T0 + 20_000)];
       assert.deepEqual(await store.writeBatch(mixed), { inserted: 1, duplicates: 3, invalid: 0 });
     });
-    assert.equal(readAll(opts.path).length, 4);
+    assert.equal(storedReadings(opts.path).length, 4);
   });
 
   test('readings round-trip exactly in canonical integer units', async () => {
@@ -208,7 +167,7 @@ describe('SqliteStore writes', () => {
         currentMa: r.currentMa,
         totalWh: r.totalWh,
       }));
-    assert.deepEqual(readAll(opts.path), expected);
+    assert.deepEqual(storedReadings(opts.path), expected);
   });
 
   test('a reading for an unknown channel creates a minimal row that discovery later fills in, keeping the id', async () => {
@@ -258,7 +217,7 @@ describe('SqliteStore writes', () => {
       assert.deepEqual(result, { inserted: 2, duplicates: 0, invalid: 2 });
     });
     assert.deepEqual(
-      readAll(opts.path).map((r) => r.tsMs),
+      storedReadings(opts.path).map((r) => r.tsMs),
       [T0, T0 + 3],
     );
   });
@@ -281,7 +240,7 @@ describe('SqliteStore writes', () => {
         invalid: 0,
       });
     });
-    assert.equal(readAll(opts.path).length, 1);
+    assert.equal(storedReadings(opts.path).length, 1);
   });
 });
 
@@ -308,7 +267,7 @@ describe('readings reader', () => {
 
   test('orders readings oldest first across channels, ties in device id order', async () => {
     const path = await populated();
-    const rows = readAll(path);
+    const rows = storedReadings(path);
     assert.equal(rows.length, 15);
     const keys = rows.map((r) => [r.tsMs, r.deviceId] as const);
     const sorted = [...keys].sort((a, b) => a[0] - b[0] || (a[1] < b[1] ? -1 : a[1] > b[1] ? 1 : 0));
@@ -325,7 +284,7 @@ describe('readings reader', () => {
 
   test('filters by time: from is inclusive, to is exclusive', async () => {
     const path = await populated();
-    const rows = readAll(path, { fromMs: T0 + 10_000, toMs: T0 + 30_005 });
+    const rows = storedReadings(path, { fromMs: T0 + 10_000, toMs: T0 + 30_005 });
     assert.deepEqual(
       rows.map((r) => [r.tsMs - T0, r.deviceId]),
       [

@@ -8,34 +8,25 @@
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
-import {
-  closeSync,
-  existsSync,
-  mkdtempSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { loadConfig } from '../src/config/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { Daemon } from '../src/main.js';
 import { openReadingsReader } from '../src/storage/sqlite/index.js';
-import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
 import type { AlertPayload, HealthReport } from '../src/supervisor/index.js';
-import { type SimulatorFleet, startSimulators, waitFor } from './helpers/simulator.js';
+import { simulatedFleetConfig } from './helpers/daemon-config.js';
+import { corruptPages } from './helpers/damage.js';
+import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
+import { sqliteOptions } from './helpers/sqlite.js';
+import { createSyntheticDatabase } from './helpers/sqlite-files.js';
+import { tempRoot } from './helpers/temp.js';
 import { startVictoria, victoriaAvailable } from './helpers/victoria.js';
+import { waitFor } from './helpers/wait.js';
 import { startWebhookReceiver, type WebhookReceiver } from './helpers/webhook.js';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-supervisor-daemon-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-supervisor-daemon-');
 
 const LOCK_HOLDER = fileURLToPath(new URL('./helpers/lock-holder.js', import.meta.url));
 
@@ -57,30 +48,21 @@ async function startDaemon(
 ): Promise<Harness> {
   const hook = await startWebhookReceiver();
   const dbPath = (overrides['storage.sqlite.path'] as string | undefined) ?? join(root, `${name}.db`);
-  const { config } = loadConfig({
-    env: {},
-    defaultFile: join(root, 'absent.yaml'),
-    overrides: {
-      'discovery.broadcast': ['127.255.255.255'],
-      'discovery.port': String(port),
-      'discovery.interval': '1s',
-      'discovery.timeout': '300ms',
-      'polling.interval': '1s',
-      'polling.timeout': '500ms',
-      'writer.flush_interval': '100ms',
-      'storage.sqlite.path': dbPath,
-      'storage.sqlite.synchronous': 'NORMAL',
-      'http.listen': '127.0.0.1:0',
-      'health.interval': '250ms',
-      'health.alert_after': '2',
-      'health.webhook_url': hook.url,
-      'health.min_free_disk_mb': '0',
-      'health.max_event_loop_lag': '5s',
-      'retry.network.base_delay': '50ms',
-      'retry.network.max_delay': '200ms',
-      'retry.network.timeout': '2s',
-      ...overrides,
-    },
+  const config = simulatedFleetConfig(root, {
+    'discovery.port': String(port),
+    'discovery.interval': '1s',
+    'storage.sqlite.path': dbPath,
+    'storage.sqlite.synchronous': 'NORMAL',
+    'http.listen': '127.0.0.1:0',
+    'health.interval': '250ms',
+    'health.alert_after': '2',
+    'health.webhook_url': hook.url,
+    'health.min_free_disk_mb': '0',
+    'health.max_event_loop_lag': '5s',
+    'retry.network.base_delay': '50ms',
+    'retry.network.max_delay': '200ms',
+    'retry.network.timeout': '2s',
+    ...overrides,
   });
   const fatal: Error[] = [];
   const daemon = new Daemon(config, createSilentLogger(), { onFatal: (error) => fatal.push(error) });
@@ -219,28 +201,16 @@ describe('the supervisor of a running daemon', () => {
   test('a database corrupted before start is moved aside with its -wal/-shm, a fresh one is used, and an alert says where', async () => {
     const dir = join(root, 'corrupt');
     const dbPath = join(dir, 'kasa.db');
-    createSyntheticDatabase(
-      {
-        path: dbPath,
-        journalMode: 'WAL',
-        synchronous: 'NORMAL',
-        cacheSize: -2000,
-        tempStore: 'MEMORY',
-        busyTimeoutMs: 100,
-      },
-      {
-        channels: [
-          { id: 'OLD1', alias: 'old one' },
-          { id: 'OLD2', alias: 'old two' },
-        ],
-        startMs: 0,
-        perChannel: 30_000,
-        intervalMs: 60_000,
-      },
-    );
-    const fd = openSync(dbPath, 'r+');
-    writeSync(fd, Buffer.alloc(4096 * 10, 0xa5), 0, 4096 * 10, 4096 * 20);
-    closeSync(fd);
+    createSyntheticDatabase(sqliteOptions(dbPath, { busyTimeoutMs: 100 }), {
+      channels: [
+        { id: 'OLD1', alias: 'old one' },
+        { id: 'OLD2', alias: 'old two' },
+      ],
+      startMs: 0,
+      perChannel: 30_000,
+      intervalMs: 60_000,
+    });
+    corruptPages(dbPath);
     // What a power cut leaves next to it.
     writeFileSync(`${dbPath}-wal`, 'left over wal');
     writeFileSync(`${dbPath}-shm`, 'left over shm');

@@ -6,28 +6,20 @@
  * old one went.
  */
 import assert from 'node:assert/strict';
-import {
-  closeSync,
-  existsSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import type { ChannelInfo } from '../src/domain/channel.js';
 import type { Reading } from '../src/domain/reading.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import type { DaemonStatus } from '../src/main.js';
 import { BoundedQueue } from '../src/queue/bounded-queue.js';
-import { openReadingsReader, type SqliteOptions, SqliteStore } from '../src/storage/sqlite/index.js';
-import { createSyntheticDatabase } from '../src/storage/sqlite/pool-support.js';
-import { ReaderPool } from '../src/storage/sqlite/reader-pool.js';
+import {
+  openReadingsReader,
+  ReaderPool,
+  type SqliteOptions,
+  SqliteStore,
+} from '../src/storage/sqlite/index.js';
 import { Writer } from '../src/storage/writer.js';
 import {
   createChecks,
@@ -39,11 +31,16 @@ import {
   type SupervisorOptions,
   startStore,
 } from '../src/supervisor/index.js';
-import { waitFor } from './helpers/simulator.js';
+import { corruptPages, overwriteBytes } from './helpers/damage.js';
+import { sqliteOptions } from './helpers/sqlite.js';
+import { createSyntheticDatabase } from './helpers/sqlite-files.js';
+import { storedCount } from './helpers/stored.js';
+import { tempRoot } from './helpers/temp.js';
+import { sleep, waitFor } from './helpers/wait.js';
 import { startWebhookReceiver } from './helpers/webhook.js';
+import { faultyWriter, writerFaults } from './helpers/writer-faults.js';
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-supervisor-recovery-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-supervisor-recovery-');
 
 const OPTIONS: SupervisorOptions = {
   intervalMs: 60_000,
@@ -70,20 +67,14 @@ const CHANNEL: ChannelInfo = {
 };
 
 function sqlite(path: string): SqliteOptions {
-  return {
-    path,
-    journalMode: 'WAL',
-    synchronous: 'NORMAL',
-    cacheSize: -2000,
-    tempStore: 'MEMORY',
-    busyTimeoutMs: 100,
-  };
+  return sqliteOptions(path, { busyTimeoutMs: 100 });
 }
 
 /** The real storage parts plus a supervisor running the SQLite checks on them. */
 async function rig(path: string, webhookUrl: string) {
   const logger = createSilentLogger();
-  const store = new SqliteStore(sqlite(path), logger);
+  // The writer worker with fault injection: the crash test makes it die.
+  const store = new SqliteStore(sqlite(path), logger, faultyWriter);
   await store.start();
   await store.upsertChannels([CHANNEL]);
   const readers = new ReaderPool(
@@ -167,17 +158,6 @@ async function rig(path: string, webhookUrl: string) {
   };
 }
 
-function storedCount(path: string): number {
-  const reader = openReadingsReader(path);
-  try {
-    let n = 0;
-    for (const _ of reader.readings()) n++;
-    return n;
-  } finally {
-    reader.close();
-  }
-}
-
 describe('recovery on real parts', () => {
   test('quarantineDatabase moves the database with its -wal, -shm and -journal under one new name', () => {
     const dir = join(root, 'moves');
@@ -219,10 +199,8 @@ describe('recovery on real parts', () => {
       perChannel: 100,
       intervalMs: 1000,
     });
-    const fd = openSync(damaged, 'r+');
     // Keep the magic string, break the page size and what follows.
-    writeSync(fd, Buffer.alloc(84, 0xff), 0, 84, 16);
-    closeSync(fd);
+    overwriteBytes(damaged, Buffer.alloc(84, 0xff), 16);
     const logger = createSilentLogger();
     const started = await startStore(() => new SqliteStore(sqlite(damaged), logger), damaged, logger);
     try {
@@ -250,7 +228,10 @@ describe('recovery on real parts', () => {
     try {
       await waitFor(() => r.writer.stats().written > 100, 'readings written');
       assert.equal((await r.supervisor.refresh()).checks['sqlite']?.status, 'ok');
-      await r.store.crashWorkerForTest().catch(() => undefined);
+      await writerFaults(path).crashOnNextCall();
+      // The store's next call (this one, or a batch of the writer's) meets the crash; either way this
+      // one settles only once the worker is dead.
+      await r.store.loadCursor('crash-probe').catch(() => undefined);
       assert.equal(r.store.state, 'failed');
       await waitFor(() => r.writer.stats().failedBatches > 0, 'a write failed');
 
@@ -305,9 +286,7 @@ describe('recovery on real parts', () => {
       const first = await r.supervisor.refresh();
       assert.equal(first.checks['integrity']?.status, 'ok');
       const size = statSync(path).size;
-      const fd = openSync(path, 'r+');
-      writeSync(fd, Buffer.alloc(4096 * 10, 0xa5), 0, 4096 * 10, 4096 * 20);
-      closeSync(fd);
+      corruptPages(path);
 
       const report = await r.supervisor.refresh();
       assert.equal(report.checks['integrity']?.status, 'failed');
@@ -408,7 +387,7 @@ describe('InfluxDB client recovery', () => {
       });
       for (let i = 0; i < 6; i++) {
         await supervisor.refresh();
-        await new Promise((resolve) => setTimeout(resolve, 5));
+        await sleep(5);
       }
       assert.ok(recreated >= 1, 'the client was recreated');
       assert.equal(exhausted.length, 0, 'InfluxDB trouble never ends the daemon');

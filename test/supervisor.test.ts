@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { HttpServer, LatestReadings } from '../src/http/index.js';
 import { type PolicySettings, ResiliencePolicy } from '../src/resilience/index.js';
-import type { PoolStats } from '../src/storage/sqlite/reader-pool.js';
+import type { PoolStats } from '../src/storage/sqlite/index.js';
 import {
   type CheckResult,
   type HealthCheck,
@@ -20,6 +20,7 @@ import {
   worstStatus,
 } from '../src/supervisor/index.js';
 import { captureLogger } from './helpers/capture-logger.js';
+import { sleep } from './helpers/wait.js';
 import { startWebhookReceiver, type WebhookReceiver } from './helpers/webhook.js';
 
 const OPTIONS: SupervisorOptions = {
@@ -238,7 +239,7 @@ describe('alerts', () => {
       plugs.result = { status: 'degraded', reason: 'every plug is offline (2 known)' };
       const refreshed = supervisor.refresh();
       await refreshed;
-      while (receiver.requests < 2) await new Promise((resolve) => setTimeout(resolve, 5));
+      while (receiver.requests < 2) await sleep(5);
       receiver.status = 204;
       await supervisor.alerts.flush();
       assert.equal(receiver.received.length, 1);

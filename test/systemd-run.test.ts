@@ -11,14 +11,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { loopbackAddresses } from '../src/discovery/simulator-fleet.js';
+import { CLI } from './helpers/cli.js';
 import { type NotifyDatagram, NotifySocket } from './helpers/notify-socket.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
 
 const PORT = 21501;
-const CLI = fileURLToPath(new URL('../src/cli/bin.js', import.meta.url));
-
 function config(dir: string, extra = ''): string {
   return `discovery:
   broadcast: 127.255.255.255

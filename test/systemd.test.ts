@@ -20,6 +20,7 @@ import { formatStatus, sqliteSink, statusFacts } from '../src/systemd/status.js'
 import { Watchdog, watchdogSettings } from '../src/systemd/watchdog.js';
 import { captureLogger } from './helpers/capture-logger.js';
 import { NotifySocket } from './helpers/notify-socket.js';
+import { settle } from './helpers/wait.js';
 
 const NOTIFY_ENV = { NOTIFY_SOCKET: '/run/systemd/notify' };
 
@@ -55,9 +56,6 @@ function recordingTransport(
     waiting: () => pending.length,
   };
 }
-
-/** Lets queued microtasks and promise callbacks run. */
-const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /** A readable summary of what was sent: assignments plus READY/STATUS flags. */
 function lines(sent: readonly NotifyMessage[]): string[] {

@@ -8,25 +8,20 @@
  * stepped by the poll interval before each `poller.tick()`; real timers stay real.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, mock, test } from 'node:test';
-import type { BackfillReport } from '../src/backfill/backfill.js';
-import { BackfillScheduler } from '../src/backfill/scheduler.js';
+import { describe, test } from 'node:test';
 import { backfillTargets } from '../src/backfill/targets.js';
-import { Discovery } from '../src/discovery/discovery.js';
-import type { Reading } from '../src/domain/reading.js';
 import { zoneCalendar } from '../src/energy/index.js';
-import { createSilentLogger } from '../src/log/logger.js';
-import { Poller } from '../src/poller/poller.js';
-import { BoundedQueue } from '../src/queue/bounded-queue.js';
-import { SqliteStore } from '../src/storage/sqlite/index.js';
-import { Writer } from '../src/storage/writer.js';
-import { captureLogger } from './helpers/capture-logger.js';
-import { runCliProcess } from './helpers/cli.js';
+import {
+  energyRows,
+  manualDiscovery,
+  recordSimulatedTime,
+  runEnergy,
+  runScheduledBackfill,
+  writeEnergyConfig,
+} from './helpers/energy.js';
 import { type SimulatorFleet, startSimulators } from './helpers/simulator.js';
-import { testStoreOptions } from './helpers/sqlite.js';
+import { tempRoot } from './helpers/temp.js';
 
 const PORT = 37000;
 const ZONE = 'Europe/Berlin';
@@ -38,8 +33,7 @@ const HOUR = 3_600_000;
 const START = Date.UTC(2026, 5, 10, 4, 30);
 const END = START + 2 * HOUR;
 
-const root = mkdtempSync(join(tmpdir(), 'kasa-tariff-e2e-'));
-after(() => rmSync(root, { recursive: true, force: true }));
+const root = tempRoot('kasa-tariff-e2e-');
 
 /** Polls the fleet every POLL_MS of simulated time in [from, to], with `meter(t)` as each plug's realtime. */
 async function record(
@@ -50,35 +44,15 @@ async function record(
   meter: (t: number) => number,
   plugs: readonly string[] = [PLUG],
 ): Promise<void> {
-  const log = createSilentLogger();
-  const discovery = new Discovery(
-    {
-      broadcast: ['127.255.255.255'],
-      port: PORT,
-      intervalMs: HOUR,
-      timeoutMs: 500,
-      hosts: [],
-      offlineTolerance: 1_000_000,
-      receiveBufferBytes: 1 << 20,
-    },
-    log,
-  );
-  await discovery.runRound();
-  const store = new SqliteStore(testStoreOptions(dbPath, { timeZone: ZONE }), log);
-  await store.start();
-  const queue = new BoundedQueue<Reading>({ capacity: 100_000, overflow: 'drop-newest' }, log);
-  const writer = new Writer(queue, store, { batchSize: 1000, flushIntervalMs: 200 }, log);
-  writer.start();
-  const poller = new Poller(
-    discovery.registry,
-    queue,
-    { intervalMs: POLL_MS, timeoutMs: 2000, concurrency: 8, transport: 'udp' },
-    log,
-  );
-  mock.timers.enable({ apis: ['Date'], now: from });
-  try {
-    for (let t = from; t <= to; t += POLL_MS) {
-      mock.timers.setTime(t);
+  const stats = await recordSimulatedTime({
+    discovery: manualDiscovery({ port: PORT, timeoutMs: 500 }),
+    dbPath,
+    timeZone: ZONE,
+    from,
+    to,
+    stepMs: POLL_MS,
+    pollTimeoutMs: 2000,
+    setMeters: (t) => {
       for (const plug of plugs) {
         fleet.setRealtime(plug, {
           power_mw: WATTS * 1000,
@@ -87,16 +61,9 @@ async function record(
           total_wh: meter(t),
         });
       }
-      await poller.tick();
-    }
-  } finally {
-    mock.timers.reset();
-  }
-  assert.equal(poller.stats().pollsOk, plugs.length * ((to - from) / POLL_MS + 1), 'every poll answered');
-  await poller.stop();
-  await writer.stop();
-  await store.stop();
-  await discovery.stop();
+    },
+  });
+  assert.equal(stats.pollsOk, plugs.length * ((to - from) / POLL_MS + 1), 'every poll answered');
 }
 
 describe('cost of a simulated plug through a band edge', () => {
@@ -111,15 +78,11 @@ describe('cost of a simulated plug through a band edge', () => {
     } finally {
       await fleet.stop();
     }
-    const config = join(root, 'tariff.yaml');
     // The edge at 07:30 is not on a whole hour: the report must price minute buckets.
-    writeFileSync(
-      config,
-      [
-        `time_zone: ${ZONE}`,
-        'storage:',
-        `  sqlite:\n    path: ${dbPath}`,
-        '  rollups:\n    gap_limit: 5m',
+    const config = writeEnergyConfig(join(root, 'tariff.yaml'), {
+      timeZone: ZONE,
+      dbPath,
+      sections: [
         'tariff:',
         '  currency: EUR',
         '  periods:',
@@ -128,21 +91,9 @@ describe('cost of a simulated plug through a band edge', () => {
         '      rates:',
         '        - { days: [mon, tue, wed, thu, fri], from: "07:30", to: "23:00", price: 0.31 }',
         '        - { price: 0.18 }',
-        '',
-      ].join('\n'),
-    );
-    const result = await runCliProcess([
-      'energy',
-      '-c',
-      config,
-      '--format',
-      'csv',
-      '--from',
-      '2026-06-10',
-      '--to',
-      '2026-06-11',
-    ]);
-    assert.equal(result.code, 0, result.stderr);
+      ],
+    });
+    const result = await runEnergy(config, ['--format', 'csv', '--from', '2026-06-10', '--to', '2026-06-11']);
     const [header, line, ...rest] = result.stdout.trimEnd().split('\n');
     assert.equal(header, 'period,device_id,alias,energy_kwh,cost,currency,source');
     assert.equal(rest.length, 0, result.stdout);
@@ -154,8 +105,7 @@ describe('cost of a simulated plug through a band edge', () => {
     assert.ok(Math.abs(Number(kwh) - 2.4) <= 2.4 * 0.005, `energy ${kwh}`);
 
     // The table's totals row carries the standing charge separately (one day: 0.45).
-    const table = await runCliProcess(['energy', '-c', config, '--from', '2026-06-10', '--to', '2026-06-11']);
-    assert.equal(table.code, 0, table.stderr);
+    const table = await runEnergy(config, ['--from', '2026-06-10', '--to', '2026-06-11']);
     assert.match(table.stdout, /^total\s+2\.4\d\d\s+0\.5\d+/m);
     assert.match(table.stdout, /Standing charge \(not split over devices\): 0\.45 EUR/);
   });
@@ -163,16 +113,6 @@ describe('cost of a simulated plug through a band edge', () => {
 
 const HOME = `E7${'0'.repeat(37)}2`;
 const AWAY = `E7${'0'.repeat(37)}3`;
-
-interface DayRow {
-  period: string;
-  device_id: string;
-  energy_kwh: number;
-  source: string;
-  measured_kwh: number;
-  device_kwh: number;
-  estimated_kwh: number;
-}
 
 describe('backfill from the plugs’ own day statistics', () => {
   test('a day the daemon was stopped is filled with the plug’s day total minus the measured part; a second run changes nothing; a plug in another zone is filled per month with one warning', async () => {
@@ -208,39 +148,18 @@ describe('backfill from the plugs’ own day statistics', () => {
         { model: 'hs110v2', address: '127.37.0.3', deviceId: AWAY, alias: 'away' },
       ],
     });
-    const config = join(root, 'backfill.yaml');
-    writeFileSync(
-      config,
-      [
-        `time_zone: ${ZONE}`,
+    const config = writeEnergyConfig(join(root, 'backfill.yaml'), {
+      timeZone: ZONE,
+      dbPath,
+      sections: [
         'discovery:',
         '  broadcast: 127.255.255.255',
         `  port: ${PORT}`,
         '  timeout: 1s',
         'polling:\n  timeout: 2s',
-        'storage:',
-        `  sqlite:\n    path: ${dbPath}`,
-        '  rollups:\n    gap_limit: 5m',
-        '',
-      ].join('\n'),
-    );
-    const report = async (period: 'day' | 'month') => {
-      const result = await runCliProcess([
-        'energy',
-        '-c',
-        config,
-        '--format',
-        'json',
-        '--period',
-        period,
-        '--from',
-        label(9),
-        '--to',
-        label(12),
-      ]);
-      assert.equal(result.code, 0, result.stderr);
-      return JSON.parse(result.stdout) as DayRow[];
-    };
+      ],
+    });
+    const report = (period: 'day' | 'month') => energyRows(config, { period, from: label(9), to: label(12) });
     try {
       await record(fleet, dbPath, first[0], first[1], counter, [HOME, AWAY]);
       await record(fleet, dbPath, second[0], second[1], counter, [HOME, AWAY]);
@@ -251,42 +170,15 @@ describe('backfill from the plugs’ own day statistics', () => {
       fleet.setClockOffset(AWAY, 9 * HOUR);
 
       // The daemon's scheduled run (in a worker thread) over the plugs discovery finds.
-      const discovery = new Discovery(
-        {
-          broadcast: ['127.255.255.255'],
-          port: PORT,
-          intervalMs: HOUR,
-          timeoutMs: 500,
-          hosts: [],
-          offlineTolerance: 1_000_000,
-          receiveBufferBytes: 1 << 20,
-        },
-        createSilentLogger(),
-      );
-      const captured = captureLogger('info');
-      let done: BackfillReport | null;
-      try {
-        await discovery.runRound();
-        const scheduler = new BackfillScheduler(
-          {
-            dbPath,
-            timeZone: ZONE,
-            gapLimitMs: 5 * 60_000,
-            intervalMs: HOUR,
-            request: { transport: 'udp', timeoutMs: 2000 },
-          },
-          discovery.registry,
-          captured.logger,
-        );
-        done = await scheduler.runNow();
-        await scheduler.stop();
-      } finally {
-        await discovery.stop();
-      }
-      assert.ok(done, JSON.stringify(captured.lines()));
+      const { done, lines } = await runScheduledBackfill(manualDiscovery({ port: PORT, timeoutMs: 500 }), {
+        dbPath,
+        timeZone: ZONE,
+        requestTimeoutMs: 2000,
+      });
+      assert.ok(done, JSON.stringify(lines()));
       assert.equal(done.filled, 4, JSON.stringify(done));
-      const warnings = captured.lines().filter((l) => String(l.msg).includes('not in time_zone'));
-      assert.equal(warnings.length, 1, JSON.stringify(captured.lines()));
+      const warnings = lines().filter((l) => String(l.msg).includes('not in time_zone'));
+      assert.equal(warnings.length, 1, JSON.stringify(lines()));
       assert.equal(warnings[0]?.['device_id'], AWAY);
 
       const days = await report('day');
@@ -316,10 +208,7 @@ describe('backfill from the plugs’ own day statistics', () => {
 
       // A second run (`energy --backfill`, another process) stores nothing and changes nothing.
       const before = await report('day');
-      const again = await runCliProcess([
-        'energy',
-        '-c',
-        config,
+      const again = await runEnergy(config, [
         '--backfill',
         '--format',
         'json',
@@ -328,7 +217,6 @@ describe('backfill from the plugs’ own day statistics', () => {
         '--to',
         label(12),
       ]);
-      assert.equal(again.code, 0, again.stderr);
       assert.match(again.stderr, /backfill: 0 gap fill\(s\) stored, 0 request\(s\) to plugs/);
       assert.deepEqual(JSON.parse(again.stdout), before);
     } finally {
@@ -348,18 +236,7 @@ describe('the legacy statistics source', () => {
         { model: 'hs300', address: '127.37.0.5', deviceId: STRIP, alias: 'strip' },
       ],
     });
-    const discovery = new Discovery(
-      {
-        broadcast: ['127.255.255.255'],
-        port: PORT,
-        intervalMs: HOUR,
-        timeoutMs: 500,
-        hosts: [],
-        offlineTolerance: 1_000_000,
-        receiveBufferBytes: 1 << 20,
-      },
-      createSilentLogger(),
-    );
+    const discovery = manualDiscovery({ port: PORT, timeoutMs: 500 });
     try {
       await discovery.runRound();
       const strip = fleet.devices.find((d) => d.deviceId === STRIP);

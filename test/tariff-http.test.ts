@@ -6,24 +6,21 @@
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { Reading } from '../src/domain/reading.js';
 import { zoneCalendar } from '../src/energy/index.js';
 import { HttpServer, LatestReadings } from '../src/http/index.js';
 import { createSilentLogger } from '../src/log/logger.js';
-import { type EnergyReportSettings, SqliteStore } from '../src/storage/sqlite/index.js';
-import { ReaderPool } from '../src/storage/sqlite/reader-pool.js';
+import { type EnergyReportSettings, ReaderPool, SqliteStore } from '../src/storage/sqlite/index.js';
 import { testStoreOptions } from './helpers/sqlite.js';
+import { tempRoot } from './helpers/temp.js';
 
 const HOUR = 3_600_000;
 const MIN = 60_000;
 const ZONE = 'UTC';
-const root = mkdtempSync(join(tmpdir(), 'kasa-tariff-http-'));
+const root = tempRoot('kasa-tariff-http-');
 const dbPath = join(root, 'kasa.db');
-after(() => rmSync(root, { recursive: true, force: true }));
 
 const SETTINGS: EnergyReportSettings = {
   timeZone: ZONE,

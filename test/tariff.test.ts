@@ -3,11 +3,10 @@
  * was used, with fixed readings. Pure: no peers needed.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, test } from 'node:test';
-import { ConfigError, diffConfig, loadConfig } from '../src/config/index.js';
+import { describe, test } from 'node:test';
+import { diffConfig } from '../src/config/index.js';
 import {
   CostLedger,
   type CounterReading,
@@ -22,25 +21,17 @@ import {
   type TariffConfig,
   TariffRules,
 } from '../src/energy/index.js';
+import { configFixtures, problemsOf } from './helpers/config.js';
 
-const dir = mkdtempSync(join(tmpdir(), 'kasa-tariff-'));
-after(() => rmSync(dir, { recursive: true, force: true }));
-let counter = 0;
+const fixtures = configFixtures('kasa-tariff-');
+const dir = fixtures.dir;
 
 function load(yaml: string) {
-  const file = join(dir, `config-${++counter}.yaml`);
-  writeFileSync(file, yaml);
-  return loadConfig({ file, env: {}, defaultFile: join(dir, 'absent.yaml') });
+  return fixtures.load({ file: fixtures.writeConfig(yaml) });
 }
 
 function problems(yaml: string): string[] {
-  try {
-    load(yaml);
-  } catch (error) {
-    assert.ok(error instanceof ConfigError, String(error));
-    return error.problems.map((p) => `${p.path}: ${p.message}`);
-  }
-  assert.fail('expected a ConfigError');
+  return problemsOf(() => load(yaml)).map((p) => `${p.path}: ${p.message}`);
 }
 
 const H = 3_600_000;

@@ -3,34 +3,26 @@
  * CLI, real simulated plugs and real sockets. Ports 29000-29999 and 127.29.0.x belong to this file.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { loadConfig } from '../src/config/index.js';
-import type { DeviceSnapshot } from '../src/discovery/registry.js';
 import type { ChannelInfo } from '../src/domain/channel.js';
 import { LatestReadings } from '../src/http/latest.js';
-import { HttpServer } from '../src/http/server.js';
 import { createSilentLogger } from '../src/log/logger.js';
 import { Daemon } from '../src/main.js';
 import { openReadingsReader, SqliteStore } from '../src/storage/sqlite/index.js';
-import { ReaderPool } from '../src/storage/sqlite/reader-pool.js';
 import { launchBrowser, screenshot } from './helpers/browser.js';
 import { runCliProcess } from './helpers/cli.js';
 import { Mosquitto, Subscriber } from './helpers/mosquitto.js';
-import { startSimulators, waitFor } from './helpers/simulator.js';
+import { startSimulators } from './helpers/simulator.js';
+import { sqliteOptions } from './helpers/sqlite.js';
+import { onlineSnapshot, startStandaloneHttp } from './helpers/standalone-http.js';
+import { tempDirs } from './helpers/temp.js';
+import { waitFor } from './helpers/wait.js';
 
-const dirs: string[] = [];
-after(() => {
-  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
-});
-function tempDir(): string {
-  const dir = mkdtempSync(join(tmpdir(), 'kasa-trial-'));
-  dirs.push(dir);
-  return dir;
-}
+const tempDir = tempDirs('kasa-trial-');
 
 describe('demo', () => {
   it('exits 1 with a hint, instead of hanging, when its HTTP port is taken', async () => {
@@ -70,17 +62,7 @@ async function databaseWithReadings(
   measures: { voltage: boolean } = { voltage: true },
 ): Promise<string> {
   const path = join(tempDir(), 'kasa.db');
-  const store = new SqliteStore(
-    {
-      path,
-      journalMode: 'WAL',
-      synchronous: 'FULL',
-      cacheSize: -2000,
-      tempStore: 'MEMORY',
-      busyTimeoutMs: 5000,
-    },
-    createSilentLogger(),
-  );
+  const store = new SqliteStore(sqliteOptions(path, { synchronous: 'FULL' }), createSilentLogger());
   await store.start();
   try {
     await store.upsertChannels([channel]);
@@ -188,43 +170,9 @@ describe('dashboard', () => {
       reader.close();
     }
     const now = Date.now();
-    const device: DeviceSnapshot = {
-      id: smart.id,
-      alias: smart.alias,
-      model: smart.model,
-      host: '127.29.0.31',
-      port: 9999,
-      hasEmeter: true,
-      polled: true,
-      outlets: [],
-      channels: [smart],
-      state: { kind: 'online', since: now },
-      firstSeenMs: now,
-      lastSeenMs: now,
-      missedRounds: 0,
-      failedPolls: 0,
-    };
-    const readers = new ReaderPool(
-      { path, size: 1, maxOverflow: 1, timeoutMs: 30_000, recycleMs: 3_600_000 },
-      createSilentLogger(),
-    );
-    await readers.start();
-    const http = new HttpServer(
-      {
-        status: () => null,
-        health: () => null,
-        refreshHealth: () => Promise.reject(new Error('not used')),
-        devices: () => [device],
-        latest,
-        pool: () => readers.stats(),
-        readers,
-      },
-      { host: '127.29.0.1', port: 0 },
-      createSilentLogger(),
-    );
-    const address = await http.start();
-    assert.ok(address !== null);
-    const origin = `http://127.29.0.1:${address.port}`;
+    const device = onlineSnapshot(smart, '127.29.0.31', now);
+    const server = await startStandaloneHttp({ path, host: '127.29.0.1', devices: () => [device], latest });
+    const origin = server.origin;
     const browser = await launchBrowser();
     try {
       const { page, log } = await browser.open(origin);
@@ -253,8 +201,7 @@ describe('dashboard', () => {
       assert.equal(cells[4], '', 'no current');
     } finally {
       await browser.close();
-      await http.stop();
-      await readers.stop();
+      await server.stop();
     }
   });
 });

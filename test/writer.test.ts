@@ -2,16 +2,17 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { after, describe, test } from 'node:test';
-import { pino } from 'pino';
 import type { Reading } from '../src/domain/reading.js';
-import { createSilentLogger, type Logger } from '../src/log/logger.js';
+import { createSilentLogger } from '../src/log/logger.js';
 import { BoundedQueue, type OverflowPolicy } from '../src/queue/bounded-queue.js';
 import { StorageError } from '../src/storage/errors.js';
 import type { ReadingSink, SinkWriteResult } from '../src/storage/sink.js';
 import { openReadingsReader, SqliteStore } from '../src/storage/sqlite/index.js';
 import { defaultRetryDelay, Writer, type WriterStats } from '../src/storage/writer.js';
+import { captureLogger } from './helpers/capture-logger.js';
+import { sqliteOptions } from './helpers/sqlite.js';
+import { settle, waitFor } from './helpers/wait.js';
 
 const T0 = Date.UTC(2026, 10, 26);
 
@@ -27,17 +28,6 @@ function readings(count: number, from = 0): Reading[] {
       totalWh: i,
     };
   });
-}
-
-function recordingLogger(): { logger: Logger; lines: Record<string, unknown>[] } {
-  const lines: Record<string, unknown>[] = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString().split('\n')) if (line !== '') lines.push(JSON.parse(line));
-      callback();
-    },
-  });
-  return { logger: pino({ level: 'debug' }, stream), lines };
 }
 
 /** A sink that records every call, remembers what it stored, and can be told to fail or to block. */
@@ -91,19 +81,6 @@ function makeQueue(capacity = 10_000, overflow: OverflowPolicy = 'drop-newest'):
   return new BoundedQueue<Reading>({ capacity, overflow }, createSilentLogger());
 }
 
-/** Lets pending microtasks, promise chains and immediates run (no timers). */
-async function settle(rounds = 5): Promise<void> {
-  for (let i = 0; i < rounds; i++) await new Promise((resolve) => setImmediate(resolve));
-}
-
-async function waitFor(condition: () => boolean, what: string): Promise<void> {
-  for (let i = 0; i < 4000; i++) {
-    if (condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 2));
-  }
-  assert.fail(`never happened: ${what}`);
-}
-
 /** offered = written + duplicates + invalid + dropped (queue and shutdown) + still queued + in flight. */
 function assertAccounted(queue: BoundedQueue<Reading>, stats: WriterStats): void {
   const q = queue.stats();
@@ -130,10 +107,10 @@ describe('Writer batching', () => {
     writer.start();
     const offered = readings(5);
     for (const r of offered.slice(0, 4)) queue.offer(r);
-    await settle();
+    await settle(5);
     assert.equal(sink.calls.length, 0, 'four readings are not a batch yet');
     queue.offer(offered[4] as Reading);
-    await settle();
+    await settle(5);
     assert.deepEqual(sink.calls, [offered]);
     assert.equal(writer.stats().written, 5);
     await writer.stop();
@@ -147,12 +124,12 @@ describe('Writer batching', () => {
     writer.start();
     const offered = readings(3);
     for (const r of offered) queue.offer(r);
-    await settle();
+    await settle(5);
     t.mock.timers.tick(999);
-    await settle();
+    await settle(5);
     assert.equal(sink.calls.length, 0);
     t.mock.timers.tick(1);
-    await settle();
+    await settle(5);
     assert.deepEqual(sink.calls, [offered]);
     const stats = await writer.stop();
     assert.equal(stats.written, 3);
@@ -167,7 +144,7 @@ describe('Writer batching', () => {
     const offered = readings(6);
     // The producer is never held up by the blocked sink: offer() returns at once.
     for (const r of offered) assert.equal(queue.offer(r), true);
-    await settle();
+    await settle(5);
     assert.equal(sink.calls.length, 1);
     assert.equal(writer.stats().inFlight, 2);
     assert.equal(queue.size, 4);
@@ -188,10 +165,10 @@ describe('Writer batching', () => {
     const writer = new Writer(queue, sink, { batchSize: 10, flushIntervalMs: HOUR }, createSilentLogger());
     writer.start();
     for (const r of readings(2)) queue.offer(r);
-    await settle();
+    await settle(5);
     assert.equal(sink.calls.length, 0);
     writer.reconfigure({ batchSize: 2 });
-    await settle();
+    await settle(5);
     assert.equal(sink.calls.length, 1);
     assert.throws(() => writer.reconfigure({ batchSize: 0 }), RangeError);
     await writer.stop();
@@ -214,7 +191,7 @@ describe('Writer failures', () => {
   test('a failed batch is held and written again before newer readings; one warning per failure episode', async () => {
     const queue = makeQueue();
     const sink = new ScriptedSink();
-    const { logger, lines } = recordingLogger();
+    const { logger, lines } = captureLogger();
     const delays: [number, unknown][] = [];
     const writer = new Writer(
       queue,
@@ -243,9 +220,9 @@ describe('Writer failures', () => {
       [1, 2, 3],
     );
     assert.ok(delays.every(([, error]) => error instanceof StorageError));
-    const warnings = () => lines.filter((l) => l['level'] === 40).length;
+    const warnings = () => lines().filter((l) => l['level'] === 40).length;
     assert.equal(warnings(), 1);
-    assert.equal(lines.filter((l) => /recovered/.test(String(l['msg']))).length, 1);
+    assert.equal(lines().filter((l) => /recovered/.test(String(l['msg']))).length, 1);
 
     // A new episode warns again.
     sink.failNext = 1;
@@ -273,7 +250,7 @@ describe('Writer shutdown', () => {
     const release = sink.block();
     const offered = readings(7);
     for (const r of offered) queue.offer(r);
-    await settle();
+    await settle(5);
     release();
     const [stats, again] = await Promise.all([writer.stop(), writer.stop()]);
     assert.equal(stats, again);
@@ -283,7 +260,7 @@ describe('Writer shutdown', () => {
     const calls = sink.calls.length;
     assert.equal(await writer.stop(), stats);
     queue.offer(readings(1, 100)[0] as Reading);
-    await settle();
+    await settle(5);
     assert.equal(sink.calls.length, calls, 'a stopped writer writes nothing more');
     assertAccounted(queue, writer.stats());
   });
@@ -302,7 +279,7 @@ describe('Writer shutdown', () => {
     const queue = makeQueue();
     const sink = new ScriptedSink();
     sink.failNext = Number.POSITIVE_INFINITY;
-    const { logger, lines } = recordingLogger();
+    const { logger, lines } = captureLogger();
     const writer = new Writer(queue, sink, { batchSize: 2, flushIntervalMs: HOUR }, logger, () => 1);
     writer.start();
     for (const r of readings(5)) queue.offer(r);
@@ -313,7 +290,7 @@ describe('Writer shutdown', () => {
     assert.ok(stats.failedBatches >= 1);
     assert.equal(queue.size, 0);
     assertAccounted(queue, stats);
-    const dropLog = lines.find((l) => /shutdown deadline/.test(String(l['msg'])));
+    const dropLog = lines().find((l) => /shutdown deadline/.test(String(l['msg'])));
     assert.equal(dropLog?.['dropped'], 5);
     assert.equal(dropLog?.['level'], 50);
   });
@@ -325,7 +302,7 @@ describe('Writer shutdown', () => {
     writer.start();
     const release = sink.block();
     for (const r of readings(5)) queue.offer(r);
-    await settle();
+    await settle(5);
     const stats = await writer.stop(20);
     assert.equal(stats.inFlight, 2);
     assert.equal(stats.droppedAtShutdown, 3);
@@ -343,7 +320,7 @@ describe('Writer shutdown', () => {
     writer.start();
     const release = sink.block();
     for (const r of readings(100)) queue.offer(r);
-    await settle();
+    await settle(5);
     assertAccounted(queue, writer.stats());
     release();
     const stats = await writer.stop();
@@ -360,17 +337,7 @@ describe('Writer with the SQLite store', () => {
 
   test('drains the queue into SQLite; replaying the same readings stores nothing twice', async () => {
     const path = join(root, 'writer.db');
-    const store = new SqliteStore(
-      {
-        path,
-        journalMode: 'WAL',
-        synchronous: 'FULL',
-        cacheSize: -2000,
-        tempStore: 'MEMORY',
-        busyTimeoutMs: 5000,
-      },
-      createSilentLogger(),
-    );
+    const store = new SqliteStore(sqliteOptions(path, { synchronous: 'FULL' }), createSilentLogger());
     await store.start();
     try {
       const offered = readings(2500);

@@ -24,9 +24,9 @@ import type { DeviceSnapshot } from '../../src/discovery/registry.js';
 import type { Reading } from '../../src/domain/reading.js';
 import { HttpServer, LatestReadings } from '../../src/http/index.js';
 import { createSilentLogger } from '../../src/log/logger.js';
-import { dailyEnergy, powerSeries } from '../../src/storage/sqlite/dashboard-queries.js';
 import { SqliteStore } from '../../src/storage/sqlite/index.js';
-import { ReaderPool } from '../../src/storage/sqlite/reader-pool.js';
+import { dailyEnergy, powerSeries } from '../../src/storage/sqlite/read/dashboard-queries.js';
+import { ReaderPool } from '../../src/storage/sqlite/read/reader-pool.js';
 import { channelsOf } from './writer.js';
 
 export interface DashboardBenchOptions {

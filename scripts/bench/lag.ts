@@ -18,10 +18,10 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { loadConfig } from '../../src/config/index.js';
 import { createSilentLogger } from '../../src/log/logger.js';
 import { Daemon } from '../../src/main.js';
-import { holdWriteLock } from '../../src/storage/sqlite/index.js';
-import { createSyntheticDatabase, rawReadAll } from '../../src/storage/sqlite/pool-support.js';
 import { EventLoopLag, type LagSample } from '../../src/supervisor/index.js';
+import { createSyntheticDatabase, holdWriteLock } from '../../test/helpers/sqlite-files.js';
 import { round, startChildFleet } from './fleet.js';
+import { rawReadAll } from './sqlite-baselines.js';
 
 export interface LagBenchOptions {
   /** Days of readings per channel (default 365). */

@@ -15,8 +15,9 @@ import type { ChannelInfo } from '../../src/domain/channel.js';
 import type { Reading } from '../../src/domain/reading.js';
 import { createSilentLogger } from '../../src/log/logger.js';
 import { BoundedQueue } from '../../src/queue/bounded-queue.js';
-import { type SqliteOptions, SqliteStore, tableBytesOfFile } from '../../src/storage/sqlite/index.js';
+import { type SqliteOptions, SqliteStore } from '../../src/storage/sqlite/index.js';
 import { Writer } from '../../src/storage/writer.js';
+import { tableBytesOfFile } from './sqlite-baselines.js';
 import { channelsOf, feedWithoutOverflow } from './writer.js';
 
 export interface LifecycleBenchOptions {

@@ -11,8 +11,9 @@ import type { ChannelInfo } from '../../src/domain/channel.js';
 import type { Reading } from '../../src/domain/reading.js';
 import { createSilentLogger } from '../../src/log/logger.js';
 import { BoundedQueue } from '../../src/queue/bounded-queue.js';
-import { runRawInsertBaseline, type SqliteOptions, SqliteStore } from '../../src/storage/sqlite/index.js';
+import { type SqliteOptions, SqliteStore } from '../../src/storage/sqlite/index.js';
 import { Writer } from '../../src/storage/writer.js';
+import { runRawInsertBaseline } from './sqlite-baselines.js';
 
 export interface WriterBenchOptions {
   /** Readings to write on each path (default 1,000,000). */

@@ -1,14 +1,16 @@
 /**
  * One backfill run in a worker thread: its SQLite reads (gaps, measured energy per day) and its
- * write (the fills) never block the daemon's event loop. It gets the legacy plugs' endpoints and
- * sysinfo and opens connections of its own; newer (smart) plugs are asked through the main thread,
- * which holds their sessions (remote-stats.ts). It answers with the run's report, and ends.
+ * write (the fills) never block the daemon's event loop. It serves one call, `run`, with the legacy
+ * plugs' endpoints and sysinfo, and opens connections of its own; newer (smart) plugs are asked
+ * through the main thread, which holds their sessions (remote-stats.ts). Both directions speak the
+ * SQLite workers' message layer.
  */
-import { parentPort, workerData } from 'node:worker_threads';
+import { parentPort } from 'node:worker_threads';
 import { LegacyStatsSource } from '../discovery/energy-stats.js';
 import { KasaClient, type KasaSysinfo, type RequestOptions } from '../discovery/kasa.js';
+import { PortClient, serve } from '../storage/sqlite/index.js';
 import { Backfill, type BackfillOptions, type BackfillReport } from './backfill.js';
-import { RemoteStats } from './remote-stats.js';
+import { RemoteStats, type StatsHandlers } from './remote-stats.js';
 
 export interface BackfillWorkerTarget {
   readonly deviceId: string;
@@ -27,46 +29,43 @@ export interface BackfillWorkerData {
   readonly nowMs: number;
 }
 
-export type BackfillWorkerResult =
-  | { readonly kind: 'done'; readonly ok: true; readonly report: BackfillReport }
-  | { readonly kind: 'done'; readonly ok: false; readonly error: string };
-
 if (parentPort === null) throw new Error('backfill-worker.js must run in a worker thread');
 const port = parentPort;
-const data = workerData as BackfillWorkerData;
+const remote = new RemoteStats(
+  new PortClient<StatsHandlers>(port, { name: 'main thread', deathIsTransient: false }),
+);
 
-// Each connection has its own sockets, closed when the run ends, so the worker can exit.
-const client = new KasaClient();
-const connections = data.targets.map((t) => client.connect(t.sysinfo, { host: t.host, port: t.port }));
-const remote = new RemoteStats(port);
-new Backfill(data.options)
-  .run(
-    [
-      ...data.targets.map((t, i) => ({
-        deviceId: t.deviceId,
-        channels: t.channels,
-        stats: new LegacyStatsSource(
-          connections[i] as NonNullable<(typeof connections)[number]>,
-          data.request,
-        ),
-      })),
-      ...(data.remote ?? []).map((t) => ({
-        deviceId: t.deviceId,
-        channels: t.channels,
-        stats: remote.source(t.deviceId),
-      })),
-    ],
-    data.nowMs,
-  )
-  .then(
-    (report): BackfillWorkerResult => ({ kind: 'done', ok: true, report }),
-    (error: unknown): BackfillWorkerResult => ({
-      kind: 'done',
-      ok: false,
-      error: error instanceof Error ? error.message : String(error),
-    }),
-  )
-  .then((result) => {
+async function run(data: BackfillWorkerData): Promise<BackfillReport> {
+  // Each connection has its own sockets, closed when the run ends, so the worker can exit.
+  const client = new KasaClient();
+  const connections = data.targets.map((t) => client.connect(t.sysinfo, { host: t.host, port: t.port }));
+  try {
+    return await new Backfill(data.options).run(
+      [
+        ...data.targets.map((t, i) => ({
+          deviceId: t.deviceId,
+          channels: t.channels,
+          stats: new LegacyStatsSource(
+            connections[i] as NonNullable<(typeof connections)[number]>,
+            data.request,
+          ),
+        })),
+        ...(data.remote ?? []).map((t) => ({
+          deviceId: t.deviceId,
+          channels: t.channels,
+          stats: remote.source(t.deviceId),
+        })),
+      ],
+      data.nowMs,
+    );
+  } finally {
     for (const c of connections) c.close();
-    port.postMessage(result);
-  });
+  }
+}
+
+const handlers = { run };
+
+/** The backfill worker's protocol. */
+export type BackfillHandlers = typeof handlers;
+
+serve(port, handlers);

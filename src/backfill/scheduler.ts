@@ -9,9 +9,10 @@ import { Worker } from 'node:worker_threads';
 import type { EnergyStatsSource } from '../discovery/energy-stats.js';
 import type { DeviceRegistry } from '../discovery/registry.js';
 import type { Logger } from '../log/logger.js';
+import { serve, WorkerClient } from '../storage/sqlite/index.js';
 import { type BackfillOptions, type BackfillReport, logBackfill } from './backfill.js';
-import type { BackfillWorkerData, BackfillWorkerResult, BackfillWorkerTarget } from './backfill-worker.js';
-import { answerStats, type StatsAsk } from './remote-stats.js';
+import type { BackfillHandlers, BackfillWorkerData, BackfillWorkerTarget } from './backfill-worker.js';
+import { statsHandlers } from './remote-stats.js';
 import { legacyPollTargets, smartPollTargets } from './targets.js';
 
 export interface BackfillSchedulerOptions extends BackfillOptions {
@@ -29,7 +30,7 @@ export class BackfillScheduler {
   readonly #warned = new Set<string>();
   #timer: NodeJS.Timeout | null = null;
   #running: Promise<BackfillReport | null> | null = null;
-  #worker: Worker | null = null;
+  #worker: WorkerClient<BackfillHandlers> | null = null;
   #stopped = false;
 
   constructor(options: BackfillSchedulerOptions, registry: DeviceRegistry, logger: Logger) {
@@ -91,31 +92,21 @@ export class BackfillScheduler {
     if (targets.length === 0 && remote.length === 0) return null;
     const { intervalMs: _interval, firstRunAfterMs: _first, request, ...options } = this.#options;
     const data: BackfillWorkerData = { options, request, targets, remote, nowMs };
+    const worker = new Worker(new URL('./backfill-worker.js', import.meta.url));
+    // The worker asks the newer plugs' statistics through this thread (remote-stats.ts).
+    serve(worker, statsHandlers(sources));
+    const client = new WorkerClient<BackfillHandlers>(worker, { name: 'backfill', deathIsTransient: false });
+    this.#worker = client;
     try {
-      const result = await new Promise<BackfillWorkerResult>((resolve, reject) => {
-        const worker = new Worker(new URL('./backfill-worker.js', import.meta.url), { workerData: data });
-        this.#worker = worker;
-        worker.on('message', (message: BackfillWorkerResult | StatsAsk) => {
-          if (message.kind === 'stats') {
-            void answerStats(message, sources).then((reply) => {
-              if (this.#worker === worker) worker.postMessage(reply);
-            });
-            return;
-          }
-          resolve(message);
-          void worker.terminate();
-        });
-        worker.once('error', reject);
-        worker.once('exit', (code) => reject(new Error(`backfill worker exited with code ${code}`)));
-      });
-      this.#worker = null;
-      if (!result.ok) throw new Error(result.error);
-      logBackfill(result.report, this.#logger, this.#options.timeZone, this.#warned);
-      return result.report;
+      const report = await client.call('run', data);
+      logBackfill(report, this.#logger, this.#options.timeZone, this.#warned);
+      return report;
     } catch (error) {
-      this.#worker = null;
       if (!this.#stopped) this.#logger.warn({ err: error }, 'backfill run failed; the next one tries again');
       return null;
+    } finally {
+      this.#worker = null;
+      await client.terminate();
     }
   }
 }

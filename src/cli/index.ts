@@ -1,10 +1,10 @@
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { closest } from '../config/keys.js';
+import { closest } from '../shared/closest.js';
 import type { Command, CommandContext } from './command.js';
 import { commands } from './commands/index.js';
+import { ConfigExit } from './config-output.js';
 import { EXIT_FAILURE, EXIT_OK, EXIT_USAGE, UsageError } from './exit-codes.js';
-import { ConfigExit } from './load-config.js';
 
 export interface CliIo {
   readonly stdout: NodeJS.WritableStream;
@@ -19,9 +19,11 @@ export function packageVersion(): string {
   return pkg.version;
 }
 
-function mainHelp(): string {
-  const width = Math.max(...commands.map((c) => c.name.length));
-  const lines = commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
+/** Lists every command with its summary: the one place that loads all command modules. */
+async function mainHelp(): Promise<string> {
+  const all = await Promise.all(commands.map((entry) => entry.load()));
+  const width = Math.max(...all.map((c) => c.name.length));
+  const lines = all.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
   return [
     'Usage: kasa-monitor <command> [options]',
     '',
@@ -44,24 +46,25 @@ function commandHelp(command: Command): string {
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
-    io.stdout.write(mainHelp());
+    io.stdout.write(await mainHelp());
     return name === undefined ? EXIT_USAGE : EXIT_OK;
   }
   if (name === '--version' || name === '-V') {
     io.stdout.write(`${packageVersion()}\n`);
     return EXIT_OK;
   }
-  const command = commands.find((c) => c.name === name);
-  if (command === undefined) {
+  const entry = commands.find((c) => c.name === name);
+  if (entry === undefined) {
     const suggestion = closest(
       name,
       commands.map((c) => c.name),
     );
     io.stderr.write(
-      `kasa-monitor: unknown command '${name}'${suggestion === undefined ? '' : ` (did you mean '${suggestion}'?)`}\n\n${mainHelp()}`,
+      `kasa-monitor: unknown command '${name}'${suggestion === undefined ? '' : ` (did you mean '${suggestion}'?)`}\n\n${await mainHelp()}`,
     );
     return EXIT_USAGE;
   }
+  const command = await entry.load();
   try {
     const parsed = parseArgs({
       args: joinNegativeValues(rest, command),

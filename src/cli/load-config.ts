@@ -1,13 +1,11 @@
 import { statSync } from 'node:fs';
-import { ConfigError, formatProblem, type LoadedConfig, loadConfig } from '../config/index.js';
+import { type LoadedConfig, loadConfig } from '../config/index.js';
 import { type CommandContext, stringFlag } from './command.js';
-import { EXIT_CONFIG, UsageError } from './exit-codes.js';
+import { configFailure, printConfigWarnings } from './config-output.js';
 import { keepSidecarsOwned } from './ownership.js';
 
-/** Thrown after the problems were printed; the CLI turns it into exit code 78. */
-export class ConfigExit extends Error {
-  readonly exitCode = EXIT_CONFIG;
-}
+export { ConfigExit } from './config-output.js';
+export { parseSetFlags } from './set-flags.js';
 
 /**
  * Loads the configuration for a command: `-c FILE`, else KASA_MONITOR_CONFIG, else
@@ -27,28 +25,11 @@ export function loadForCommand(
       overrides,
       systemConfig: options.systemConfig,
     });
-    for (const warning of loaded.warnings) context.stderr.write(`warning: ${formatProblem(warning)}\n`);
+    printConfigWarnings(context.stderr, loaded.warnings);
     return loaded;
   } catch (error) {
-    if (error instanceof ConfigError) {
-      const where = error.source ?? 'configuration';
-      context.stderr.write(`${where}: ${error.problems.length} problem(s):\n`);
-      for (const problem of error.problems) context.stderr.write(`  ${formatProblem(problem)}\n`);
-      throw new ConfigExit(error.message);
-    }
-    throw error;
+    throw configFailure(context.stderr, error);
   }
-}
-
-/** Turns `--set key.path=value` flags into overrides. */
-export function parseSetFlags(values: readonly string[]): Record<string, unknown> {
-  const overrides: Record<string, unknown> = {};
-  for (const item of values) {
-    const eq = item.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--set expects key.path=value, got '${item}'`);
-    overrides[item.slice(0, eq).trim()] = item.slice(eq + 1);
-  }
-  return overrides;
 }
 
 /**

@@ -1,4 +1,4 @@
-import { CONFIG_KEYS, valueAt } from './keys.js';
+import { KEY_TAGS, valueAt } from './key-tags.js';
 import type { Config } from './schema.js';
 
 export interface ConfigDiff {
@@ -31,7 +31,7 @@ const HOT_ONLY_WHEN: Readonly<Record<string, (old: Config, next: Config) => bool
 /** Lists the leaf keys that differ between two parsed configurations, split by their reload tag. */
 export function diffConfig(old: Config, next: Config): ConfigDiff {
   const diff: ConfigDiff = { changed: [], hot: [], restart: [] };
-  for (const key of CONFIG_KEYS) {
+  for (const key of KEY_TAGS) {
     if (canonical(valueAt(old, key.segments)) === canonical(valueAt(next, key.segments))) continue;
     diff.changed.push(key.path);
     const hot = key.reload === 'hot' && (HOT_ONLY_WHEN[key.path]?.(old, next) ?? true);

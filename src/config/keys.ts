@@ -1,6 +1,9 @@
 import type * as z from 'zod';
 import { createConfigSchema, keyRegistry, type Reload } from './schema.js';
 
+export { closest } from '../shared/closest.js';
+export { valueAt } from './key-tags.js';
+
 /** How a string from the environment or a command-line flag becomes a value for a key. */
 export type KeyKind = 'boolean' | 'number' | 'string' | 'duration' | 'list' | 'map';
 
@@ -120,41 +123,4 @@ export function keyContaining(segments: readonly (string | number)[]): ConfigKey
     if (found) return found;
   }
   return undefined;
-}
-
-/** Reads the value at a leaf key's path (undefined when a section on the way is missing). */
-export function valueAt(root: unknown, segments: readonly string[]): unknown {
-  let current: unknown = root;
-  for (const segment of segments) {
-    if (typeof current !== 'object' || current === null) return undefined;
-    current = (current as Record<string, unknown>)[segment];
-  }
-  return current;
-}
-
-/** Edit distance, for "did you mean" hints on misspelt keys. */
-export function closest(word: string, candidates: readonly string[]): string | undefined {
-  let best: string | undefined;
-  let bestDistance = Number.POSITIVE_INFINITY;
-  for (const candidate of candidates) {
-    const distance = levenshtein(word.toLowerCase(), candidate.toLowerCase());
-    if (distance < bestDistance) {
-      bestDistance = distance;
-      best = candidate;
-    }
-  }
-  return best !== undefined && bestDistance <= Math.max(2, Math.floor(word.length / 3)) ? best : undefined;
-}
-
-function levenshtein(a: string, b: string): number {
-  let previous = Array.from({ length: b.length + 1 }, (_, i) => i);
-  for (let i = 1; i <= a.length; i++) {
-    const current = [i];
-    for (let j = 1; j <= b.length; j++) {
-      const substitution = (previous[j - 1] ?? 0) + (a[i - 1] === b[j - 1] ? 0 : 1);
-      current.push(Math.min((previous[j] ?? 0) + 1, (current[j - 1] ?? 0) + 1, substitution));
-    }
-    previous = current;
-  }
-  return previous[b.length] ?? 0;
 }

@@ -1,4 +1,4 @@
-import { CONFIG_KEYS } from './keys.js';
+import { KEY_TAGS } from './key-tags.js';
 import type { Config } from './schema.js';
 
 export const REDACTED = '[redacted]';
@@ -21,7 +21,7 @@ function redactUrl(text: string): string {
  */
 export function redactConfig(config: Config): Config {
   const copy = structuredClone(config);
-  for (const key of CONFIG_KEYS) {
+  for (const key of KEY_TAGS) {
     if (!key.secret) continue;
     let parent: unknown = copy;
     for (const segment of key.segments.slice(0, -1)) parent = (parent as Record<string, unknown>)[segment];

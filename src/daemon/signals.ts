@@ -204,6 +204,11 @@ class ReloadLoop {
     systemd.reloading();
     try {
       const loaded = await this.options.loadConfig();
+      // The configuration is read in a child process: a stop may have begun meanwhile.
+      if (this.stopping()) {
+        logger.warn('SIGHUP ignored: the daemon is stopping');
+        return;
+      }
       for (const warning of loaded.warnings)
         logger.warn({ key: warning.path }, `config warning: ${formatProblem(warning)}`);
       systemd.reloaded(await daemon.reload(loaded.config));

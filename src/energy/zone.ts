@@ -1,26 +1,13 @@
 /**
- * Calendar arithmetic in an IANA time zone, with Intl only (no time zone database of our own).
- * A local day runs from one local midnight to the next, so it lasts 23 or 25 hours on a DST change;
- * where a midnight does not exist (a zone that springs forward at 00:00) the day starts at the first
- * instant whose local date is that day.
+ * Calendar arithmetic in an IANA time zone, from the system's zone database (see tzdb.ts; Intl only
+ * for a zone with no zoneinfo file). A local day runs from one local midnight to the next, so it lasts
+ * 23 or 25 hours on a DST change; where a midnight does not exist (a zone that springs forward at
+ * 00:00) the day starts at the first instant whose local date is that day.
  */
+import { isValidTimeZone, systemTimeZone, zoneOffsets } from './tzdb.js';
+import type { ZoneOffsets } from './zone-offsets.js';
 
-/** The IANA zone this machine runs in (TZ, /etc/localtime), or UTC when Intl cannot tell. */
-export function systemTimeZone(): string {
-  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
-  return typeof zone === 'string' && zone !== '' ? zone : 'UTC';
-}
-
-/** True when Intl knows `zone` (an IANA name such as Europe/Berlin, or UTC). */
-export function isValidTimeZone(zone: string): boolean {
-  if (zone.trim() === '') return false;
-  try {
-    new Intl.DateTimeFormat('en-US', { timeZone: zone });
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { isValidTimeZone, systemTimeZone };
 
 interface LocalParts {
   readonly year: number;
@@ -33,63 +20,36 @@ interface LocalParts {
 
 const HOUR_MS = 3_600_000;
 
-/** One zone's calendar: formatter and caches. Get one with `zoneCalendar(zone)`. */
+/** One zone's calendar: offsets and caches. Get one with `zoneCalendar(zone)`. */
 export class ZoneCalendar {
   readonly zone: string;
-  readonly #format: Intl.DateTimeFormat;
+  readonly #offsets: ZoneOffsets;
   /** yyyymmdd → the UTC ms that day starts at. */
   readonly #dayStarts = new Map<number, number>();
 
   constructor(zone: string) {
-    if (!isValidTimeZone(zone)) throw new RangeError(`unknown time zone '${zone}'`);
+    const offsets = zone.trim() === '' ? null : zoneOffsets(zone);
+    if (offsets === null) throw new RangeError(`unknown time zone '${zone}'`);
     this.zone = zone;
-    this.#format = new Intl.DateTimeFormat('en-US', {
-      timeZone: zone,
-      hourCycle: 'h23',
-      year: 'numeric',
-      month: 'numeric',
-      day: 'numeric',
-      hour: 'numeric',
-      minute: 'numeric',
-      second: 'numeric',
-    });
+    this.#offsets = offsets;
   }
 
   /** Local calendar fields of an instant. */
   parts(ms: number): LocalParts {
-    const out = { year: 0, month: 0, day: 0, hour: 0, minute: 0, second: 0 };
-    for (const part of this.#format.formatToParts(ms)) {
-      switch (part.type) {
-        case 'year':
-          out.year = Number(part.value);
-          break;
-        case 'month':
-          out.month = Number(part.value);
-          break;
-        case 'day':
-          out.day = Number(part.value);
-          break;
-        case 'hour':
-          out.hour = Number(part.value);
-          break;
-        case 'minute':
-          out.minute = Number(part.value);
-          break;
-        case 'second':
-          out.second = Number(part.value);
-          break;
-        default:
-          break;
-      }
-    }
-    return out;
+    const local = new Date(ms + this.#offsets.offsetMs(ms));
+    return {
+      year: local.getUTCFullYear(),
+      month: local.getUTCMonth() + 1,
+      day: local.getUTCDate(),
+      hour: local.getUTCHours(),
+      minute: local.getUTCMinutes(),
+      second: local.getUTCSeconds(),
+    };
   }
 
   /** Local time minus UTC at `ms`, in ms (whole seconds). */
   offsetMs(ms: number): number {
-    const p = this.parts(ms);
-    const local = Date.UTC(p.year, p.month - 1, p.day, p.hour, p.minute, p.second);
-    return local - (ms - (((ms % 1000) + 1000) % 1000));
+    return this.#offsets.offsetMs(ms);
   }
 
   /** yyyymmdd of the local date at `ms`. */

@@ -3,7 +3,7 @@
  * GET /api/series?device=&from=&to=&points=&resolution= and GET /api/daily-energy?device=&days=.
  */
 import { parseTime } from '../shared/time.js';
-import type { DashboardEnergyQuery, DashboardSeriesQuery } from '../storage/sqlite/reader-pool.js';
+import type { DashboardEnergyQuery, DashboardSeriesQuery } from '../storage/sqlite/index.js';
 
 /** A bad parameter: answered with 400 and this message. */
 export class BadParameter extends Error {}

@@ -12,11 +12,7 @@
  */
 
 import { zoneCalendar } from '../energy/index.js';
-import type {
-  EnergyReport,
-  EnergyReportQuery,
-  EnergyReportSettings,
-} from '../storage/sqlite/energy-report.js';
+import type { EnergyReport, EnergyReportQuery, EnergyReportSettings } from '../storage/sqlite/index.js';
 
 export interface ChannelCost {
   readonly deviceId: string;

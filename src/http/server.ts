@@ -13,18 +13,17 @@ import { type PeriodKind, parseLocalDate, zoneCalendar } from '../energy/index.j
 import type { Logger } from '../log/logger.js';
 import { checkTimeRange, parseTime } from '../shared/time.js';
 import { isStorageError, KasaStorageCode } from '../storage/errors.js';
-import type { DailyEnergyResult, SeriesResult } from '../storage/sqlite/dashboard-queries.js';
 import type {
+  DailyEnergyResult,
+  DashboardEnergyQuery,
+  DashboardSeriesQuery,
   EnergyReport,
   EnergyReportQuery,
   EnergyReportSettings,
-} from '../storage/sqlite/energy-report.js';
-import type { ExportFormat } from '../storage/sqlite/export-format.js';
-import type {
-  DashboardEnergyQuery,
-  DashboardSeriesQuery,
+  ExportFormat,
   ExportQuery,
-} from '../storage/sqlite/reader-pool.js';
+  SeriesResult,
+} from '../storage/sqlite/index.js';
 import type { HealthReport } from '../supervisor/index.js';
 import { AUTH_CHALLENGE, authorised, type HttpAuth } from './auth.js';
 import { BadParameter, parseEnergyQuery, parseSeriesQuery } from './dashboard-api.js';

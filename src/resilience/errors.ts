@@ -1,7 +1,10 @@
 /**
- * Error classification: what a failure means for the policies. Every sink and device call reports
- * typed errors (StorageError with a `code` and `transient`, device request failures by reason); this
- * module turns them into one verdict, so no policy ever parses a message.
+ * Error classification: what a failure means for the policies. Every error thrown under a policy
+ * declares what a retry can do (`failureKind`: transient, after-recovery or permanent, with its
+ * `code` and the peer's `retryAfterMs`), decided by the sink or caller that made it (SQLite, the
+ * InfluxDB client, the alert webhook, file operations); this module reads that declaration and never
+ * overrides it, so the policies know no sink and never parse a message. Only the policies' own
+ * errors (an open circuit, a timeout) and foreign errors that declare nothing are classified here.
  */
 import { BrokenCircuitError, TaskCancelledError } from 'cockatiel';
 import type { RequestFailure } from '../discovery/kasa.js';
@@ -127,6 +130,7 @@ export function classifyError(error: unknown): FailureClass {
     if (carried.kind === 'after-recovery') return verdict('after-recovery', carried.code);
     return verdict(carried.kind, carried.code, carried.retryAfterMs);
   }
+  // Foreign errors that declare no kind: a network failure of Node's may pass on a new connection.
   const code = codeOf(error);
   if (code !== undefined && TRANSIENT_NET_CODES.has(code)) return verdict('transient', code);
   // Duck-typed: any error that says itself whether it is transient.

@@ -62,6 +62,7 @@ export const unguarded: ExecutionPolicy = {
 export class OperationAbortedError extends Error {
   override readonly name = 'OperationAbortedError';
   readonly transient = false;
+  readonly failureKind = 'permanent';
   readonly code = 'KASA_ABORTED';
 }
 

@@ -1,5 +1,5 @@
 import type { RetryConfig, RetryPreset, RetryPresetConfig } from '../config/index.js';
-import { RETRY_PRESETS } from '../config/index.js';
+import { RETRY_PRESETS } from '../config/retry-presets.js';
 import type { Logger } from '../log/logger.js';
 import type { RandomSource } from './backoff.js';
 import { type PolicySettings, ResiliencePolicy, validatePolicySettings } from './policy.js';

@@ -8,15 +8,9 @@
 import { AesSession, decryptSessionKey, loginParams, newHandshakeKey } from './aes-crypto.js';
 import { type Account, type Candidate, DEFAULT_TAPO } from './credentials.js';
 import { SmartError } from './errors.js';
-import { HttpEndpoint, type HttpResponse, sessionCookie } from './http.js';
-import {
-  remaining,
-  SerialLine,
-  type SmartTransport,
-  sessionLifetimeMs,
-  type TransportMatch,
-  type TransportStats,
-} from './transport.js';
+import { type HttpResponse, sessionCookie } from './http.js';
+import { HttpSessionTransport, SessionRejected } from './http-session.js';
+import { sessionLifetimeMs, type TransportMatch } from './transport.js';
 
 export interface AesOptions {
   readonly host: string;
@@ -54,32 +48,18 @@ function parseJson(res: HttpResponse, what: string): Record<string, unknown> {
   return json;
 }
 
-/** Internal: the device says our session or token is gone. */
-class SessionRejected extends Error {}
-
-export class AesTransport implements SmartTransport {
+export class AesTransport extends HttpSessionTransport<Live> {
   readonly kind = 'aes' as const;
-  readonly #http: HttpEndpoint;
-  readonly #line = new SerialLine();
   readonly #options: AesOptions;
   readonly #candidates: Candidate[];
-  #live: Live | null = null;
   #known: Candidate | null = null;
-  #handshakes = 0;
-  #renewedAfterRejection = 0;
-  #renewedBeforeExpiry = 0;
-  #requests = 0;
 
   constructor(options: AesOptions) {
+    super(options.host, options.port, 'device rejected a fresh session');
     this.#options = options;
-    this.#http = new HttpEndpoint(options.host, options.port);
     this.#candidates = [];
     if (options.account !== null) this.#candidates.push({ kind: 'account', account: options.account });
     this.#candidates.push({ kind: 'default-tapo', account: DEFAULT_TAPO });
-  }
-
-  get handshakes(): number {
-    return this.#handshakes;
   }
 
   matched(): TransportMatch | null {
@@ -89,46 +69,17 @@ export class AesTransport implements SmartTransport {
       : { transport: 'aes', version: this.#options.loginVersion, credential: known.kind };
   }
 
-  stats(): TransportStats {
-    return {
-      handshakes: this.#handshakes,
-      renewedAfterRejection: this.#renewedAfterRejection,
-      renewedBeforeExpiry: this.#renewedBeforeExpiry,
-      unsignedAnswers: 0,
-      requests: this.#requests,
-    };
+  protected expired(live: Live): boolean {
+    return Date.now() >= live.expiresAt;
   }
 
-  send(request: string, timeoutMs: number): Promise<string> {
-    return this.#line.run(timeoutMs, (deadline) => this.#send(request, deadline));
+  protected openSession(deadline: number): Promise<Live> {
+    return this.#login(deadline);
   }
 
-  close(): void {
-    this.#live = null;
-    this.#http.close();
-  }
-
-  async #send(request: string, deadline: number): Promise<string> {
-    let live = this.#live;
-    if (live !== null && Date.now() >= live.expiresAt) {
-      this.#renewedBeforeExpiry++;
-      live = null;
-    }
-    live ??= await this.#login(deadline);
-    try {
-      return await this.#passthrough(live, request, deadline);
-    } catch (err) {
-      if (!(err instanceof SessionRejected)) throw err;
-      this.#renewedAfterRejection++;
-      const fresh = await this.#login(deadline);
-      try {
-        return await this.#passthrough(fresh, request, deadline);
-      } catch (again) {
-        if (again instanceof SessionRejected)
-          throw new SmartError('protocol', 'device rejected a fresh session');
-        throw again;
-      }
-    }
+  /** The device says our session or token is gone: SessionRejected. */
+  protected exchange(live: Live, request: string, deadline: number): Promise<string> {
+    return this.#passthrough(live, request, deadline);
   }
 
   /** One encrypted call. Resolves with the inner JSON text (whatever its error_code). */
@@ -137,24 +88,16 @@ export class AesTransport implements SmartTransport {
       JSON.stringify({ method: 'securePassthrough', params: { request: live.session.encrypt(request) } }),
       'utf8',
     );
-    this.#requests++;
-    let res: HttpResponse;
-    try {
-      res = await this.#http.post(
-        live.token === '' ? '/app' : `/app?token=${encodeURIComponent(live.token)}`,
-        body,
-        {
-          headers: { ...HEADERS, Cookie: live.cookie },
-          deadlineMs: remaining(deadline),
-        },
-      );
-    } catch (err) {
-      this.#live = null;
-      this.#http.close();
-      throw err;
-    }
+    this.counts.requests++;
+    const res = await this.post(
+      live.token === '' ? '/app' : `/app?token=${encodeURIComponent(live.token)}`,
+      body,
+      { ...HEADERS, Cookie: live.cookie },
+      deadline,
+      true,
+    );
     if (res.status === 403) {
-      this.#live = null;
+      this.live = null;
       throw new SessionRejected();
     }
     if (res.status !== 200) throw new SmartError('protocol', `securePassthrough answered HTTP ${res.status}`);
@@ -162,7 +105,7 @@ export class AesTransport implements SmartTransport {
     const code = outer['error_code'];
     if (code !== 0) {
       if (typeof code === 'number' && (AES_AUTH_ERRORS.has(code) || code === SESSION_TIMEOUT)) {
-        this.#live = null;
+        this.live = null;
         throw new SessionRejected();
       }
       throw new SmartError('device-error', `securePassthrough error_code ${String(code)}`, {
@@ -177,29 +120,23 @@ export class AesTransport implements SmartTransport {
     try {
       inner = live.session.decrypt(response);
     } catch (err) {
-      this.#live = null;
+      this.live = null;
       throw new SmartError('protocol', 'undecryptable securePassthrough answer', { cause: err });
     }
     // A session the device forgot shows up as an inner auth error on an otherwise good answer.
     const innerCode = /"error_code"\s*:\s*(-?\d+)/.exec(inner.slice(0, 64))?.[1];
     if (innerCode !== undefined && AES_AUTH_ERRORS.has(Number(innerCode)) && live.token !== '') {
-      this.#live = null;
+      this.live = null;
       throw new SessionRejected();
     }
     return inner;
   }
 
   async #handshake(deadline: number): Promise<Omit<Live, 'token'>> {
-    this.#handshakes++;
+    this.counts.handshakes++;
     const key = await newHandshakeKey();
     const body = Buffer.from(JSON.stringify({ method: 'handshake', params: { key: key.publicPem } }), 'utf8');
-    let res: HttpResponse;
-    try {
-      res = await this.#http.post('/app', body, { headers: HEADERS, deadlineMs: remaining(deadline) });
-    } catch (err) {
-      this.#http.close();
-      throw err;
-    }
+    const res = await this.post('/app', body, HEADERS, deadline, false);
     if (res.status === 403) {
       throw new SmartError(
         'third-party-compat',
@@ -267,10 +204,10 @@ export class AesTransport implements SmartTransport {
       }
       live.token = token;
       this.#known = candidate;
-      this.#live = live;
+      this.live = live;
       return live;
     }
-    this.#live = null;
+    this.live = null;
     throw new SmartError(
       'auth',
       'authentication failed: the device refused every credential (wrong TP-Link account?)',

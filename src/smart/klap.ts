@@ -13,7 +13,8 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { type Account, type Candidate, candidates } from './credentials.js';
 import { SmartError } from './errors.js';
-import { HttpEndpoint, type HttpResponse, sessionCookie } from './http.js';
+import { sessionCookie } from './http.js';
+import { HttpSessionTransport, SessionRejected } from './http-session.js';
 import {
   authHash,
   clientProof,
@@ -22,14 +23,7 @@ import {
   proofsEqual,
   serverProof,
 } from './klap-crypto.js';
-import {
-  remaining,
-  SerialLine,
-  type SmartTransport,
-  sessionLifetimeMs,
-  type TransportMatch,
-  type TransportStats,
-} from './transport.js';
+import { remaining, sessionLifetimeMs, type TransportMatch } from './transport.js';
 
 export interface KlapOptions {
   readonly host: string;
@@ -51,26 +45,15 @@ interface Known {
   auth: Buffer;
 }
 
-/** A 403 on /app/request: the device no longer knows the session. Internal: triggers one re-handshake. */
-class SessionRejected extends Error {}
-
 const HEADERS = { 'Content-Type': 'application/octet-stream' };
 
-export class KlapTransport implements SmartTransport {
+export class KlapTransport extends HttpSessionTransport<Live> {
   readonly kind = 'klap' as const;
-  readonly #http: HttpEndpoint;
-  readonly #line = new SerialLine();
   readonly #candidates: { candidate: Candidate; version: KlapVersion; auth: Buffer }[];
-  #live: Live | null = null;
   #known: Known | null = null;
-  #handshakes = 0;
-  #renewedAfterRejection = 0;
-  #renewedBeforeExpiry = 0;
-  #unsigned = 0;
-  #requests = 0;
 
   constructor(options: KlapOptions) {
-    this.#http = new HttpEndpoint(options.host, options.port);
+    super(options.host, options.port, 'device rejected a fresh session (403 right after the handshake)');
     const versions: KlapVersion[] = options.prefer === 1 ? [1, 2] : [2, 1];
     this.#candidates = candidates(options.account).flatMap((candidate) =>
       versions.map((version) => ({
@@ -81,10 +64,6 @@ export class KlapTransport implements SmartTransport {
     );
   }
 
-  get handshakes(): number {
-    return this.#handshakes;
-  }
-
   matched(): TransportMatch | null {
     const known = this.#known;
     return known === null
@@ -92,67 +71,27 @@ export class KlapTransport implements SmartTransport {
       : { transport: 'klap', version: known.version, credential: known.candidate.kind };
   }
 
-  stats(): TransportStats {
-    return {
-      handshakes: this.#handshakes,
-      renewedAfterRejection: this.#renewedAfterRejection,
-      renewedBeforeExpiry: this.#renewedBeforeExpiry,
-      unsignedAnswers: this.#unsigned,
-      requests: this.#requests,
-    };
+  protected expired(live: Live): boolean {
+    return performance.now() >= live.expiresAt || live.session.exhausted;
   }
 
-  send(request: string, timeoutMs: number): Promise<string> {
-    return this.#line.run(timeoutMs, (deadline) => this.#send(request, deadline));
+  protected openSession(deadline: number): Promise<Live> {
+    return this.#handshake(deadline);
   }
 
-  close(): void {
-    this.#live = null;
-    this.#http.close();
-  }
-
-  async #send(request: string, deadline: number): Promise<string> {
-    let live = this.#live;
-    if (live !== null && (performance.now() >= live.expiresAt || live.session.exhausted)) {
-      this.#renewedBeforeExpiry++;
-      live = null;
-    }
-    live ??= await this.#handshake(deadline);
-    try {
-      return await this.#request(live, request, deadline);
-    } catch (err) {
-      if (!(err instanceof SessionRejected)) throw err;
-      // The device dropped the session (403): one fresh handshake, one retry.
-      this.#renewedAfterRejection++;
-      const fresh = await this.#handshake(deadline);
-      try {
-        return await this.#request(fresh, request, deadline);
-      } catch (again) {
-        if (again instanceof SessionRejected) {
-          throw new SmartError('protocol', 'device rejected a fresh session (403 right after the handshake)');
-        }
-        throw again;
-      }
-    }
-  }
-
-  async #request(live: Live, request: string, deadline: number): Promise<string> {
+  /** One request on the session; a 403 means the device no longer knows it (SessionRejected). */
+  protected async exchange(live: Live, request: string, deadline: number): Promise<string> {
     const { seq, body } = live.session.encrypt(request);
-    this.#requests++;
-    let res: HttpResponse;
-    try {
-      res = await this.#http.post(`/app/request?seq=${seq}`, body, {
-        headers: { ...HEADERS, Cookie: live.cookie },
-        deadlineMs: remaining(deadline),
-      });
-    } catch (err) {
-      // The socket state is unknown: the next request starts with a new connection and session.
-      this.#live = null;
-      this.#http.close();
-      throw err;
-    }
+    this.counts.requests++;
+    const res = await this.post(
+      `/app/request?seq=${seq}`,
+      body,
+      { ...HEADERS, Cookie: live.cookie },
+      deadline,
+      true,
+    );
     if (res.status === 403) {
-      this.#live = null;
+      this.live = null;
       throw new SessionRejected();
     }
     if (res.status !== 200) {
@@ -162,26 +101,17 @@ export class KlapTransport implements SmartTransport {
     try {
       decrypted = live.session.decrypt(seq, res.body);
     } catch (err) {
-      this.#live = null;
+      this.live = null;
       throw new SmartError('protocol', `undecryptable answer (${res.body.length} bytes)`, { cause: err });
     }
-    if (!decrypted.signed) this.#unsigned++;
+    if (!decrypted.signed) this.counts.unsignedAnswers++;
     return decrypted.plaintext.toString('utf8');
   }
 
   async #handshake(deadline: number): Promise<Live> {
-    this.#handshakes++;
+    this.counts.handshakes++;
     const localSeed = randomBytes(16);
-    let res1: HttpResponse;
-    try {
-      res1 = await this.#http.post('/app/handshake1', localSeed, {
-        headers: HEADERS,
-        deadlineMs: remaining(deadline),
-      });
-    } catch (err) {
-      this.#http.close();
-      throw err;
-    }
+    const res1 = await this.post('/app/handshake1', localSeed, HEADERS, deadline, false);
     if (res1.status === 403) {
       throw new SmartError(
         'third-party-compat',
@@ -207,7 +137,7 @@ export class KlapTransport implements SmartTransport {
         'authentication failed: no credential matches the device (wrong TP-Link account?)',
       );
     }
-    const res2 = await this.#http.post(
+    const res2 = await this.http.post(
       '/app/handshake2',
       clientProof(match.version, localSeed, remoteSeed, match.auth),
       {
@@ -224,7 +154,7 @@ export class KlapTransport implements SmartTransport {
       cookie,
       expiresAt: performance.now() + sessionLifetimeMs(timeoutS),
     };
-    this.#live = live;
+    this.live = live;
     return live;
   }
 }

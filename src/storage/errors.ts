@@ -15,17 +15,26 @@ const BRAND = Symbol.for('kasa-monitor.StorageError');
  */
 export type StorageFailureKind = 'transient' | 'after-recovery' | 'permanent';
 
-/** SQLite primary codes that need an outside repair (free space) before a write can succeed. */
-const AFTER_RECOVERY_SQLITE = new Set(['SQLITE_FULL']);
-
-function sqlitePrimary(code: string): string {
-  const match = /^SQLITE_[A-Z]+/.exec(code);
-  return match ? match[0] : code;
+/**
+ * The kind of an error that does not declare one: SQLITE_FULL needs an outside repair (free space),
+ * otherwise `transient` decides. Kept for errors rebuilt from their code and `transient` alone (a
+ * StorageError that crossed from a worker thread, tests); sinks declare `failureKind` themselves.
+ */
+function defaultFailureKind(code: string, transient: boolean): StorageFailureKind {
+  if (/^SQLITE_FULL(?:_|$)/.test(code)) return 'after-recovery';
+  return transient ? 'transient' : 'permanent';
 }
 
 export interface StorageErrorOptions {
   readonly code: string;
   readonly transient: boolean;
+  /** What a retry can do, as the sink that made the error decided; see defaultFailureKind. */
+  readonly failureKind?: StorageFailureKind;
+  /**
+   * The peer refused the content of the request (a malformed point, too large a body), not the
+   * request: the same content fails again, a part of it may succeed. False unless given.
+   */
+  readonly rejectsContent?: boolean;
   readonly cause?: unknown;
   /** How long the peer asked us to wait before trying again (HTTP Retry-After), in ms. */
   readonly retryAfterMs?: number | null;
@@ -38,19 +47,18 @@ export class StorageError extends Error {
   readonly transient: boolean;
   /** The peer's Retry-After in ms, when it sent one; retry policies wait at least that long. */
   readonly retryAfterMs: number | null;
-  /** What a retry can do (see StorageFailureKind); derived from `code` and `transient`. */
+  /** What a retry can do (see StorageFailureKind), decided by the sink that made the error. */
   readonly failureKind: StorageFailureKind;
+  /** The peer refused the content itself (see StorageErrorOptions.rejectsContent). */
+  readonly rejectsContent: boolean;
 
   constructor(message: string, options: StorageErrorOptions) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = options.code;
     this.transient = options.transient;
     this.retryAfterMs = options.retryAfterMs ?? null;
-    this.failureKind = AFTER_RECOVERY_SQLITE.has(sqlitePrimary(options.code))
-      ? 'after-recovery'
-      : options.transient
-        ? 'transient'
-        : 'permanent';
+    this.failureKind = options.failureKind ?? defaultFailureKind(options.code, options.transient);
+    this.rejectsContent = options.rejectsContent ?? false;
   }
 }
 

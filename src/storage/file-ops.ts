@@ -22,6 +22,8 @@ export class FileOperationError extends Error {
   override readonly name = 'FileOperationError';
   readonly code: string;
   readonly transient: boolean;
+  /** Declared for the policy: a busy file system is transient, anything else (a full disk too) permanent. */
+  readonly failureKind: 'transient' | 'permanent';
 
   constructor(operation: string, path: string, cause: unknown) {
     const code = (cause as { code?: unknown } | null)?.code;
@@ -29,6 +31,7 @@ export class FileOperationError extends Error {
     super(`${operation} ${path}: ${message}`, { cause });
     this.code = typeof code === 'string' ? code : 'EUNKNOWN';
     this.transient = TRANSIENT_CODES.has(this.code);
+    this.failureKind = this.transient ? 'transient' : 'permanent';
   }
 }
 

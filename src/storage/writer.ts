@@ -5,7 +5,7 @@ import { DurationHistogram, type DurationSummary } from '../poller/histogram.js'
 import type { BoundedQueue } from '../queue/bounded-queue.js';
 import { type ExecutionPolicy, isOpenCircuitError, unguarded } from '../resilience/index.js';
 import { isStorageError } from './errors.js';
-import type { ReadingSink } from './sink.js';
+import type { ReadingSink, SinkWriteResult } from './sink.js';
 
 export interface WriterOptions {
   /** Readings per batch (= per transaction); a full batch is flushed at once. */
@@ -85,6 +85,64 @@ function describe(error: unknown, atMs: number): WriterError {
   };
 }
 
+/** A run of consecutive failures of the held batch. */
+interface Outage {
+  /** Failed writes of the held batch so far (each a whole policy run). */
+  readonly failures: number;
+  /** performance.now() at the first failure, for the recovery log line. */
+  readonly startedMs: number;
+  readonly lastFailure: unknown;
+}
+
+/**
+ * The writer's lifecycle. Only a running writer listens to the queue and has a flush timer; stop()
+ * is final and remembers its result (stop is idempotent).
+ */
+type Lifecycle =
+  | { readonly kind: 'new' }
+  | {
+      readonly kind: 'running';
+      readonly unsubscribe: () => void;
+      readonly flushTimer: NodeJS.Timeout;
+      /** A kick is queued as a microtask (several offers in a row make one). */
+      kickQueued: boolean;
+      /** Set by the flush timer: keep writing until the queue is empty, not only while batches are full. */
+      flushAll: boolean;
+    }
+  | { readonly kind: 'stopped'; readonly result: Promise<WriterStats> };
+
+/**
+ * The batch taken from the queue and not settled yet. One batch at a time: it is either on its way
+ * to the sink, or held after a failure (with the outage it belongs to) until its retry is due.
+ */
+type BatchState =
+  | { readonly kind: 'none' }
+  | {
+      readonly kind: 'writing';
+      readonly batch: readonly Reading[];
+      readonly write: Promise<Outcome>;
+      /** The outage this write may end; null for a first try. */
+      readonly outage: Outage | null;
+    }
+  | {
+      readonly kind: 'held';
+      readonly batch: readonly Reading[];
+      readonly outage: Outage;
+      /** The retry's timer while running; null once stop() took over the retries. */
+      readonly retry: NodeJS.Timeout | null;
+    };
+
+/** Counters reported by stats(), kept apart from the state they describe. */
+interface Counters {
+  written: number;
+  duplicates: number;
+  invalid: number;
+  failedBatches: number;
+  droppedAtShutdown: number;
+  lastCommitAtMs: number | null;
+  lastError: WriterError | null;
+}
+
 /**
  * Drains the bounded queue into a sink: batches by size (as soon as `batchSize` readings are queued)
  * or by time (`flushIntervalMs`), one batch in flight, one transaction per batch. A failed batch is
@@ -94,28 +152,17 @@ function describe(error: unknown, atMs: number): WriterError {
 export class Writer {
   readonly name = 'writer';
   #options: WriterOptions;
-  /** Taken from the queue and not settled yet: the batch being written or waiting for a retry. */
-  #held: Reading[] | null = null;
-  #writing: Promise<Outcome> | null = null;
-  #retryTimer: NodeJS.Timeout | null = null;
-  #flushTimer: NodeJS.Timeout | null = null;
-  #unsubscribe: (() => void) | null = null;
-  #kickQueued = false;
-  /** Set by the flush timer: keep writing until the queue is empty, not only while batches are full. */
-  #flushAll = false;
-  #stopping: Promise<WriterStats> | null = null;
-  /** Consecutive failures of the held batch (0 = healthy). */
-  #failures = 0;
-  #episodeStartedMs = 0;
-
-  #written = 0;
-  #duplicates = 0;
-  #invalid = 0;
-  #failedBatches = 0;
-  #droppedAtShutdown = 0;
-  #lastCommitAtMs: number | null = null;
-  #lastError: WriterError | null = null;
-  #lastFailure: unknown = null;
+  #life: Lifecycle = { kind: 'new' };
+  #batch: BatchState = { kind: 'none' };
+  readonly #counters: Counters = {
+    written: 0,
+    duplicates: 0,
+    invalid: 0,
+    failedBatches: 0,
+    droppedAtShutdown: 0,
+    lastCommitAtMs: null,
+    lastError: null,
+  };
   readonly #commitListeners = new Set<(batch: readonly Reading[]) => void>();
   readonly #commitLatency = new DurationHistogram(COMMIT_LATENCY_WINDOW);
 
@@ -132,12 +179,18 @@ export class Writer {
   }
 
   start(): void {
-    if (this.#stopping !== null || this.#unsubscribe !== null) return;
+    if (this.#life.kind !== 'new') return;
     validate(this.#options);
-    this.#unsubscribe = this.queue.onOffer(() => {
+    const unsubscribe = this.queue.onOffer(() => {
       if (this.queue.size >= this.#options.batchSize) this.#queueKick();
     });
-    this.#armFlushTimer();
+    this.#life = {
+      kind: 'running',
+      unsubscribe,
+      flushTimer: this.#flushTimer(),
+      kickQueued: false,
+      flushAll: false,
+    };
     this.#queueKick();
   }
 
@@ -159,8 +212,13 @@ export class Writer {
     validate(next);
     const intervalChanged = next.flushIntervalMs !== this.#options.flushIntervalMs;
     this.#options = next;
-    if (intervalChanged && this.#flushTimer !== null) this.#armFlushTimer();
-    if (this.#unsubscribe !== null) this.#queueKick();
+    const life = this.#life;
+    if (life.kind !== 'running') return;
+    if (intervalChanged) {
+      clearInterval(life.flushTimer);
+      this.#life = { ...life, flushTimer: this.#flushTimer() };
+    }
+    this.#queueKick();
   }
 
   /**
@@ -169,188 +227,216 @@ export class Writer {
    * logged; a write still running at the deadline settles later (inFlight until then). Idempotent.
    */
   stop(deadlineMs: number = DEFAULT_STOP_DEADLINE_MS): Promise<WriterStats> {
-    this.#stopping ??= this.#stop(deadlineMs);
-    return this.#stopping;
+    const life = this.#life;
+    if (life.kind === 'stopped') return life.result;
+    if (life.kind === 'running') {
+      life.unsubscribe();
+      clearInterval(life.flushTimer);
+    }
+    const held = this.#batch;
+    if (held.kind === 'held' && held.retry !== null) {
+      clearTimeout(held.retry);
+      this.#batch = { ...held, retry: null };
+    }
+    // Stopped before the drain starts, so nothing it sets off (a settled write) sees a running writer.
+    let drain!: (stats: Promise<WriterStats>) => void;
+    const result = new Promise<WriterStats>((resolve) => {
+      drain = resolve;
+    });
+    this.#life = { kind: 'stopped', result };
+    drain(this.#drain(deadlineMs));
+    return result;
   }
 
   stats(): WriterStats {
+    const c = this.#counters;
     return {
-      written: this.#written,
-      duplicates: this.#duplicates,
-      invalid: this.#invalid,
-      failedBatches: this.#failedBatches,
-      droppedAtShutdown: this.#droppedAtShutdown,
-      inFlight: this.#held?.length ?? 0,
-      lastCommitAtMs: this.#lastCommitAtMs,
-      lastError: this.#lastError,
+      written: c.written,
+      duplicates: c.duplicates,
+      invalid: c.invalid,
+      failedBatches: c.failedBatches,
+      droppedAtShutdown: c.droppedAtShutdown,
+      inFlight: this.#batch.kind === 'none' ? 0 : this.#batch.batch.length,
+      lastCommitAtMs: c.lastCommitAtMs,
+      lastError: c.lastError,
       commitLatency: this.#commitLatency.summary(),
     };
   }
 
-  #armFlushTimer(): void {
-    if (this.#flushTimer !== null) clearInterval(this.#flushTimer);
-    this.#flushTimer = setInterval(() => {
-      this.#flushAll = true;
+  #flushTimer(): NodeJS.Timeout {
+    const timer = setInterval(() => {
+      if (this.#life.kind !== 'running') return;
+      this.#life.flushAll = true;
       this.#kick();
     }, this.#options.flushIntervalMs);
-    this.#flushTimer.unref();
+    timer.unref();
+    return timer;
   }
 
   /** Deferred so that a size-triggered flush never runs inside the producer's offer() call. */
   #queueKick(): void {
-    if (this.#kickQueued) return;
-    this.#kickQueued = true;
+    const life = this.#life;
+    if (life.kind !== 'running' || life.kickQueued) return;
+    life.kickQueued = true;
     queueMicrotask(() => {
-      this.#kickQueued = false;
+      life.kickQueued = false;
       this.#kick();
     });
   }
 
   /** Starts the next write if none is running or waiting for a retry and there is something to write. */
   #kick(): void {
-    if (this.#stopping !== null || this.#writing !== null || this.#retryTimer !== null) return;
-    if (this.#held === null) {
-      const threshold = this.#flushAll ? 1 : this.#options.batchSize;
-      if (this.queue.size < threshold) {
-        this.#flushAll = false;
-        return;
-      }
-      this.#held = this.queue.take(this.#options.batchSize);
+    const life = this.#life;
+    if (life.kind !== 'running') return;
+    const current = this.#batch;
+    if (current.kind === 'writing' || (current.kind === 'held' && current.retry !== null)) return;
+    if (current.kind === 'held') {
+      this.#write(current.batch, current.outage);
+      return;
     }
-    void this.#writeHeld().then((outcome) => {
-      if (this.#stopping !== null) return;
-      if (outcome === 'ok') {
-        this.#kick();
-        return;
-      }
-      this.#retryTimer = setTimeout(
-        () => {
-          this.#retryTimer = null;
-          this.#kick();
-        },
-        Math.min(MAX_TIMER_MS, this.#nextDelay()),
-      );
-      this.#retryTimer.unref();
-    });
+    const threshold = life.flushAll ? 1 : this.#options.batchSize;
+    if (this.queue.size < threshold) {
+      life.flushAll = false;
+      return;
+    }
+    this.#write(this.queue.take(this.#options.batchSize), null);
   }
 
-  #nextDelay(): number {
+  #nextDelay(outage: Outage): number {
     // An open breaker: the next write is its trial call, once it allows one.
-    if (isOpenCircuitError(this.#lastFailure)) return Math.max(1, this.policy.msUntilTrial());
-    const delay = this.retryDelay(this.#failures, this.#lastFailure);
+    if (isOpenCircuitError(outage.lastFailure)) return Math.max(1, this.policy.msUntilTrial());
+    const delay = this.retryDelay(outage.failures, outage.lastFailure);
     return Number.isFinite(delay) && delay >= 0
       ? delay
-      : defaultRetryDelay(this.#failures, this.#lastFailure);
+      : defaultRetryDelay(outage.failures, outage.lastFailure);
   }
 
-  /** Writes the held batch once. Never rejects. */
-  #writeHeld(): Promise<Outcome> {
-    const batch = this.#held as Reading[];
-    const write = (async (): Promise<Outcome> => {
-      try {
-        const result = await this.policy.execute(() => this.sink.writeBatch(batch));
-        this.#held = null;
-        this.#written += result.inserted;
-        this.#duplicates += result.duplicates;
-        this.#invalid += result.invalid ?? 0;
-        const committedMs = Date.now();
-        this.#lastCommitAtMs = committedMs;
-        for (const reading of batch) this.#commitLatency.record(Math.max(0, committedMs - reading.tsMs));
-        for (const listener of this.#commitListeners) {
-          try {
-            listener(batch);
-          } catch (error) {
-            this.logger.error({ err: error }, 'commit listener failed; the batch is stored');
-          }
-        }
-        if (this.#failures > 0) {
-          this.logger.info(
-            {
-              failedAttempts: this.#failures,
-              outageMs: Math.round(performance.now() - this.#episodeStartedMs),
-            },
-            'storage writes recovered; the held batch is written',
-          );
-          this.#failures = 0;
-        }
-        return 'ok';
-      } catch (error) {
-        this.#failedBatches++;
-        this.#failures++;
-        this.#lastError = describe(error, Date.now());
-        this.#lastFailure = error;
-        if (this.#failures === 1) {
-          this.#episodeStartedMs = performance.now();
-          this.logger.warn(
-            {
-              err: error,
-              code: this.#lastError.code,
-              transient: this.#lastError.transient,
-              batch: batch.length,
-            },
-            'storage write failed; holding the batch and retrying with backoff',
-          );
-        } else {
-          this.logger.debug(
-            { attempt: this.#failures, code: this.#lastError.code },
-            'storage write failed again',
-          );
-        }
-        return 'failed';
-      }
-    })();
-    this.#writing = write;
-    void write.then(() => {
-      if (this.#writing === write) this.#writing = null;
-    });
+  /**
+   * Writes `batch` once: writing → none (committed) or held (failed). A running writer then goes on
+   * with the next batch, or arms the held batch's retry. Never rejects.
+   */
+  #write(batch: readonly Reading[], outage: Outage | null): Promise<Outcome> {
+    let attempt: Promise<SinkWriteResult>;
+    try {
+      attempt = Promise.resolve(this.policy.execute(() => this.sink.writeBatch(batch)));
+    } catch (error) {
+      attempt = Promise.reject(error);
+    }
+    const write = attempt.then(
+      (result) => this.#committed(batch, result, outage),
+      (error: unknown) => this.#failed(batch, error, outage),
+    );
+    this.#batch = { kind: 'writing', batch, write, outage };
     return write;
   }
 
-  async #stop(budgetMs: number): Promise<WriterStats> {
-    const deadline = performance.now() + Math.max(0, budgetMs);
-    this.#unsubscribe?.();
-    this.#unsubscribe = null;
-    if (this.#flushTimer !== null) clearInterval(this.#flushTimer);
-    this.#flushTimer = null;
-    if (this.#retryTimer !== null) clearTimeout(this.#retryTimer);
-    this.#retryTimer = null;
+  #committed(batch: readonly Reading[], result: SinkWriteResult, outage: Outage | null): Outcome {
+    this.#batch = { kind: 'none' };
+    const c = this.#counters;
+    c.written += result.inserted;
+    c.duplicates += result.duplicates;
+    c.invalid += result.invalid ?? 0;
+    const committedMs = Date.now();
+    c.lastCommitAtMs = committedMs;
+    for (const reading of batch) this.#commitLatency.record(Math.max(0, committedMs - reading.tsMs));
+    for (const listener of this.#commitListeners) {
+      try {
+        listener(batch);
+      } catch (error) {
+        this.logger.error({ err: error }, 'commit listener failed; the batch is stored');
+      }
+    }
+    if (outage !== null) {
+      this.logger.info(
+        {
+          failedAttempts: outage.failures,
+          outageMs: Math.round(performance.now() - outage.startedMs),
+        },
+        'storage writes recovered; the held batch is written',
+      );
+    }
+    this.#kick();
+    return 'ok';
+  }
 
+  #failed(batch: readonly Reading[], error: unknown, previous: Outage | null): Outcome {
+    const c = this.#counters;
+    c.failedBatches++;
+    c.lastError = describe(error, Date.now());
+    const outage: Outage = {
+      failures: (previous?.failures ?? 0) + 1,
+      startedMs: previous?.startedMs ?? performance.now(),
+      lastFailure: error,
+    };
+    if (previous === null) {
+      this.logger.warn(
+        { err: error, code: c.lastError.code, transient: c.lastError.transient, batch: batch.length },
+        'storage write failed; holding the batch and retrying with backoff',
+      );
+    } else {
+      this.logger.debug({ attempt: outage.failures, code: c.lastError.code }, 'storage write failed again');
+    }
+    // A stopping writer retries from its drain loop, not from a timer.
+    const retry = this.#life.kind === 'running' ? this.#retryTimer(outage) : null;
+    this.#batch = { kind: 'held', batch, outage, retry };
+    return 'failed';
+  }
+
+  /** The held batch's retry: when it fires, the batch is written again (held → writing). */
+  #retryTimer(outage: Outage): NodeJS.Timeout {
+    const timer = setTimeout(
+      () => {
+        const current = this.#batch;
+        if (current.kind !== 'held' || current.retry !== timer) return;
+        this.#batch = { ...current, retry: null };
+        this.#kick();
+      },
+      Math.min(MAX_TIMER_MS, this.#nextDelay(outage)),
+    );
+    timer.unref();
+    return timer;
+  }
+
+  /** stop()'s work: writes what is queued until the budget runs out, then counts what is left. */
+  async #drain(budgetMs: number): Promise<WriterStats> {
+    const deadline = performance.now() + Math.max(0, budgetMs);
     for (;;) {
       const left = deadline - performance.now();
-      if (this.#writing !== null) {
-        const outcome = await within(this.#writing, left);
+      const current = this.#batch;
+      if (current.kind === 'writing') {
+        const outcome = await within(current.write, left);
         if (outcome === 'timeout') break;
-        if (outcome === 'failed')
-          await sleep(Math.min(this.#nextDelay(), Math.max(0, deadline - performance.now())));
+        const after = this.#batch;
+        if (outcome === 'failed' && after.kind === 'held')
+          await sleep(Math.min(this.#nextDelay(after.outage), Math.max(0, deadline - performance.now())));
         continue;
       }
-      if (this.#held === null) {
-        if (this.queue.size === 0) break;
-        this.#held = this.queue.take(this.#options.batchSize);
-      }
+      if (current.kind === 'none' && this.queue.size === 0) break;
       if (left <= 0) break;
-      void this.#writeHeld();
+      if (current.kind === 'held') this.#write(current.batch, current.outage);
+      else this.#write(this.queue.take(this.#options.batchSize), null);
     }
 
     let dropped = this.queue.take(this.queue.size).length;
-    const running = this.#writing;
-    if (running === null) {
-      dropped += this.#held?.length ?? 0;
-      this.#held = null;
-    } else {
+    const current = this.#batch;
+    if (current.kind === 'held') {
+      dropped += current.batch.length;
+      this.#batch = { kind: 'none' };
+    } else if (current.kind === 'writing') {
       // Cannot be cancelled: it may still commit. Count it when it settles.
-      void running.then((outcome) => {
-        if (outcome === 'ok' || this.#held === null) return;
-        const late = this.#held.length;
-        this.#held = null;
-        this.#droppedAtShutdown += late;
+      void current.write.then(() => {
+        const settled = this.#batch;
+        if (settled.kind !== 'held') return;
+        const late = settled.batch.length;
+        this.#batch = { kind: 'none' };
+        this.#counters.droppedAtShutdown += late;
         this.logger.error(
           { dropped: late },
           'a batch still being written at the shutdown deadline failed: dropped',
         );
       });
     }
-    this.#droppedAtShutdown += dropped;
+    this.#counters.droppedAtShutdown += dropped;
     const stats = this.stats();
     if (dropped > 0) {
       this.logger.error(

@@ -7,7 +7,12 @@
  */
 import { hostname } from 'node:os';
 import type { Logger } from '../log/logger.js';
-import { type ExecutionPolicy, isTransientHttpStatus, unguarded } from '../resilience/index.js';
+import {
+  type ExecutionPolicy,
+  isTransientHttpStatus,
+  parseRetryAfter,
+  unguarded,
+} from '../resilience/index.js';
 import type { CheckResult, CheckStatus } from './types.js';
 
 export type AlertEvent = 'alert' | 'resolved';
@@ -64,15 +69,23 @@ interface Track {
 
 const RECENT_LIMIT = 20;
 
-/** A webhook that answered with an HTTP error: transient for 408/429/5xx (the policy retries). */
+/**
+ * A webhook that answered with an HTTP error. It declares what a retry can do, as every error under
+ * a policy does: 408, 429 and 5xx are transient (the policy retries, after the webhook's Retry-After
+ * when it sent one), any other status is permanent.
+ */
 export class WebhookError extends Error {
   override readonly name = 'WebhookError';
   readonly code: string;
   readonly transient: boolean;
-  constructor(status: number) {
+  readonly failureKind: 'transient' | 'permanent';
+  readonly retryAfterMs: number | null;
+  constructor(status: number, retryAfter: string | null = null) {
     super(`alert webhook answered HTTP ${status}`);
     this.code = `HTTP_${status}`;
     this.transient = isTransientHttpStatus(status);
+    this.failureKind = this.transient ? 'transient' : 'permanent';
+    this.retryAfterMs = parseRetryAfter(retryAfter);
   }
 }
 
@@ -230,7 +243,7 @@ export class Alerts {
         });
         // Read the body so the connection can be reused.
         await response.arrayBuffer().catch(() => undefined);
-        if (!response.ok) throw new WebhookError(response.status);
+        if (!response.ok) throw new WebhookError(response.status, response.headers.get('retry-after'));
       });
       this.#sent++;
     } catch (error) {

@@ -15,7 +15,7 @@ export type CheckedStatus = Pick<
 >;
 
 import { isStorageError } from '../storage/errors.js';
-import type { PoolStats } from '../storage/sqlite/reader-pool.js';
+import type { PoolStats } from '../storage/sqlite/index.js';
 import { displayUrl } from './alerts.js';
 import type { EventLoopLag } from './event-loop.js';
 import { isCorruptionError } from './quarantine.js';

@@ -43,22 +43,55 @@ export class RecoveryExhaustedError extends Error {
   }
 }
 
-interface State {
-  attempts: number;
+/**
+ * One action's lifecycle. Each state holds only what is valid in it: an idle action has no attempt
+ * count, only a running one has a promise, an exhausted one never runs again.
+ *
+ *   idle ──request──▶ running ──settled──▶ waiting ──due──▶ running …
+ *   waiting (attempts used up) ──escalate──▶ exhausted (terminal: the daemon exits)
+ *                              ──otherwise──▶ gave-up (reported once; a reload that allows more
+ *                                             attempts lets it run again)
+ *   waiting / gave-up ──clear──▶ idle
+ */
+type ActionState =
+  | { readonly kind: 'idle' }
+  | {
+      readonly kind: 'running';
+      readonly attempts: number;
+      readonly nextAtMs: number;
+      readonly done: Promise<void>;
+    }
+  | { readonly kind: 'waiting'; readonly attempts: number; readonly nextAtMs: number }
+  | { readonly kind: 'gave-up'; readonly attempts: number; readonly nextAtMs: number }
+  | { readonly kind: 'exhausted'; readonly attempts: number };
+
+/** Statistics of one action since start: they survive clear(). */
+interface ActionStats {
   succeeded: number;
   failed: number;
-  nextAtMs: number;
   lastAtMs: number | null;
   lastError: string | null;
-  running: Promise<void> | null;
-  exhausted: boolean;
-  gaveUpLogged: boolean;
+}
+
+interface ActionEntry {
+  state: ActionState;
+  readonly stats: ActionStats;
+}
+
+function attemptsOf(state: ActionState): number {
+  return state.kind === 'idle' ? 0 : state.attempts;
+}
+
+/** When the next attempt may run, as stats() reports it: null when none is due. */
+function nextAttemptMs(state: ActionState): number | null {
+  if (state.kind === 'idle' || state.kind === 'exhausted' || state.attempts === 0) return null;
+  return state.nextAtMs;
 }
 
 export class Recovery {
   #options: RecoveryOptions;
   readonly #actions: ReadonlyMap<RecoveryName, RecoveryAction>;
-  readonly #states = new Map<RecoveryName, State>();
+  readonly #entries = new Map<RecoveryName, ActionEntry>();
 
   constructor(
     actions: Partial<Record<RecoveryName, RecoveryAction>>,
@@ -91,100 +124,114 @@ export class Recovery {
   ): Promise<void> {
     const run = this.#actions.get(action);
     if (run === undefined) return Promise.resolve();
-    const state = this.#state(action);
-    if (state.running !== null || state.exhausted) return state.running ?? Promise.resolve();
-    if (state.attempts >= this.#options.attempts) {
+    const entry = this.#entry(action);
+    const state = entry.state;
+    switch (state.kind) {
+      case 'running':
+        return state.done;
+      case 'exhausted':
+        return Promise.resolve();
+      default:
+        break;
+    }
+    const attempts = attemptsOf(state);
+    if (attempts >= this.#options.attempts) {
       if (escalate) {
-        state.exhausted = true;
-        const error = new RecoveryExhaustedError(action, check, reason, state.attempts);
-        this.logger.fatal({ action, check, reason, attempts: state.attempts }, error.message);
+        entry.state = { kind: 'exhausted', attempts };
+        const error = new RecoveryExhaustedError(action, check, reason, attempts);
+        this.logger.fatal({ action, check, reason, attempts }, error.message);
         this.onExhausted(error);
-      } else if (!state.gaveUpLogged) {
-        state.gaveUpLogged = true;
+      } else if (state.kind !== 'gave-up') {
+        entry.state = { kind: 'gave-up', attempts, nextAtMs: state.kind === 'idle' ? 0 : state.nextAtMs };
         this.logger.error(
-          { action, check, reason, attempts: state.attempts },
+          { action, check, reason, attempts },
           `recovery gave up: ${action} did not help; ${check} stays reported (a restart would not fix it)`,
         );
       }
       return Promise.resolve();
     }
-    if (nowMs < state.nextAtMs) return Promise.resolve();
-    state.attempts++;
-    state.lastAtMs = nowMs;
-    state.nextAtMs =
-      nowMs + Math.min(this.#options.backoffMs * 2 ** (state.attempts - 1), this.#options.backoffMaxMs);
-    this.logger.warn(
-      { action, check, reason, attempt: state.attempts, of: this.#options.attempts },
-      `recovering: ${action} (attempt ${state.attempts} of ${this.#options.attempts}) because ${check}: ${reason}`,
-    );
-    const running = run()
-      .then(() => {
-        state.succeeded++;
-        this.logger.info({ action, attempt: state.attempts }, `recovery action ${action} done`);
-      })
-      .catch((error: unknown) => {
-        state.failed++;
-        state.lastError = error instanceof Error ? error.message : String(error);
-        this.logger.error(
-          { err: error, action, attempt: state.attempts },
-          `recovery action ${action} failed`,
-        );
-      })
-      .finally(() => {
-        state.running = null;
-      });
-    state.running = running;
-    return running;
+    if (state.kind !== 'idle' && nowMs < state.nextAtMs) return Promise.resolve();
+    return this.#run(action, entry, run, attempts + 1, check, reason, nowMs);
   }
 
   /** No check asked for `action` in the last run: the problem cleared, its count starts again. */
   clear(action: RecoveryName): void {
-    const state = this.#states.get(action);
-    if (state === undefined || state.running !== null || state.attempts === 0) return;
-    if (state.exhausted) return;
-    state.attempts = 0;
-    state.nextAtMs = 0;
-    state.gaveUpLogged = false;
+    const entry = this.#entries.get(action);
+    if (entry === undefined) return;
+    // A running action settles first; an exhausted one is terminal (the daemon is exiting).
+    const { state } = entry;
+    if ((state.kind === 'waiting' || state.kind === 'gave-up') && state.attempts > 0) {
+      entry.state = { kind: 'idle' };
+    }
   }
 
   /** Waits for actions in progress (at shutdown). */
   async settle(): Promise<void> {
-    await Promise.all([...this.#states.values()].map((s) => s.running ?? Promise.resolve()));
+    await Promise.all(
+      [...this.#entries.values()].map((e) => (e.state.kind === 'running' ? e.state.done : undefined)),
+    );
   }
 
   stats(): Partial<Record<RecoveryName, RecoveryState>> {
     const out: Partial<Record<RecoveryName, RecoveryState>> = {};
-    for (const [name, s] of this.#states) {
+    for (const [name, { state, stats }] of this.#entries) {
       out[name] = {
-        attempts: s.attempts,
-        succeeded: s.succeeded,
-        failed: s.failed,
-        next_attempt_ms: s.attempts === 0 || s.exhausted ? null : s.nextAtMs,
-        last_attempt_ms: s.lastAtMs,
-        last_error: s.lastError,
-        running: s.running !== null,
-        exhausted: s.exhausted,
+        attempts: attemptsOf(state),
+        succeeded: stats.succeeded,
+        failed: stats.failed,
+        next_attempt_ms: nextAttemptMs(state),
+        last_attempt_ms: stats.lastAtMs,
+        last_error: stats.lastError,
+        running: state.kind === 'running',
+        exhausted: state.kind === 'exhausted',
       };
     }
     return out;
   }
 
-  #state(action: RecoveryName): State {
-    let state = this.#states.get(action);
-    if (state === undefined) {
-      state = {
-        attempts: 0,
-        succeeded: 0,
-        failed: 0,
-        nextAtMs: 0,
-        lastAtMs: null,
-        lastError: null,
-        running: null,
-        exhausted: false,
-        gaveUpLogged: false,
+  /** Attempt number `attempt`: running now, waiting for its backoff once it settles. */
+  #run(
+    action: RecoveryName,
+    entry: ActionEntry,
+    run: RecoveryAction,
+    attempt: number,
+    check: string,
+    reason: string,
+    nowMs: number,
+  ): Promise<void> {
+    const nextAtMs =
+      nowMs + Math.min(this.#options.backoffMs * 2 ** (attempt - 1), this.#options.backoffMaxMs);
+    entry.stats.lastAtMs = nowMs;
+    this.logger.warn(
+      { action, check, reason, attempt, of: this.#options.attempts },
+      `recovering: ${action} (attempt ${attempt} of ${this.#options.attempts}) because ${check}: ${reason}`,
+    );
+    const done = run()
+      .then(() => {
+        entry.stats.succeeded++;
+        this.logger.info({ action, attempt }, `recovery action ${action} done`);
+      })
+      .catch((error: unknown) => {
+        entry.stats.failed++;
+        entry.stats.lastError = error instanceof Error ? error.message : String(error);
+        this.logger.error({ err: error, action, attempt }, `recovery action ${action} failed`);
+      })
+      .finally(() => {
+        entry.state = { kind: 'waiting', attempts: attempt, nextAtMs };
+      });
+    entry.state = { kind: 'running', attempts: attempt, nextAtMs, done };
+    return done;
+  }
+
+  #entry(action: RecoveryName): ActionEntry {
+    let entry = this.#entries.get(action);
+    if (entry === undefined) {
+      entry = {
+        state: { kind: 'idle' },
+        stats: { succeeded: 0, failed: 0, lastAtMs: null, lastError: null },
       };
-      this.#states.set(action, state);
+      this.#entries.set(action, entry);
     }
-    return state;
+    return entry;
   }
 }

@@ -7,7 +7,7 @@
 import type { HealthConfig } from '../config/index.js';
 import type { Logger } from '../log/logger.js';
 import type { ExecutionPolicy, RetryStatistics } from '../resilience/index.js';
-import type { PoolStats } from '../storage/sqlite/reader-pool.js';
+import type { PoolStats } from '../storage/sqlite/index.js';
 import { type AlertStats, Alerts } from './alerts.js';
 import type { CheckedStatus } from './checks.js';
 import { type CheckLimits, createChecks, type HealthInputs } from './checks.js';

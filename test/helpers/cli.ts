@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { sleep } from './wait.js';
 
 /** The built CLI, exactly what the `kasa-monitor` bin and the systemd unit run. */
 export const CLI = fileURLToPath(new URL('../../src/cli/bin.js', import.meta.url));
@@ -11,12 +12,14 @@ export interface CliResult {
   readonly stderr: string;
 }
 
-/** Runs a one-shot command of the built CLI to completion. */
+/** Runs a one-shot command of the built CLI to completion, with only PATH (and `env`) in its environment. */
 export async function runCliProcess(
   args: readonly string[],
   env: NodeJS.ProcessEnv = {},
+  options: { readonly cwd?: string } = {},
 ): Promise<CliResult> {
   const child = spawn(process.execPath, [CLI, ...args], {
+    cwd: options.cwd,
     env: { PATH: process.env['PATH'], ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -71,6 +74,13 @@ export class DaemonProcess {
 
   signal(name: NodeJS.Signals): void {
     this.child.kill(name);
+  }
+
+  /** Asks the daemon to stop (SIGTERM), gives it `graceMs` to exit, then makes sure it is gone. */
+  async stop(graceMs = 15_000): Promise<void> {
+    this.signal('SIGTERM');
+    await Promise.race([this.exited, sleep(graceMs)]);
+    await this.kill();
   }
 
   /** Makes sure the process is gone (for `finally` blocks). */

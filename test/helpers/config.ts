@@ -26,13 +26,18 @@ export function configFixtures(prefix: string) {
   };
 }
 
-/** The problems of the ConfigError that `run` throws; fails the test when it throws none. */
-export function problemsOf(run: () => unknown): readonly ConfigProblem[] {
+/** The ConfigError that `run` throws; fails the test when it throws none or another error. */
+export function configErrorOf(run: () => unknown): ConfigError {
   try {
     run();
   } catch (error) {
     assert.ok(error instanceof ConfigError, `expected ConfigError, got ${String(error)}`);
-    return error.problems;
+    return error;
   }
   assert.fail('expected a ConfigError');
+}
+
+/** The problems of the ConfigError that `run` throws; fails the test when it throws none. */
+export function problemsOf(run: () => unknown): readonly ConfigProblem[] {
+  return configErrorOf(run).problems;
 }

@@ -3,7 +3,8 @@
  * Prints `locked` once it holds it; releases after MS milliseconds (or on SIGTERM / when stdin
  * closes when MS is absent) and prints `released`.
  */
-import { holdWriteLock } from '../../src/storage/sqlite/index.js';
+import { holdWriteLock } from './sqlite-files.js';
+import { sleep } from './wait.js';
 
 const [path, ms] = process.argv.slice(2);
 if (path === undefined) throw new Error('usage: lock-holder.js DB [MS]');
@@ -14,7 +15,7 @@ for (let attempt = 0; lock === null; attempt++) {
     lock = holdWriteLock(path);
   } catch (error) {
     if ((error as { code?: unknown }).code !== 'SQLITE_BUSY' || attempt > 1000) throw error;
-    await new Promise((resolve) => setTimeout(resolve, 2));
+    await sleep(2);
   }
 }
 const held = lock;

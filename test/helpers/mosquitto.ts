@@ -11,6 +11,7 @@ import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type MqttClient } from 'mqtt';
+import { sleep } from './wait.js';
 
 export const MOSQUITTO_BINARY = '/usr/sbin/mosquitto';
 
@@ -75,7 +76,7 @@ export class Mosquitto {
       if (child.exitCode !== null) throw new Error(`mosquitto exited: ${this.log}`);
       if (await accepts(this.options.host, this.options.port)) return;
       if (Date.now() > end) throw new Error(`mosquitto did not listen: ${this.log}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
+      await sleep(50);
     }
   }
 

@@ -65,15 +65,3 @@ export class CollectingSink {
     this.readings.length = 0;
   }
 }
-
-/**
- * Waits until `predicate` holds, checking every 10 ms. A generous deadline only turns a hang into a
- * clear failure message; it is not a performance assertion.
- */
-export async function waitFor(predicate: () => boolean, what: string, deadlineMs = 20_000): Promise<void> {
-  const end = Date.now() + deadlineMs;
-  while (!predicate()) {
-    if (Date.now() > end) throw new Error(`gave up waiting for: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}

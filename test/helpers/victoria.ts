@@ -5,9 +5,10 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './ports.js';
+import { sleep } from './wait.js';
 
 export const VICTORIA_BINARY = 'victoria-metrics';
 
@@ -27,19 +28,6 @@ export function victoriaAvailable(): boolean {
  */
 export function victoriaSkip(): string | false {
   return process.env['SKIP_VICTORIA_TESTS'] === '1' ? 'SKIP_VICTORIA_TESTS=1' : false;
-}
-
-/** A free TCP port on 127.0.0.1 (bound and released at once). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 export interface ExportedSeries {
@@ -115,7 +103,7 @@ export async function startVictoria(options: StartVictoriaOptions = {}): Promise
       } catch {
         // not listening yet
       }
-      await new Promise((resolve) => setTimeout(resolve, 20));
+      await sleep(20);
     }
     throw new Error(`victoria-metrics did not become healthy: ${stderr}`);
   };
@@ -203,6 +191,6 @@ export async function settledSamplesPerDevice(
     const counts = await samplesPerDevice(victoria);
     if (done(counts)) return counts;
     if (Date.now() > end) throw new Error(`gave up waiting for VictoriaMetrics: ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 200));
+    await sleep(200);
   }
 }

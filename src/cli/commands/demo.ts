@@ -9,7 +9,7 @@ import { milliToDecimal } from '../../shared/decimal.js';
 import { openReadingsReader, type StoredReading } from '../../storage/sqlite/index.js';
 import { type Command, stringFlag } from '../command.js';
 import { UsageError } from '../exit-codes.js';
-import { loadForCommand } from '../load-config.js';
+import { loadForDaemon } from '../load-daemon-config.js';
 import { runDaemon, runOptions, runOverrides } from './run.js';
 
 const DEMO_BROADCAST = '127.255.255.255';
@@ -145,7 +145,7 @@ the readings as they are committed to the database. Stop with Ctrl-C; then try
     // service's database, MQTT broker or InfluxDB.
     const ownConfig = stringFlag(context, 'config') !== undefined;
     const listen = ownConfig ? {} : { 'http.listen': await demoListen('127.0.0.1', 9469) };
-    const { config } = loadForCommand(
+    const { config } = await loadForDaemon(
       context,
       {
         ...listen,

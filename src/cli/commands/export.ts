@@ -1,7 +1,6 @@
 import { once } from 'node:events';
 import { checkTimeRange, parseTime } from '../../shared/time.js';
-import { CSV_HEADER, ExportCursor } from '../../storage/sqlite/export-format.js';
-import { openReadingsReader } from '../../storage/sqlite/index.js';
+import { CSV_HEADER, ExportCursor, openReadingsReader } from '../../storage/sqlite/index.js';
 import { type Command, stringFlag } from '../command.js';
 import { EXIT_OK, UsageError } from '../exit-codes.js';
 import { existingDatabase, loadForCommand } from '../load-config.js';

@@ -1,11 +1,13 @@
-import { type Config, loadConfig } from '../../config/index.js';
+import { loadConfigInChild } from '../../config/child-loader.js';
+import type { Config } from '../../config/index.js';
 import { runUntilStopped } from '../../daemon/signals.js';
 import { createRootLogger, type Logger } from '../../log/logger.js';
 import { Daemon } from '../../main.js';
 import { SystemdService } from '../../systemd/index.js';
 import { journalPrefixed } from '../../systemd/journal.js';
 import { type Command, type CommandContext, stringFlag, stringListFlag } from '../command.js';
-import { loadForCommand, parseSetFlags } from '../load-config.js';
+import { loadForDaemon } from '../load-daemon-config.js';
+import { parseSetFlags } from '../set-flags.js';
 
 export const runOptions = {
   config: { type: 'string', short: 'c' },
@@ -53,8 +55,9 @@ export function runDaemon(context: CommandContext, config: Config, hooks: RunHoo
     systemd,
     logger,
     // A reload reads the same file, environment and flags as the start did.
+    // In a child process, so yaml, zod and the schema never stay in the daemon's memory.
     loadConfig: () =>
-      loadConfig({
+      loadConfigInChild({
         ...(file === undefined ? {} : { file }),
         env: context.env,
         overrides: runOverrides(context),
@@ -83,7 +86,7 @@ SIGINT; SIGHUP reloads the configuration.
   async run(context) {
     // Under journald, problems printed before the logger exists get a priority (shown by -p err).
     const stderr = journalPrefixed(context.stderr, context.env);
-    const { config } = loadForCommand({ ...context, stderr }, runOverrides(context));
+    const { config } = await loadForDaemon({ ...context, stderr }, runOverrides(context));
     return runDaemon(context, config);
   },
 };

@@ -66,6 +66,12 @@ function codeOf(error: unknown): string | undefined {
   return typeof code === 'string' ? code : undefined;
 }
 
+/**
+ * Statuses by which InfluxDB refuses the points themselves: malformed (400), too large a body (413),
+ * unprocessable (422). The forwarder splits such a batch to isolate the bad point.
+ */
+const CONTENT_REJECTED: ReadonlySet<number> = new Set([400, 413, 422]);
+
 export class InfluxHttpWriter implements LineWriter {
   readonly #influx: InfluxDB;
   readonly #secrets: string[];
@@ -88,7 +94,11 @@ export class InfluxHttpWriter implements LineWriter {
   async write(lines: readonly string[], signal?: AbortSignal): Promise<void> {
     if (lines.length === 0) return;
     if (signal?.aborted === true) {
-      throw new StorageError('InfluxDB write cancelled', { code: 'KASA_ABORTED', transient: false });
+      throw new StorageError('InfluxDB write cancelled', {
+        code: 'KASA_ABORTED',
+        transient: false,
+        failureKind: 'permanent',
+      });
     }
     const api = this.#influx.getWriteApi(this.options.org, this.options.bucket, 'ms', {
       // The whole body goes in as one record (lines joined by newlines, which is what the client
@@ -123,9 +133,13 @@ export class InfluxHttpWriter implements LineWriter {
     if (error instanceof HttpError) {
       const status = error.statusCode;
       const body = this.#scrub(String(error.body ?? error.message ?? '')).slice(0, 300);
+      const transient = isTransientHttpStatus(status);
       return new StorageError(`InfluxDB at ${this.#where} answered ${status}: ${body}`, {
         code: `HTTP_${status}`,
-        transient: isTransientHttpStatus(status),
+        transient,
+        // 408, 429 and 5xx: the same request may go through later; any other answer is final.
+        failureKind: transient ? 'transient' : 'permanent',
+        rejectsContent: CONTENT_REJECTED.has(status),
         retryAfterMs: parseRetryAfter(headerValue(error.headers, 'retry-after')),
       });
     }
@@ -136,6 +150,7 @@ export class InfluxHttpWriter implements LineWriter {
     return new StorageError(`InfluxDB at ${this.#where} unreachable: ${message} (${code})`, {
       code,
       transient: true,
+      failureKind: 'transient',
     });
   }
 }

@@ -5,17 +5,13 @@
  * InfluxDB accepted a batch, so an outage of any length, or a crash at any moment, loses nothing;
  * what was sent but not yet acknowledged by the cursor is sent again as identical points.
  *
- * A batch the server rejects as malformed (HTTP 400) or too large (413) is split in halves until
- * the bad point stands alone; that point is counted as rejected, logged, and the cursor moves past
- * it, so one bad point never blocks the rest and is never retried forever.
+ * A batch the server refuses for its content (errors the client marks `rejectsContent`: HTTP 400
+ * malformed, 413 too large, 422) is split in halves until the bad point stands alone; that point is
+ * counted as rejected, logged, and the cursor moves past it, so one bad point never blocks the rest
+ * and is never retried forever.
  */
 import type { Logger } from '../../log/logger.js';
-import {
-  classifyError,
-  type ExecutionPolicy,
-  isOpenCircuitError,
-  OperationAbortedError,
-} from '../../resilience/index.js';
+import { classifyError, type ExecutionPolicy, isOpenCircuitError } from '../../resilience/index.js';
 import { isStorageError } from '../errors.js';
 import type { CursorInfo, OutboxCursor, OutboxRead } from '../sqlite/index.js';
 import { absentAsNull, OUTBOX_COLUMNS } from '../sqlite/index.js';
@@ -81,9 +77,6 @@ export interface ForwarderStats {
   readonly running: boolean;
 }
 
-/** Codes after which a batch is split to isolate what the server refuses. */
-const SPLIT_CODES = new Set(['HTTP_400', 'HTTP_413', 'HTTP_422']);
-
 const DEFAULT_MAX_HOLD_MS = 60_000;
 
 /** A batch prepared for sending: one line per reading, and where each reading sits in the outbox. */
@@ -109,35 +102,85 @@ function validate(options: ForwarderOptions): void {
   }
 }
 
+/**
+ * The forwarder's lifecycle. Only a running forwarder has a loop, a commit subscription and an
+ * abort signal for its requests; stop() is final.
+ */
+type Lifecycle =
+  | { readonly kind: 'new' }
+  /** start() is loading the persisted cursor. */
+  | { readonly kind: 'starting' }
+  | {
+      readonly kind: 'running';
+      readonly loop: Promise<void>;
+      readonly unsubscribe: () => void;
+      /** Aborted by stop(): the request on the wire is abandoned. */
+      readonly abort: AbortController;
+    }
+  /** The loop ends (or has ended); `loop` is null when stop() came before the loop started. */
+  | { readonly kind: 'stopped'; readonly loop: Promise<void> | null };
+
+/** Whether InfluxDB takes our batches: a run of batches that failed for good is an outage. */
+type Health =
+  | { readonly kind: 'healthy' }
+  | { readonly kind: 'failing'; readonly failures: number; readonly sinceMs: number };
+
+/**
+ * What the loop waits for between batches. Idle (nothing to send) it wakes on a commit, an option
+ * change, resume() or stop(); paused (after a failure or at an open breaker) only on resume() or
+ * stop(): new data does not make InfluxDB come back.
+ */
+type Wait =
+  | { readonly kind: 'none' }
+  | { readonly kind: 'idle'; readonly end: () => void }
+  | { readonly kind: 'paused'; readonly end: () => void };
+
+type WakeReason = 'commit' | 'options' | 'resume' | 'stop';
+
+/** Where the forwarder is in the outbox, and what the outbox holds after it. */
+interface Backlog {
+  cursor: OutboxCursor;
+  /** Readings after the cursor (committed to SQLite, not yet accepted by InfluxDB). */
+  queued: number;
+  /** Commit time of the oldest of them; null when none is known. */
+  oldestPendingMs: number | null;
+}
+
+/** Counters reported by stats(). */
+interface Counters {
+  added: number;
+  written: number;
+  rejected: number;
+  batches: number;
+  splits: number;
+  failedBatches: number;
+  lastWriteAtMs: number | null;
+  lastError: ForwarderError | null;
+}
+
 export class InfluxForwarder {
   readonly name = 'influx';
   #options: ForwarderOptions;
-  #cursor: OutboxCursor = { seq: 0, position: 0 };
-  #added = 0;
-  #written = 0;
-  #rejected = 0;
-  #queued = 0;
-  #batches = 0;
-  #splits = 0;
-  #failedBatches = 0;
-  #oldestPendingMs: number | null = null;
-  #lastWriteAtMs: number | null = null;
-  #lastError: ForwarderError | null = null;
-  /** Consecutive batches that failed for good (0 = healthy). */
-  #failures = 0;
-  #outageStartedMs = 0;
-
-  #loop: Promise<void> | null = null;
-  #stopping = false;
-  /** Bumped by resume(): ends a pause after a failure or an open breaker. */
-  #resumes = 0;
   #writer: LineWriter;
-  readonly #abort = new AbortController();
-  #wake: (() => void) | null = null;
-  #unsubscribe: (() => void) | null = null;
-  /** Cursor saves, one after another. */
-  #saves: Promise<void> = Promise.resolve();
-  #savedCursor: OutboxCursor = { seq: 0, position: 0 };
+  #life: Lifecycle = { kind: 'new' };
+  #health: Health = { kind: 'healthy' };
+  #wait: Wait = { kind: 'none' };
+  readonly #backlog: Backlog = { cursor: { seq: 0, position: 0 }, queued: 0, oldestPendingMs: null };
+  readonly #counters: Counters = {
+    added: 0,
+    written: 0,
+    rejected: 0,
+    batches: 0,
+    splits: 0,
+    failedBatches: 0,
+    lastWriteAtMs: null,
+    lastError: null,
+  };
+  /** The cursor as last persisted, and the chain of saves (one after another, in order). */
+  readonly #persisted: { cursor: OutboxCursor; saves: Promise<void> } = {
+    cursor: { seq: 0, position: 0 },
+    saves: Promise.resolve(),
+  };
 
   constructor(
     private readonly source: OutboxSource,
@@ -153,23 +196,39 @@ export class InfluxForwarder {
 
   /** Loads the persisted cursor and starts forwarding. Resolves once the cursor is loaded. */
   async start(): Promise<void> {
-    if (this.#loop !== null || this.#stopping) return;
+    if (this.#life.kind !== 'new') return;
     if (!this.source.outboxEnabled) {
       throw new RangeError('the InfluxDB forwarder needs a SQLite store opened with the outbox on');
     }
-    const info = await this.source.loadCursor(INFLUX_SINK);
-    this.#cursor = info.cursor;
-    this.#savedCursor = info.cursor;
-    this.#added = info.pending;
-    this.#queued = info.pending;
-    this.#oldestPendingMs = info.oldestCommittedMs;
+    this.#life = { kind: 'starting' };
+    let info: CursorInfo;
+    try {
+      info = await this.source.loadCursor(INFLUX_SINK);
+    } catch (error) {
+      if (this.#life.kind === 'starting') this.#life = { kind: 'new' };
+      throw error;
+    }
+    // stop() came while the cursor was loading: stay stopped.
+    if (this.#life.kind !== 'starting') return;
+    this.#backlog.cursor = info.cursor;
+    this.#backlog.queued = info.pending;
+    this.#backlog.oldestPendingMs = info.oldestCommittedMs;
+    this.#persisted.cursor = info.cursor;
+    this.#counters.added = info.pending;
     // Subscribed only now: commits before the load are in `pending`, later ones are announced.
-    this.#unsubscribe = this.source.onCommit(({ inserted }) => this.#committed(inserted));
+    const unsubscribe = this.source.onCommit(({ inserted }) => this.#committed(inserted));
     this.logger.info(
       { pending: info.pending, cursor: info.cursor },
       info.pending > 0 ? 'forwarding to InfluxDB: catching up' : 'forwarding to InfluxDB',
     );
-    this.#loop = this.#run();
+    const abort = new AbortController();
+    // Running before the loop's first step, which checks for a stop.
+    let run!: (loop: Promise<void>) => void;
+    const loop = new Promise<void>((resolve) => {
+      run = resolve;
+    });
+    this.#life = { kind: 'running', loop, unsubscribe, abort };
+    run(this.#run(abort.signal));
   }
 
   /**
@@ -180,7 +239,7 @@ export class InfluxForwarder {
     const next = { ...this.#options, ...options };
     validate(next);
     this.#options = next;
-    this.#wake?.();
+    this.#wake('options');
   }
 
   /**
@@ -199,8 +258,7 @@ export class InfluxForwarder {
    * destination are tried at once (the loop asks the policy again whether a call may go out).
    */
   resume(): void {
-    this.#resumes++;
-    this.#wake?.();
+    this.#wake('resume');
   }
 
   /**
@@ -208,16 +266,19 @@ export class InfluxForwarder {
    * time, identical), the latest cursor is saved. Nothing is lost. Idempotent.
    */
   async stop(): Promise<ForwarderStats> {
-    if (!this.#stopping) {
-      this.#stopping = true;
-      this.#abort.abort();
-      this.#unsubscribe?.();
-      this.#unsubscribe = null;
-      this.#wake?.();
+    const life = this.#life;
+    if (life.kind === 'running') {
+      this.#life = { kind: 'stopped', loop: life.loop };
+      life.abort.abort();
+      life.unsubscribe();
+      this.#wake('stop');
+    } else if (life.kind !== 'stopped') {
+      this.#life = { kind: 'stopped', loop: null };
     }
-    await this.#loop;
+    const stopped = this.#life;
+    if (stopped.kind === 'stopped') await stopped.loop;
     this.#saveCursor();
-    await this.#saves;
+    await this.#persisted.saves;
     const stats = this.stats();
     this.logger.info(
       { written: stats.written, rejected: stats.rejected, queued: stats.queued },
@@ -227,48 +288,48 @@ export class InfluxForwarder {
   }
 
   stats(): ForwarderStats {
+    const c = this.#counters;
+    const b = this.#backlog;
     return {
-      added: this.#added,
-      written: this.#written,
+      added: c.added,
+      written: c.written,
       dropped: 0,
-      rejected: this.#rejected,
-      queued: this.#queued,
-      batches: this.#batches,
-      splits: this.#splits,
-      failedBatches: this.#failedBatches,
-      lagMs:
-        this.#queued > 0 && this.#oldestPendingMs !== null
-          ? Math.max(0, Date.now() - this.#oldestPendingMs)
-          : 0,
-      cursor: this.#cursor,
-      lastWriteAtMs: this.#lastWriteAtMs,
-      lastError: this.#lastError,
-      running: this.#loop !== null && !this.#stopping,
+      rejected: c.rejected,
+      queued: b.queued,
+      batches: c.batches,
+      splits: c.splits,
+      failedBatches: c.failedBatches,
+      lagMs: b.queued > 0 && b.oldestPendingMs !== null ? Math.max(0, Date.now() - b.oldestPendingMs) : 0,
+      cursor: b.cursor,
+      lastWriteAtMs: c.lastWriteAtMs,
+      lastError: c.lastError,
+      running: this.#life.kind === 'running',
     };
+  }
+
+  get #stopping(): boolean {
+    return this.#life.kind === 'stopped';
   }
 
   #committed(inserted: number): void {
     if (inserted <= 0) return;
-    if (this.#queued === 0) this.#oldestPendingMs = Date.now();
-    this.#added += inserted;
-    this.#queued += inserted;
-    this.#wake?.();
+    if (this.#backlog.queued === 0) this.#backlog.oldestPendingMs = Date.now();
+    this.#counters.added += inserted;
+    this.#backlog.queued += inserted;
+    this.#wake('commit');
   }
 
-  /** Waits `ms`, or less when a commit, an option change or stop() wakes it. */
+  /** Ends the current wait if `reason` is one it waits for. */
+  #wake(reason: WakeReason): void {
+    const wait = this.#wait;
+    if (wait.kind === 'idle' || (wait.kind === 'paused' && (reason === 'resume' || reason === 'stop'))) {
+      wait.end();
+    }
+  }
+
+  /** Waits `ms`, or less when a commit, an option change, resume() or stop() wakes it. */
   #sleep(ms: number): Promise<void> {
-    if (this.#stopping) return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, Math.max(0, ms));
-      timer.unref();
-      const self = this;
-      function done(): void {
-        clearTimeout(timer);
-        if (self.#wake === done) self.#wake = null;
-        resolve();
-      }
-      this.#wake = done;
-    });
+    return this.#waitFor('idle', ms);
   }
 
   /**
@@ -276,25 +337,24 @@ export class InfluxForwarder {
    * stop() and resume() end it.
    */
   #pause(ms: number): Promise<void> {
+    return this.#waitFor('paused', ms);
+  }
+
+  #waitFor(kind: 'idle' | 'paused', ms: number): Promise<void> {
     if (this.#stopping) return Promise.resolve();
-    const resumes = this.#resumes;
     return new Promise((resolve) => {
-      const timer = setTimeout(done, Math.max(0, ms));
-      timer.unref();
-      const self = this;
-      function done(): void {
+      const end = (): void => {
         clearTimeout(timer);
-        if (self.#wake === wakeOnStop) self.#wake = null;
+        if (this.#wait.kind !== 'none' && this.#wait.end === end) this.#wait = { kind: 'none' };
         resolve();
-      }
-      const wakeOnStop = () => {
-        if (self.#stopping || self.#resumes !== resumes) done();
       };
-      this.#wake = wakeOnStop;
+      const timer = setTimeout(end, Math.max(0, ms));
+      timer.unref();
+      this.#wait = { kind, end };
     });
   }
 
-  async #run(): Promise<void> {
+  async #run(signal: AbortSignal): Promise<void> {
     /** The next batch, read and formatted while the current one was on the wire. */
     let prefetched: Promise<Batch> | null = null;
     while (!this.#stopping) {
@@ -307,7 +367,7 @@ export class InfluxForwarder {
       }
       let batch: Batch;
       try {
-        batch = await (prefetched ?? this.#readBatch(this.#cursor));
+        batch = await (prefetched ?? this.#readBatch(this.#backlog.cursor));
       } catch (error) {
         prefetched = null;
         if (this.#stopping) break;
@@ -322,48 +382,60 @@ export class InfluxForwarder {
         await this.#sleep(this.#options.flushIntervalMs);
         continue;
       }
-      this.#oldestPendingMs = batch.committedMs[0] ?? this.#oldestPendingMs;
+      this.#backlog.oldestPendingMs = batch.committedMs[0] ?? this.#backlog.oldestPendingMs;
       const end = batch.after[batch.after.length - 1] as OutboxCursor;
       // Read and format the next batch while this one is on the wire; used only if this one is delivered.
       const next = batch.lines.length >= this.#options.batchSize ? this.#readBatch(end) : null;
       next?.catch(() => undefined);
-      const outcome = await this.#deliver(batch, 0, batch.lines.length);
+      const outcome = await this.#deliver(batch, 0, batch.lines.length, signal);
+      this.#saveCursor();
       if (outcome.ok) {
-        if (this.#failures > 0) {
-          this.logger.info(
-            { failedBatches: this.#failures, outageMs: Date.now() - this.#outageStartedMs },
-            'InfluxDB writes recovered',
-          );
-          this.#failures = 0;
-        }
-        this.#saveCursor();
+        this.#delivered();
         prefetched = next;
         continue;
       }
-      this.#saveCursor();
       if (this.#stopping) break;
-      this.#failedBatches++;
-      this.#failures++;
-      const error = outcome.error;
-      this.#lastError = {
-        message: error instanceof Error ? error.message : String(error),
-        code: classifyError(error).code,
-        atMs: Date.now(),
-      };
-      if (this.#failures === 1) {
-        this.#outageStartedMs = Date.now();
-        this.logger.warn(
-          { code: this.#lastError.code, err: error, queued: this.#queued },
-          'InfluxDB write failed; the readings stay in SQLite and are sent when it is back',
-        );
-      } else {
-        this.logger.debug(
-          { code: this.#lastError.code, attempt: this.#failures },
-          'InfluxDB write failed again',
-        );
-      }
-      await this.#pause(this.#holdDelay(this.#failures, error));
+      await this.#pause(this.#holdDelay(this.#failed(outcome.error), outcome.error));
     }
+  }
+
+  /** A batch went through: an outage, if any, is over (failing → healthy). */
+  #delivered(): void {
+    const health = this.#health;
+    if (health.kind !== 'failing') return;
+    this.logger.info(
+      { failedBatches: health.failures, outageMs: Date.now() - health.sinceMs },
+      'InfluxDB writes recovered',
+    );
+    this.#health = { kind: 'healthy' };
+  }
+
+  /** A batch failed for good (healthy → failing, or one more failure). Returns the failures in a row. */
+  #failed(error: unknown): number {
+    const previous = this.#health;
+    const failures = previous.kind === 'failing' ? previous.failures + 1 : 1;
+    const nowMs = Date.now();
+    this.#health = {
+      kind: 'failing',
+      failures,
+      sinceMs: previous.kind === 'failing' ? previous.sinceMs : nowMs,
+    };
+    this.#counters.failedBatches++;
+    const lastError: ForwarderError = {
+      message: error instanceof Error ? error.message : String(error),
+      code: classifyError(error).code,
+      atMs: nowMs,
+    };
+    this.#counters.lastError = lastError;
+    if (failures === 1) {
+      this.logger.warn(
+        { code: lastError.code, err: error, queued: this.#backlog.queued },
+        'InfluxDB write failed; the readings stay in SQLite and are sent when it is back',
+      );
+    } else {
+      this.logger.debug({ code: lastError.code, attempt: failures }, 'InfluxDB write failed again');
+    }
+    return failures;
   }
 
   async #readBatch(after: OutboxCursor): Promise<Batch> {
@@ -407,13 +479,14 @@ export class InfluxForwarder {
     batch: Batch,
     from: number,
     to: number,
+    signal: AbortSignal,
   ): Promise<{ ok: true } | { ok: false; error: unknown }> {
     if (batch.unknown.size > 0) {
       // Rare (a channel row is never deleted): send around the untaggable readings one range at a time.
       for (let i = from; i < to; i++) {
         if (!batch.unknown.has(i)) continue;
         if (i > from) {
-          const before = await this.#deliver({ ...batch, unknown: new Set() }, from, i);
+          const before = await this.#deliver({ ...batch, unknown: new Set() }, from, i, signal);
           if (!before.ok) return before;
         }
         this.#reject(batch, i, 'the reading refers to a channel missing from SQLite');
@@ -425,58 +498,61 @@ export class InfluxForwarder {
     const lines = from === 0 && to === batch.lines.length ? batch.lines : batch.lines.slice(from, to);
     try {
       // The writer is looked up per attempt: after setLineWriter() a retry goes to the new one.
-      await this.policy.execute((signal) => this.#writer.write(lines, signal), this.#abort.signal);
+      await this.policy.execute((attempt) => this.#writer.write(lines, attempt), signal);
     } catch (error) {
       if (this.#stopping && !isOpenCircuitError(error)) return { ok: false, error };
-      const code = isStorageError(error) ? error.code : null;
-      if (code === null || !SPLIT_CODES.has(code) || error instanceof OperationAbortedError) {
-        return { ok: false, error };
-      }
+      // The client says whether InfluxDB refused the points themselves (malformed, too large):
+      // then a smaller batch isolates the bad point. Any other failure keeps the batch whole.
+      if (!isStorageError(error) || !error.rejectsContent) return { ok: false, error };
       if (to - from === 1) {
-        this.#reject(batch, from, (error as Error).message);
+        this.#reject(batch, from, error.message);
         return { ok: true };
       }
-      this.#splits++;
+      this.#counters.splits++;
       const mid = from + Math.ceil((to - from) / 2);
-      const first = await this.#deliver(batch, from, mid);
+      const first = await this.#deliver(batch, from, mid, signal);
       if (!first.ok) return first;
-      return this.#deliver(batch, mid, to);
+      return this.#deliver(batch, mid, to, signal);
     }
-    this.#batches++;
-    this.#written += to - from;
-    this.#lastWriteAtMs = Date.now();
+    this.#counters.batches++;
+    this.#counters.written += to - from;
+    this.#counters.lastWriteAtMs = Date.now();
     this.#advance(batch, to - 1, to - from);
     return { ok: true };
   }
 
   #reject(batch: Batch, index: number, why: string): void {
-    this.#rejected++;
+    const rejected = ++this.#counters.rejected;
     const line = batch.lines[index] ?? '';
     // The line holds names and numbers only (never the token); cut it short for the log.
     this.logger.error(
-      { point: line.slice(0, 300), reason: why.slice(0, 300), rejected: this.#rejected },
+      { point: line.slice(0, 300), reason: why.slice(0, 300), rejected },
       'InfluxDB rejected a point as malformed: counted as rejected and skipped, never retried',
     );
     this.#advance(batch, index, 1);
   }
 
   #advance(batch: Batch, lastIndex: number, delivered: number): void {
-    this.#cursor = batch.after[lastIndex] as OutboxCursor;
-    this.#queued = Math.max(0, this.#queued - delivered);
+    const backlog = this.#backlog;
+    backlog.cursor = batch.after[lastIndex] as OutboxCursor;
+    backlog.queued = Math.max(0, backlog.queued - delivered);
     const next = batch.committedMs[lastIndex + 1];
-    if (this.#queued === 0) this.#oldestPendingMs = null;
-    else if (next !== undefined) this.#oldestPendingMs = next;
+    if (backlog.queued === 0) backlog.oldestPendingMs = null;
+    else if (next !== undefined) backlog.oldestPendingMs = next;
   }
 
   /** Persists the cursor (one save at a time, in order); a failed save is retried with the next one. */
   #saveCursor(): void {
-    const cursor = this.#cursor;
-    if (cursor.seq === this.#savedCursor.seq && cursor.position === this.#savedCursor.position) return;
-    this.#saves = this.#saves.then(async () => {
-      if (cursor.seq === this.#savedCursor.seq && cursor.position === this.#savedCursor.position) return;
+    const persisted = this.#persisted;
+    const cursor = this.#backlog.cursor;
+    const saved = (): boolean =>
+      cursor.seq === persisted.cursor.seq && cursor.position === persisted.cursor.position;
+    if (saved()) return;
+    persisted.saves = persisted.saves.then(async () => {
+      if (saved()) return;
       try {
         await this.source.saveCursor(INFLUX_SINK, cursor);
-        this.#savedCursor = cursor;
+        persisted.cursor = cursor;
       } catch (error) {
         // Harmless for data: after a restart the forwarder resends from the older cursor.
         this.logger.warn({ err: error }, 'could not save the InfluxDB cursor; will try with the next batch');

@@ -3,7 +3,7 @@ import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { KasaStorageCode, StorageError } from '../errors.js';
 import { toStorageError } from './errors.js';
-import type { LifecycleOpenOptions } from './lifecycle-protocol.js';
+import type { LifecycleOpenOptions } from './maintenance/lifecycle-protocol.js';
 import { migrate, SCHEMA_VERSION } from './schema.js';
 
 export type Db = BetterSqlite3.Database;
@@ -28,7 +28,7 @@ export interface SqliteOptions {
   readonly outbox?: boolean;
   /**
    * The daemon's data lifecycle: rollups kept as batches commit, incremental auto-vacuum, a bounded
-   * WAL (see lifecycle-worker.ts). Absent: none of it (tests and benchmarks of the bare writer).
+   * WAL (see maintenance/lifecycle-worker.ts). Absent: none of it (tests and benchmarks of the bare writer).
    */
   readonly lifecycle?: LifecycleOpenOptions | undefined;
 }
