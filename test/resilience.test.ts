@@ -19,11 +19,17 @@ import {
   strategyDelays,
 } from '../src/resilience/index.js';
 import { StorageError } from '../src/storage/errors.js';
+import { sqliteFailureKind } from '../src/storage/sqlite/index.js';
 
 const noJitter = { jitter: false } as const;
 
+/** An error as the SQLite sink makes it: the kind declared from the code. */
 function sqliteError(code: string, transient: boolean): StorageError {
-  return new StorageError(`write failed (${code})`, { code, transient });
+  return new StorageError(`write failed (${code})`, {
+    code,
+    transient,
+    failureKind: sqliteFailureKind(code),
+  });
 }
 
 function httpError(status: number, transient: boolean, retryAfterMs: number | null = null): StorageError {

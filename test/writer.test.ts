@@ -60,7 +60,11 @@ class ScriptedSink implements ReadingSink {
       if (this.#gate !== null) await this.#gate;
       if (this.failNext > 0) {
         this.failNext--;
-        throw new StorageError('database or disk is full', { code: 'SQLITE_FULL', transient: true });
+        throw new StorageError('database or disk is full', {
+          code: 'SQLITE_FULL',
+          transient: true,
+          failureKind: 'after-recovery',
+        });
       }
       let inserted = 0;
       for (const r of batch) {

@@ -6,8 +6,10 @@
  * overrides it, so the policies know no sink and never parse a message. Only the policies' own
  * errors (an open circuit, a timeout) and foreign errors that declare nothing are classified here.
  */
-import { BrokenCircuitError, TaskCancelledError } from 'cockatiel';
-import type { RequestFailure } from '../discovery/kasa.js';
+import type { RequestFailure } from '../domain/request-failure.js';
+import { cockatiel } from './cockatiel.js';
+
+const { BrokenCircuitError, TaskCancelledError } = cockatiel;
 
 /**
  * - `transient`: the same call may succeed soon; retry with backoff (busy database, I/O hiccup,

@@ -16,12 +16,10 @@ const BRAND = Symbol.for('kasa-monitor.StorageError');
 export type StorageFailureKind = 'transient' | 'after-recovery' | 'permanent';
 
 /**
- * The kind of an error that does not declare one: SQLITE_FULL needs an outside repair (free space),
- * otherwise `transient` decides. Kept for errors rebuilt from their code and `transient` alone (a
- * StorageError that crossed from a worker thread, tests); sinks declare `failureKind` themselves.
+ * The kind of an error that does not declare one: `transient` decides. Sinks whose errors need more
+ * (SQLite's full disk: sqlite/errors.ts) declare `failureKind` themselves; this module knows no sink.
  */
-function defaultFailureKind(code: string, transient: boolean): StorageFailureKind {
-  if (/^SQLITE_FULL(?:_|$)/.test(code)) return 'after-recovery';
+function defaultFailureKind(transient: boolean): StorageFailureKind {
   return transient ? 'transient' : 'permanent';
 }
 
@@ -57,7 +55,7 @@ export class StorageError extends Error {
     this.code = options.code;
     this.transient = options.transient;
     this.retryAfterMs = options.retryAfterMs ?? null;
-    this.failureKind = options.failureKind ?? defaultFailureKind(options.code, options.transient);
+    this.failureKind = options.failureKind ?? defaultFailureKind(options.transient);
     this.rejectsContent = options.rejectsContent ?? false;
   }
 }

@@ -1,4 +1,4 @@
-import { isStorageError, KasaStorageCode, StorageError } from '../errors.js';
+import { isStorageError, KasaStorageCode, StorageError, type StorageFailureKind } from '../errors.js';
 
 /**
  * SQLite result codes after which the same statement can succeed later without anyone repairing
@@ -17,6 +17,16 @@ export function isTransientSqliteCode(code: string): boolean {
   return TRANSIENT_PRIMARY.has(primaryCode(code));
 }
 
+/**
+ * What a retry can do after a SQLite error: a full disk fails until space is freed (after-recovery;
+ * still `transient`, as the writer holds its batch and tries again), the other transient codes may
+ * pass soon, the rest never.
+ */
+export function sqliteFailureKind(code: string): StorageFailureKind {
+  if (primaryCode(code) === 'SQLITE_FULL') return 'after-recovery';
+  return isTransientSqliteCode(code) ? 'transient' : 'permanent';
+}
+
 function codeOf(error: unknown): string | undefined {
   if (typeof error !== 'object' || error === null) return undefined;
   const code = (error as { code?: unknown }).code;
@@ -32,6 +42,7 @@ export function toStorageError(error: unknown, context: string): StorageError {
     return new StorageError(`${context}: ${message} (${code})`, {
       code,
       transient: isTransientSqliteCode(code),
+      failureKind: sqliteFailureKind(code),
       cause: error,
     });
   }
@@ -47,6 +58,7 @@ export interface SerializedStorageError {
   readonly message: string;
   readonly code: string;
   readonly transient: boolean;
+  readonly failureKind: StorageFailureKind;
   readonly cause?: {
     readonly name: string;
     readonly message: string;
@@ -57,13 +69,16 @@ export interface SerializedStorageError {
 
 export function serializeStorageError(error: StorageError): SerializedStorageError {
   const cause = error.cause;
-  if (!(cause instanceof Error))
-    return { message: error.message, code: error.code, transient: error.transient };
-  const causeCode = codeOf(cause);
-  return {
+  const kind = {
     message: error.message,
     code: error.code,
     transient: error.transient,
+    failureKind: error.failureKind,
+  };
+  if (!(cause instanceof Error)) return kind;
+  const causeCode = codeOf(cause);
+  return {
+    ...kind,
     cause: {
       name: cause.name,
       message: cause.message,
@@ -85,6 +100,7 @@ export function deserializeStorageError(data: SerializedStorageError): StorageEr
   return new StorageError(data.message, {
     code: data.code,
     transient: data.transient,
+    failureKind: data.failureKind,
     ...(cause === undefined ? {} : { cause }),
   });
 }

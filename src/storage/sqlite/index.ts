@@ -10,7 +10,7 @@
 
 export { isStorageError, KasaStorageCode, StorageError } from '../errors.js';
 export type { JournalMode, SqliteOptions, SynchronousMode, TempStore } from './connection.js';
-export { isTransientSqliteCode } from './errors.js';
+export { isTransientSqliteCode, sqliteFailureKind } from './errors.js';
 export type {
   BackupFileResult,
   CopyProgress,
