@@ -42,7 +42,7 @@ describe('defaults', () => {
       path: resolve('data', 'kasa-monitor.db'),
       journal_mode: 'WAL',
       synchronous: 'FULL',
-      cache_size: 10_000,
+      cache_size: -16_000,
       temp_store: 'MEMORY',
       busy_timeout: 100,
     });

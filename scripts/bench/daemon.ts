@@ -20,14 +20,10 @@ import { performance } from 'node:perf_hooks';
 import { pathToFileURL } from 'node:url';
 import { type Config, loadConfig } from '../../src/config/index.js';
 import { Discovery } from '../../src/discovery/discovery.js';
-import {
-  BareLibrary,
-  type BareLibraryPlug,
-  KasaConnection,
-  type Transport,
-} from '../../src/discovery/kasa.js';
+import { KasaConnection, type Transport } from '../../src/discovery/kasa.js';
 import { createRootLogger, createSilentLogger, type Logger } from '../../src/log/logger.js';
 import { Daemon, type DaemonStatus } from '../../src/main.js';
+import { BareLibrary, type BareLibraryPlug } from './bare-library.js';
 import { cpuSeconds, median, pool, round, startChildFleet } from './fleet.js';
 import { type DaemonRssResult, measureDaemonRss, UNIT_ENV } from './rss.js';
 

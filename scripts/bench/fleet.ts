@@ -15,17 +15,12 @@ import { type ChildProcess, fork } from 'node:child_process';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Discovery } from '../../src/discovery/discovery.js';
-import {
-  BareLibrary,
-  type BareLibraryPlug,
-  KasaConnection,
-  probe,
-  type Transport,
-} from '../../src/discovery/kasa.js';
+import { KasaConnection, probe, type Transport } from '../../src/discovery/kasa.js';
 import type { Reading } from '../../src/domain/reading.js';
 import { createSilentLogger } from '../../src/log/logger.js';
 import { Poller } from '../../src/poller/poller.js';
 import { BoundedQueue } from '../../src/queue/bounded-queue.js';
+import { BareLibrary, type BareLibraryPlug } from './bare-library.js';
 
 export interface FleetBenchOptions {
   /** Plugs and strips in the fleet (default 500). */

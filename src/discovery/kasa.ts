@@ -1,6 +1,6 @@
 /**
- * The only importer of tplink-smarthome-api and tplink-smarthome-crypto. Everything outside this
- * module speaks the project's own types: `KasaSysinfo`, `ProbeReply`, `KasaConnection`, `RawResponse`.
+ * The only importer of tplink-smarthome-crypto. Everything outside this module speaks the project's
+ * own types: `KasaSysinfo`, `ProbeReply`, `KasaConnection`, `RawResponse`.
  *
  * Discovery uses a UDP socket of our own rather than the library's `startDiscovery()`: the library's
  * socket keeps the kernel's default receive buffer (about 208 KiB), and with a few hundred plugs
@@ -8,17 +8,21 @@
  * simulated plugs took 3.5-19 s to be found instead of 81 ms with a 4 MiB buffer).
  * Energy requests go out on our own sockets too (udp-request.ts, tcp-frame.ts: bounded replies, no
  * per-request overhead), each with `system.get_sysinfo` so that every answer says which device sent
- * it; the library remains for the benchmarks' bare-library baseline (`BareLibrary`).
+ * it. tplink-smarthome-api itself is only the benchmarks' bare-library baseline
+ * (scripts/bench/bare-library.ts): the daemon does not load it.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { performance } from 'node:perf_hooks';
-import type { Logger as ApiLogger, Client } from 'tplink-smarthome-api';
-import tplink from 'tplink-smarthome-api';
-import { decrypt, encrypt, encryptWithHeader } from 'tplink-smarthome-crypto';
-import type { Logger } from '../log/logger.js';
+import type * as TplinkCrypto from 'tplink-smarthome-crypto';
+import { requireCommonJs } from '../shared/commonjs.js';
 import { requestFrame } from './tcp-frame.js';
 import type { AnswerFailure, EnergyAnswer, Responder } from './types.js';
 import { type DatagramResult, UdpRequester } from './udp-request.js';
+
+/** Loaded with require, not import: see shared/commonjs.ts. */
+const { decrypt, encrypt, encryptWithHeader } = requireCommonJs(
+  'tplink-smarthome-crypto',
+) as typeof TplinkCrypto;
 
 /** Where a device answers: an IPv4 address (or host name) and a UDP/TCP port (9999 on real plugs). */
 export interface Endpoint {
@@ -331,8 +335,7 @@ export async function probe(options: ProbeOptions): Promise<ProbeResult> {
   }
 }
 
-/** Why a request produced no response text. */
-export type RequestFailure = 'timeout' | 'refused' | 'network';
+export type { RequestFailure } from '../domain/request-failure.js';
 
 export type RawResponse =
   | { readonly ok: true; readonly text: string }
@@ -355,14 +358,6 @@ export interface EnergyRequestOptions extends RequestOptions {
 }
 
 /** A library logger that forwards to ours at debug: the library logs every timeout as an error. */
-function apiLogger(logger: Logger): ApiLogger {
-  const forward = (...msg: unknown[]): void => {
-    if (!logger.isLevelEnabled('debug')) return;
-    const [first, ...rest] = msg;
-    logger.debug({ lib: 'tplink-smarthome-api' }, String(first), ...rest);
-  };
-  return { debug: forward, info: forward, warn: forward, error: forward };
-}
 
 const REALTIME_REQUEST = '{"emeter":{"get_realtime":{}}}';
 
@@ -493,42 +488,5 @@ export class KasaConnection {
 export class KasaClient {
   connect(sysinfo: KasaSysinfo, endpoint: Endpoint): KasaConnection {
     return new KasaConnection(sysinfo, endpoint);
-  }
-}
-
-/** The library's own device object for a plug or a strip outlet (see `BareLibrary`). */
-export interface BareLibraryPlug {
-  getRealtime(options: RequestOptions): Promise<unknown>;
-  close(): void;
-}
-
-/**
- * The bare library, used the way its README shows (`plug.emeter.getRealtime()`), for benchmarks
- * that compare our poller with it. Not used by the daemon.
- */
-export class BareLibrary {
-  readonly #client: Client;
-
-  constructor(logger: Logger) {
-    this.#client = new tplink.Client({ logger: apiLogger(logger) });
-  }
-
-  plug(sysinfo: KasaSysinfo, endpoint: Endpoint, childId: string | null): BareLibraryPlug {
-    const plug = this.#client.getPlug({
-      host: endpoint.host,
-      port: endpoint.port,
-      sysInfo: structuredClone(sysinfo.raw) as never,
-      ...(childId === null ? {} : { childId }),
-    });
-    return {
-      getRealtime: (options) =>
-        plug.emeter.getRealtime({
-          transport: options.transport,
-          timeout: options.timeoutMs,
-          useSharedSocket: true,
-          sharedSocketTimeout: 60_000,
-        }),
-      close: () => plug.closeConnection(),
-    };
   }
 }

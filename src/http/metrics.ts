@@ -4,18 +4,24 @@
  * and the daemon's hot paths never touch prom-client. What is served is the table in metric-table.ts;
  * this module registers its rows.
  */
-import {
-  Counter,
-  Gauge,
-  type Metric,
-  type MetricObjectWithValues,
-  type MetricValueWithName,
-  Registry,
-} from 'prom-client';
+import type * as PromClient from 'prom-client';
+import type { Metric, MetricObjectWithValues, MetricValueWithName } from 'prom-client';
 import type { DurationSummary } from '../poller/histogram.js';
+import { requireCommonJs } from '../shared/commonjs.js';
 import { METRIC_TABLE, type MetricsSource, type Sample, type SampledMetric } from './metric-table.js';
 
 export type { MetricsSource, MetricsStatus } from './metric-table.js';
+
+/** Loaded with require, not import: see shared/commonjs.ts. */
+const { Counter, Gauge, Registry } = requireCommonJs('prom-client') as typeof PromClient;
+type Counter = PromClient.Counter;
+type Registry = PromClient.Registry;
+
+/** What the HTTP server needs of the registry (it loads this module only when /metrics is asked). */
+export interface MetricsRegistry {
+  metrics(): Promise<string>;
+  readonly contentType: string;
+}
 
 /** A histogram whose buckets come from a DurationSummary (ms) instead of observe() calls. */
 function summaryHistogram(name: string, help: string, summary: () => DurationSummary | null): Metric<string> {

@@ -28,7 +28,7 @@ import type { HealthReport } from '../supervisor/index.js';
 import { AUTH_CHALLENGE, authorised, type HttpAuth } from './auth.js';
 import { BadParameter, parseEnergyQuery, parseSeriesQuery } from './dashboard-api.js';
 import { EnergyCostTotals } from './energy-cost.js';
-import { createMetricsRegistry, type MetricsSource } from './metrics.js';
+import type { MetricsRegistry, MetricsSource } from './metrics.js';
 import { StaticAssets } from './static.js';
 
 export interface HttpSources extends MetricsSource {
@@ -145,7 +145,13 @@ export class HttpServer {
   readonly #sources: HttpSources;
   readonly #logger: Logger;
   readonly #options: HttpOptions;
-  readonly #registry;
+  /** What /metrics reads, with the cost counter wired in. */
+  readonly #metricsSource: MetricsSource;
+  /**
+   * prom-client and the metric table, loaded at the first scrape: a daemon nobody scrapes never loads
+   * them (prom-client alone is about 4 MiB of RSS).
+   */
+  #registry: Promise<MetricsRegistry> | null = null;
   readonly #assets = new StaticAssets();
   #address: { host: string; port: number } | null = null;
   #error: string | null = null;
@@ -166,7 +172,7 @@ export class HttpServer {
             report: (query, s) => report.call(sources.readers, query, s),
             settings: () => settings.call(sources),
           }));
-    this.#registry = createMetricsRegistry(
+    this.#metricsSource =
       costs === null
         ? sources
         : {
@@ -188,8 +194,7 @@ export class HttpServer {
                 return [];
               }
             },
-          },
-    );
+          };
     this.#server = createServer((req, res) => {
       this.#handle(req, res)
         .catch((error: unknown) => {
@@ -424,9 +429,11 @@ export class HttpServer {
   }
 
   async #metrics(res: ServerResponse): Promise<void> {
-    const text = await this.#registry.metrics();
+    this.#registry ??= import('./metrics.js').then((m) => m.createMetricsRegistry(this.#metricsSource));
+    const registry = await this.#registry;
+    const text = await registry.metrics();
     res.writeHead(200, {
-      'content-type': this.#registry.contentType,
+      'content-type': registry.contentType,
       'content-length': Buffer.byteLength(text),
       'cache-control': 'no-store',
     });

@@ -1,10 +1,14 @@
 import { fstatSync } from 'node:fs';
-import { pino } from 'pino';
+import type { pino as Pino } from 'pino';
+import { requireCommonJs } from '../shared/commonjs.js';
 import { visibleText } from '../shared/text.js';
 import { formatHumanRecord, textStream, wantsHuman } from './human.js';
 
+/** Loaded with require, not import: see shared/commonjs.ts. */
+const { pino } = requireCommonJs('pino') as { pino: typeof Pino };
+
 /** The logger type every component receives: a pino child made for it by the composition root. */
-export type Logger = pino.Logger;
+export type Logger = Pino.Logger;
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 export type LogFormat = 'auto' | 'json' | 'journal' | 'human';

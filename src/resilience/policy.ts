@@ -9,22 +9,28 @@
  *   point or a 401 never opens it.
  * - Each attempt has its own timeout; its timer is unref'd and cleared when the attempt settles.
  */
-import {
-  type CircuitBreakerPolicy,
+import type {
+  CircuitBreakerPolicy,
   CircuitState,
   ConsecutiveBreaker,
-  circuitBreaker,
-  handleWhen,
-  type RetryPolicy,
-  retry,
-  type TimeoutPolicy,
-  TimeoutStrategy,
-  timeout,
+  RetryPolicy,
+  TimeoutPolicy,
 } from 'cockatiel';
 import type { Logger } from '../log/logger.js';
 import { type DelaySettings, type RandomSource, StrategyBackoff } from './backoff.js';
+import { cockatiel } from './cockatiel.js';
 import { classifyError, isOpenCircuitError } from './errors.js';
 import { type BreakerState, OperationRecorder } from './stats.js';
+
+const {
+  CircuitState: Circuit,
+  ConsecutiveBreaker: Consecutive,
+  circuitBreaker,
+  handleWhen,
+  retry,
+  TimeoutStrategy,
+  timeout,
+} = cockatiel;
 
 export interface PolicySettings extends DelaySettings {
   /** Attempts per call, the first one included (1 = no retry). */
@@ -68,11 +74,11 @@ export class OperationAbortedError extends Error {
 
 function stateName(state: CircuitState): BreakerState {
   switch (state) {
-    case CircuitState.Open:
+    case Circuit.Open:
       return 'open';
-    case CircuitState.HalfOpen:
+    case Circuit.HalfOpen:
       return 'half-open';
-    case CircuitState.Isolated:
+    case Circuit.Isolated:
       return 'isolated';
     default:
       return 'closed';
@@ -139,7 +145,7 @@ export class ResiliencePolicy implements ExecutionPolicy {
   }
 
   msUntilTrial(): number {
-    if (this.#engine.breaker.state !== CircuitState.Open) return 0;
+    if (this.#engine.breaker.state !== Circuit.Open) return 0;
     return Math.max(0, this.#openedAtMs + this.settings.breakerHalfOpenAfterMs - Date.now());
   }
 
@@ -156,11 +162,11 @@ export class ResiliencePolicy implements ExecutionPolicy {
     validatePolicySettings(settings);
     const previous = this.#engine;
     if (sameSettings(previous.settings, settings)) return false;
-    const wasHalfOpen = previous.breaker.state === CircuitState.HalfOpen;
+    const wasHalfOpen = previous.breaker.state === Circuit.HalfOpen;
     this.#engine = this.#build(settings, previous.breaker.toJSON());
     previous.retire();
     if (wasHalfOpen) this.#openedAtMs = 0;
-    if (this.#engine.breaker.state === CircuitState.Open) {
+    if (this.#engine.breaker.state === Circuit.Open) {
       this.recorder.rescheduleTrial(this.#openedAtMs + settings.breakerHalfOpenAfterMs);
     }
     this.logger.info(
@@ -219,7 +225,7 @@ export class ResiliencePolicy implements ExecutionPolicy {
   /** Retry → breaker → timeout for `settings`; the breaker starts from `initialState` when given. */
   #build(settings: PolicySettings, initialState: unknown): Engine {
     const operation = this.operation;
-    const counter = new ConsecutiveBreaker(settings.breakerThreshold);
+    const counter = new Consecutive(settings.breakerThreshold);
     const breaker = circuitBreaker(
       handleWhen((error) => classifyError(error).breaker),
       {

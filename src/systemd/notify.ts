@@ -1,6 +1,10 @@
 import { execFile } from 'node:child_process';
-import systemdNotify from 'systemd-notify';
+import type systemdNotifyFunction from 'systemd-notify';
 import type { Logger } from '../log/logger.js';
+import { requireCommonJs } from '../shared/commonjs.js';
+
+/** Loaded with require, not import: see shared/commonjs.ts. */
+const systemdNotify = requireCommonJs('systemd-notify') as typeof systemdNotifyFunction;
 
 /**
  * sd_notify(3) for a Node daemon. Node has no AF_UNIX datagram sockets, so every message is sent by

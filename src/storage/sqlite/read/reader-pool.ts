@@ -98,6 +98,8 @@ export class ReaderPool {
   readonly #idleSince = new WeakMap<ReaderConnection, number>();
   #idleTimer: NodeJS.Timeout | null = null;
   #idleClosed = 0;
+  /** The main-thread connection ping() uses; null until the first ping, and after reopen/suspend/stop. */
+  #pingConnection: DirectConnection | null = null;
 
   constructor(options: ReaderPoolOptions, logger: Logger) {
     validatePoolOptions(options);
@@ -171,11 +173,33 @@ export class ReaderPool {
     }
   }
 
-  /** A query on the schema (channel count) and how long the round trip took, in ms. */
+  /**
+   * A query on the schema (channel count) and how long the round trip took, in ms. The health check
+   * asks every 30 s: on a connection of the main thread kept for this alone (a count over the
+   * channels table takes microseconds and never waits for a lock), so a daemon nobody reads from
+   * starts no reader worker (an isolate, about 10 MiB) twice a minute. When that connection cannot
+   * answer (a lock in a DELETE-journal database, a file being replaced), a pool connection does, and
+   * its answer or error is the check's.
+   */
   async ping(): Promise<{ readonly channels: number; readonly ms: number }> {
     const started = performance.now();
+    if (this.#state.kind === 'pool' && !this.#suspended) {
+      try {
+        this.#pingConnection ??= new DirectConnection(0, this.#now(), this.#options.path, 0);
+        const channels = await this.#pingConnection.ping();
+        return { channels, ms: performance.now() - started };
+      } catch {
+        this.#closePingConnection();
+      }
+    }
     const channels = await this.use((c) => c.ping());
     return { channels, ms: performance.now() - started };
+  }
+
+  #closePingConnection(): void {
+    const connection = this.#pingConnection;
+    this.#pingConnection = null;
+    connection?.close().catch(() => undefined);
   }
 
   /** `PRAGMA quick_check` (on a connection of the worker's own): ['ok'] when sound. */
@@ -275,6 +299,7 @@ export class ReaderPool {
     const kind = this.#state.kind;
     if (kind === 'stopped') return;
     this.#generation++;
+    this.#closePingConnection();
     for (const connection of this.#idle.splice(0)) this.#close(connection);
     if (kind === 'single' || kind === 'unavailable' || kind === 'new') {
       this.#state = { kind: 'new' };
@@ -293,6 +318,7 @@ export class ReaderPool {
     if (this.#state.kind === 'stopped') return;
     this.#suspended = true;
     this.#generation++;
+    this.#closePingConnection();
     for (const connection of [...this.#idle.splice(0), ...this.#inUse]) this.#close(connection);
     await Promise.all([...this.#closing]);
   }
@@ -307,6 +333,7 @@ export class ReaderPool {
   async stop(): Promise<void> {
     if (this.#idleTimer !== null) clearTimeout(this.#idleTimer);
     this.#idleTimer = null;
+    this.#closePingConnection();
     if (this.#state.kind !== 'stopped') {
       this.#state = { kind: 'stopped', reason: this.#fallbackReason() };
       for (const waiter of this.#waiters.splice(0)) {

@@ -2,8 +2,7 @@
  * One read-only connection and the work done on it: what a reader worker runs, and what the pool's
  * single-connection fallback runs on the main thread. Synchronous (better-sqlite3).
  */
-import BetterSqlite3 from 'better-sqlite3';
-import { type Db, openReadonly } from '../connection.js';
+import { BetterSqlite3, type Db, openReadonly } from '../connection.js';
 import { toStorageError } from '../errors.js';
 import {
   type DailyEnergyQuery,
@@ -51,7 +50,7 @@ export class ReaderSession {
    * found, or ['ok'].
    */
   quickCheck(): string[] {
-    let db: BetterSqlite3.Database | undefined;
+    let db: Db | undefined;
     try {
       db = new BetterSqlite3(this.#path, {
         readonly: true,

@@ -1,5 +1,4 @@
 import { existsSync } from 'node:fs';
-import type BetterSqlite3 from 'better-sqlite3';
 import { KasaStorageCode, StorageError } from '../../errors.js';
 import { type Db, openReadonly } from '../connection.js';
 import { toStorageError } from '../errors.js';
@@ -273,7 +272,7 @@ export function openReadingsReader(
       },
     );
   }
-  let db: BetterSqlite3.Database | undefined;
+  let db: Db | undefined;
   try {
     db = openReadonly(path, options.busyTimeoutMs ?? 5000);
     assertReadableSchema(db);
