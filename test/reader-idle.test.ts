@@ -92,4 +92,21 @@ describe('reader pool idle timeout', () => {
       await keep.stop();
     }
   });
+  test('the health check ping opens no reader worker, and answers what the database holds', async () => {
+    const path = database('ping.db');
+    const pool = new ReaderPool(
+      { path, size: 2, maxOverflow: 0, timeoutMs: 30_000, recycleMs: 3_600_000, idleTimeoutMs: 50 },
+      createSilentLogger(),
+    );
+    await pool.start();
+    try {
+      await waitFor(() => pool.stats().open === 0, "start()'s connection closed while idle");
+      const opened = pool.stats().opened;
+      for (let i = 0; i < 3; i++) assert.equal((await pool.ping()).channels, 1);
+      assert.equal(pool.stats().opened, opened, 'no worker connection was opened for the pings');
+      assert.equal(pool.stats().open, 0);
+    } finally {
+      await pool.stop();
+    }
+  });
 });

@@ -430,7 +430,11 @@ export class HttpServer {
 
   async #metrics(res: ServerResponse): Promise<void> {
     this.#registry ??= import('./metrics.js').then((m) => m.createMetricsRegistry(this.#metricsSource));
-    const registry = await this.#registry;
+    // A failed load is not kept: the next scrape tries again.
+    const registry = await this.#registry.catch((error: unknown) => {
+      this.#registry = null;
+      throw error;
+    });
     const text = await registry.metrics();
     res.writeHead(200, {
       'content-type': registry.contentType,
