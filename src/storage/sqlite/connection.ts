@@ -5,7 +5,7 @@ import { requireCommonJs } from '../../shared/commonjs.js';
 import { KasaStorageCode, StorageError } from '../errors.js';
 import { toStorageError } from './errors.js';
 import type { LifecycleOpenOptions } from './maintenance/lifecycle-protocol.js';
-import { migrate, SCHEMA_VERSION } from './schema.js';
+import { assertReadableSchema, migrate, SCHEMA_VERSION } from './schema.js';
 
 /** The driver, loaded with require (see shared/commonjs.ts); this folder is its only user. */
 export const BetterSqlite3 = requireCommonJs('better-sqlite3') as typeof BetterSqlite3Module;
@@ -186,6 +186,32 @@ export function openWritable(options: SqliteOptions): { db: Db; info: OpenInfo }
 /** The readonly connection of the export reader (a separate process, concurrent with the daemon). */
 export function openReadonly(path: string, busyTimeoutMs: number): Db {
   return new BetterSqlite3(path, { readonly: true, fileMustExist: true, timeout: busyTimeoutMs });
+}
+
+/**
+ * A read-only connection to an existing kasa-monitor database, handed to `use`: a missing file, a
+ * file that is not ours, or whatever `use` throws closes the connection and becomes a StorageError
+ * naming the file. The readers of readings and of rollups open their databases this way.
+ */
+export function withReadableDatabase<T>(path: string, busyTimeoutMs: number, use: (db: Db) => T): T {
+  if (path !== ':memory:' && !existsSync(path)) {
+    throw new StorageError(
+      `database file ${path} does not exist (has the daemon run with this configuration?)`,
+      {
+        code: KasaStorageCode.notFound,
+        transient: false,
+      },
+    );
+  }
+  let db: Db | undefined;
+  try {
+    db = openReadonly(path, busyTimeoutMs);
+    assertReadableSchema(db);
+    return use(db);
+  } catch (error) {
+    db?.close();
+    throw toStorageError(error, `cannot read ${path}`);
+  }
 }
 
 /** A short-lived read-write connection beside the daemon's writer (WAL: waits its turn for the lock). */

@@ -219,17 +219,7 @@ export class RollupQueries {
   }
 
   writeBucket(channelId: number, b: Bucket): void {
-    this.#upsert[b.tier].run(
-      channelId,
-      b.startMs,
-      b.readings,
-      b.powerSumMw,
-      b.powerMinMw,
-      b.powerMaxMw,
-      Math.round(b.energyWh * 1000),
-      b.coveredMs,
-      b.resets,
-    );
+    this.#upsert[b.tier].run(...bucketArgs(channelId, b));
   }
 
   writeGap(channelId: number, gap: GapRecord): void {

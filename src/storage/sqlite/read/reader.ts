@@ -1,8 +1,5 @@
-import { existsSync } from 'node:fs';
 import { KasaStorageCode, StorageError } from '../../errors.js';
-import { type Db, openReadonly } from '../connection.js';
-import { toStorageError } from '../errors.js';
-import { assertReadableSchema } from '../schema.js';
+import { type Db, withReadableDatabase } from '../connection.js';
 
 export interface StoredChannel {
   /** The plug's deviceId, or a strip outlet's full child id. */
@@ -263,22 +260,9 @@ export function openReadingsReader(
   path: string,
   options: { readonly busyTimeoutMs?: number } = {},
 ): ReadingsReader {
-  if (path !== ':memory:' && !existsSync(path)) {
-    throw new StorageError(
-      `database file ${path} does not exist (has the daemon run with this configuration?)`,
-      {
-        code: KasaStorageCode.notFound,
-        transient: false,
-      },
-    );
-  }
-  let db: Db | undefined;
-  try {
-    db = openReadonly(path, options.busyTimeoutMs ?? 5000);
-    assertReadableSchema(db);
-    return new SqliteReadingsReader(db, path);
-  } catch (error) {
-    db?.close();
-    throw toStorageError(error, `cannot read ${path}`);
-  }
+  return withReadableDatabase(
+    path,
+    options.busyTimeoutMs ?? 5000,
+    (db) => new SqliteReadingsReader(db, path),
+  );
 }

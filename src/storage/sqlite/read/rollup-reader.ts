@@ -4,7 +4,6 @@
  * the daemon has not written yet) are computed here from the raw readings exactly as the writer
  * would. Everything is read in one read transaction, so rows and raw tail come from one snapshot.
  */
-import { existsSync } from 'node:fs';
 import {
   type Bucket,
   type BucketCalendar,
@@ -14,8 +13,7 @@ import {
   type Tier,
 } from '../../../energy/index.js';
 import { KasaStorageCode, StorageError } from '../../errors.js';
-import { type Db, openReadonly } from '../connection.js';
-import { toStorageError } from '../errors.js';
+import { type Db, withReadableDatabase } from '../connection.js';
 import { type EnergyFill, readFills } from '../maintenance/fills.js';
 import {
   bucketFromRow,
@@ -24,7 +22,6 @@ import {
   type RollupRow,
   TIER_TABLES,
 } from '../maintenance/rollups.js';
-import { assertReadableSchema } from '../schema.js';
 
 const LONGEST_BUCKET_MS: Readonly<Record<Tier, number>> = {
   minute: 60_000,
@@ -211,19 +208,7 @@ export class RollupReader {
 
 /** Opens the database read-only for rollup queries; one snapshot until close(). */
 export function openRollupReader(path: string, options: RollupReaderOptions): RollupReader {
-  if (path !== ':memory:' && !existsSync(path)) {
-    throw new StorageError(
-      `database file ${path} does not exist (has the daemon run with this configuration?)`,
-      {
-        code: KasaStorageCode.notFound,
-        transient: false,
-      },
-    );
-  }
-  let db: Db | undefined;
-  try {
-    db = openReadonly(path, options.busyTimeoutMs ?? 5000);
-    assertReadableSchema(db);
+  return withReadableDatabase(path, options.busyTimeoutMs ?? 5000, (db) => {
     const hasRollups = db
       .prepare("SELECT count(*) FROM sqlite_schema WHERE name = 'rollup_hour'")
       .pluck()
@@ -236,8 +221,5 @@ export function openRollupReader(path: string, options: RollupReaderOptions): Ro
     }
     db.exec('BEGIN');
     return new RollupReader(db, options);
-  } catch (error) {
-    db?.close();
-    throw toStorageError(error, `cannot read ${path}`);
-  }
+  });
 }
